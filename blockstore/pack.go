@@ -1,0 +1,264 @@
+package blockstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Pack files hold the values of large blocks; Pebble holds the index. A pack
+// is append-only:
+//
+//	header:  "UMBRAPK" ‖ version (0x01)                       8 bytes
+//	record:  dataLen u32 ‖ mhLen u8 ‖ multihash ‖ data         repeated
+//
+// The record header lets a pack be scanned to rebuild the index; readers go
+// straight to the data through the index's offset.
+const (
+	packMagic   = "UMBRAPK"
+	packVersion = 0x01
+	packHeader  = 8
+	packExt     = ".pack"
+	// packMaxSize is where a pack is closed and a new one started.
+	packMaxSize = 1 << 30 // bytes
+	// preallocStep is how far ahead pack space is reserved with fallocate.
+	preallocStep = 64 << 20 // bytes
+	// writebackStep is how often write-back is started ahead of a sync.
+	writebackStep = 16 << 20 // bytes
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// packs manages the pack files of one store.
+type packs struct {
+	dir string
+
+	mu       sync.Mutex
+	files    map[uint32]*os.File
+	active   uint32
+	size     int64 // bytes reserved in the active pack
+	alloc    int64 // bytes preallocated in the active pack
+	unsynced map[uint32]bool
+}
+
+func openPacks(dir string) (*packs, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("blockstore: %w", err)
+	}
+	p := &packs{dir: dir, files: map[uint32]*os.File{}, unsynced: map[uint32]bool{}}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("blockstore: %w", err)
+	}
+	var ids []uint32
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), packExt)
+		if !ok {
+			continue
+		}
+		id, err := strconv.ParseUint(name, 10, 32)
+		if err != nil {
+			continue
+		}
+		ids = append(ids, uint32(id))
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		f, err := os.OpenFile(p.path(id), os.O_RDWR, 0)
+		if err != nil {
+			p.close()
+			return nil, fmt.Errorf("blockstore: %w", err)
+		}
+		p.files[id] = f
+	}
+	// Never append to a pack written before: a crash may have left a torn
+	// tail whose length the index does not know. Start a new one.
+	next := uint32(1)
+	if len(ids) > 0 {
+		next = ids[len(ids)-1] + 1
+	}
+	if err := p.startPack(next); err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *packs) path(id uint32) string {
+	return filepath.Join(p.dir, fmt.Sprintf("%08d%s", id, packExt))
+}
+
+// startPack creates pack id and makes it the active one. Called with mu held
+// (or before the store is shared).
+func (p *packs) startPack(id uint32) error {
+	f, err := os.OpenFile(p.path(id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("blockstore: create pack: %w", err)
+	}
+	hdr := append([]byte(packMagic), packVersion)
+	if _, err := f.WriteAt(hdr, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("blockstore: write pack: %w", err)
+	}
+	// The new name must survive a crash before any index entry points at it.
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("blockstore: sync pack: %w", err)
+	}
+	if err := syncDir(p.dir); err != nil {
+		f.Close()
+		return err
+	}
+	p.files[id] = f
+	p.active, p.size, p.alloc = id, packHeader, packHeader
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("blockstore: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("blockstore: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// location of a value in a pack.
+type location struct {
+	pack   uint32
+	offset int64 // of the data, past the record header
+	length uint32
+	crc    uint32
+}
+
+// append writes one record and returns where its data is. Writes to distinct
+// reservations run in parallel; only the reservation takes the lock.
+func (p *packs) append(mh []byte, data []byte) (location, error) {
+	recLen := int64(4 + 1 + len(mh) + len(data))
+	p.mu.Lock()
+	if p.size+recLen > packMaxSize && p.size > packHeader {
+		if err := p.startPack(p.active + 1); err != nil {
+			p.mu.Unlock()
+			return location{}, err
+		}
+	}
+	id, off := p.active, p.size
+	p.size += recLen
+	f := p.files[id]
+	if p.size > p.alloc {
+		// Reserve space ahead: writes into allocated extents are cheaper and
+		// the file system cannot run out halfway through a record.
+		step := max(preallocStep, p.size-p.alloc)
+		if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, p.alloc, step); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
+			p.mu.Unlock()
+			return location{}, fmt.Errorf("blockstore: reserve pack space: %w", err)
+		}
+		p.alloc += step
+	}
+	p.unsynced[id] = true
+	p.mu.Unlock()
+
+	hdr := make([]byte, 0, 5+len(mh))
+	hdr = binary.BigEndian.AppendUint32(hdr, uint32(len(data)))
+	hdr = append(hdr, byte(len(mh)))
+	hdr = append(hdr, mh...)
+	if _, err := f.WriteAt(hdr, off); err != nil {
+		return location{}, fmt.Errorf("blockstore: write pack: %w", err)
+	}
+	dataOff := off + int64(len(hdr))
+	if _, err := f.WriteAt(data, dataOff); err != nil {
+		return location{}, fmt.Errorf("blockstore: write pack: %w", err)
+	}
+	// Start write-back of each completed writebackStep early, without
+	// waiting, so that the Sync that acknowledges a put has little left.
+	end := dataOff + int64(len(data))
+	if end/writebackStep > off/writebackStep {
+		from := (end/writebackStep - 1) * writebackStep
+		_ = unix.SyncFileRange(int(f.Fd()), from, writebackStep, unix.SYNC_FILE_RANGE_WRITE)
+	}
+	return location{pack: id, offset: dataOff, length: uint32(len(data)), crc: crc32.Checksum(data, castagnoli)}, nil
+}
+
+// sync makes every appended record durable.
+func (p *packs) sync() error {
+	p.mu.Lock()
+	var fs []*os.File
+	for id := range p.unsynced {
+		fs = append(fs, p.files[id])
+	}
+	clear(p.unsynced)
+	p.mu.Unlock()
+	for _, f := range fs {
+		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			p.mu.Lock()
+			p.unsynced[p.active] = true // be pessimistic: sync again next time
+			p.mu.Unlock()
+			return fmt.Errorf("blockstore: sync pack: %w", err)
+		}
+	}
+	return nil
+}
+
+// errCorruptValue is returned by read when a value fails its CRC.
+var errCorruptValue = errors.New("blockstore: stored value failed its checksum")
+
+// read returns the value at loc, checked against its CRC-32C.
+func (p *packs) read(loc location) ([]byte, error) {
+	p.mu.Lock()
+	f := p.files[loc.pack]
+	p.mu.Unlock()
+	if f == nil {
+		return nil, fmt.Errorf("%w: pack %d missing", errCorruptValue, loc.pack)
+	}
+	buf := make([]byte, loc.length)
+	if _, err := f.ReadAt(buf, loc.offset); err != nil {
+		return nil, fmt.Errorf("%w: %v", errCorruptValue, err)
+	}
+	if crc32.Checksum(buf, castagnoli) != loc.crc {
+		return nil, errCorruptValue
+	}
+	return buf, nil
+}
+
+func (p *packs) close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var first error
+	// Give back the space reserved past the active pack's end; drop it if it
+	// holds nothing.
+	if f := p.files[p.active]; f != nil {
+		if p.size == packHeader {
+			f.Close()
+			delete(p.files, p.active)
+			if err := os.Remove(p.path(p.active)); err != nil {
+				first = err
+			}
+		} else if err := f.Truncate(p.size); err != nil {
+			first = err
+		}
+	}
+	for id, f := range p.files {
+		if p.unsynced[id] {
+			if err := unix.Fdatasync(int(f.Fd())); err != nil && first == nil {
+				first = err
+			}
+		}
+		if err := f.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	p.files = map[uint32]*os.File{}
+	return first
+}

@@ -1,0 +1,452 @@
+package blockstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	boxobs "github.com/ipfs/boxo/blockstore"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	mh "github.com/multiformats/go-multihash"
+)
+
+// Errors. A missing block is reported as ipld.ErrNotFound, as boxo expects.
+var (
+	// ErrHashMismatch is returned by Put, PutMany and PutManyDeferred for a
+	// block whose bytes do not hash to its CID, and by Get with
+	// WithVerifyOnRead for a stored block that does not.
+	ErrHashMismatch = errors.New("blockstore: block does not match its CID")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("blockstore: closed")
+)
+
+const blockPrefix = 'b'
+
+// Store is a Pebble-backed block store.
+type Store struct {
+	db           *pebble.DB
+	packs        *packs
+	verifyOnRead bool
+	closed       atomic.Bool
+}
+
+// Index value encodings (first byte). Values are part of the on-disk format;
+// retired tags are never reused.
+const (
+	tagInline = 0x00 // tag ‖ block bytes
+	tagPacked = 0x01 // tag ‖ pack u32 ‖ offset u64 ‖ length u32 ‖ crc32c u32
+	// packThreshold is the block size from which values go to pack files.
+	packThreshold = 64 << 10 // bytes
+	packedLen     = 1 + 4 + 8 + 4 + 4
+)
+
+var _ boxobs.Blockstore = (*Store)(nil)
+
+// Option configures Open.
+type Option func(*config)
+
+type config struct {
+	verifyOnRead bool
+	memtable     uint64
+}
+
+// WithVerifyOnRead makes Get hash every block it returns and fail with
+// ErrHashMismatch on a mismatch. Default: off (Pebble checksums its files;
+// readers that decrypt authenticate anyway).
+func WithVerifyOnRead(on bool) Option { return func(c *config) { c.verifyOnRead = on } }
+
+// WithMemTableSize sets Pebble's memtable size in bytes. Default 32 MiB; two
+// memtables may be live at once.
+func WithMemTableSize(n uint64) Option { return func(c *config) { c.memtable = n } }
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, opts ...Option) (*Store, error) {
+	cfg := config{memtable: 32 << 20}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	po := &pebble.Options{
+		FormatMajorVersion:          pebble.FormatNewest,
+		MemTableSize:                cfg.memtable,
+		MemTableStopWritesThreshold: 2,
+		Logger:                      quietLogger{},
+	}
+	po.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionNone })
+	po.Experimental.ValueSeparationPolicy = func() pebble.ValueSeparationPolicy {
+		return pebble.ValueSeparationPolicy{
+			Enabled:               true,
+			MinimumSize:           1 << 10,
+			MaxBlobReferenceDepth: 10,
+			RewriteMinimumAge:     10 * time.Minute,
+			TargetGarbageRatio:    0.2,
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("blockstore: %w", err)
+	}
+	db, err := pebble.Open(filepath.Join(dir, "index"), po)
+	if err != nil {
+		return nil, fmt.Errorf("blockstore: open %s: %w", dir, err)
+	}
+	pk, err := openPacks(filepath.Join(dir, "packs"))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Store{db: db, packs: pk, verifyOnRead: cfg.verifyOnRead}, nil
+}
+
+// Close flushes nothing it has not already acknowledged and closes Pebble.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	perr := s.packs.close()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("blockstore: close: %w", err)
+	}
+	if perr != nil {
+		return fmt.Errorf("blockstore: close packs: %w", perr)
+	}
+	return nil
+}
+
+func key(h mh.Multihash) []byte {
+	k := make([]byte, 1+len(h))
+	k[0] = blockPrefix
+	copy(k[1:], h)
+	return k
+}
+
+// Verify checks that data hashes to c. SHA2-256 takes a fast path.
+func Verify(c cid.Cid, data []byte) error {
+	h := c.Hash()
+	if len(h) == 34 && h[0] == mh.SHA2_256 && h[1] == 32 {
+		sum := sha256.Sum256(data)
+		if !bytes.Equal(sum[:], h[2:]) {
+			return fmt.Errorf("%w: %s", ErrHashMismatch, Short(c))
+		}
+		return nil
+	}
+	got, err := c.Prefix().Sum(data)
+	if err != nil {
+		return fmt.Errorf("blockstore: hash %s: %w", Short(c), err)
+	}
+	if !got.Equals(c) && !bytes.Equal(got.Hash(), h) {
+		return fmt.Errorf("%w: %s", ErrHashMismatch, Short(c))
+	}
+	return nil
+}
+
+// hashedBlock is a block whose CID NewBlock computed from its bytes, so the
+// store need not hash it again.
+type hashedBlock struct{ *blocks.BasicBlock }
+
+// NewBlock makes a CIDv1 raw SHA-256 block by hashing data. Stores skip the
+// write-time hash check for blocks made here.
+func NewBlock(data []byte) (blocks.Block, [32]byte) {
+	d := sha256.Sum256(data)
+	buf := make([]byte, 34)
+	buf[0], buf[1] = mh.SHA2_256, 32
+	copy(buf[2:], d[:])
+	b, _ := blocks.NewBlockWithCid(data, cid.NewCidV1(cid.Raw, mh.Multihash(buf)))
+	return hashedBlock{b}, d
+}
+
+// Short returns the last 8 characters of a CID, for logs and errors.
+func Short(c cid.Cid) string {
+	s := c.String()
+	if len(s) > 8 {
+		return "…" + s[len(s)-8:]
+	}
+	return s
+}
+
+func (s *Store) check() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Put stores one block durably.
+func (s *Store) Put(ctx context.Context, b blocks.Block) error {
+	return s.putMany(ctx, []blocks.Block{b}, pebble.Sync)
+}
+
+// PutMany stores blocks atomically and durably.
+func (s *Store) PutMany(ctx context.Context, bs []blocks.Block) error {
+	return s.putMany(ctx, bs, pebble.Sync)
+}
+
+// PutManyDeferred stores blocks atomically; they are durable after the next
+// Sync (or a later Put/PutMany), and a crash before that may lose them whole.
+func (s *Store) PutManyDeferred(ctx context.Context, bs []blocks.Block) error {
+	return s.putMany(ctx, bs, pebble.NoSync)
+}
+
+// Sync makes every write before it durable.
+func (s *Store) Sync(ctx context.Context) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	// Pack data first, then the index that points at it.
+	if err := s.packs.sync(); err != nil {
+		return err
+	}
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("blockstore: sync: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) putMany(ctx context.Context, bs []blocks.Block, wo *pebble.WriteOptions) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, b := range bs {
+		if _, ok := b.(hashedBlock); ok {
+			continue // its CID was computed from these bytes
+		}
+		if err := Verify(b.Cid(), b.RawData()); err != nil {
+			return err
+		}
+	}
+	vals := make([][]byte, len(bs))
+	size := 0
+	for i, b := range bs {
+		data := b.RawData()
+		if len(data) < packThreshold {
+			vals[i] = append([]byte{tagInline}, data...)
+		} else {
+			loc, err := s.packs.append(b.Cid().Hash(), data)
+			if err != nil {
+				return err
+			}
+			vals[i] = encodeLocation(loc)
+		}
+		size += len(vals[i]) + len(b.Cid().Hash()) + 16
+	}
+	if wo.Sync {
+		if err := s.packs.sync(); err != nil {
+			return err
+		}
+	}
+	batch := s.db.NewBatchWithSize(size)
+	defer batch.Close()
+	for i, b := range bs {
+		if err := batch.Set(key(b.Cid().Hash()), vals[i], nil); err != nil {
+			return fmt.Errorf("blockstore: %w", err)
+		}
+	}
+	if err := batch.Commit(wo); err != nil {
+		return fmt.Errorf("blockstore: write: %w", err)
+	}
+	return nil
+}
+
+func encodeLocation(l location) []byte {
+	v := make([]byte, 0, packedLen)
+	v = append(v, tagPacked)
+	v = binary.BigEndian.AppendUint32(v, l.pack)
+	v = binary.BigEndian.AppendUint64(v, uint64(l.offset))
+	v = binary.BigEndian.AppendUint32(v, l.length)
+	return binary.BigEndian.AppendUint32(v, l.crc)
+}
+
+// value resolves an index value to the block bytes (a fresh slice).
+func (s *Store) value(c cid.Cid, v []byte) ([]byte, error) {
+	if len(v) == 0 {
+		return nil, fmt.Errorf("%w: %s: empty index entry", ErrHashMismatch, Short(c))
+	}
+	switch v[0] {
+	case tagInline:
+		return bytes.Clone(v[1:]), nil
+	case tagPacked:
+		if len(v) != packedLen {
+			return nil, fmt.Errorf("%w: %s: bad index entry", ErrHashMismatch, Short(c))
+		}
+		loc := location{
+			pack:   binary.BigEndian.Uint32(v[1:]),
+			offset: int64(binary.BigEndian.Uint64(v[5:])),
+			length: binary.BigEndian.Uint32(v[13:]),
+			crc:    binary.BigEndian.Uint32(v[17:]),
+		}
+		data, err := s.packs.read(loc)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrHashMismatch, Short(c), err)
+		}
+		return data, nil
+	}
+	return nil, fmt.Errorf("%w: %s: unknown index tag 0x%02x", ErrHashMismatch, Short(c), v[0])
+}
+
+// size returns a block's size from its index value.
+func valueSize(v []byte) int {
+	if len(v) == packedLen && v[0] == tagPacked {
+		return int(binary.BigEndian.Uint32(v[13:]))
+	}
+	return max(len(v)-1, 0)
+}
+
+// Get returns a block, or an error satisfying ipld.IsNotFound.
+func (s *Store) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	v, closer, err := s.db.Get(key(c.Hash()))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ipld.ErrNotFound{Cid: c}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blockstore: read %s: %w", Short(c), err)
+	}
+	data, err := s.value(c, v)
+	closer.Close()
+	if err != nil {
+		return nil, err
+	}
+	if s.verifyOnRead {
+		if err := Verify(c, data); err != nil {
+			return nil, err
+		}
+	}
+	return blocks.NewBlockWithCid(data, c)
+}
+
+// GetSize returns the size of a block.
+func (s *Store) GetSize(ctx context.Context, c cid.Cid) (int, error) {
+	if err := s.check(); err != nil {
+		return -1, err
+	}
+	v, closer, err := s.db.Get(key(c.Hash()))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return -1, ipld.ErrNotFound{Cid: c}
+	}
+	if err != nil {
+		return -1, fmt.Errorf("blockstore: read %s: %w", Short(c), err)
+	}
+	n := valueSize(v)
+	closer.Close()
+	return n, nil
+}
+
+// Has reports whether a block is stored, reading only its key.
+func (s *Store) Has(ctx context.Context, c cid.Cid) (bool, error) {
+	if err := s.check(); err != nil {
+		return false, err
+	}
+	k := key(c.Hash())
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: k, UpperBound: append(bytes.Clone(k), 0)})
+	if err != nil {
+		return false, fmt.Errorf("blockstore: %w", err)
+	}
+	ok := it.First()
+	if err := it.Close(); err != nil {
+		return false, fmt.Errorf("blockstore: %w", err)
+	}
+	return ok, nil
+}
+
+// DeleteBlock removes a block durably. Deleting a missing block is not an
+// error.
+func (s *Store) DeleteBlock(ctx context.Context, c cid.Cid) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if err := s.db.Delete(key(c.Hash()), pebble.Sync); err != nil {
+		return fmt.Errorf("blockstore: delete %s: %w", Short(c), err)
+	}
+	return nil
+}
+
+// AllKeysChan lists every stored block as a CIDv1 with the raw codec.
+func (s *Store) AllKeysChan(ctx context.Context) (<-chan cid.Cid, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{blockPrefix}, UpperBound: []byte{blockPrefix + 1}})
+	if err != nil {
+		return nil, fmt.Errorf("blockstore: %w", err)
+	}
+	ch := make(chan cid.Cid, 64)
+	go func() {
+		defer close(ch)
+		defer it.Close()
+		for ok := it.First(); ok; ok = it.Next() {
+			h, err := mh.Cast(bytes.Clone(it.Key()[1:]))
+			if err != nil {
+				continue
+			}
+			select {
+			case ch <- cid.NewCidV1(cid.Raw, h):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch, nil
+}
+
+// Stats summarises what the store holds.
+type Stats struct {
+	Blocks int
+	Bytes  int64
+}
+
+// Stats counts blocks and their bytes (a full key scan; the values are not
+// read, sizes come from Pebble's lazy values).
+func (s *Store) Stats(ctx context.Context) (Stats, error) {
+	var st Stats
+	if err := s.check(); err != nil {
+		return st, err
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{blockPrefix}, UpperBound: []byte{blockPrefix + 1}})
+	if err != nil {
+		return st, fmt.Errorf("blockstore: %w", err)
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		st.Blocks++
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return st, fmt.Errorf("blockstore: %w", err)
+		}
+		st.Bytes += int64(valueSize(v))
+		if st.Blocks%4096 == 0 && ctx.Err() != nil {
+			return st, ctx.Err()
+		}
+	}
+	return st, nil
+}
+
+// quietLogger drops Pebble's informational logs and keeps errors on stderr.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...interface{}) {}
+func (quietLogger) Errorf(format string, args ...interface{}) {
+	fmt.Fprintf(errWriter, "pebble: "+format+"\n", args...)
+}
+func (quietLogger) Fatalf(format string, args ...interface{}) {
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}
+
+var errWriter io.Writer = discard{}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }

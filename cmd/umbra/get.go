@@ -1,0 +1,97 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/umbra-store/umbra/internal/node"
+	"github.com/umbra-store/umbra/keyring"
+)
+
+type getOptions struct {
+	path   string
+	cap    string
+	output string
+}
+
+func getCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "get",
+		Usage:     "read a file back from its read capability",
+		ArgsUsage: "CAPABILITY",
+		Description: "Writes the file to -o FILE (atomically: a failed get leaves no partial\n" +
+			"file and an existing FILE untouched), or to standard output with -o -.\n" +
+			"Without -o, the name recorded at put is used, in the current directory.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "where to write: `FILE`, or - for standard output"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usageError{fmt.Errorf("get takes one CAPABILITY")}
+			}
+			return runGet(c, getOptions{path: c.String("path"), cap: c.Args().First(), output: c.String("output")})
+		},
+	}
+}
+
+func runGet(c *cli.Context, o getOptions) error {
+	rc, err := keyring.ParseReadCap(o.cap)
+	if err != nil {
+		return err
+	}
+	n, err := node.Open(o.path, logger(c))
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	info, err := n.Engine.Stat(c.Context, rc)
+	if err != nil {
+		return err
+	}
+	out := o.output
+	if out == "" {
+		if info.Name == "" || info.Name != filepath.Base(info.Name) || info.Name == "." || info.Name == ".." {
+			return usageError{errors.New("the file has no usable stored name: say where with -o FILE, or -o - for standard output")}
+		}
+		out = info.Name
+	}
+	bar := newProgress(int64(info.Size), "get")
+	if out == "-" {
+		err = n.Engine.Get(c.Context, rc, progressWriter{w: c.App.Writer, bar: bar})
+		if bar != nil {
+			_ = bar.Finish()
+		}
+		return err
+	}
+	// Write beside the target and rename: nothing partial is ever left at
+	// the target path.
+	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".umbra-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	err = n.Engine.Get(c.Context, rc, progressWriter{w: tmp, bar: bar})
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), os.FileMode(0o666&^umask())); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), out)
+}
+
+var _ io.Writer = progressWriter{}

@@ -1,0 +1,59 @@
+// Command umbra is the umbra CLI: it parses flags, makes one call into the
+// node, and prints the result. See README.md for a tour.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	// Bound the Go heap so that RSS stays flat on large transfers; the
+	// user's GOMEMLIMIT wins.
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(96 << 20)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := newApp()
+	err := app.RunContext(ctx, interspersed(app, os.Args))
+	if err != nil {
+		msg, code := describe(err)
+		fmt.Fprintln(os.Stderr, "umbra: "+msg)
+		os.Exit(code)
+	}
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:  "umbra",
+		Usage: "a private, erasure-coded, content-addressed file store",
+		Flags: []cli.Flag{
+			&cli.StringFlag{
+				Name:    "path",
+				Usage:   "node directory",
+				EnvVars: []string{"UMBRA_PATH"},
+				Value:   defaultPath(),
+			},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log what happens to stderr"},
+		},
+		Commands: []*cli.Command{
+			initCommand(),
+			putCommand(),
+			getCommand(),
+			capCommand(),
+		},
+		HideHelpCommand:      true,
+		EnableBashCompletion: false,
+		ExitErrHandler:       func(*cli.Context, error) {}, // main prints errors
+		OnUsageError: func(c *cli.Context, err error, _ bool) error {
+			return usageError{err}
+		},
+	}
+}

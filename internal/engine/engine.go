@@ -1,0 +1,254 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"github.com/umbra-store/umbra/blockstore"
+	"github.com/umbra-store/umbra/chunker"
+	"github.com/umbra-store/umbra/internal/format"
+	"io"
+	"log/slog"
+	"runtime"
+	"sync"
+
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	mh "github.com/multiformats/go-multihash"
+
+	"github.com/umbra-store/umbra/keyring"
+)
+
+// Defaults.
+const (
+	DefaultK = 3
+	DefaultM = 2
+)
+
+// Errors.
+var (
+	// ErrNotFound is returned by Get, ReadRange and Stat when the file's root
+	// block (or a manifest node under it) is not in the store.
+	ErrNotFound = errors.New("engine: file not found in the store")
+	// ErrCorrupt is returned when a chunk cannot be authenticated even after
+	// dropping shards that fail their hash check.
+	ErrCorrupt = errors.New("engine: data failed authentication")
+	// ErrRange is returned by ReadRange for a negative offset or length.
+	ErrRange = errors.New("engine: invalid range")
+)
+
+// Blocks is what the engine needs of a block store.
+type Blocks interface {
+	Get(context.Context, cid.Cid) (blocks.Block, error)
+	Has(context.Context, cid.Cid) (bool, error)
+	PutMany(context.Context, []blocks.Block) error
+	DeleteBlock(context.Context, cid.Cid) error
+}
+
+// deferredBlocks is implemented by stores that can batch durability: writes
+// made with PutManyDeferred are durable after Sync.
+type deferredBlocks interface {
+	PutManyDeferred(context.Context, []blocks.Block) error
+	Sync(context.Context) error
+}
+
+// Engine stores and reads files in a block store.
+type Engine struct {
+	bs      Blocks
+	secrets keyring.Secrets
+	log     *slog.Logger
+	workers int
+	window  int
+	chunkOp []chunker.Option
+	maxNode int // manifest node plaintext limit; tests lower it
+}
+
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithLogger sets the logger. Default: discard.
+func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
+
+// WithWorkers sets how many chunks are sealed or opened at once. Default:
+// GOMAXPROCS.
+func WithWorkers(n int) Option {
+	return func(e *Engine) {
+		if n > 0 {
+			e.workers = n
+		}
+	}
+}
+
+// WithChunkerOptions passes options to the chunker (tests use small sizes).
+// Changing chunk sizes changes convergent output.
+func WithChunkerOptions(o ...chunker.Option) Option {
+	return func(e *Engine) { e.chunkOp = append(e.chunkOp, o...) }
+}
+
+// New returns an engine over bs with the user's secrets.
+func New(bs Blocks, secrets keyring.Secrets, opts ...Option) *Engine {
+	e := &Engine{
+		bs:      bs,
+		secrets: secrets,
+		log:     slog.New(slog.DiscardHandler),
+		workers: runtime.GOMAXPROCS(0) + 1, // one more than cores: hide I/O waits
+		maxNode: format.MaxNodePlain,
+	}
+	for _, o := range opts {
+		o(e)
+	}
+	e.window = 2 * e.workers
+	return e
+}
+
+// shardCID makes the CID of a shard or node block from its SHA-256 digest.
+func shardCID(digest [32]byte) cid.Cid {
+	buf := make([]byte, 34)
+	buf[0], buf[1] = mh.SHA2_256, 32
+	copy(buf[2:], digest[:])
+	return cid.NewCidV1(cid.Raw, mh.Multihash(buf))
+}
+
+// RootCID returns the CID of a capability's root block.
+func RootCID(c keyring.Cap) cid.Cid { return shardCID(c.Root()) }
+
+func newBlock(data []byte) (blocks.Block, [32]byte) { return blockstore.NewBlock(data) }
+
+func (e *Engine) putDeferred(ctx context.Context, bs []blocks.Block) error {
+	if d, ok := e.bs.(deferredBlocks); ok {
+		return d.PutManyDeferred(ctx, bs)
+	}
+	return e.bs.PutMany(ctx, bs)
+}
+
+func (e *Engine) sync(ctx context.Context) error {
+	if d, ok := e.bs.(deferredBlocks); ok {
+		return d.Sync(ctx)
+	}
+	return nil
+}
+
+func (e *Engine) getBlock(ctx context.Context, digest [32]byte) ([]byte, error) {
+	b, err := e.bs.Get(ctx, shardCID(digest))
+	if err != nil {
+		return nil, err
+	}
+	return b.RawData(), nil
+}
+
+func isNotFound(err error) bool { return ipld.IsNotFound(err) }
+
+// bufPool hands out byte slices of at least a given size.
+type bufPool struct{ p sync.Pool }
+
+func (bp *bufPool) get(n int) []byte {
+	if v := bp.p.Get(); v != nil {
+		b := *(v.(*[]byte))
+		if cap(b) >= n {
+			return b[:n]
+		}
+	}
+	return make([]byte, n)
+}
+
+func (bp *bufPool) put(b []byte) { bp.p.Put(&b) }
+
+var (
+	chunkBufs   bufPool // plaintext chunks
+	sealedBufs  bufPool // sealed chunks
+	scratchBufs bufPool // erasure scratch (all shards of a chunk)
+)
+
+// ordered runs fn on items from next with e.workers goroutines and hands the
+// results to sink in input order, with at most e.window items in flight.
+// next returns io.EOF when done. The first error stops everything.
+func ordered[In, Out any](ctx context.Context, workers, window int,
+	next func() (In, error), fn func(context.Context, In) (Out, error), sink func(Out) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	type job struct {
+		seq int
+		in  In
+	}
+	type res struct {
+		seq int
+		out Out
+	}
+	jobs := make(chan job)
+	results := make(chan res, window)
+	tokens := make(chan struct{}, window)
+	var wg sync.WaitGroup
+	fail := func(err error) { cancel(err) }
+
+	wg.Add(1)
+	go func() { // producer
+		defer wg.Done()
+		defer close(jobs)
+		for seq := 0; ; seq++ {
+			select {
+			case tokens <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			in, err := next()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				fail(err)
+				return
+			}
+			select {
+			case jobs <- job{seq, in}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var wwg sync.WaitGroup
+	for range workers {
+		wwg.Add(1)
+		go func() {
+			defer wwg.Done()
+			for j := range jobs {
+				out, err := fn(ctx, j.in)
+				if err != nil {
+					fail(err)
+					continue
+				}
+				select {
+				case results <- res{j.seq, out}:
+				case <-ctx.Done():
+				}
+			}
+		}()
+	}
+	go func() { wwg.Wait(); wg.Wait(); close(results) }()
+
+	pending := map[int]Out{}
+	want := 0
+	for r := range results {
+		if ctx.Err() != nil {
+			continue
+		}
+		pending[r.seq] = r.out
+		for {
+			out, ok := pending[want]
+			if !ok {
+				break
+			}
+			delete(pending, want)
+			want++
+			if err := sink(out); err != nil {
+				fail(err)
+				break
+			}
+			<-tokens
+		}
+	}
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,392 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/umbra-store/umbra/blockstore"
+	"github.com/umbra-store/umbra/chunker"
+	"github.com/umbra-store/umbra/erasure"
+	"github.com/umbra-store/umbra/internal/format"
+	"github.com/umbra-store/umbra/keyring"
+)
+
+func testSecrets(seed byte) keyring.Secrets {
+	k, _ := keyring.KeyFromBytes(bytes.Repeat([]byte{seed}, 32))
+	return keyring.NewSecrets(k)
+}
+
+func randomBytes(seed uint64, n int) []byte {
+	b := make([]byte, n)
+	rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), 7}).Read(b)
+	return b
+}
+
+// randReader streams n seeded random bytes without holding them.
+type randReader struct {
+	r *rand.ChaCha8
+	n int64
+}
+
+func newRandReader(seed byte, n int64) *randReader {
+	return &randReader{r: rand.NewChaCha8([32]byte{seed, 1}), n: n}
+}
+
+func (r *randReader) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > r.n {
+		p = p[:r.n]
+	}
+	r.r.Read(p)
+	r.n -= int64(len(p))
+	return len(p), nil
+}
+
+func openStore(t testing.TB) *blockstore.Store {
+	t.Helper()
+	s, err := blockstore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func countBlocks(t testing.TB, s *blockstore.Store) map[cid.Cid]bool {
+	t.Helper()
+	ch, err := s.AllKeysChan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[cid.Cid]bool{}
+	for c := range ch {
+		m[c] = true
+	}
+	return m
+}
+
+func TestRoundTripSizes(t *testing.T) {
+	sizes := []struct {
+		name string
+		n    int64
+	}{
+		{"empty", 0},
+		{"one-byte", 1},
+		{"chunk-min-1", chunker.MinSize - 1},
+		{"chunk-max+1", chunker.MaxSize + 1},
+		{"10MiB", 10 << 20},
+		{"300MiB", 300 << 20},
+	}
+	for _, random := range []bool{false, true} {
+		mode := "convergent"
+		if random {
+			mode = "random-key"
+		}
+		for _, sz := range sizes {
+			t.Run(mode+"/"+sz.name, func(t *testing.T) {
+				if sz.n > 100<<20 && testing.Short() {
+					t.Skip("large size skipped in -short")
+				}
+				ctx := context.Background()
+				e := New(openStore(t), testSecrets(1))
+				want := sha256.New()
+				res, err := e.Put(ctx, io.TeeReader(newRandReader(byte(sz.n), sz.n), want), PutOptions{RandomKey: random})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Size != uint64(sz.n) {
+					t.Fatalf("put size %d, want %d", res.Size, sz.n)
+				}
+				got := sha256.New()
+				if err := e.Get(ctx, res.Cap, got); err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
+					t.Fatal("round trip differs")
+				}
+				info, err := e.Stat(ctx, res.Cap)
+				if err != nil || info.Size != uint64(sz.n) || info.K != 3 || info.M != 2 {
+					t.Fatalf("stat = %+v, %v", info, err)
+				}
+			})
+		}
+	}
+}
+
+func TestConvergenceSameFileAddsNothing(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	e := New(s, testSecrets(2))
+	data := randomBytes(3, 20<<20)
+	r1, err := e.Put(ctx, bytes.NewReader(data), PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := countBlocks(t, s)
+	r2, err := e.Put(ctx, bytes.NewReader(data), PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := countBlocks(t, s)
+	if len(after) != len(before) {
+		t.Fatalf("second put added %d blocks", len(after)-len(before))
+	}
+	if r1.Cap.Encode() != r2.Cap.Encode() {
+		t.Fatal("same file, same secret: capabilities differ")
+	}
+	// Random keys: a second put stores a second copy.
+	r3, err := e.Put(ctx, bytes.NewReader(data), PutOptions{RandomKey: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r3.Cap.Encode() == r1.Cap.Encode() || len(countBlocks(t, s)) <= len(after) {
+		t.Fatal("random-key put converged")
+	}
+	// Another user's secret: nothing shared.
+	e2 := New(s, testSecrets(9))
+	r4, err := e2.Put(ctx, bytes.NewReader(data), PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r4.Cap.Root() == r1.Cap.Root() {
+		t.Fatal("different secrets converged")
+	}
+}
+
+func TestOneChangedByteAddsOnlyNearbyChunks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100 MiB test skipped in -short")
+	}
+	ctx := context.Background()
+	s := openStore(t)
+	e := New(s, testSecrets(4))
+	data := randomBytes(5, 100<<20)
+	r1, err := e.Put(ctx, bytes.NewReader(data), PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := countBlocks(t, s)
+	data[50<<20] ^= 0xff
+	r2, err := e.Put(ctx, bytes.NewReader(data), PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := len(countBlocks(t, s)) - len(before)
+	// At most two chunks change (the one holding the byte, and its
+	// neighbour if the cut moved), each 5 shards, plus the manifest root.
+	if added < 6 || added > 2*5+2 {
+		t.Fatalf("one changed byte added %d blocks (want 6..12); chunks=%d", added, r2.Chunks)
+	}
+	var out bytes.Buffer
+	if err := e.Get(ctx, r2.Cap, &out); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("edited file does not round trip: %v", err)
+	}
+	out.Reset()
+	data[50<<20] ^= 0xff
+	if err := e.Get(ctx, r1.Cap, &out); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("original file does not round trip: %v", err)
+	}
+}
+
+func TestRangedRead(t *testing.T) {
+	ctx := context.Background()
+	e := New(openStore(t), testSecrets(6))
+	data := randomBytes(7, 9<<20+123)
+	res, err := e.Put(ctx, bytes.NewReader(data), PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range [][2]int64{{0, 1}, {0, 0}, {5, 100}, {1 << 20, 3 << 20}, {int64(len(data)) - 10, 100}, {int64(len(data)), 5}, {3, -1}} {
+		var out bytes.Buffer
+		if err := e.ReadRange(ctx, res.Cap, r[0], r[1], &out); err != nil {
+			t.Fatal(err)
+		}
+		end := int64(len(data))
+		if r[1] >= 0 && r[0]+r[1] < end {
+			end = r[0] + r[1]
+		}
+		want := []byte{}
+		if r[0] < end {
+			want = data[r[0]:end]
+		}
+		if !bytes.Equal(out.Bytes(), want) {
+			t.Fatalf("range %v: got %d bytes, want %d", r, out.Len(), len(want))
+		}
+	}
+	if err := e.ReadRange(ctx, res.Cap, -1, 5, io.Discard); !errors.Is(err, ErrRange) {
+		t.Fatalf("negative offset: %v", err)
+	}
+}
+
+func TestRangedReadTouchesOnlyItsStripes(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	cb := &getCounter{Blocks: s}
+	e := New(cb, testSecrets(6), WithChunkerOptions(chunker.WithSizes(4<<10, 16<<10, 64<<10)))
+	data := randomBytes(8, 4<<20)
+	res, err := e.Put(ctx, bytes.NewReader(data), PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb.n.Store(0)
+	var out bytes.Buffer
+	if err := e.ReadRange(ctx, res.Cap, 2<<20, 10, &out); err != nil || !bytes.Equal(out.Bytes(), data[2<<20:2<<20+10]) {
+		t.Fatalf("range read: %v", err)
+	}
+	// Root (and interior nodes) plus k data shards of one or two chunks.
+	if got := cb.n.Load(); got > int64(2*3+format.MaxLevel) {
+		t.Fatalf("ranged read of 10 bytes fetched %d blocks", got)
+	}
+}
+
+func TestShardLoss(t *testing.T) {
+	ctx := context.Background()
+	for _, km := range [][2]int{{3, 2}, {1, 0}, {2, 1}, {4, 4}, {10, 4}} {
+		k, m := km[0], km[1]
+		t.Run(fmtKM(k, m), func(t *testing.T) {
+			s := openStore(t)
+			e := New(s, testSecrets(10))
+			data := randomBytes(11, 6<<20)
+			res, err := e.Put(ctx, bytes.NewReader(data), PutOptions{K: k, M: m})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ents := leafEntries(t, e, res.Cap)
+			coder, _ := erasure.New(k, m)
+			rng := rand.New(rand.NewPCG(uint64(k), uint64(m)))
+			// Lose M shards of every stripe.
+			for _, ent := range ents {
+				for si := range coder.Layout(ent.SealedLen) {
+					for _, j := range rng.Perm(k + m)[:m] {
+						if err := s.DeleteBlock(ctx, shardCID(ent.Shards[si*(k+m)+j])); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+			}
+			var out bytes.Buffer
+			if err := e.Get(ctx, res.Cap, &out); err != nil || !bytes.Equal(out.Bytes(), data) {
+				t.Fatalf("after losing %d shards per stripe: %v", m, err)
+			}
+			// One more loss in one stripe of the third chunk: the error names it.
+			ent := ents[2]
+			for j := 0; j < k+m; j++ {
+				if has, _ := s.Has(ctx, shardCID(ent.Shards[j])); has {
+					s.DeleteBlock(ctx, shardCID(ent.Shards[j]))
+					break
+				}
+			}
+			err = e.Get(ctx, res.Cap, io.Discard)
+			var se *erasure.StripeError
+			if !errors.As(err, &se) || !errors.Is(err, erasure.ErrTooFewShards) || se.Stripe != 0 {
+				t.Fatalf("after M+1 losses: %v", err)
+			}
+			if want := "chunk 2: erasure: stripe 0"; !bytes.Contains([]byte(err.Error()), []byte(want)) {
+				t.Fatalf("error %q does not name %q", err, want)
+			}
+		})
+	}
+}
+
+func TestCorruptShardDetectedAndRepaired(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	cb := &faultyBlocks{Blocks: s}
+	e := New(cb, testSecrets(12))
+	data := randomBytes(13, 3<<20)
+	res, err := e.Put(ctx, bytes.NewReader(data), PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents := leafEntries(t, e, res.Cap)
+	// Data shard 1 of the first chunk reads back with one bit flipped, as
+	// bit rot would, until it is rewritten.
+	victim := shardCID(ents[0].Shards[1])
+	cb.corrupt(victim)
+	var out bytes.Buffer
+	if err := e.Get(ctx, res.Cap, &out); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("get with a corrupt shard: %v", err)
+	}
+	// Repaired: the shard was rewritten and matches its CID.
+	if cb.isCorrupt(victim) {
+		t.Fatal("corrupt shard was not rewritten")
+	}
+	blk, err := s.Get(ctx, victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := blockstore.Verify(victim, blk.RawData()); err != nil {
+		t.Fatalf("shard not repaired: %v", err)
+	}
+}
+
+func TestWrongKeyIsAnError(t *testing.T) {
+	ctx := context.Background()
+	e := New(openStore(t), testSecrets(14))
+	res, err := e.Put(ctx, bytes.NewReader(randomBytes(1, 1000)), PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := keyring.NewReadCap(res.Cap.Root(), keyring.GenerateKey())
+	var out bytes.Buffer
+	if err := e.Get(ctx, wrong, &out); !errors.Is(err, format.ErrAuth) || out.Len() != 0 {
+		t.Fatalf("wrong key: err=%v, %d bytes out", err, out.Len())
+	}
+	missing := keyring.NewReadCap([32]byte{1}, res.Cap.ReadKey())
+	if err := e.Get(ctx, missing, &out); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing root: %v", err)
+	}
+}
+
+func TestBadShardCounts(t *testing.T) {
+	e := New(openStore(t), testSecrets(1))
+	for _, km := range [][2]int{{0, 2}, {3, -1}, {200, 57}} {
+		if _, err := e.Put(context.Background(), bytes.NewReader(nil), PutOptions{K: km[0], M: km[1]}); !errors.Is(err, erasure.ErrParams) {
+			t.Errorf("%d+%d: %v", km[0], km[1], err)
+		}
+	}
+}
+
+func TestManyLevels(t *testing.T) {
+	// Tiny chunks and small nodes make a deep manifest tree out of a few MiB.
+	ctx := context.Background()
+	e := New(openStore(t), testSecrets(15), WithChunkerOptions(chunker.WithSizes(64, 128, 256)), withMaxNode(2048))
+	data := randomBytes(16, 2<<20)
+	res, err := e.Put(ctx, bytes.NewReader(data), PutOptions{K: 10, M: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := e.Stat(ctx, res.Cap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Depth < 3 {
+		t.Fatalf("depth %d, want a tree of at least 3 levels", info.Depth)
+	}
+	var out bytes.Buffer
+	if err := e.Get(ctx, res.Cap, &out); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("deep tree round trip: %v (%d bytes, want %d; depth %d; first diff %d)", err, out.Len(), len(data), info.Depth, firstDiff(out.Bytes(), data))
+	}
+	out.Reset()
+	if err := e.ReadRange(ctx, res.Cap, 1<<20+7, 1000, &out); err != nil || !bytes.Equal(out.Bytes(), data[1<<20+7:1<<20+1007]) {
+		t.Fatalf("deep tree range: %v", err)
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}

@@ -1,0 +1,273 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+
+	blocks "github.com/ipfs/go-block-format"
+
+	"github.com/umbra-store/umbra/erasure"
+	"github.com/umbra-store/umbra/internal/format"
+	"github.com/umbra-store/umbra/internal/seal"
+	"github.com/umbra-store/umbra/keyring"
+)
+
+// FileInfo describes a stored file.
+type FileInfo struct {
+	Size  uint64
+	Name  string
+	K, M  int
+	Depth int // manifest tree levels above the chunks
+}
+
+func (e *Engine) openNode(ctx context.Context, digest [32]byte, readKey keyring.Key) (*format.Node, error) {
+	raw, err := e.getBlock(ctx, digest)
+	if isNotFound(err) {
+		return nil, fmt.Errorf("%w: manifest block %x… is not in the store", ErrNotFound, digest[:6])
+	}
+	if err != nil {
+		return nil, err
+	}
+	if sha256.Sum256(raw) != digest {
+		return nil, fmt.Errorf("%w: manifest block %x… does not match its hash", ErrCorrupt, digest[:6])
+	}
+	return format.Open(raw, readKey)
+}
+
+// Stat returns what the root of a file says about it.
+func (e *Engine) Stat(ctx context.Context, c keyring.ReadCap) (FileInfo, error) {
+	n, err := e.openNode(ctx, c.Root(), c.ReadKey())
+	if err != nil {
+		return FileInfo{}, err
+	}
+	return FileInfo{Size: n.Size, Name: n.Name, K: n.K, M: n.M, Depth: int(n.Level)}, nil
+}
+
+// Get writes the whole file to w.
+func (e *Engine) Get(ctx context.Context, c keyring.ReadCap, w io.Writer) error {
+	return e.ReadRange(ctx, c, 0, -1, w)
+}
+
+// chunkJob is one chunk to fetch, with the part of its plaintext wanted.
+type chunkJob struct {
+	index    int // chunk number in the file, for errors
+	k, m     int
+	ent      format.Entry
+	from, to int // plaintext bytes [from, to) of the chunk
+}
+
+// ReadRange writes length bytes of the file starting at off to w; length < 0
+// means to the end. Only the chunks (and their stripes) that cover the range
+// are fetched.
+func (e *Engine) ReadRange(ctx context.Context, c keyring.ReadCap, off, length int64, w io.Writer) error {
+	if off < 0 {
+		return fmt.Errorf("%w: offset %d", ErrRange, off)
+	}
+	root, err := e.openNode(ctx, c.Root(), c.ReadKey())
+	if err != nil {
+		return err
+	}
+	size := int64(root.Size)
+	end := size
+	if length >= 0 && off+length < size {
+		end = off + length
+	}
+	if off >= end {
+		return nil
+	}
+	jobs := make(chan chunkJob)
+	walkErr := make(chan error, 1)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer close(jobs)
+		idx := 0
+		walkErr <- e.walk(wctx, root, 0, off, end, &idx, jobs)
+	}()
+	next := func() (chunkJob, error) {
+		j, ok := <-jobs
+		if !ok {
+			if err := <-walkErr; err != nil {
+				return j, err
+			}
+			return j, io.EOF
+		}
+		return j, nil
+	}
+	fetch := func(ctx context.Context, j chunkJob) ([]byte, error) {
+		return e.fetchChunk(ctx, j)
+	}
+	sink := func(plain []byte) error {
+		_, err := w.Write(plain)
+		chunkBufs.put(plain[:0])
+		return err
+	}
+	err = ordered(ctx, e.workers, e.window, next, fetch, sink)
+	cancel()
+	for range jobs { // let the walker finish
+	}
+	return err
+}
+
+// walk sends, in file order, the chunks of node (which starts at file offset
+// base) that overlap [off, end).
+func (e *Engine) walk(ctx context.Context, n *format.Node, base, off, end int64, idx *int, jobs chan<- chunkJob) error {
+	pos := base
+	for _, ent := range n.Entries {
+		lo, hi := pos, pos+int64(ent.Size)
+		pos = hi
+		if hi <= off {
+			if n.Level == 0 {
+				*idx++
+			}
+			continue
+		}
+		if lo >= end {
+			return nil
+		}
+		if n.Level == 0 {
+			j := chunkJob{index: *idx, k: n.K, m: n.M, ent: ent, from: int(max(off-lo, 0)), to: int(min(end, hi) - lo)}
+			*idx++
+			select {
+			case jobs <- j:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		}
+		child, err := e.openNode(ctx, ent.Child, ent.Key)
+		if err != nil {
+			return err
+		}
+		if child.Size != ent.Size || int(child.Level) != int(n.Level)-1 {
+			return fmt.Errorf("%w: manifest node %x… disagrees with its parent", ErrCorrupt, ent.Child[:6])
+		}
+		if err := e.walk(ctx, child, lo, off, end, idx, jobs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fetchChunk fetches, rebuilds and opens one chunk and returns the wanted
+// plaintext in a buffer from chunkBufs.
+func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) ([]byte, error) {
+	coder, err := erasure.New(j.k, j.m)
+	if err != nil {
+		return nil, err
+	}
+	lay := coder.Layout(j.ent.SealedLen)
+	n := coder.N()
+	shards := make([][]byte, len(j.ent.Shards))
+	// Data shards first; parity only for stripes that miss one.
+	for si := range lay {
+		missing := 0
+		for i := 0; i < coder.K(); i++ {
+			if !e.fetchShard(ctx, j.ent, shards, si*n+i) {
+				missing++
+			}
+		}
+		for i := coder.K(); i < n && missing > 0; i++ {
+			if e.fetchShard(ctx, j.ent, shards, si*n+i) {
+				missing--
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	sealed := sealedBufs.get(j.ent.SealedLen)
+	defer sealedBufs.put(sealed)
+	plain, err := e.openShards(coder, j, shards, sealed)
+	if errors.Is(err, seal.ErrAuth) {
+		plain, err = e.repairChunk(ctx, coder, j, shards, sealed)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := chunkBufs.get(j.to - j.from)
+	copy(out, plain[j.from:j.to])
+	return out, nil
+}
+
+func (e *Engine) fetchShard(ctx context.Context, ent format.Entry, shards [][]byte, i int) bool {
+	raw, err := e.getBlock(ctx, ent.Shards[i])
+	if err != nil {
+		if !isNotFound(err) {
+			e.log.Warn("shard read failed", "shard", fmt.Sprintf("%x", ent.Shards[i][:4]), "err", err)
+		}
+		return false
+	}
+	shards[i] = raw
+	return true
+}
+
+func (e *Engine) openShards(coder *erasure.Coder, j chunkJob, shards [][]byte, sealed []byte) ([]byte, error) {
+	for i, sh := range shards {
+		// A shard of the wrong size is corrupt; treat it as missing.
+		if sh != nil && len(sh) != coder.Layout(j.ent.SealedLen)[i/coder.N()].ShardSize {
+			shards[i] = nil
+		}
+	}
+	data, err := coder.Decode(sealed, shards, j.ent.SealedLen)
+	if err != nil {
+		return nil, fmt.Errorf("engine: chunk %d: %w", j.index, err)
+	}
+	plain, err := seal.Open(data[1:1], j.ent.Key, data)
+	if err != nil {
+		return nil, err
+	}
+	if len(plain) != int(j.ent.Size) {
+		return nil, fmt.Errorf("%w: chunk %d is %d bytes, manifest says %d", ErrCorrupt, j.index, len(plain), j.ent.Size)
+	}
+	return plain, nil
+}
+
+// repairChunk runs when a chunk fails authentication: every shard is hashed,
+// bad ones are dropped, all others fetched, the chunk rebuilt, and the
+// corrected shards stored again.
+func (e *Engine) repairChunk(ctx context.Context, coder *erasure.Coder, j chunkJob, shards [][]byte, sealed []byte) ([]byte, error) {
+	var bad []int
+	for i := range shards {
+		if shards[i] == nil {
+			if !e.fetchShard(ctx, j.ent, shards, i) {
+				continue
+			}
+		}
+		if sha256.Sum256(shards[i]) != j.ent.Shards[i] {
+			shards[i] = nil
+			bad = append(bad, i)
+		}
+	}
+	e.log.Warn("corrupt shards detected", "chunk", j.index, "bad", len(bad))
+	if len(bad) == 0 {
+		return nil, fmt.Errorf("%w: chunk %d (every shard matches its hash: wrong key?)", ErrCorrupt, j.index)
+	}
+	if err := coder.Rebuild(shards, j.ent.SealedLen); err != nil {
+		return nil, fmt.Errorf("engine: chunk %d: %w", j.index, err)
+	}
+	plain, err := e.openShards(coder, j, shards, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: chunk %d: %v", ErrCorrupt, j.index, err)
+	}
+	var fixed []blocks.Block
+	for _, i := range bad {
+		b, d := newBlock(append([]byte(nil), shards[i]...))
+		if d != j.ent.Shards[i] {
+			continue // rebuilt shard disagrees with the manifest: leave it
+		}
+		_ = e.bs.DeleteBlock(ctx, b.Cid())
+		fixed = append(fixed, b)
+	}
+	if len(fixed) > 0 {
+		if err := e.bs.PutMany(ctx, fixed); err != nil {
+			e.log.Warn("repair write failed", "chunk", j.index, "err", err)
+		} else {
+			e.log.Info("repaired shards", "chunk", j.index, "count", len(fixed))
+		}
+	}
+	return plain, nil
+}

@@ -1,0 +1,94 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+
+	"github.com/umbra-store/umbra/internal/format"
+	"github.com/umbra-store/umbra/keyring"
+)
+
+func fmtKM(k, m int) string { return fmt.Sprintf("%d+%d", k, m) }
+
+// getCounter counts block reads.
+type getCounter struct {
+	Blocks
+	n atomic.Int64
+}
+
+func (g *getCounter) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	g.n.Add(1)
+	return g.Blocks.Get(ctx, c)
+}
+
+// faultyBlocks serves chosen blocks with one bit flipped until they are
+// written again.
+type faultyBlocks struct {
+	Blocks
+	mu  sync.Mutex
+	bad map[cid.Cid]bool
+}
+
+func (f *faultyBlocks) corrupt(c cid.Cid) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.bad == nil {
+		f.bad = map[cid.Cid]bool{}
+	}
+	f.bad[c] = true
+}
+
+func (f *faultyBlocks) isCorrupt(c cid.Cid) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.bad[c]
+}
+
+func (f *faultyBlocks) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	b, err := f.Blocks.Get(ctx, c)
+	if err != nil || !f.isCorrupt(c) {
+		return b, err
+	}
+	d := append([]byte(nil), b.RawData()...)
+	d[len(d)/2] ^= 1
+	return blocks.NewBlockWithCid(d, c)
+}
+
+func (f *faultyBlocks) PutMany(ctx context.Context, bs []blocks.Block) error {
+	f.mu.Lock()
+	for _, b := range bs {
+		delete(f.bad, b.Cid())
+	}
+	f.mu.Unlock()
+	return f.Blocks.PutMany(ctx, bs)
+}
+
+// leafEntries returns every level-0 entry of a file, in order.
+func leafEntries(t testing.TB, e *Engine, c keyring.ReadCap) []format.Entry {
+	t.Helper()
+	var out []format.Entry
+	var walk func(digest [32]byte, key keyring.Key)
+	walk = func(digest [32]byte, key keyring.Key) {
+		n, err := e.openNode(context.Background(), digest, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ent := range n.Entries {
+			if n.Level == 0 {
+				out = append(out, ent)
+			} else {
+				walk(ent.Child, ent.Key)
+			}
+		}
+	}
+	walk(c.Root(), c.ReadKey())
+	return out
+}
+
+func withMaxNode(n int) Option { return func(e *Engine) { e.maxNode = n } }

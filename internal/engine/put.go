@@ -1,0 +1,230 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+
+	blocks "github.com/ipfs/go-block-format"
+
+	"github.com/umbra-store/umbra/chunker"
+	"github.com/umbra-store/umbra/erasure"
+	"github.com/umbra-store/umbra/internal/format"
+	"github.com/umbra-store/umbra/internal/seal"
+	"github.com/umbra-store/umbra/keyring"
+)
+
+// PutOptions tune one Put.
+type PutOptions struct {
+	K, M      int    // shards per stripe; zero means DefaultK+DefaultM
+	RandomKey bool   // random chunk and node keys instead of convergent ones
+	Name      string // stored in the root's read part; optional
+	// Progress, if set, is called with the number of plaintext bytes
+	// consumed after each chunk is stored.
+	Progress func(n int64)
+}
+
+func (o *PutOptions) shards() (int, int) {
+	if o.K == 0 && o.M == 0 {
+		return DefaultK, DefaultM
+	}
+	return o.K, o.M
+}
+
+// PutResult describes a stored file.
+type PutResult struct {
+	Cap    keyring.ReadCap
+	Size   uint64
+	Chunks int
+}
+
+type chunkIn struct {
+	data []byte // from chunkBufs
+}
+
+// Put stores the stream r and returns its read capability once every block is
+// durable.
+func (e *Engine) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult, error) {
+	k, m := o.shards()
+	coder, err := erasure.New(k, m)
+	if err != nil {
+		return PutResult{}, err
+	}
+	ck := e.secrets.ChunkerKey()
+	ch, err := chunker.New(r, ck.Array(), e.chunkOp...)
+	if err != nil {
+		return PutResult{}, err
+	}
+	b := &treeBuilder{e: e, k: k, m: m, random: o.RandomKey}
+	b.levels = []*levelNode{{n: &format.Node{Level: 0, K: k, M: m, Suite: seal.SuiteAES256GCM}}}
+	b.levels[0].size = format.HeaderSize(b.levels[0].n)
+	var done int64
+	chunks := 0
+	next := func() (chunkIn, error) {
+		buf := chunkBufs.get(ch.MaxSize())
+		c, err := ch.Next(buf)
+		if err != nil {
+			chunkBufs.put(buf)
+			if err == io.EOF {
+				return chunkIn{}, io.EOF
+			}
+			return chunkIn{}, err
+		}
+		return chunkIn{data: c.Data}, nil
+	}
+	store := func(ctx context.Context, in chunkIn) (format.Entry, error) {
+		defer chunkBufs.put(in.data)
+		return e.storeChunk(ctx, coder, in.data, o.RandomKey)
+	}
+	sink := func(ent format.Entry) error {
+		chunks++
+		done += int64(ent.Size)
+		if o.Progress != nil {
+			o.Progress(done)
+		}
+		return b.add(ctx, 0, ent)
+	}
+	if err := ordered(ctx, e.workers, e.window, next, store, sink); err != nil {
+		return PutResult{}, err
+	}
+	root, err := b.finish(ctx, o.Name)
+	if err != nil {
+		return PutResult{}, err
+	}
+	if err := e.sync(ctx); err != nil {
+		return PutResult{}, err
+	}
+	e.log.Debug("put", "bytes", done, "chunks", chunks, "shards", fmt.Sprintf("%d+%d", k, m))
+	return PutResult{Cap: root, Size: uint64(done), Chunks: chunks}, nil
+}
+
+// storeChunk seals, stripes and stores one chunk and returns its manifest
+// entry.
+func (e *Engine) storeChunk(ctx context.Context, coder *erasure.Coder, data []byte, random bool) (format.Entry, error) {
+	var key keyring.Key
+	if random {
+		key = keyring.GenerateKey()
+	} else {
+		key = seal.ConvergentKey(e.secrets.ConvergenceKey(), data)
+	}
+	sealedLen := seal.SealedLen(len(data))
+	sbuf := sealedBufs.get(sealedLen)
+	defer sealedBufs.put(sbuf)
+	sealed := seal.Seal(sbuf, key, data)
+	scratch := scratchBufs.get(coder.EncodedLen(sealedLen))
+	defer scratchBufs.put(scratch)
+	shards, err := coder.Encode(scratch, sealed)
+	if err != nil {
+		return format.Entry{}, err
+	}
+	ent := format.Entry{
+		SealedLen: sealedLen,
+		Shards:    make([][32]byte, len(shards)),
+		Hints:     make([]uint16, len(shards)),
+		Key:       key,
+		Size:      uint64(len(data)),
+	}
+	bs := make([]blocks.Block, len(shards))
+	for i, sh := range shards {
+		bs[i], ent.Shards[i] = newBlock(sh)
+		ent.Hints[i] = format.NoHint
+	}
+	if err := e.putDeferred(ctx, bs); err != nil {
+		return format.Entry{}, fmt.Errorf("engine: store shards: %w", err)
+	}
+	return ent, nil
+}
+
+type levelNode struct {
+	n    *format.Node
+	size int // plaintext bytes n would encode to
+}
+
+// treeBuilder gathers entries into manifest nodes, level by level; memory is
+// one node per level.
+type treeBuilder struct {
+	e      *Engine
+	k, m   int
+	random bool
+	levels []*levelNode
+}
+
+func (b *treeBuilder) add(ctx context.Context, level int, ent format.Entry) error {
+	for len(b.levels) <= level {
+		n := &format.Node{Level: uint8(len(b.levels)), K: b.k, M: b.m, Suite: seal.SuiteAES256GCM}
+		b.levels = append(b.levels, &levelNode{n: n, size: format.HeaderSize(n)})
+	}
+	if level > format.MaxLevel {
+		return fmt.Errorf("engine: manifest deeper than %d levels", format.MaxLevel)
+	}
+	ln := b.levels[level]
+	es := format.EntrySize(uint8(level), len(ent.Shards))
+	if len(ln.n.Entries) > 0 && ln.size+es > b.e.maxNode {
+		child, err := b.flush(ctx, level, "")
+		if err != nil {
+			return err
+		}
+		if err := b.add(ctx, level+1, child); err != nil {
+			return err
+		}
+		ln = b.levels[level] // flush replaced it
+	}
+	ln.n.Entries = append(ln.n.Entries, ent)
+	ln.n.Size += ent.Size
+	ln.size += es
+	return nil
+}
+
+// flush stores the node at level, resets the level and returns the entry that
+// points at the stored node.
+func (b *treeBuilder) flush(ctx context.Context, level int, name string) (format.Entry, error) {
+	ln := b.levels[level]
+	n := ln.n
+	n.Name = name
+	var key keyring.Key
+	if b.random {
+		key = keyring.GenerateKey()
+	} else {
+		vp, rp, err := n.Plaintext()
+		if err != nil {
+			return format.Entry{}, err
+		}
+		h := sha256.New()
+		h.Write(vp)
+		h.Write(rp)
+		key = b.e.secrets.ConvergenceKey().MAC([]byte("umbra node v1"), h.Sum(nil))
+	}
+	block, err := n.Encode(key)
+	if err != nil {
+		return format.Entry{}, err
+	}
+	blk, digest := newBlock(block)
+	if err := b.e.putDeferred(ctx, []blocks.Block{blk}); err != nil {
+		return format.Entry{}, fmt.Errorf("engine: store manifest: %w", err)
+	}
+	ent := format.Entry{Child: digest, ChildVKey: key.Derive(keyring.VerifyKeyInfo), Key: key, Size: n.Size}
+	fresh := &format.Node{Level: n.Level, K: b.k, M: b.m, Suite: seal.SuiteAES256GCM}
+	b.levels[level] = &levelNode{n: fresh, size: format.HeaderSize(fresh)}
+	return ent, nil
+}
+
+// finish flushes every level bottom-up; the top node becomes the root.
+func (b *treeBuilder) finish(ctx context.Context, name string) (keyring.ReadCap, error) {
+	for level := 0; ; level++ {
+		if level == len(b.levels)-1 {
+			ent, err := b.flush(ctx, level, name)
+			if err != nil {
+				return keyring.ReadCap{}, err
+			}
+			return keyring.NewReadCap(ent.Child, ent.Key), nil
+		}
+		ent, err := b.flush(ctx, level, "")
+		if err != nil {
+			return keyring.ReadCap{}, err
+		}
+		if err := b.add(ctx, level+1, ent); err != nil {
+			return keyring.ReadCap{}, err
+		}
+	}
+}

@@ -1,0 +1,436 @@
+package format
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/umbra-store/umbra/erasure"
+	"github.com/umbra-store/umbra/internal/seal"
+	"github.com/umbra-store/umbra/keyring"
+)
+
+// Version is the manifest format version this package writes and reads.
+const Version = 0x01
+
+// KindFile marks a node of a file's manifest tree.
+const KindFile = 0x01
+
+// NoHint marks a shard with no placement hint.
+const NoHint = 0xFFFF
+
+// Limits enforced by the decoder (and the encoder).
+const (
+	MaxNodePlain = 256 << 10 // bytes of verify+read plaintext in one node
+	MaxLevel     = 16        // a tree this deep holds far more than 2^64 bytes
+	MaxPeers     = 1024
+	maxNameLen   = 4096
+)
+
+// Key-derivation and AAD strings; see docs/format.md.
+const (
+	verifyPartInfo = "umbra manifest verify-part v1"
+	readPartInfo   = "umbra manifest read-part v1"
+	verifyAAD      = "umbra manifest v1 verify"
+	readAAD        = "umbra manifest v1 read"
+)
+
+// Errors returned by the decoders, wrapped with detail.
+var (
+	ErrVersion   = errors.New("format: unsupported manifest version")
+	ErrMalformed = errors.New("format: malformed manifest")
+	ErrAuth      = errors.New("format: manifest failed authentication (wrong key or corrupted block)")
+)
+
+// Entry is one child of a node: a data chunk (level 0) or a node one level
+// down (level > 0).
+type Entry struct {
+	// Verify part.
+	SealedLen int        // level 0: bytes of the sealed chunk
+	Shards    [][32]byte // level 0: SHA-256 of each shard, stripe after stripe
+	Hints     []uint16   // level 0: per shard, index into Node.Peers or NoHint
+	Child     [32]byte   // level > 0: SHA-256 of the child node block
+	ChildVKey keyring.Key
+
+	// Read part.
+	Key  keyring.Key // level 0: chunk key; level > 0: child node's read key
+	Size uint64      // plaintext bytes under this entry
+}
+
+// Node is a decoded manifest node. After OpenVerify only the verify-part
+// fields are set.
+type Node struct {
+	Level   uint8
+	K, M    int
+	Suite   byte
+	Peers   [][]byte // placement hint table: peer IDs (binary)
+	Entries []Entry
+
+	// Read part.
+	Size uint64 // plaintext bytes under this node
+	Name string // root only, optional
+}
+
+// shardCount is the number of shards of a sealed chunk under k+m, as
+// erasure.Layout defines it.
+func shardCount(sealedLen, k, m int) int {
+	c, err := erasure.New(k, m)
+	if err != nil {
+		return -1
+	}
+	return c.ShardCount(sealedLen)
+}
+
+// EntryVerifySize is the verify-part size of a level-0 entry with n shards.
+func EntryVerifySize(n int) int { return 4 + n*34 }
+
+// EntrySize is the total plaintext an entry adds to a node at level.
+func EntrySize(level uint8, shards int) int {
+	if level == 0 {
+		return EntryVerifySize(shards) + 32 + 8
+	}
+	return 64 + 32 + 8
+}
+
+// HeaderSize bounds the plaintext of a node with no entries.
+func HeaderSize(n *Node) int {
+	s := 1 + 1 + 2 + 2 + 1 + 4 + 2 + 8 + 4 + 2 + len(n.Name)
+	for _, p := range n.Peers {
+		s += 1 + len(p)
+	}
+	return s
+}
+
+func (n *Node) check() error {
+	if n.K < 1 || n.M < 0 || n.K+n.M > 256 {
+		return fmt.Errorf("%w: shards %d+%d", ErrMalformed, n.K, n.M)
+	}
+	if n.Level > MaxLevel {
+		return fmt.Errorf("%w: level %d", ErrMalformed, n.Level)
+	}
+	if len(n.Peers) > MaxPeers {
+		return fmt.Errorf("%w: %d peers", ErrMalformed, len(n.Peers))
+	}
+	if len(n.Name) > maxNameLen {
+		return fmt.Errorf("%w: name of %d bytes", ErrMalformed, len(n.Name))
+	}
+	return nil
+}
+
+func (n *Node) verifyPlain() ([]byte, error) {
+	if err := n.check(); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, 1024)
+	b = append(b, KindFile, n.Level)
+	b = binary.BigEndian.AppendUint16(b, uint16(n.K))
+	b = binary.BigEndian.AppendUint16(b, uint16(n.M))
+	b = append(b, n.Suite)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(n.Entries)))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(n.Peers)))
+	for _, p := range n.Peers {
+		if len(p) == 0 || len(p) > 255 {
+			return nil, fmt.Errorf("%w: peer ID of %d bytes", ErrMalformed, len(p))
+		}
+		b = append(b, byte(len(p)))
+		b = append(b, p...)
+	}
+	for i, e := range n.Entries {
+		if n.Level == 0 {
+			want := shardCount(e.SealedLen, n.K, n.M)
+			if len(e.Shards) != want || len(e.Hints) != want {
+				return nil, fmt.Errorf("%w: entry %d has %d shards, %d hints, want %d", ErrMalformed, i, len(e.Shards), len(e.Hints), want)
+			}
+			b = binary.BigEndian.AppendUint32(b, uint32(e.SealedLen))
+			for j, s := range e.Shards {
+				b = append(b, s[:]...)
+				h := e.Hints[j]
+				if h != NoHint && int(h) >= len(n.Peers) {
+					return nil, fmt.Errorf("%w: hint %d of %d peers", ErrMalformed, h, len(n.Peers))
+				}
+				b = binary.BigEndian.AppendUint16(b, h)
+			}
+		} else {
+			b = append(b, e.Child[:]...)
+			b = append(b, e.ChildVKey.Bytes()...)
+		}
+	}
+	return b, nil
+}
+
+func (n *Node) readPlain() []byte {
+	b := make([]byte, 0, 64+len(n.Entries)*40+len(n.Name))
+	b = append(b, KindFile)
+	b = binary.BigEndian.AppendUint64(b, n.Size)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(n.Entries)))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(n.Name)))
+	b = append(b, n.Name...)
+	for _, e := range n.Entries {
+		b = append(b, e.Key.Bytes()...)
+		b = binary.BigEndian.AppendUint64(b, e.Size)
+	}
+	return b
+}
+
+// PlainSize returns the plaintext size the node would encode to.
+func (n *Node) PlainSize() int {
+	s := HeaderSize(n)
+	for _, e := range n.Entries {
+		s += EntrySize(n.Level, len(e.Shards))
+	}
+	return s
+}
+
+// Plaintext returns the node's two plaintext parts, for deriving a
+// convergent node key.
+func (n *Node) Plaintext() (verify, read []byte, err error) {
+	v, err := n.verifyPlain()
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, n.readPlain(), nil
+}
+
+// Encode seals the node under readKey and returns the block bytes.
+func (n *Node) Encode(readKey keyring.Key) ([]byte, error) {
+	vp, rp, err := n.Plaintext()
+	if err != nil {
+		return nil, err
+	}
+	if len(vp)+len(rp) > MaxNodePlain+maxNameLen+1024 {
+		return nil, fmt.Errorf("%w: node of %d bytes", ErrMalformed, len(vp)+len(rp))
+	}
+	vkey := readKey.Derive(keyring.VerifyKeyInfo)
+	vs := sealPart(vkey.Derive(verifyPartInfo), vp, verifyAAD)
+	rs := sealPart(readKey.Derive(readPartInfo), rp, readAAD)
+	out := make([]byte, 0, 5+len(vs)+len(rs))
+	out = append(out, Version)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(vs)))
+	out = append(out, vs...)
+	return append(out, rs...), nil
+}
+
+func sealPart(key keyring.Key, plain []byte, aad string) []byte {
+	// seal.Seal binds only its suite byte; the part's AAD is bound by
+	// sealing (aad ‖ plain) and checking the prefix on open.
+	msg := make([]byte, 0, len(aad)+len(plain))
+	msg = append(append(msg, aad...), plain...)
+	return seal.Seal(nil, key, msg)
+}
+
+func openPart(key keyring.Key, sealed []byte, aad string) ([]byte, error) {
+	msg, err := seal.Open(nil, key, sealed)
+	if err != nil {
+		return nil, ErrAuth
+	}
+	if len(msg) < len(aad) || string(msg[:len(aad)]) != aad {
+		return nil, fmt.Errorf("%w: part label", ErrMalformed)
+	}
+	return msg[len(aad):], nil
+}
+
+func split(block []byte) (vs, rs []byte, err error) {
+	if len(block) < 1 {
+		return nil, nil, fmt.Errorf("%w: empty block", ErrMalformed)
+	}
+	if block[0] != Version {
+		return nil, nil, fmt.Errorf("%w %d (this umbra reads %d)", ErrVersion, block[0], Version)
+	}
+	if len(block) < 5 {
+		return nil, nil, fmt.Errorf("%w: truncated header", ErrMalformed)
+	}
+	vl := binary.BigEndian.Uint32(block[1:5])
+	if uint64(vl) > uint64(len(block)-5) {
+		return nil, nil, fmt.Errorf("%w: verify part of %d bytes in a %d-byte block", ErrMalformed, vl, len(block))
+	}
+	return block[5 : 5+vl], block[5+vl:], nil
+}
+
+// OpenVerify decodes the verify part of a node block with the file's (or the
+// node's) verify key.
+func OpenVerify(block []byte, verifyKey keyring.Key) (*Node, error) {
+	vs, _, err := split(block)
+	if err != nil {
+		return nil, err
+	}
+	vp, err := openPart(verifyKey.Derive(verifyPartInfo), vs, verifyAAD)
+	if err != nil {
+		return nil, err
+	}
+	return decodeVerify(vp)
+}
+
+// Open decodes both parts of a node block with its read key.
+func Open(block []byte, readKey keyring.Key) (*Node, error) {
+	n, err := OpenVerify(block, readKey.Derive(keyring.VerifyKeyInfo))
+	if err != nil {
+		return nil, err
+	}
+	_, rs, _ := split(block)
+	rp, err := openPart(readKey.Derive(readPartInfo), rs, readAAD)
+	if err != nil {
+		return nil, err
+	}
+	if err := decodeRead(n, rp); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) take(n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if n < 0 || n > len(r.b) {
+		r.err = fmt.Errorf("%w: truncated", ErrMalformed)
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) u8() uint8 {
+	if b := r.take(1); b != nil {
+		return b[0]
+	}
+	return 0
+}
+func (r *reader) u16() uint16 {
+	if b := r.take(2); b != nil {
+		return binary.BigEndian.Uint16(b)
+	}
+	return 0
+}
+func (r *reader) u32() uint32 {
+	if b := r.take(4); b != nil {
+		return binary.BigEndian.Uint32(b)
+	}
+	return 0
+}
+func (r *reader) u64() uint64 {
+	if b := r.take(8); b != nil {
+		return binary.BigEndian.Uint64(b)
+	}
+	return 0
+}
+
+func decodeVerify(p []byte) (*Node, error) {
+	r := &reader{b: p}
+	if kind := r.u8(); r.err == nil && kind != KindFile {
+		return nil, fmt.Errorf("%w: node kind 0x%02x", ErrMalformed, kind)
+	}
+	n := &Node{Level: r.u8(), K: int(r.u16()), M: int(r.u16()), Suite: r.u8()}
+	count := r.u32()
+	np := r.u16()
+	if r.err != nil {
+		return nil, r.err
+	}
+	if err := n.check(); err != nil {
+		return nil, err
+	}
+	if int(np) > MaxPeers {
+		return nil, fmt.Errorf("%w: %d peers", ErrMalformed, np)
+	}
+	for i := 0; i < int(np) && r.err == nil; i++ {
+		l := int(r.u8())
+		if l == 0 && r.err == nil {
+			return nil, fmt.Errorf("%w: empty peer ID", ErrMalformed)
+		}
+		if pb := r.take(l); pb != nil {
+			n.Peers = append(n.Peers, append([]byte(nil), pb...))
+		}
+	}
+	minEntry := 64
+	if n.Level == 0 {
+		minEntry = EntryVerifySize(n.K + n.M)
+	}
+	if uint64(count)*uint64(minEntry) > uint64(len(r.b)) {
+		return nil, fmt.Errorf("%w: %d entries in %d bytes", ErrMalformed, count, len(r.b))
+	}
+	n.Entries = make([]Entry, count)
+	for i := range n.Entries {
+		e := &n.Entries[i]
+		if n.Level == 0 {
+			e.SealedLen = int(r.u32())
+			if r.err == nil && e.SealedLen < seal.Overhead+1 {
+				return nil, fmt.Errorf("%w: entry %d sealed length %d", ErrMalformed, i, e.SealedLen)
+			}
+			sc := shardCount(e.SealedLen, n.K, n.M)
+			if sc*34 > len(r.b) {
+				return nil, fmt.Errorf("%w: truncated entry %d", ErrMalformed, i)
+			}
+			e.Shards = make([][32]byte, sc)
+			e.Hints = make([]uint16, sc)
+			for j := 0; j < sc; j++ {
+				copy(e.Shards[j][:], r.take(32))
+				e.Hints[j] = r.u16()
+				if r.err == nil && e.Hints[j] != NoHint && int(e.Hints[j]) >= len(n.Peers) {
+					return nil, fmt.Errorf("%w: hint %d of %d peers", ErrMalformed, e.Hints[j], len(n.Peers))
+				}
+			}
+		} else {
+			copy(e.Child[:], r.take(32))
+			if b := r.take(32); b != nil {
+				e.ChildVKey, _ = keyring.KeyFromBytes(b)
+			}
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+	}
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes in verify part", ErrMalformed, len(r.b))
+	}
+	return n, nil
+}
+
+func decodeRead(n *Node, p []byte) error {
+	r := &reader{b: p}
+	if kind := r.u8(); r.err == nil && kind != KindFile {
+		return fmt.Errorf("%w: read part kind 0x%02x", ErrMalformed, kind)
+	}
+	n.Size = r.u64()
+	count := r.u32()
+	nl := int(r.u16())
+	if r.err == nil && nl > maxNameLen {
+		return fmt.Errorf("%w: name of %d bytes", ErrMalformed, nl)
+	}
+	n.Name = string(r.take(nl))
+	if r.err != nil {
+		return r.err
+	}
+	if int(count) != len(n.Entries) {
+		return fmt.Errorf("%w: read part has %d entries, verify part %d", ErrMalformed, count, len(n.Entries))
+	}
+	var total uint64
+	for i := range n.Entries {
+		e := &n.Entries[i]
+		if b := r.take(32); b != nil {
+			e.Key, _ = keyring.KeyFromBytes(b)
+		}
+		e.Size = r.u64()
+		if r.err != nil {
+			return r.err
+		}
+		if n.Level == 0 && seal.SealedLen(int(min(e.Size, 1<<40))) != e.SealedLen {
+			return fmt.Errorf("%w: entry %d: %d plaintext bytes cannot seal to %d", ErrMalformed, i, e.Size, e.SealedLen)
+		}
+		if total+e.Size < total {
+			return fmt.Errorf("%w: sizes overflow", ErrMalformed)
+		}
+		total += e.Size
+	}
+	if total != n.Size {
+		return fmt.Errorf("%w: entries sum to %d bytes, node says %d", ErrMalformed, total, n.Size)
+	}
+	if len(r.b) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes in read part", ErrMalformed, len(r.b))
+	}
+	return nil
+}

@@ -1,0 +1,8 @@
+// Package keyring owns umbra's secrets and capabilities: the Key type that
+// never prints itself, the node directory (identity and user secret, made by
+// Init and read by Open), and the capability strings that grant access to a
+// file (ReadCap, VerifyCap): parse, format and attenuate.
+//
+// The byte layouts and the text form of capabilities are specified in
+// docs/format.md ("Capabilities"). Nothing here touches the network.
+package keyring
