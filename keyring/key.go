@@ -1,6 +1,7 @@
 package keyring
 
 import (
+	"bytes"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
@@ -47,8 +48,8 @@ func KeyFromBytes(b []byte) (Key, error) {
 // KeyFromArray wraps a 32-byte array.
 func KeyFromArray(a *[KeySize]byte) Key { return Key{b: *a} }
 
-// Bytes returns the key material. The slice aliases the key.
-func (k *Key) Bytes() []byte { return k.b[:] }
+// Bytes returns a copy of the key material.
+func (k Key) Bytes() []byte { return bytes.Clone(k.b[:]) }
 
 // Array returns a pointer to the key material.
 func (k *Key) Array() *[KeySize]byte { return &k.b }
