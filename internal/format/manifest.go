@@ -346,6 +346,9 @@ func decodeVerify(p []byte) (*Node, error) {
 			n.Peers = append(n.Peers, append([]byte(nil), pb...))
 		}
 	}
+	if r.err != nil {
+		return nil, r.err
+	}
 	minEntry := 64
 	if n.Level == 0 {
 		minEntry = EntryVerifySize(n.K + n.M)
