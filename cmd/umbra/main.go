@@ -31,7 +31,7 @@ func main() {
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "umbra",
 		Usage: "a private, erasure-coded, content-addressed file store",
 		Flags: []cli.Flag{
@@ -52,8 +52,17 @@ func newApp() *cli.App {
 		HideHelpCommand:      true,
 		EnableBashCompletion: false,
 		ExitErrHandler:       func(*cli.Context, error) {}, // main prints errors
-		OnUsageError: func(c *cli.Context, err error, _ bool) error {
-			return usageError{err}
-		},
+		OnUsageError: onUsageError,
 	}
+	var mark func([]*cli.Command)
+	mark = func(cmds []*cli.Command) {
+		for _, c := range cmds {
+			c.OnUsageError = onUsageError
+			mark(c.Subcommands)
+		}
+	}
+	mark(app.Commands)
+	return app
 }
+
+func onUsageError(_ *cli.Context, err error, _ bool) error { return usageError{err} }
