@@ -48,6 +48,7 @@ type packs struct {
 	size     int64 // bytes reserved in the active pack
 	alloc    int64 // bytes preallocated in the active pack
 	unsynced map[uint32]bool
+	dirDirty bool // a pack was created since the last sync
 }
 
 func openPacks(dir string) (*packs, error) {
@@ -109,15 +110,10 @@ func (p *packs) startPack(id uint32) error {
 		f.Close()
 		return fmt.Errorf("blockstore: write pack: %w", err)
 	}
-	// The new name must survive a crash before any index entry points at it.
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("blockstore: sync pack: %w", err)
-	}
-	if err := syncDir(p.dir); err != nil {
-		f.Close()
-		return err
-	}
+	// The new name must be durable before any index entry that points into
+	// the pack is: sync makes the directory durable before the index.
+	p.dirDirty = true
+	p.unsynced[id] = true
 	p.files[id] = f
 	p.active, p.size, p.alloc = id, packHeader, packHeader
 	return nil
@@ -199,6 +195,8 @@ func (p *packs) sync() error {
 		fs = append(fs, p.files[id])
 	}
 	clear(p.unsynced)
+	dirDirty := p.dirDirty
+	p.dirDirty = false
 	p.mu.Unlock()
 	for _, f := range fs {
 		if err := unix.Fdatasync(int(f.Fd())); err != nil {
@@ -206,6 +204,14 @@ func (p *packs) sync() error {
 			p.unsynced[p.active] = true // be pessimistic: sync again next time
 			p.mu.Unlock()
 			return fmt.Errorf("blockstore: sync pack: %w", err)
+		}
+	}
+	if dirDirty {
+		if err := syncDir(p.dir); err != nil {
+			p.mu.Lock()
+			p.dirDirty = true
+			p.mu.Unlock()
+			return err
 		}
 	}
 	return nil

@@ -3,6 +3,8 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/sha256"
 	"errors"
 	"io"
@@ -29,14 +31,16 @@ func randomBytes(seed uint64, n int) []byte {
 	return b
 }
 
-// randReader streams n seeded random bytes without holding them.
+// randReader streams n seeded pseudo-random bytes without holding them: an
+// AES-CTR keystream, so that generating input costs little next to umbra.
 type randReader struct {
-	r *rand.ChaCha8
+	s cipher.Stream
 	n int64
 }
 
 func newRandReader(seed byte, n int64) *randReader {
-	return &randReader{r: rand.NewChaCha8([32]byte{seed, 1}), n: n}
+	blk, _ := aes.NewCipher(bytes.Repeat([]byte{seed, 1}, 16))
+	return &randReader{s: cipher.NewCTR(blk, make([]byte, 16)), n: n}
 }
 
 func (r *randReader) Read(p []byte) (int, error) {
@@ -46,7 +50,8 @@ func (r *randReader) Read(p []byte) (int, error) {
 	if int64(len(p)) > r.n {
 		p = p[:r.n]
 	}
-	r.r.Read(p)
+	clear(p)
+	r.s.XORKeyStream(p, p)
 	r.n -= int64(len(p))
 	return len(p), nil
 }
