@@ -13,11 +13,21 @@
 // WAL, so after a crash (kill -9) every synced block is served and a torn
 // write is dropped, never served.
 //
-// Shard values are large (hundreds of KiB), so value separation is on: values
-// of 1 KiB and more live in blob files and compactions move only keys. Shards
-// are ciphertext, so compression is off.
+// Large values (64 KiB and more: shards) live in append-only pack files and
+// Pebble holds the index; smaller ones (manifest nodes) live in Pebble, with
+// value separation on. Measured on the 2-core reference machine: Pebble's own
+// write path took 150–220 MB/s of shard bytes (memtable copies, flushes, WAL),
+// pack files with a Pebble index ~550 MB/s in the same benchmark. Storing a
+// block that is already present writes nothing. Space of deleted blocks in
+// packs is not reclaimed yet (that comes with leases and GC).
 //
-// Key layout (part of the node's on-disk format, docs/format.md "Blockstore"):
+// On-disk layout (docs/format.md "Blockstore"):
 //
-//	"b" ‖ multihash  →  block bytes
+//	index/   Pebble: "b" ‖ multihash → 0x00 ‖ bytes            (inline)
+//	                                 → 0x01 ‖ pack ‖ off ‖ len ‖ crc32c
+//	packs/   NNNNNNNN.pack: "UMBRAPK" 0x01, then dataLen ‖ mhLen ‖ mh ‖ data …
+//
+// Durability order on Sync: pack data (fdatasync), the packs directory, then
+// Pebble's WAL. Reads check the CRC-32C of packed values and refuse a value
+// that fails it with ErrHashMismatch.
 package blockstore

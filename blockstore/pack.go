@@ -163,7 +163,6 @@ func (p *packs) append(mh []byte, data []byte) (location, error) {
 		}
 		p.alloc += step
 	}
-	p.unsynced[id] = true
 	p.mu.Unlock()
 
 	hdr := make([]byte, 0, 5+len(mh))
@@ -177,6 +176,11 @@ func (p *packs) append(mh []byte, data []byte) (location, error) {
 	if _, err := f.WriteAt(data, dataOff); err != nil {
 		return location{}, fmt.Errorf("blockstore: write pack: %w", err)
 	}
+	// Mark the pack for sync only now that the bytes are written: a sync that
+	// ran between the reservation and the write must not clear the mark.
+	p.mu.Lock()
+	p.unsynced[id] = true
+	p.mu.Unlock()
 	// Start write-back of each completed writebackStep early, without
 	// waiting, so that the Sync that acknowledges a put has little left.
 	end := dataOff + int64(len(data))

@@ -230,6 +230,16 @@ func (s *Store) putMany(ctx context.Context, bs []blocks.Block, wo *pebble.Write
 	size := 0
 	for i, b := range bs {
 		data := b.RawData()
+		if len(data) >= packThreshold {
+			// Already stored: keep the existing copy (convergent puts of the
+			// same data write nothing). Repair deletes before it puts.
+			if v, closer, err := s.db.Get(key(b.Cid().Hash())); err == nil {
+				vals[i] = bytes.Clone(v)
+				closer.Close()
+				size += len(vals[i]) + len(b.Cid().Hash()) + 16
+				continue
+			}
+		}
 		if len(data) < packThreshold {
 			vals[i] = append([]byte{tagInline}, data...)
 		} else {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 )
@@ -39,6 +40,12 @@ type Secrets struct {
 
 // NewSecrets wraps a master secret.
 func NewSecrets(master Key) Secrets { return Secrets{master: master} }
+
+// Format implements fmt.Formatter: secrets never print.
+func (Secrets) Format(f fmt.State, _ rune) { fmt.Fprint(f, "[redacted secrets]") }
+
+// LogValue implements slog.LogValuer.
+func (Secrets) LogValue() slog.Value { return slog.StringValue("[redacted secrets]") }
 
 // ChunkerKey keys the content-defined chunker so that cut points do not
 // fingerprint content.

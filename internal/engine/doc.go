@@ -14,5 +14,8 @@
 // missing shard, and authenticates the chunk with AES-GCM. A chunk that fails
 // authentication has its shards hash-checked: corrupted shards are dropped,
 // the chunk is rebuilt from the rest, and the corrected shards are written
-// back (repair on read).
+// back (repair on read). A shard the store refuses as corrupt (pack CRC) is
+// rebuilt and rewritten the same way. ReadRange fetches only the chunks that
+// cover the range: a chunk is one authenticated message, so it is fetched
+// whole.
 package engine

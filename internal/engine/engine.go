@@ -70,7 +70,7 @@ type Option func(*Engine)
 func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
 
 // WithWorkers sets how many chunks are sealed or opened at once. Default:
-// GOMAXPROCS.
+// GOMAXPROCS+1 (one more than the cores, to hide I/O waits).
 func WithWorkers(n int) Option {
 	return func(e *Engine) {
 		if n > 0 {
@@ -100,6 +100,9 @@ func New(bs Blocks, secrets keyring.Secrets, opts ...Option) *Engine {
 	e.window = 2 * e.workers
 	return e
 }
+
+// String keeps the engine's secrets out of %v.
+func (e *Engine) String() string { return "engine" }
 
 // shardCID makes the CID of a shard or node block from its SHA-256 digest.
 func shardCID(digest [32]byte) cid.Cid {

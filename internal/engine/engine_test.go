@@ -9,6 +9,8 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -129,14 +131,19 @@ func TestRoundTripSizes(t *testing.T) {
 
 func TestConvergenceSameFileAddsNothing(t *testing.T) {
 	ctx := context.Background()
-	s := openStore(t)
+	dir := t.TempDir()
+	s, err := blockstore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	e := New(s, testSecrets(2))
 	data := randomBytes(3, 20<<20)
 	r1, err := e.Put(ctx, bytes.NewReader(data), PutOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := countBlocks(t, s)
+	before, diskBefore := countBlocks(t, s), packBytes(t, dir)
 	r2, err := e.Put(ctx, bytes.NewReader(data), PutOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -144,6 +151,9 @@ func TestConvergenceSameFileAddsNothing(t *testing.T) {
 	after := countBlocks(t, s)
 	if len(after) != len(before) {
 		t.Fatalf("second put added %d blocks", len(after)-len(before))
+	}
+	if grew := packBytes(t, dir) - diskBefore; grew != 0 {
+		t.Fatalf("second put wrote %d bytes to pack files", grew)
 	}
 	if r1.Cap.Encode() != r2.Cap.Encode() {
 		t.Fatal("same file, same secret: capabilities differ")
@@ -394,4 +404,74 @@ func firstDiff(a, b []byte) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// TestBitRotOnDiskIsRepaired flips a byte of a shard inside a pack file on
+// disk: the store refuses it (CRC), get rebuilds the chunk from the other
+// shards, and the shard is written again.
+func TestBitRotOnDiskIsRepaired(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := blockstore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := New(s, testSecrets(17))
+	data := randomBytes(18, 3<<20)
+	res, err := e.Put(ctx, bytes.NewReader(data), PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := shardCID(leafEntries(t, e, res.Cap)[0].Shards[0])
+	blk, err := s.Get(ctx, victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shard := blk.RawData()
+	s.Close()
+	packs, _ := filepath.Glob(filepath.Join(dir, "packs", "*.pack"))
+	flipped := false
+	for _, p := range packs {
+		raw, _ := os.ReadFile(p)
+		if i := bytes.Index(raw, shard[:4096]); i >= 0 {
+			raw[i+100] ^= 0x40
+			os.WriteFile(p, raw, 0o600)
+			flipped = true
+		}
+	}
+	if !flipped {
+		t.Fatal("shard not found in any pack")
+	}
+	s, err = blockstore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Get(ctx, victim); !errors.Is(err, blockstore.ErrHashMismatch) {
+		t.Fatalf("rotten shard served: %v", err)
+	}
+	e = New(s, testSecrets(17))
+	var out bytes.Buffer
+	if err := e.Get(ctx, res.Cap, &out); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("get over bit rot: %v", err)
+	}
+	blk, err = s.Get(ctx, victim)
+	if err != nil || !bytes.Equal(blk.RawData(), shard) {
+		t.Fatalf("shard not rewritten: %v", err)
+	}
+}
+
+// packBytes is the bytes written to a store's pack files.
+func packBytes(t testing.TB, dir string) int64 {
+	t.Helper()
+	packs, _ := filepath.Glob(filepath.Join(dir, "packs", "*.pack"))
+	var n int64
+	for _, p := range packs {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += st.Size()
+	}
+	return n
 }

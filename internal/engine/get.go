@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/umbra-store/umbra/blockstore"
 	"io"
 
 	blocks "github.com/ipfs/go-block-format"
@@ -162,16 +163,24 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) ([]byte, error) {
 	lay := coder.Layout(j.ent.SealedLen)
 	n := coder.N()
 	shards := make([][]byte, len(j.ent.Shards))
+	var refused []int // shards the store holds but refused as corrupt
+	fetch := func(i int) bool {
+		ok, corrupt := e.fetchShard(ctx, j.ent, shards, i)
+		if corrupt {
+			refused = append(refused, i)
+		}
+		return ok
+	}
 	// Data shards first; parity only for stripes that miss one.
 	for si := range lay {
 		missing := 0
 		for i := 0; i < coder.K(); i++ {
-			if !e.fetchShard(ctx, j.ent, shards, si*n+i) {
+			if !fetch(si*n + i) {
 				missing++
 			}
 		}
 		for i := coder.K(); i < n && missing > 0; i++ {
-			if e.fetchShard(ctx, j.ent, shards, si*n+i) {
+			if fetch(si*n + i) {
 				missing--
 			}
 		}
@@ -188,21 +197,55 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(refused) > 0 {
+		e.rewrite(ctx, coder, j, shards, refused)
+	}
 	out := chunkBufs.get(j.to - j.from)
 	copy(out, plain[j.from:j.to])
 	return out, nil
 }
 
-func (e *Engine) fetchShard(ctx context.Context, ent format.Entry, shards [][]byte, i int) bool {
+// fetchShard reads shard i into shards[i]. corrupt reports a shard the store
+// has but refused to serve because it failed its checksum.
+func (e *Engine) fetchShard(ctx context.Context, ent format.Entry, shards [][]byte, i int) (ok, corrupt bool) {
 	raw, err := e.getBlock(ctx, ent.Shards[i])
 	if err != nil {
 		if !isNotFound(err) {
 			e.log.Warn("shard read failed", "shard", fmt.Sprintf("%x", ent.Shards[i][:4]), "err", err)
 		}
-		return false
+		return false, errors.Is(err, blockstore.ErrHashMismatch)
 	}
 	shards[i] = raw
-	return true
+	return true, false
+}
+
+// rewrite rebuilds the shards at idxs from the others and stores them again
+// (repair on read). Failures are logged: the read itself has succeeded.
+func (e *Engine) rewrite(ctx context.Context, coder *erasure.Coder, j chunkJob, shards [][]byte, idxs []int) {
+	for _, i := range idxs {
+		shards[i] = nil
+	}
+	if err := coder.Rebuild(shards, j.ent.SealedLen); err != nil {
+		e.log.Warn("repair: rebuild failed", "chunk", j.index, "err", err)
+		return
+	}
+	var fixed []blocks.Block
+	for _, i := range idxs {
+		b, d := newBlock(append([]byte(nil), shards[i]...))
+		if d != j.ent.Shards[i] {
+			continue // rebuilt shard disagrees with the manifest: leave it
+		}
+		_ = e.bs.DeleteBlock(ctx, b.Cid())
+		fixed = append(fixed, b)
+	}
+	if len(fixed) == 0 {
+		return
+	}
+	if err := e.bs.PutMany(ctx, fixed); err != nil {
+		e.log.Warn("repair write failed", "chunk", j.index, "err", err)
+		return
+	}
+	e.log.Info("repaired shards", "chunk", j.index, "count", len(fixed))
 }
 
 func (e *Engine) openShards(coder *erasure.Coder, j chunkJob, shards [][]byte, sealed []byte) ([]byte, error) {
@@ -233,7 +276,7 @@ func (e *Engine) repairChunk(ctx context.Context, coder *erasure.Coder, j chunkJ
 	var bad []int
 	for i := range shards {
 		if shards[i] == nil {
-			if !e.fetchShard(ctx, j.ent, shards, i) {
+			if ok, _ := e.fetchShard(ctx, j.ent, shards, i); !ok {
 				continue
 			}
 		}
@@ -246,28 +289,10 @@ func (e *Engine) repairChunk(ctx context.Context, coder *erasure.Coder, j chunkJ
 	if len(bad) == 0 {
 		return nil, fmt.Errorf("%w: chunk %d (every shard matches its hash: wrong key?)", ErrCorrupt, j.index)
 	}
-	if err := coder.Rebuild(shards, j.ent.SealedLen); err != nil {
-		return nil, fmt.Errorf("engine: chunk %d: %w", j.index, err)
-	}
 	plain, err := e.openShards(coder, j, shards, sealed)
 	if err != nil {
 		return nil, fmt.Errorf("%w: chunk %d: %v", ErrCorrupt, j.index, err)
 	}
-	var fixed []blocks.Block
-	for _, i := range bad {
-		b, d := newBlock(append([]byte(nil), shards[i]...))
-		if d != j.ent.Shards[i] {
-			continue // rebuilt shard disagrees with the manifest: leave it
-		}
-		_ = e.bs.DeleteBlock(ctx, b.Cid())
-		fixed = append(fixed, b)
-	}
-	if len(fixed) > 0 {
-		if err := e.bs.PutMany(ctx, fixed); err != nil {
-			e.log.Warn("repair write failed", "chunk", j.index, "err", err)
-		} else {
-			e.log.Info("repaired shards", "chunk", j.index, "count", len(fixed))
-		}
-	}
+	e.rewrite(ctx, coder, j, shards, bad)
 	return plain, nil
 }

@@ -24,7 +24,10 @@ const (
 	MaxNodePlain = 256 << 10 // bytes of verify+read plaintext in one node
 	MaxLevel     = 16        // a tree this deep holds far more than 2^64 bytes
 	MaxPeers     = 1024
-	maxNameLen   = 4096
+	// MaxChunk bounds a chunk's plaintext (the chunker's default maximum is
+	// 4 MiB), so a hostile manifest cannot make a reader allocate gigabytes.
+	MaxChunk   = 16 << 20 // bytes
+	maxNameLen = 4096
 )
 
 // Key-derivation and AAD strings; see docs/format.md.
@@ -94,7 +97,9 @@ func EntrySize(level uint8, shards int) int {
 
 // HeaderSize bounds the plaintext of a node with no entries.
 func HeaderSize(n *Node) int {
-	s := 1 + 1 + 2 + 2 + 1 + 4 + 2 + 8 + 4 + 2 + len(n.Name)
+	// verify part: kind, level, k, m, suite, count, peer count;
+	// read part: kind, size, count, name length.
+	s := (1 + 1 + 2 + 2 + 1 + 4 + 2) + (1 + 8 + 4 + 2) + len(n.Name)
 	for _, p := range n.Peers {
 		s += 1 + len(p)
 	}
@@ -334,6 +339,9 @@ func decodeVerify(p []byte) (*Node, error) {
 	if err := n.check(); err != nil {
 		return nil, err
 	}
+	if n.Suite != seal.SuiteAES256GCM {
+		return nil, fmt.Errorf("%w: suite 0x%02x", ErrMalformed, n.Suite)
+	}
 	if int(np) > MaxPeers {
 		return nil, fmt.Errorf("%w: %d peers", ErrMalformed, np)
 	}
@@ -361,7 +369,7 @@ func decodeVerify(p []byte) (*Node, error) {
 		e := &n.Entries[i]
 		if n.Level == 0 {
 			e.SealedLen = int(r.u32())
-			if r.err == nil && e.SealedLen < seal.Overhead+1 {
+			if r.err == nil && (e.SealedLen < seal.Overhead+1 || e.SealedLen > seal.SealedLen(MaxChunk)) {
 				return nil, fmt.Errorf("%w: entry %d sealed length %d", ErrMalformed, i, e.SealedLen)
 			}
 			sc := shardCount(e.SealedLen, n.K, n.M)
