@@ -52,7 +52,7 @@ func newApp() *cli.App {
 		HideHelpCommand:      true,
 		EnableBashCompletion: false,
 		ExitErrHandler:       func(*cli.Context, error) {}, // main prints errors
-		OnUsageError: onUsageError,
+		OnUsageError:         onUsageError,
 	}
 	var mark func([]*cli.Command)
 	mark = func(cmds []*cli.Command) {
