@@ -1,0 +1,51 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/umbra-store/umbra/erasure"
+)
+
+func TestParseShards(t *testing.T) {
+	for in, ok := range map[string]bool{"3+2": true, "1+0": true, "10+4": true, "128+128": true,
+		"0+2": false, "3+-1": false, "200+57": false, "3": false, "a+b": false, "": false, "3+2+1": false} {
+		k, m, err := ParseShards(in)
+		if (err == nil) != ok {
+			t.Errorf("ParseShards(%q) = %d, %d, %v", in, k, m, err)
+		}
+		if err != nil && !errors.Is(err, erasure.ErrParams) {
+			t.Errorf("ParseShards(%q): %v is not ErrParams", in, err)
+		}
+	}
+}
+
+func TestWriteLoad(t *testing.T) {
+	dir := t.TempDir()
+	if c, err := Load(dir); err != nil || c.Put.Shards != "3+2" {
+		t.Fatalf("missing file: %+v %v", c, err)
+	}
+	c := Default()
+	c.Put.Shards = "6+3"
+	if err := Write(dir, c); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(filepath.Join(dir, File))
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %o", st.Mode().Perm())
+	}
+	got, err := Load(dir)
+	if err != nil || got.Put.Shards != "6+3" {
+		t.Fatalf("load: %+v %v", got, err)
+	}
+	os.WriteFile(filepath.Join(dir, File), []byte(`{"Version":1,"Put":{"Shards":"3+2"},"Typo":1}`), 0o600)
+	if _, err := Load(dir); err == nil {
+		t.Fatal("unknown field accepted")
+	}
+	os.WriteFile(filepath.Join(dir, File), []byte(`{"Version":1,"Put":{"Shards":"0+1"}}`), 0o600)
+	if _, err := Load(dir); err == nil {
+		t.Fatal("invalid shards accepted")
+	}
+}
