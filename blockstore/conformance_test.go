@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	boxobs "github.com/ipfs/boxo/blockstore"
@@ -244,4 +245,82 @@ func TestCorruptPackIsRefused(t *testing.T) {
 	if _, err := s.Get(ctx, b.Cid()); !errors.Is(err, ErrHashMismatch) {
 		t.Fatalf("corrupt value: %v", err)
 	}
+}
+
+// TestRePutRewritesLostPackBytes simulates an index entry that reached disk
+// without its pack bytes: putting the block again rewrites it.
+func TestRePutRewritesLostPackBytes(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := rawBlock(make([]byte, 300000))
+	if err := s.Put(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := os.Truncate(filepath.Join(dir, "packs", "00000001.pack"), packHeader); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Get(ctx, b.Cid()); err == nil {
+		t.Fatal("lost bytes served")
+	}
+	if err := s.Put(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(ctx, b.Cid()); err != nil || len(got.RawData()) != 300000 {
+		t.Fatalf("re-put did not rewrite: %v", err)
+	}
+}
+
+// TestCloseDuringOperations closes the store while readers and writers run:
+// they get ErrClosed, never a panic.
+func TestCloseDuringOperations(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	b := rawBlock(make([]byte, 100000))
+	if err := s.Put(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	started := make(chan struct{}, 4)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			started <- struct{}{}
+			for i := 0; ; i++ {
+				var err error
+				if i%2 == 0 {
+					_, err = s.Get(ctx, b.Cid())
+				} else {
+					err = s.PutManyDeferred(ctx, []blocks.Block{rawBlock([]byte(fmt.Sprint(w, i, "x")))})
+				}
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Errorf("operation failed with %v, not ErrClosed", err)
+					return
+				}
+			}
+		}()
+	}
+	for w := 0; w < 4; w++ {
+		<-started
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
 }

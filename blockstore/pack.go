@@ -145,6 +145,12 @@ func (p *packs) append(mh []byte, data []byte) (location, error) {
 	recLen := int64(4 + 1 + len(mh) + len(data))
 	p.mu.Lock()
 	if p.size+recLen > packMaxSize && p.size > packHeader {
+		// Give back the old pack's reserved tail; writes in flight lie below
+		// p.size and are unaffected.
+		if err := p.files[p.active].Truncate(p.size); err != nil {
+			p.mu.Unlock()
+			return location{}, fmt.Errorf("blockstore: trim pack: %w", err)
+		}
 		if err := p.startPack(p.active + 1); err != nil {
 			p.mu.Unlock()
 			return location{}, err
@@ -194,18 +200,23 @@ func (p *packs) append(mh []byte, data []byte) (location, error) {
 // sync makes every appended record durable.
 func (p *packs) sync() error {
 	p.mu.Lock()
+	var ids []uint32
 	var fs []*os.File
 	for id := range p.unsynced {
+		ids = append(ids, id)
 		fs = append(fs, p.files[id])
 	}
 	clear(p.unsynced)
 	dirDirty := p.dirDirty
 	p.dirDirty = false
 	p.mu.Unlock()
-	for _, f := range fs {
+	for i, f := range fs {
 		if err := unix.Fdatasync(int(f.Fd())); err != nil {
 			p.mu.Lock()
-			p.unsynced[p.active] = true // be pessimistic: sync again next time
+			for _, id := range ids[i:] { // this pack and those not reached
+				p.unsynced[id] = true
+			}
+			p.dirDirty = p.dirDirty || dirDirty
 			p.mu.Unlock()
 			return fmt.Errorf("blockstore: sync pack: %w", err)
 		}

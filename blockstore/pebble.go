@@ -10,7 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -38,7 +38,13 @@ type Store struct {
 	db           *pebble.DB
 	packs        *packs
 	verifyOnRead bool
-	closed       atomic.Bool
+
+	// mu is held shared by every operation for its whole length and
+	// exclusively by Close, so Close never pulls Pebble or a pack from under
+	// a running call.
+	mu      sync.RWMutex
+	closed  bool
+	closing chan struct{} // closed when Close starts: ends key listings
 }
 
 // Index value encodings (first byte). Values are part of the on-disk format;
@@ -104,14 +110,22 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{db: db, packs: pk, verifyOnRead: cfg.verifyOnRead}, nil
+	return &Store{db: db, packs: pk, verifyOnRead: cfg.verifyOnRead, closing: make(chan struct{})}, nil
 }
 
 // Close flushes nothing it has not already acknowledged and closes Pebble.
 func (s *Store) Close() error {
-	if s.closed.Swap(true) {
+	select {
+	case <-s.closing:
+	default:
+		close(s.closing)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
 		return nil
 	}
+	s.closed = true
 	perr := s.packs.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("blockstore: close: %w", err)
@@ -173,8 +187,12 @@ func Short(c cid.Cid) string {
 	return s
 }
 
-func (s *Store) check() error {
-	if s.closed.Load() {
+// acquire takes the shared lock for one operation; release with
+// s.mu.RUnlock when it returns nil.
+func (s *Store) acquire() error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
 		return ErrClosed
 	}
 	return nil
@@ -198,9 +216,10 @@ func (s *Store) PutManyDeferred(ctx context.Context, bs []blocks.Block) error {
 
 // Sync makes every write before it durable.
 func (s *Store) Sync(ctx context.Context) error {
-	if err := s.check(); err != nil {
+	if err := s.acquire(); err != nil {
 		return err
 	}
+	defer s.mu.RUnlock()
 	// Pack data first, then the index that points at it.
 	if err := s.packs.sync(); err != nil {
 		return err
@@ -212,9 +231,10 @@ func (s *Store) Sync(ctx context.Context) error {
 }
 
 func (s *Store) putMany(ctx context.Context, bs []blocks.Block, wo *pebble.WriteOptions) error {
-	if err := s.check(); err != nil {
+	if err := s.acquire(); err != nil {
 		return err
 	}
+	defer s.mu.RUnlock()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -233,11 +253,17 @@ func (s *Store) putMany(ctx context.Context, bs []blocks.Block, wo *pebble.Write
 		if len(data) >= packThreshold {
 			// Already stored: keep the existing copy (convergent puts of the
 			// same data write nothing). Repair deletes before it puts.
+			// The existing value is read back and CRC-checked first: an index
+			// entry can reach disk before its pack bytes (a crash between a
+			// deferred put and its Sync), and such an entry must be rewritten.
 			if v, closer, err := s.db.Get(key(b.Cid().Hash())); err == nil {
-				vals[i] = bytes.Clone(v)
+				old := bytes.Clone(v)
 				closer.Close()
-				size += len(vals[i]) + len(b.Cid().Hash()) + 16
-				continue
+				if _, err := s.value(b.Cid(), old); err == nil {
+					vals[i] = old
+					size += len(vals[i]) + len(b.Cid().Hash()) + 16
+					continue
+				}
 			}
 		}
 		if len(data) < packThreshold {
@@ -315,9 +341,10 @@ func valueSize(v []byte) int {
 
 // Get returns a block, or an error satisfying ipld.IsNotFound.
 func (s *Store) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
-	if err := s.check(); err != nil {
+	if err := s.acquire(); err != nil {
 		return nil, err
 	}
+	defer s.mu.RUnlock()
 	v, closer, err := s.db.Get(key(c.Hash()))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, ipld.ErrNotFound{Cid: c}
@@ -340,9 +367,10 @@ func (s *Store) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 
 // GetSize returns the size of a block.
 func (s *Store) GetSize(ctx context.Context, c cid.Cid) (int, error) {
-	if err := s.check(); err != nil {
+	if err := s.acquire(); err != nil {
 		return -1, err
 	}
+	defer s.mu.RUnlock()
 	v, closer, err := s.db.Get(key(c.Hash()))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return -1, ipld.ErrNotFound{Cid: c}
@@ -357,9 +385,10 @@ func (s *Store) GetSize(ctx context.Context, c cid.Cid) (int, error) {
 
 // Has reports whether a block is stored, reading only its key.
 func (s *Store) Has(ctx context.Context, c cid.Cid) (bool, error) {
-	if err := s.check(); err != nil {
+	if err := s.acquire(); err != nil {
 		return false, err
 	}
+	defer s.mu.RUnlock()
 	k := key(c.Hash())
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: k, UpperBound: append(bytes.Clone(k), 0)})
 	if err != nil {
@@ -375,7 +404,13 @@ func (s *Store) Has(ctx context.Context, c cid.Cid) (bool, error) {
 // DeleteBlock removes a block durably. Deleting a missing block is not an
 // error.
 func (s *Store) DeleteBlock(ctx context.Context, c cid.Cid) error {
-	if err := s.check(); err != nil {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	// A synced commit makes every earlier index entry durable: their pack
+	// bytes must be durable first.
+	if err := s.packs.sync(); err != nil {
 		return err
 	}
 	if err := s.db.Delete(key(c.Hash()), pebble.Sync); err != nil {
@@ -386,15 +421,18 @@ func (s *Store) DeleteBlock(ctx context.Context, c cid.Cid) error {
 
 // AllKeysChan lists every stored block as a CIDv1 with the raw codec.
 func (s *Store) AllKeysChan(ctx context.Context) (<-chan cid.Cid, error) {
-	if err := s.check(); err != nil {
+	if err := s.acquire(); err != nil {
 		return nil, err
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{blockPrefix}, UpperBound: []byte{blockPrefix + 1}})
 	if err != nil {
+		s.mu.RUnlock()
 		return nil, fmt.Errorf("blockstore: %w", err)
 	}
 	ch := make(chan cid.Cid, 64)
 	go func() {
+		// The listing holds the shared lock until it ends; Close ends it.
+		defer s.mu.RUnlock()
 		defer close(ch)
 		defer it.Close()
 		for ok := it.First(); ok; ok = it.Next() {
@@ -405,6 +443,8 @@ func (s *Store) AllKeysChan(ctx context.Context) (<-chan cid.Cid, error) {
 			select {
 			case ch <- cid.NewCidV1(cid.Raw, h):
 			case <-ctx.Done():
+				return
+			case <-s.closing:
 				return
 			}
 		}
@@ -422,9 +462,10 @@ type Stats struct {
 // read, sizes come from Pebble's lazy values).
 func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	var st Stats
-	if err := s.check(); err != nil {
+	if err := s.acquire(); err != nil {
 		return st, err
 	}
+	defer s.mu.RUnlock()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{blockPrefix}, UpperBound: []byte{blockPrefix + 1}})
 	if err != nil {
 		return st, fmt.Errorf("blockstore: %w", err)

@@ -56,7 +56,7 @@ func describe(err error) (string, int) {
 		return "the file cannot be rebuilt: " + strings.TrimPrefix(err.Error(), "engine: ") + " (run on a node that holds its shards)", exitNotFound
 	case errors.Is(err, engine.ErrNotFound):
 		return "no such file in this node's store (is the capability for another node, or was the file never stored here?)", exitNotFound
-	case errors.Is(err, format.ErrAuth), errors.Is(err, seal.ErrAuth), errors.Is(err, engine.ErrCorrupt), errors.Is(err, blockstore.ErrHashMismatch):
+	case errors.Is(err, format.ErrAuth), errors.Is(err, format.ErrMalformed), errors.Is(err, format.ErrVersion), errors.Is(err, seal.ErrAuth), errors.Is(err, engine.ErrCorrupt), errors.Is(err, blockstore.ErrHashMismatch):
 		return "data failed authentication: the capability does not match the stored data, or the data is corrupt", exitCorrupt
 	case errors.As(err, &pe):
 		return pe.Op + " " + pe.Path + ": " + pe.Err.Error(), exitError

@@ -44,6 +44,11 @@ func runGet(c *cli.Context, o getOptions) error {
 	if err != nil {
 		return err
 	}
+	if o.output != "" && o.output != "-" {
+		if st, err := os.Stat(o.output); err == nil && st.IsDir() {
+			return usageError{fmt.Errorf("%s is a directory: give a file name with -o", o.output)}
+		}
+	}
 	n, err := node.Open(o.path, logger(c))
 	if err != nil {
 		return err
@@ -91,7 +96,15 @@ func runGet(c *cli.Context, o getOptions) error {
 	if err := os.Chmod(tmp.Name(), os.FileMode(0o666&^umask())); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), out)
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return err
+	}
+	// The rename itself must survive a crash.
+	if d, err := os.Open(filepath.Dir(out)); err == nil {
+		defer d.Close()
+		return d.Sync()
+	}
+	return nil
 }
 
 var _ io.Writer = progressWriter{}

@@ -21,6 +21,8 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first Ctrl-C starts a clean stop, a second one kills.
+	go func() { <-ctx.Done(); stop() }()
 	app := newApp()
 	err := app.RunContext(ctx, interspersed(app, os.Args))
 	if err != nil {

@@ -37,7 +37,9 @@ var (
 	ErrRange = errors.New("engine: invalid range")
 )
 
-// Blocks is what the engine needs of a block store.
+// Blocks is what the engine needs of a block store. PutMany (and
+// PutManyDeferred) must not keep the blocks' byte slices after returning: the
+// engine reuses its shard buffers.
 type Blocks interface {
 	Get(context.Context, cid.Cid) (blocks.Block, error)
 	Has(context.Context, cid.Cid) (bool, error)
@@ -181,12 +183,9 @@ func ordered[In, Out any](ctx context.Context, workers, window int,
 	jobs := make(chan job)
 	results := make(chan res, window)
 	tokens := make(chan struct{}, window)
-	var wg sync.WaitGroup
 	fail := func(err error) { cancel(err) }
 
-	wg.Add(1)
 	go func() { // producer
-		defer wg.Done()
 		defer close(jobs)
 		for seq := 0; ; seq++ {
 			select {
@@ -214,20 +213,34 @@ func ordered[In, Out any](ctx context.Context, workers, window int,
 		wwg.Add(1)
 		go func() {
 			defer wwg.Done()
-			for j := range jobs {
+			for {
+				var j job
+				select {
+				case jj, ok := <-jobs:
+					if !ok {
+						return
+					}
+					j = jj
+				case <-ctx.Done():
+					return
+				}
 				out, err := fn(ctx, j.in)
 				if err != nil {
 					fail(err)
-					continue
+					return
 				}
 				select {
 				case results <- res{j.seq, out}:
 				case <-ctx.Done():
+					return
 				}
 			}
 		}()
 	}
-	go func() { wwg.Wait(); wg.Wait(); close(results) }()
+	// NB: results closes when the workers are done, without waiting for the
+	// producer: a producer blocked in next (reading a terminal, say) must not
+	// keep a cancelled call from returning. It exits on its own later.
+	go func() { wwg.Wait(); close(results) }()
 
 	pending := map[int]Out{}
 	want := 0

@@ -73,7 +73,7 @@ func (e *Engine) ReadRange(ctx context.Context, c keyring.ReadCap, off, length i
 	}
 	size := int64(root.Size)
 	end := size
-	if length >= 0 && off+length < size {
+	if length >= 0 && length < size-off { // no overflow: off ≥ 0, size ≥ 0
 		end = off + length
 	}
 	if off >= end {
@@ -191,7 +191,9 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) ([]byte, error) {
 	sealed := sealedBufs.get(j.ent.SealedLen)
 	defer sealedBufs.put(sealed)
 	plain, err := e.openShards(coder, j, shards, sealed)
-	if errors.Is(err, seal.ErrAuth) {
+	var se *erasure.StripeError
+	if err != nil && !errors.As(err, &se) && ctx.Err() == nil {
+		// Authentication, suite or length failed: some shard is bad.
 		plain, err = e.repairChunk(ctx, coder, j, shards, sealed)
 	}
 	if err != nil {

@@ -31,8 +31,9 @@ func (g *getCounter) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 // written again.
 type faultyBlocks struct {
 	Blocks
-	mu  sync.Mutex
-	bad map[cid.Cid]bool
+	mu    sync.Mutex
+	bad   map[cid.Cid]bool
+	first bool // flip the first byte instead of the middle one
 }
 
 func (f *faultyBlocks) corrupt(c cid.Cid) {
@@ -56,7 +57,11 @@ func (f *faultyBlocks) Get(ctx context.Context, c cid.Cid) (blocks.Block, error)
 		return b, err
 	}
 	d := append([]byte(nil), b.RawData()...)
-	d[len(d)/2] ^= 1
+	if f.first {
+		d[0] ^= 1
+	} else {
+		d[len(d)/2] ^= 1
+	}
 	return blocks.NewBlockWithCid(d, c)
 }
 

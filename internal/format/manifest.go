@@ -24,6 +24,9 @@ const (
 	MaxNodePlain = 256 << 10 // bytes of verify+read plaintext in one node
 	MaxLevel     = 16        // a tree this deep holds far more than 2^64 bytes
 	MaxPeers     = 1024
+	// MaxNodeBlock bounds a node block the decoder accepts; encoded nodes
+	// stay under 320 KiB.
+	MaxNodeBlock = 1 << 20 // bytes
 	// MaxChunk bounds a chunk's plaintext (the chunker's default maximum is
 	// 4 MiB), so a hostile manifest cannot make a reader allocate gigabytes.
 	MaxChunk   = 16 << 20 // bytes
@@ -237,6 +240,9 @@ func openPart(key keyring.Key, sealed []byte, aad string) ([]byte, error) {
 func split(block []byte) (vs, rs []byte, err error) {
 	if len(block) < 1 {
 		return nil, nil, fmt.Errorf("%w: empty block", ErrMalformed)
+	}
+	if len(block) > MaxNodeBlock {
+		return nil, nil, fmt.Errorf("%w: node block of %d bytes", ErrMalformed, len(block))
 	}
 	if block[0] != Version {
 		return nil, nil, fmt.Errorf("%w %d (this umbra reads %d)", ErrVersion, block[0], Version)
