@@ -42,8 +42,15 @@ type result struct {
 	maxRSS         int64 // bytes
 }
 
-// run runs umbra with UMBRA_PATH=node and the given stdin.
+// run runs umbra --offline with UMBRA_PATH=node and the given stdin: the
+// single-node tests need no daemon.
 func run(t *testing.T, node string, stdin io.Reader, args ...string) result {
+	t.Helper()
+	return runArgs(t, node, stdin, append([]string{"--offline"}, args...)...)
+}
+
+// runArgs runs umbra with exactly args.
+func runArgs(t *testing.T, node string, stdin io.Reader, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(umbraBin, args...)
 	cmd.Env = append(os.Environ(), "UMBRA_PATH="+node)
@@ -149,7 +156,7 @@ func TestPutGetRoundTrip(t *testing.T) {
 	}
 	// Without -o the stored name is used, in the working directory.
 	wd := t.TempDir()
-	cmd := exec.Command(umbraBin, "get", capText)
+	cmd := exec.Command(umbraBin, "--offline", "get", capText)
 	cmd.Dir, cmd.Env = wd, append(os.Environ(), "UMBRA_PATH="+node)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("get without -o: %v %s", err, out)
@@ -248,7 +255,7 @@ func TestBadInput(t *testing.T) {
 func TestNodeInUse(t *testing.T) {
 	node := newNode(t)
 	pr, pw := io.Pipe()
-	cmd := exec.Command(umbraBin, "put", "-")
+	cmd := exec.Command(umbraBin, "--offline", "put", "-")
 	cmd.Env = append(os.Environ(), "UMBRA_PATH="+node)
 	cmd.Stdin = pr
 	var out bytes.Buffer
@@ -347,7 +354,7 @@ func TestMemory2GiB(t *testing.T) {
 		t.Fatalf("put: %s", put.stderr)
 	}
 	capText := strings.TrimSpace(put.stdout)
-	cmd := exec.Command(umbraBin, "get", capText, "-o", "-")
+	cmd := exec.Command(umbraBin, "--offline", "get", capText, "-o", "-")
 	cmd.Env = append(os.Environ(), "UMBRA_PATH="+node)
 	got := sha256.New()
 	cmd.Stdout = got

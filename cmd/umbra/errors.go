@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/umbra-store/umbra/internal/api"
 	"io/fs"
 	"strings"
 
@@ -34,11 +35,24 @@ func (u usageError) Unwrap() error { return u.err }
 // code. Package prefixes stay where they name the part that failed.
 func describe(err error) (string, int) {
 	var ue usageError
+	var ae *api.Error
 	var pe *fs.PathError
 	var se *erasure.StripeError
 	switch {
 	case errors.Is(err, context.Canceled):
 		return "interrupted", exitInterrupted
+	case errors.Is(err, api.ErrNoDaemon):
+		return strings.TrimPrefix(err.Error(), "api: ") + ": start one with 'umbra daemon' (or 'umbra testnet up'), or use --offline for the local store alone", exitError
+	case errors.As(err, &ae):
+		code := map[string]int{api.KindUsage: exitUsage, api.KindNotFound: exitNotFound, api.KindCorrupt: exitCorrupt}[ae.Kind]
+		if code == 0 {
+			code = exitError
+		}
+		msg := ae.Msg
+		if ae.Kind == api.KindNotFound && strings.Contains(msg, "file not found") {
+			msg = "no such file on this node or its peers (is the capability for another network?)"
+		}
+		return msg, code
 	case errors.As(err, &ue):
 		return ue.Error() + " (see --help)", exitUsage
 	case errors.Is(err, keyring.ErrChecksum):

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/umbra-store/umbra/internal/api"
 	"io"
 	"os"
 	"path/filepath"
@@ -44,30 +45,48 @@ func runGet(c *cli.Context, o getOptions) error {
 	if err != nil {
 		return err
 	}
+	var size uint64
+	var name string
+	var fetch func(io.Writer) error
+	if c.Bool("offline") {
+		n, err := node.Open(o.path, logger(c))
+		if err != nil {
+			return err
+		}
+		defer n.Close()
+		info, err := n.Engine.Stat(c.Context, rc)
+		if err != nil {
+			return err
+		}
+		size, name = info.Size, info.Name
+		fetch = func(w io.Writer) error { return n.Engine.Get(c.Context, rc, w) }
+	} else {
+		cl, err := api.Dial(o.path)
+		if err != nil {
+			return err
+		}
+		st, err := cl.Stat(c.Context, o.cap)
+		if err != nil {
+			return err
+		}
+		size, name = st.Size, st.Name
+		fetch = func(w io.Writer) error { return cl.Get(c.Context, o.cap, w) }
+	}
 	if o.output != "" && o.output != "-" {
 		if st, err := os.Stat(o.output); err == nil && st.IsDir() {
 			return usageError{fmt.Errorf("%s is a directory: give a file name with -o", o.output)}
 		}
 	}
-	n, err := node.Open(o.path, logger(c))
-	if err != nil {
-		return err
-	}
-	defer n.Close()
-	info, err := n.Engine.Stat(c.Context, rc)
-	if err != nil {
-		return err
-	}
 	out := o.output
 	if out == "" {
-		if info.Name == "" || info.Name != filepath.Base(info.Name) || info.Name == "." || info.Name == ".." {
+		if name == "" || name != filepath.Base(name) || name == "." || name == ".." {
 			return usageError{errors.New("the file has no usable stored name: say where with -o FILE, or -o - for standard output")}
 		}
-		out = info.Name
+		out = name
 	}
-	bar := newProgress(int64(info.Size), "get")
+	bar := newProgress(int64(size), "get")
 	if out == "-" {
-		err = n.Engine.Get(c.Context, rc, progressWriter{w: c.App.Writer, bar: bar})
+		err = fetch(progressWriter{w: c.App.Writer, bar: bar})
 		if bar != nil {
 			_ = bar.Finish()
 		}
@@ -80,7 +99,7 @@ func runGet(c *cli.Context, o getOptions) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	err = n.Engine.Get(c.Context, rc, progressWriter{w: tmp, bar: bar})
+	err = fetch(progressWriter{w: tmp, bar: bar})
 	if bar != nil {
 		_ = bar.Finish()
 	}

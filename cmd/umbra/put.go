@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/json"
+
 	"fmt"
+	"github.com/umbra-store/umbra/internal/api"
 	"io"
 	"log/slog"
 	"os"
@@ -20,6 +23,9 @@ type putOptions struct {
 	shards    string
 	randomKey bool
 	name      string
+	offline   bool
+	allowFew  bool
+	json      bool
 }
 
 func putCommand() *cli.Command {
@@ -34,6 +40,8 @@ func putCommand() *cli.Command {
 			&cli.StringFlag{Name: "shards", Usage: "erasure coding `K+M`: any K of K+M shards rebuild a stripe (default from config, 3+2)"},
 			&cli.BoolFlag{Name: "random-key", Usage: "random chunk keys: no deduplication with earlier copies of the same data"},
 			&cli.StringFlag{Name: "name", Usage: "file name to record (default: FILE's base name; none for stdin)"},
+			&cli.BoolFlag{Name: "allow-fewer-peers", Usage: "store even with fewer than K+1 peers (losing one may lose data)"},
+			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -41,7 +49,8 @@ func putCommand() *cli.Command {
 			}
 			return runPut(c, putOptions{
 				path: c.String("path"), file: c.Args().First(), shards: c.String("shards"),
-				randomKey: c.Bool("random-key"), name: c.String("name"),
+				randomKey: c.Bool("random-key"), name: c.String("name"), offline: c.Bool("offline"),
+				allowFew: c.Bool("allow-fewer-peers"), json: c.Bool("json"),
 			})
 		},
 	}
@@ -76,6 +85,9 @@ func runPut(c *cli.Context, o putOptions) error {
 			name = filepath.Base(o.file)
 		}
 	}
+	if !o.offline {
+		return runPutDaemon(c, o, in, size, name)
+	}
 	n, err := node.Open(o.path, logger(c))
 	if err != nil {
 		return err
@@ -101,6 +113,40 @@ func runPut(c *cli.Context, o putOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(c.App.Writer, res.Cap.Encode())
+	return printPut(c, o, api.PutResult{Cap: res.Cap.Encode(), Size: res.Size, Chunks: res.Chunks, Warnings: res.Warnings})
+}
+
+func printPut(c *cli.Context, o putOptions, res api.PutResult) error {
+	for _, w := range res.Warnings {
+		fmt.Fprintln(c.App.ErrWriter, "umbra: warning: "+w)
+	}
+	if o.json {
+		return json.NewEncoder(c.App.Writer).Encode(res)
+	}
+	fmt.Fprintln(c.App.Writer, res.Cap)
 	return nil
+}
+
+func runPutDaemon(c *cli.Context, o putOptions, in io.Reader, size int64, name string) error {
+	if o.shards != "" {
+		if _, _, err := config.ParseShards(o.shards); err != nil {
+			return usageError{err}
+		}
+	}
+	cl, err := api.Dial(o.path)
+	if err != nil {
+		return err
+	}
+	bar := newProgress(size, "put")
+	if bar != nil {
+		in = io.TeeReader(in, progressWriter{w: io.Discard, bar: bar})
+	}
+	res, err := cl.Put(c.Context, in, api.PutOptions{Shards: o.shards, RandomKey: o.randomKey, Name: name, AllowFewerPeers: o.allowFew})
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	if err != nil {
+		return err
+	}
+	return printPut(c, o, res)
 }

@@ -23,6 +23,35 @@ const Version = 1
 type Config struct {
 	Version int
 	Put     Put
+	Network Network
+	Storage Storage
+}
+
+// Network configures the libp2p host. Nothing dials out unless Bootstrap
+// names peers: no public bootstrap, no mDNS, no NAT mapping, no relay.
+type Network struct {
+	// Listen are multiaddrs to listen on. Default: TCP and QUIC on
+	// 127.0.0.1, ports chosen by the OS.
+	Listen []string
+	// Bootstrap are peers to connect to at start (multiaddrs ending in
+	// /p2p/PEERID).
+	Bootstrap []string
+	// AllowPeers, when not empty, is the only set of peer IDs this node
+	// connects to or accepts (a connection gater; TCP and QUIC).
+	AllowPeers []string
+	// SwarmKey, when set, is the hex of a 32-byte pre-shared key: only peers
+	// with the same key can connect (libp2p pnet). TCP only: QUIC listen
+	// addresses are refused with it.
+	SwarmKey string
+}
+
+// Storage configures what this node stores for others.
+type Storage struct {
+	// MaxBytes caps the bytes of blocks held; 0 means no cap.
+	MaxBytes int64
+	// Accept is "anyone" (default) or "allowlist" (only AcceptPeers).
+	Accept      string
+	AcceptPeers []string
 }
 
 // Put holds defaults for storing files.
@@ -33,7 +62,12 @@ type Put struct {
 
 // Default returns the configuration umbra init writes.
 func Default() Config {
-	return Config{Version: Version, Put: Put{Shards: "3+2"}}
+	return Config{
+		Version: Version,
+		Put:     Put{Shards: "3+2"},
+		Network: Network{Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}},
+		Storage: Storage{Accept: "anyone"},
+	}
 }
 
 // Validate checks every field.
@@ -43,6 +77,24 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := ParseShards(c.Put.Shards); err != nil {
 		return fmt.Errorf("config: Put.Shards: %w", err)
+	}
+	switch c.Storage.Accept {
+	case "", "anyone", "allowlist":
+	default:
+		return fmt.Errorf("config: Storage.Accept is %q, want \"anyone\" or \"allowlist\"", c.Storage.Accept)
+	}
+	if c.Storage.MaxBytes < 0 {
+		return fmt.Errorf("config: Storage.MaxBytes is negative")
+	}
+	if c.Network.SwarmKey != "" {
+		if len(c.Network.SwarmKey) != 64 {
+			return fmt.Errorf("config: Network.SwarmKey must be 64 hex characters (32 bytes)")
+		}
+		for _, a := range c.Network.Listen {
+			if strings.Contains(a, "/quic") || strings.Contains(a, "/webtransport") {
+				return fmt.Errorf("config: Network.SwarmKey works over TCP only; remove the QUIC listen address %s", a)
+			}
+		}
 	}
 	return nil
 }

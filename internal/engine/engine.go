@@ -54,6 +54,32 @@ type deferredBlocks interface {
 	Sync(context.Context) error
 }
 
+// Network places shards on peers and fetches blocks from them. Without one,
+// the engine works on its local block store alone.
+type Network interface {
+	// NewPutSession starts placing one file's shards with k+m coding.
+	NewPutSession(k, m int, allowFewerPeers bool) (PutSession, error)
+	// Fetch returns a block whose bytes match c, from the local store or
+	// from peers (hint, if set, is the peer ID that should hold it), or an
+	// error satisfying ipld.IsNotFound. A shallow fetch asks only the local
+	// store and the hinted peer; a deep one also searches the DHT and asks
+	// every connected peer.
+	Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) ([]byte, error)
+}
+
+// PutSession places the blocks of one put.
+type PutSession interface {
+	// PlaceStripe stores one stripe's shards, on distinct peers where it
+	// can, and returns the peer ID holding each.
+	PlaceStripe(ctx context.Context, shards []blocks.Block) ([][]byte, error)
+	// Replicate stores a manifest block on several peers.
+	Replicate(ctx context.Context, b blocks.Block) error
+	// Flush returns once every block placed in the session is durable.
+	Flush(ctx context.Context) error
+	// Warnings are things the user should know (shards doubled up …).
+	Warnings() []string
+}
+
 // Engine stores and reads files in a block store.
 type Engine struct {
 	bs      Blocks
@@ -63,7 +89,11 @@ type Engine struct {
 	window  int
 	chunkOp []chunker.Option
 	maxNode int // manifest node plaintext limit; tests lower it
+	net     Network
 }
+
+// WithNetwork makes puts place shards on peers and gets fetch from them.
+func WithNetwork(n Network) Option { return func(e *Engine) { e.net = n } }
 
 // Option configures an Engine.
 type Option func(*Engine)
@@ -133,7 +163,10 @@ func (e *Engine) sync(ctx context.Context) error {
 	return nil
 }
 
-func (e *Engine) getBlock(ctx context.Context, digest [32]byte) ([]byte, error) {
+func (e *Engine) getBlock(ctx context.Context, digest [32]byte, hint []byte, deep bool) ([]byte, error) {
+	if e.net != nil {
+		return e.net.Fetch(ctx, shardCID(digest), hint, deep)
+	}
 	b, err := e.bs.Get(ctx, shardCID(digest))
 	if err != nil {
 		return nil, err

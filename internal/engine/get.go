@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/umbra-store/umbra/blockstore"
 	"io"
+	"sync"
 
 	blocks "github.com/ipfs/go-block-format"
 
@@ -25,7 +26,7 @@ type FileInfo struct {
 }
 
 func (e *Engine) openNode(ctx context.Context, digest [32]byte, readKey keyring.Key) (*format.Node, error) {
-	raw, err := e.getBlock(ctx, digest)
+	raw, err := e.getBlock(ctx, digest, nil, true)
 	if isNotFound(err) {
 		return nil, fmt.Errorf("%w: manifest block %x… is not in the store", ErrNotFound, digest[:6])
 	}
@@ -56,6 +57,7 @@ func (e *Engine) Get(ctx context.Context, c keyring.ReadCap, w io.Writer) error 
 type chunkJob struct {
 	index    int // chunk number in the file, for errors
 	k, m     int
+	peers    [][]byte // the leaf node's hint table
 	ent      format.Entry
 	from, to int // plaintext bytes [from, to) of the chunk
 }
@@ -130,7 +132,7 @@ func (e *Engine) walk(ctx context.Context, n *format.Node, base, off, end int64,
 			return nil
 		}
 		if n.Level == 0 {
-			j := chunkJob{index: *idx, k: n.K, m: n.M, ent: ent, from: int(max(off-lo, 0)), to: int(min(end, hi) - lo)}
+			j := chunkJob{index: *idx, k: n.K, m: n.M, peers: n.Peers, ent: ent, from: int(max(off-lo, 0)), to: int(min(end, hi) - lo)}
 			*idx++
 			select {
 			case jobs <- j:
@@ -164,25 +166,60 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) ([]byte, error) {
 	n := coder.N()
 	shards := make([][]byte, len(j.ent.Shards))
 	var refused []int // shards the store holds but refused as corrupt
-	fetch := func(i int) bool {
-		ok, corrupt := e.fetchShard(ctx, j.ent, shards, i)
-		if corrupt {
-			refused = append(refused, i)
+	var mu sync.Mutex
+	// fetchAll fetches the shards at idxs at once and returns how many came.
+	fetchAll := func(idxs []int, deep bool) int {
+		var wg sync.WaitGroup
+		got := make([]bool, len(idxs))
+		for x, i := range idxs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ok, corrupt := e.fetchShard(ctx, j, shards, i, deep)
+				got[x] = ok
+				if corrupt {
+					mu.Lock()
+					refused = append(refused, i)
+					mu.Unlock()
+				}
+			}()
 		}
-		return ok
+		wg.Wait()
+		c := 0
+		for _, ok := range got {
+			if ok {
+				c++
+			}
+		}
+		return c
 	}
-	// Data shards first; parity only for stripes that miss one.
+	// Data shards first (no decoding when they all come); parity only for a
+	// stripe that misses some, as many as are missing, until none is left.
+	// The first pass asks only where each shard should be (local store,
+	// hinted peer): a dead holder costs no search when parity can stand in.
+	// Only then are the DHT and the other peers searched for what is left.
 	for si := range lay {
-		missing := 0
+		var data []int
 		for i := 0; i < coder.K(); i++ {
-			if !fetch(si*n + i) {
-				missing++
-			}
+			data = append(data, si*n+i)
 		}
-		for i := coder.K(); i < n && missing > 0; i++ {
-			if fetch(si*n + i) {
-				missing--
+		missing := coder.K() - fetchAll(data, false)
+		next := coder.K()
+		for missing > 0 && next < n {
+			var par []int
+			for ; next < n && len(par) < missing; next++ {
+				par = append(par, si*n+next)
 			}
+			missing -= fetchAll(par, false)
+		}
+		if missing > 0 {
+			var rest []int
+			for i := 0; i < n; i++ {
+				if shards[si*n+i] == nil {
+					rest = append(rest, si*n+i)
+				}
+			}
+			fetchAll(rest, true)
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -209,8 +246,13 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) ([]byte, error) {
 
 // fetchShard reads shard i into shards[i]. corrupt reports a shard the store
 // has but refused to serve because it failed its checksum.
-func (e *Engine) fetchShard(ctx context.Context, ent format.Entry, shards [][]byte, i int) (ok, corrupt bool) {
-	raw, err := e.getBlock(ctx, ent.Shards[i])
+func (e *Engine) fetchShard(ctx context.Context, j chunkJob, shards [][]byte, i int, deep bool) (ok, corrupt bool) {
+	ent := j.ent
+	var hint []byte
+	if h := ent.Hints[i]; h != format.NoHint && int(h) < len(j.peers) {
+		hint = j.peers[h]
+	}
+	raw, err := e.getBlock(ctx, ent.Shards[i], hint, deep)
 	if err != nil {
 		if !isNotFound(err) {
 			e.log.Warn("shard read failed", "shard", fmt.Sprintf("%x", ent.Shards[i][:4]), "err", err)
@@ -278,7 +320,7 @@ func (e *Engine) repairChunk(ctx context.Context, coder *erasure.Coder, j chunkJ
 	var bad []int
 	for i := range shards {
 		if shards[i] == nil {
-			if ok, _ := e.fetchShard(ctx, j.ent, shards, i); !ok {
+			if ok, _ := e.fetchShard(ctx, j, shards, i, true); !ok {
 				continue
 			}
 		}

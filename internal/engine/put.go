@@ -17,9 +17,11 @@ import (
 
 // PutOptions tune one Put.
 type PutOptions struct {
-	K, M      int    // shards per stripe; zero means DefaultK+DefaultM
-	RandomKey bool   // random chunk and node keys instead of convergent ones
-	Name      string // stored in the root's read part; optional
+	K, M      int  // shards per stripe; zero means DefaultK+DefaultM
+	RandomKey bool // random chunk and node keys instead of convergent ones
+	// AllowFewerPeers lets a networked put go on with fewer than K+1 peers.
+	AllowFewerPeers bool
+	Name            string // stored in the root's read part; optional
 	// Progress, if set, is called with the number of plaintext bytes
 	// consumed after each chunk is stored.
 	Progress func(n int64)
@@ -34,9 +36,16 @@ func (o *PutOptions) shards() (int, int) {
 
 // PutResult describes a stored file.
 type PutResult struct {
-	Cap    keyring.ReadCap
-	Size   uint64
-	Chunks int
+	Cap      keyring.ReadCap
+	Size     uint64
+	Chunks   int
+	Warnings []string
+}
+
+// placed is a chunk's entry with the peer holding each shard (nil: local).
+type placed struct {
+	ent     format.Entry
+	holders [][]byte
 }
 
 type chunkIn struct {
@@ -56,7 +65,13 @@ func (e *Engine) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult,
 	if err != nil {
 		return PutResult{}, err
 	}
-	b := &treeBuilder{e: e, k: k, m: m, random: o.RandomKey}
+	var sess PutSession
+	if e.net != nil {
+		if sess, err = e.net.NewPutSession(k, m, o.AllowFewerPeers); err != nil {
+			return PutResult{}, err
+		}
+	}
+	b := &treeBuilder{e: e, k: k, m: m, random: o.RandomKey, sess: sess}
 	b.levels = []*levelNode{{n: &format.Node{Level: 0, K: k, M: m, Suite: seal.SuiteAES256GCM}}}
 	b.levels[0].size = format.HeaderSize(b.levels[0].n)
 	var done int64
@@ -73,17 +88,17 @@ func (e *Engine) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult,
 		}
 		return chunkIn{data: c.Data}, nil
 	}
-	store := func(ctx context.Context, in chunkIn) (format.Entry, error) {
+	store := func(ctx context.Context, in chunkIn) (placed, error) {
 		defer chunkBufs.put(in.data)
-		return e.storeChunk(ctx, coder, in.data, o.RandomKey)
+		return e.storeChunk(ctx, coder, in.data, o.RandomKey, sess)
 	}
-	sink := func(ent format.Entry) error {
+	sink := func(p placed) error {
 		chunks++
-		done += int64(ent.Size)
+		done += int64(p.ent.Size)
 		if o.Progress != nil {
 			o.Progress(done)
 		}
-		return b.add(ctx, 0, ent)
+		return b.add(ctx, 0, p.ent, p.holders)
 	}
 	if err := ordered(ctx, e.workers, e.window, next, store, sink); err != nil {
 		return PutResult{}, err
@@ -92,16 +107,22 @@ func (e *Engine) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult,
 	if err != nil {
 		return PutResult{}, err
 	}
-	if err := e.sync(ctx); err != nil {
+	var warnings []string
+	if sess != nil {
+		if err := sess.Flush(ctx); err != nil {
+			return PutResult{}, err
+		}
+		warnings = sess.Warnings()
+	} else if err := e.sync(ctx); err != nil {
 		return PutResult{}, err
 	}
 	e.log.Debug("put", "bytes", done, "chunks", chunks, "shards", fmt.Sprintf("%d+%d", k, m))
-	return PutResult{Cap: root, Size: uint64(done), Chunks: chunks}, nil
+	return PutResult{Cap: root, Size: uint64(done), Chunks: chunks, Warnings: warnings}, nil
 }
 
 // storeChunk seals, stripes and stores one chunk and returns its manifest
 // entry.
-func (e *Engine) storeChunk(ctx context.Context, coder *erasure.Coder, data []byte, random bool) (format.Entry, error) {
+func (e *Engine) storeChunk(ctx context.Context, coder *erasure.Coder, data []byte, random bool, sess PutSession) (placed, error) {
 	var key keyring.Key
 	if random {
 		key = keyring.GenerateKey()
@@ -116,7 +137,7 @@ func (e *Engine) storeChunk(ctx context.Context, coder *erasure.Coder, data []by
 	defer scratchBufs.put(scratch)
 	shards, err := coder.Encode(scratch, sealed)
 	if err != nil {
-		return format.Entry{}, err
+		return placed{}, err
 	}
 	ent := format.Entry{
 		SealedLen: sealedLen,
@@ -130,15 +151,27 @@ func (e *Engine) storeChunk(ctx context.Context, coder *erasure.Coder, data []by
 		bs[i], ent.Shards[i] = newBlock(sh)
 		ent.Hints[i] = format.NoHint
 	}
-	if err := e.putDeferred(ctx, bs); err != nil {
-		return format.Entry{}, fmt.Errorf("engine: store shards: %w", err)
+	if sess == nil {
+		if err := e.putDeferred(ctx, bs); err != nil {
+			return placed{}, fmt.Errorf("engine: store shards: %w", err)
+		}
+		return placed{ent: ent}, nil
 	}
-	return ent, nil
+	holders := make([][]byte, 0, len(bs))
+	for s := 0; s < len(bs); s += coder.N() {
+		h, err := sess.PlaceStripe(ctx, bs[s:s+coder.N()])
+		if err != nil {
+			return placed{}, err
+		}
+		holders = append(holders, h...)
+	}
+	return placed{ent: ent, holders: holders}, nil
 }
 
 type levelNode struct {
-	n    *format.Node
-	size int // plaintext bytes n would encode to
+	n       *format.Node
+	size    int               // plaintext bytes n would encode to
+	peerIdx map[string]uint16 // level 0: hint table index of each peer ID
 }
 
 // treeBuilder gathers entries into manifest nodes, level by level; memory is
@@ -148,9 +181,39 @@ type treeBuilder struct {
 	k, m   int
 	random bool
 	levels []*levelNode
+	sess   PutSession
 }
 
-func (b *treeBuilder) add(ctx context.Context, level int, ent format.Entry) error {
+// hint turns a chunk's holders into hint indices of the open level-0 node's
+// peer table (a full table leaves hints out: retrieval falls back to the
+// DHT).
+func (b *treeBuilder) hint(p *placed) {
+	if len(p.holders) == 0 {
+		return
+	}
+	ln := b.levels[0]
+	for i, h := range p.holders {
+		if len(h) == 0 || len(h) > 255 {
+			continue
+		}
+		idx, ok := ln.peerIdx[string(h)]
+		if !ok {
+			if len(ln.n.Peers) >= format.MaxPeers {
+				continue
+			}
+			if ln.peerIdx == nil {
+				ln.peerIdx = map[string]uint16{}
+			}
+			idx = uint16(len(ln.n.Peers))
+			ln.peerIdx[string(h)] = idx
+			ln.n.Peers = append(ln.n.Peers, h)
+			ln.size += 1 + len(h)
+		}
+		p.ent.Hints[i] = idx
+	}
+}
+
+func (b *treeBuilder) add(ctx context.Context, level int, ent format.Entry, holders [][]byte) error {
 	for len(b.levels) <= level {
 		n := &format.Node{Level: uint8(len(b.levels)), K: b.k, M: b.m, Suite: seal.SuiteAES256GCM}
 		b.levels = append(b.levels, &levelNode{n: n, size: format.HeaderSize(n)})
@@ -160,15 +223,23 @@ func (b *treeBuilder) add(ctx context.Context, level int, ent format.Entry) erro
 	}
 	ln := b.levels[level]
 	es := format.EntrySize(uint8(level), len(ent.Shards))
+	for _, h := range holders { // room for peers new to the hint table
+		if _, ok := ln.peerIdx[string(h)]; !ok {
+			es += 1 + len(h)
+		}
+	}
 	if len(ln.n.Entries) > 0 && ln.size+es > b.e.maxNode {
 		child, err := b.flush(ctx, level, "")
 		if err != nil {
 			return err
 		}
-		if err := b.add(ctx, level+1, child); err != nil {
+		if err := b.add(ctx, level+1, child, nil); err != nil {
 			return err
 		}
 		ln = b.levels[level] // flush replaced it
+	}
+	if len(holders) > 0 {
+		b.hint(&placed{ent: ent, holders: holders})
 	}
 	ln.n.Entries = append(ln.n.Entries, ent)
 	ln.n.Size += ent.Size
@@ -200,7 +271,12 @@ func (b *treeBuilder) flush(ctx context.Context, level int, name string) (format
 		return format.Entry{}, err
 	}
 	blk, digest := newBlock(block)
-	if err := b.e.putDeferred(ctx, []blocks.Block{blk}); err != nil {
+	if b.sess != nil {
+		err = b.sess.Replicate(ctx, blk)
+	} else {
+		err = b.e.putDeferred(ctx, []blocks.Block{blk})
+	}
+	if err != nil {
 		return format.Entry{}, fmt.Errorf("engine: store manifest: %w", err)
 	}
 	ent := format.Entry{Child: digest, ChildVKey: key.Derive(keyring.VerifyKeyInfo), Key: key, Size: n.Size}
@@ -223,7 +299,7 @@ func (b *treeBuilder) finish(ctx context.Context, name string) (keyring.ReadCap,
 		if err != nil {
 			return keyring.ReadCap{}, err
 		}
-		if err := b.add(ctx, level+1, ent); err != nil {
+		if err := b.add(ctx, level+1, ent, nil); err != nil {
 			return keyring.ReadCap{}, err
 		}
 	}

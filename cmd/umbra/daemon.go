@@ -1,0 +1,37 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/umbra-store/umbra/internal/daemon"
+)
+
+func daemonCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "daemon",
+		Usage: "run this node: store shards for peers, serve the API",
+		Description: "Runs the node in the foreground until SIGINT or SIGTERM. Listens on the\n" +
+			"config's Network.Listen addresses (or --listen), connects to\n" +
+			"Network.Bootstrap peers (and --bootstrap), and serves the CLI on a unix\n" +
+			"socket in the node directory. Nothing is dialled that you did not name:\n" +
+			"no public bootstrap, no mDNS, no NAT mapping.",
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "listen", Usage: "multiaddr to listen on (repeatable; replaces the config's)"},
+			&cli.StringSliceFlag{Name: "bootstrap", Usage: "peer multiaddr ending in /p2p/ID to connect to (repeatable)"},
+			&cli.BoolFlag{Name: "fault-corrupt-shards", Usage: "testing only: serve every block with a flipped bit", Hidden: true},
+		},
+		Action: func(c *cli.Context) error {
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			if c.Bool("verbose") {
+				log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			}
+			return daemon.Run(c.Context, daemon.Options{
+				Path: c.String("path"), Listen: c.StringSlice("listen"), Bootstrap: c.StringSlice("bootstrap"),
+				Log: log, CorruptServedShards: c.Bool("fault-corrupt-shards"),
+			})
+		},
+	}
+}

@@ -1,0 +1,178 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/umbra-store/umbra/internal/config"
+	"github.com/umbra-store/umbra/internal/engine"
+	"github.com/umbra-store/umbra/keyring"
+)
+
+// Backend is what the API serves from.
+type Backend interface {
+	Engine() *engine.Engine
+	DefaultShards() string
+	Status(ctx context.Context) (Status, error)
+	Peers(ctx context.Context) []Peer
+	// FewPeersErr is the sentinel a put returns when peers are too few.
+	FewPeersErr() error
+}
+
+// Server serves the API.
+type Server struct {
+	b   Backend
+	log *slog.Logger
+	srv *http.Server
+	ln  net.Listener
+}
+
+// Listen creates the socket (mode 0600) at path, replacing a stale one.
+func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
+	if c, err := net.Dial("unix", path); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("api: a daemon already answers on %s", path)
+	}
+	_ = os.Remove(path) // stale socket of a daemon that died
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("api: listen: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	s := &Server{b: b, log: log, ln: ln}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/put", s.put)
+	mux.HandleFunc("GET /v1/get", s.get)
+	mux.HandleFunc("GET /v1/stat", s.stat)
+	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("GET /v1/peers", s.peers)
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return s, nil
+}
+
+// Serve serves until Shutdown.
+func (s *Server) Serve() error {
+	err := s.srv.Serve(s.ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops the server, letting running requests end first.
+func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	kind := KindOf(err, s.b.FewPeersErr())
+	status := map[string]int{KindUsage: 400, KindNotFound: 404, KindCorrupt: 422, KindFewPeers: 409}[kind]
+	if status == 0 {
+		status = 500
+	}
+	if errors.Is(err, context.Canceled) {
+		status = 499
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(ErrorBody{Error: err.Error(), Kind: kind})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) put(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	shards := q.Get("shards")
+	if shards == "" {
+		shards = s.b.DefaultShards()
+	}
+	k, m, err := config.ParseShards(shards)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	res, err := s.b.Engine().Put(r.Context(), r.Body, engine.PutOptions{
+		K: k, M: m, RandomKey: q.Get("random-key") == "1", Name: q.Get("name"),
+		AllowFewerPeers: q.Get("allow-fewer-peers") == "1",
+	})
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, PutResult{Cap: res.Cap.Encode(), Size: res.Size, Chunks: res.Chunks, Warnings: res.Warnings})
+}
+
+func (s *Server) readCap(r *http.Request) (keyring.ReadCap, error) {
+	return keyring.ParseReadCap(r.Header.Get(CapHeader))
+}
+
+func (s *Server) stat(w http.ResponseWriter, r *http.Request) {
+	c, err := s.readCap(r)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	info, err := s.b.Engine().Stat(r.Context(), c)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, Stat{Size: info.Size, Name: info.Name, K: info.K, M: info.M})
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request) {
+	c, err := s.readCap(r)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	info, err := s.b.Engine().Stat(r.Context(), c)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	off, _ := strconv.ParseInt(r.URL.Query().Get("offset"), 10, 64)
+	length := int64(-1)
+	if l := r.URL.Query().Get("length"); l != "" {
+		length, _ = strconv.ParseInt(l, 10, 64)
+	}
+	// An error after the first byte can only travel in the trailer.
+	w.Header().Set("Trailer", ErrorHeader)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Umbra-Size", strconv.FormatUint(info.Size, 10))
+	w.WriteHeader(http.StatusOK)
+	err = s.b.Engine().ReadRange(r.Context(), c, off, length, w)
+	if err != nil {
+		b, _ := json.Marshal(ErrorBody{Error: err.Error(), Kind: KindOf(err, s.b.FewPeersErr())})
+		w.Header().Set(ErrorHeader, string(b))
+		s.log.Warn("get failed", "err", err)
+	}
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st, err := s.b.Status(r.Context())
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, st)
+}
+
+func (s *Server) peers(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, s.b.Peers(r.Context()))
+}
+
+var _ = io.EOF

@@ -1,0 +1,136 @@
+// Package p2p is umbra's network glue: the libp2p host (identity, transports,
+// allowlist gater, private network), the Kademlia DHT, and the shard
+// protocol (/umbra/shard/1.0.0) with placement and retrieval on top. The
+// protocol's frames live in internal/wire; docs/protocol.md specifies both.
+package p2p
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/pnet"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/umbra-store/umbra/internal/config"
+)
+
+// HostOptions configure NewHost.
+type HostOptions struct {
+	Key        ed25519.PrivateKey
+	Listen     []string
+	AllowPeers []string // empty: anyone
+	SwarmKey   string   // hex, 32 bytes; empty: open network
+	Log        *slog.Logger
+}
+
+// HostOptionsFromConfig fills HostOptions from a node config.
+func HostOptionsFromConfig(key ed25519.PrivateKey, c config.Network, log *slog.Logger) HostOptions {
+	return HostOptions{Key: key, Listen: c.Listen, AllowPeers: c.AllowPeers, SwarmKey: c.SwarmKey, Log: log}
+}
+
+// NewHost starts a libp2p host: TCP (and QUIC unless a swarm key is set) on
+// the listen addresses, no relay, no NAT mapping, no mDNS.
+func NewHost(o HostOptions) (host.Host, error) {
+	priv, err := crypto.UnmarshalEd25519PrivateKey(o.Key)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: identity: %w", err)
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(priv),
+		libp2p.ListenAddrStrings(o.Listen...),
+		libp2p.DisableRelay(),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.ResourceManager(&network.NullResourceManager{}),
+	}
+	if o.SwarmKey != "" {
+		raw, err := hex.DecodeString(o.SwarmKey)
+		if err != nil || len(raw) != 32 {
+			return nil, fmt.Errorf("p2p: swarm key must be 64 hex characters")
+		}
+		// NB: libp2p's pnet protects TCP only; QUIC is not offered with it.
+		opts = append(opts, libp2p.PrivateNetwork(pnet.PSK(raw)))
+	} else {
+		opts = append(opts, libp2p.Transport(quic.NewTransport))
+	}
+	if len(o.AllowPeers) > 0 {
+		g, err := newAllowGater(o.AllowPeers)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, libp2p.ConnectionGater(g))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: start host: %w", err)
+	}
+	return h, nil
+}
+
+// allowGater admits only listed peers, inbound and outbound, on every
+// transport (it acts after the security handshake names the peer).
+type allowGater struct{ allow map[peer.ID]bool }
+
+func newAllowGater(ids []string) (*allowGater, error) {
+	g := &allowGater{allow: map[peer.ID]bool{}}
+	for _, s := range ids {
+		id, err := peer.Decode(s)
+		if err != nil {
+			return nil, fmt.Errorf("p2p: AllowPeers: %q: %w", s, err)
+		}
+		g.allow[id] = true
+	}
+	return g, nil
+}
+
+func (g *allowGater) InterceptPeerDial(p peer.ID) bool                 { return g.allow[p] }
+func (g *allowGater) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return g.allow[p] }
+func (g *allowGater) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
+func (g *allowGater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) {
+	return true, 0
+}
+func (g *allowGater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	return g.allow[p]
+}
+
+// Connect dials each bootstrap address; failures are returned together but
+// do not stop the others.
+func Connect(ctx context.Context, h host.Host, addrs []string) error {
+	var firstErr error
+	for _, a := range addrs {
+		ai, err := peer.AddrInfoFromString(a)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("p2p: bootstrap address %q: %w", a, err)
+			}
+			continue
+		}
+		if err := h.Connect(ctx, *ai); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("p2p: connect %s: %w", ai.ID.ShortString(), err)
+		}
+	}
+	return firstErr
+}
+
+// PeerID returns the peer ID of an Ed25519 identity.
+func PeerID(key ed25519.PrivateKey) (string, error) {
+	priv, err := crypto.UnmarshalEd25519PrivateKey(key)
+	if err != nil {
+		return "", err
+	}
+	id, err := peer.IDFromPrivateKey(priv)
+	if err != nil {
+		return "", err
+	}
+	return id.String(), nil
+}

@@ -1,0 +1,338 @@
+package p2p
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/umbra-store/umbra/blockstore"
+	"github.com/umbra-store/umbra/internal/wire"
+)
+
+// ShardProtocol is the protocol ID of the shard protocol.
+const ShardProtocol = protocol.ID("/umbra/shard/1.0.0")
+
+// streamTimeout bounds one request on a stream when the caller's context has
+// no deadline.
+const streamTimeout = 60 * time.Second
+
+// Service answers the shard protocol from a block store.
+type Service struct {
+	h       host.Host
+	store   *blockstore.Store
+	log     *slog.Logger
+	max     int64 // quota in bytes; 0: none
+	used    atomic.Int64
+	accept  func(peer.ID) bool
+	corrupt bool // fault injection: serve every block with one bit flipped
+	stored  atomic.Pointer[func(cid.Cid)]
+}
+
+// ServiceOptions configure NewService.
+type ServiceOptions struct {
+	MaxBytes int64
+	// Accept decides who may store here; nil accepts anyone.
+	Accept func(peer.ID) bool
+	// Stored is called after a block is stored for a peer (to announce it).
+	Stored func(cid.Cid)
+	// CorruptServedShards is a fault-injection switch for tests.
+	CorruptServedShards bool
+	Log                 *slog.Logger
+}
+
+// NewService registers the shard protocol handler on h.
+func NewService(ctx context.Context, h host.Host, store *blockstore.Store, o ServiceOptions) (*Service, error) {
+	st, err := store.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{h: h, store: store, log: o.Log, max: o.MaxBytes, accept: o.Accept, corrupt: o.CorruptServedShards}
+	if o.Stored != nil {
+		s.stored.Store(&o.Stored)
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.used.Store(st.Bytes)
+	h.SetStreamHandler(ShardProtocol, s.handle)
+	return s, nil
+}
+
+// SetStored sets the function called after a block is stored for a peer.
+// Call it before the host accepts streams.
+func (s *Service) SetStored(f func(cid.Cid)) { s.stored.Store(&f) }
+
+// Used returns the bytes of blocks held.
+func (s *Service) Used() int64 { return s.used.Load() }
+
+// Reserve accounts for a block stored locally (by this node's own puts).
+func (s *Service) Reserve(n int64) { s.used.Add(n) }
+
+func (s *Service) handle(st network.Stream) {
+	defer st.Close()
+	remote := st.Conn().RemotePeer()
+	r := bufio.NewReaderSize(st, 64<<10)
+	w := bufio.NewWriterSize(st, 64<<10)
+	var buf []byte
+	for {
+		_ = st.SetReadDeadline(time.Now().Add(10 * time.Minute)) // idle streams end
+		f, b, err := wire.ReadFrame(r, buf)
+		buf = b
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !isStreamClosed(err) {
+				// Malformed or oversized: say so, then end the stream.
+				_ = wire.WriteFrame(w, wire.TypeError, wire.ErrorParts(wire.CodeMalformed, err.Error())...)
+				_ = w.Flush()
+				_ = st.Reset()
+			}
+			return
+		}
+		_ = st.SetWriteDeadline(time.Now().Add(streamTimeout))
+		if err := s.serve(remote, f, w); err != nil {
+			s.log.Debug("shard stream ended", "peer", remote.ShortString(), "err", err)
+			_ = st.Reset()
+			return
+		}
+		if r.Buffered() == 0 { // flush when no pipelined request waits
+			if err := w.Flush(); err != nil {
+				_ = st.Reset()
+				return
+			}
+		}
+	}
+}
+
+// isStreamClosed reports errors that mean the peer went away, not that it
+// sent a bad frame.
+func isStreamClosed(err error) bool {
+	var ne interface{ Timeout() bool }
+	return errors.As(err, &ne) || errors.Is(err, network.ErrReset) || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+func writeErr(w *bufio.Writer, code wire.Code, msg string) error {
+	return wire.WriteFrame(w, wire.TypeError, wire.ErrorParts(code, msg)...)
+}
+
+// serve answers one request. A returned error ends the stream.
+func (s *Service) serve(remote peer.ID, f wire.Frame, w *bufio.Writer) error {
+	ctx := context.Background()
+	switch f.Type {
+	case wire.TypeStore:
+		req, err := wire.ParseStore(f.Payload)
+		if err != nil {
+			_ = writeErr(w, wire.CodeMalformed, err.Error())
+			return err
+		}
+		c, err := cid.Cast(req.CID)
+		if err != nil {
+			return writeErr(w, wire.CodeMalformed, "bad CID")
+		}
+		if s.accept != nil && !s.accept(remote) {
+			return writeErr(w, wire.CodeRefused, "this node does not store for you")
+		}
+		if has, _ := s.store.Has(ctx, c); has {
+			return wire.WriteFrame(w, wire.TypeOK)
+		}
+		n := int64(len(req.Data))
+		if s.max > 0 && s.used.Load()+n > s.max {
+			return writeErr(w, wire.CodeFull, fmt.Sprintf("quota of %d bytes reached", s.max))
+		}
+		blk, err := blocks.NewBlockWithCid(req.Data, c)
+		if err != nil {
+			return writeErr(w, wire.CodeMalformed, "bad block")
+		}
+		// The store hashes the data against its CID before writing: nothing
+		// unverified is acknowledged, or ever served.
+		if err := s.store.PutManyDeferred(ctx, []blocks.Block{blk}); err != nil {
+			if errors.Is(err, blockstore.ErrHashMismatch) {
+				return writeErr(w, wire.CodeHash, "data does not match its CID")
+			}
+			return writeErr(w, wire.CodeInternal, "store failed")
+		}
+		s.used.Add(n)
+		if f := s.stored.Load(); f != nil {
+			(*f)(c)
+		}
+		return wire.WriteFrame(w, wire.TypeOK)
+	case wire.TypeSync:
+		if err := s.store.Sync(ctx); err != nil {
+			return writeErr(w, wire.CodeInternal, "sync failed")
+		}
+		return wire.WriteFrame(w, wire.TypeOK)
+	case wire.TypeFetch, wire.TypeHas:
+		raw, err := wire.ParseCID(f.Payload)
+		if err != nil {
+			_ = writeErr(w, wire.CodeMalformed, err.Error())
+			return err
+		}
+		c, err := cid.Cast(raw)
+		if err != nil {
+			return writeErr(w, wire.CodeMalformed, "bad CID")
+		}
+		if f.Type == wire.TypeHas {
+			has, _ := s.store.Has(ctx, c)
+			v := byte(0)
+			if has {
+				v = 1
+			}
+			return wire.WriteFrame(w, wire.TypeHave, []byte{v})
+		}
+		b, err := s.store.Get(ctx, c)
+		if ipld.IsNotFound(err) {
+			return writeErr(w, wire.CodeNotFound, "")
+		}
+		if err != nil {
+			return writeErr(w, wire.CodeNotFound, "unreadable")
+		}
+		data := b.RawData()
+		if s.corrupt && len(data) > 0 {
+			data[len(data)/3] ^= 0x08
+		}
+		return wire.WriteFrame(w, wire.TypeBlock, data)
+	}
+	_ = writeErr(w, wire.CodeMalformed, fmt.Sprintf("unknown request type 0x%02x", byte(f.Type)))
+	return fmt.Errorf("unknown request type 0x%02x", byte(f.Type))
+}
+
+// Client sends shard-protocol requests, reusing streams per peer.
+type Client struct {
+	h    host.Host
+	mu   sync.Mutex
+	idle map[peer.ID][]*clientStream
+}
+
+type clientStream struct {
+	s network.Stream
+	r *bufio.Reader
+	w *bufio.Writer
+}
+
+// NewClient returns a client on h.
+func NewClient(h host.Host) *Client { return &Client{h: h, idle: map[peer.ID][]*clientStream{}} }
+
+func (c *Client) take(ctx context.Context, p peer.ID) (*clientStream, error) {
+	c.mu.Lock()
+	if l := c.idle[p]; len(l) > 0 {
+		cs := l[len(l)-1]
+		c.idle[p] = l[:len(l)-1]
+		c.mu.Unlock()
+		return cs, nil
+	}
+	c.mu.Unlock()
+	s, err := c.h.NewStream(network.WithAllowLimitedConn(ctx, "shard"), p, ShardProtocol)
+	if err != nil {
+		return nil, err
+	}
+	return &clientStream{s: s, r: bufio.NewReaderSize(s, 64<<10), w: bufio.NewWriterSize(s, 64<<10)}, nil
+}
+
+func (c *Client) give(p peer.ID, cs *clientStream) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.idle[p]) < 8 {
+		c.idle[p] = append(c.idle[p], cs)
+		return
+	}
+	_ = cs.s.Close()
+}
+
+// roundTrip sends one request and reads its response frame.
+func (c *Client) roundTrip(ctx context.Context, p peer.ID, t wire.Type, parts ...[]byte) (wire.Frame, error) {
+	cs, err := c.take(ctx, p)
+	if err != nil {
+		return wire.Frame{}, err
+	}
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = time.Now().Add(streamTimeout)
+	}
+	_ = cs.s.SetDeadline(dl)
+	err = wire.WriteFrame(cs.w, t, parts...)
+	if err == nil {
+		err = cs.w.Flush()
+	}
+	var f wire.Frame
+	if err == nil {
+		f, _, err = wire.ReadFrame(cs.r, nil)
+	}
+	if err != nil {
+		_ = cs.s.Reset()
+		if ctx.Err() != nil {
+			return f, ctx.Err()
+		}
+		return f, err
+	}
+	_ = cs.s.SetDeadline(time.Time{})
+	c.give(p, cs)
+	if f.Type == wire.TypeError {
+		re, err := wire.ParseError(f.Payload)
+		if err != nil {
+			return f, err
+		}
+		return f, re
+	}
+	return f, nil
+}
+
+// Store pushes one block to p (durable after the next Sync to p).
+func (c *Client) Store(ctx context.Context, p peer.ID, b blocks.Block, lease uint64) error {
+	f, err := c.roundTrip(ctx, p, wire.TypeStore, wire.StoreParts(lease, b.Cid().Bytes(), b.RawData())...)
+	if err != nil {
+		return err
+	}
+	if f.Type != wire.TypeOK {
+		return fmt.Errorf("%w: store answered 0x%02x", wire.ErrMalformed, byte(f.Type))
+	}
+	return nil
+}
+
+// Sync asks p to make every block stored before it durable.
+func (c *Client) Sync(ctx context.Context, p peer.ID) error {
+	f, err := c.roundTrip(ctx, p, wire.TypeSync)
+	if err != nil {
+		return err
+	}
+	if f.Type != wire.TypeOK {
+		return fmt.Errorf("%w: sync answered 0x%02x", wire.ErrMalformed, byte(f.Type))
+	}
+	return nil
+}
+
+// Fetch asks p for a block. The bytes are not verified here.
+func (c *Client) Fetch(ctx context.Context, p peer.ID, id cid.Cid) ([]byte, error) {
+	f, err := c.roundTrip(ctx, p, wire.TypeFetch, wire.CIDParts(id.Bytes())...)
+	if err != nil {
+		return nil, err
+	}
+	if f.Type != wire.TypeBlock {
+		return nil, fmt.Errorf("%w: fetch answered 0x%02x", wire.ErrMalformed, byte(f.Type))
+	}
+	return f.Payload, nil
+}
+
+// Has asks p whether it holds a block.
+func (c *Client) Has(ctx context.Context, p peer.ID, id cid.Cid) (bool, error) {
+	f, err := c.roundTrip(ctx, p, wire.TypeHas, wire.CIDParts(id.Bytes())...)
+	if err != nil {
+		return false, err
+	}
+	if f.Type != wire.TypeHave || len(f.Payload) != 1 {
+		return false, fmt.Errorf("%w: has answered 0x%02x", wire.ErrMalformed, byte(f.Type))
+	}
+	return f.Payload[0] == 1, nil
+}

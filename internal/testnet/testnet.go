@@ -1,0 +1,278 @@
+// Package testnet runs a local umbra network: N real daemon processes on
+// 127.0.0.1, each with its own node directory and OS-chosen ports, each
+// bootstrapped to the nodes started before it.
+package testnet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/umbra-store/umbra/internal/api"
+	"github.com/umbra-store/umbra/internal/config"
+	"github.com/umbra-store/umbra/internal/daemon"
+	"github.com/umbra-store/umbra/internal/node"
+)
+
+// StateFile records a testnet in its directory.
+const StateFile = "testnet.json"
+
+// Node is one member of a testnet.
+type Node struct {
+	Index     int      `json:"index"`
+	UmbraPath string   `json:"umbra_path"`
+	PID       int      `json:"pid"`
+	PeerID    string   `json:"peer_id"`
+	Socket    string   `json:"api_socket"`
+	Addrs     []string `json:"addrs"`
+	Log       string   `json:"log"`
+	Running   bool     `json:"running"`
+	Peers     int      `json:"peers"`
+}
+
+// State is a testnet's record.
+type State struct {
+	Dir   string `json:"dir"`
+	Nodes []Node `json:"nodes"`
+}
+
+// Options configure Up.
+type Options struct {
+	Bin   string // the umbra binary
+	Dir   string
+	Nodes int
+	// NodeArgs are extra daemon flags per node index (tests: fault
+	// injection).
+	NodeArgs map[int][]string
+	// Timeout bounds the whole start-up. Default 60 s.
+	Timeout time.Duration
+	// Bootstrap are extra peers every node connects to.
+	Bootstrap []string
+	// NoMeshWait returns once every daemon answers, without waiting for
+	// each to see all the others (tests of refused connections).
+	NoMeshWait bool
+}
+
+// ErrRunning is returned by Up when the directory's testnet still runs.
+var ErrRunning = errors.New("testnet: already running in this directory (run 'umbra testnet down' first)")
+
+// Up starts the network and returns once every node runs and sees every
+// other node.
+func Up(ctx context.Context, o Options) (State, error) {
+	if o.Nodes < 1 {
+		return State{}, fmt.Errorf("testnet: --nodes must be at least 1")
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 60 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return State{}, err
+	}
+	if st, err := Read(dir); err == nil {
+		for _, n := range st.Nodes {
+			if alive(n.PID) {
+				return State{}, ErrRunning
+			}
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return State{}, fmt.Errorf("testnet: %w", err)
+	}
+	st := State{Dir: dir}
+	fail := func(err error) (State, error) {
+		_ = write(st)
+		_ = Down(dir)
+		return State{}, err
+	}
+	for i := 0; i < o.Nodes; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("node-%d", i))
+		if _, err := os.Stat(filepath.Join(p, "secret.key")); err != nil {
+			if _, err := node.Init(p, false); err != nil {
+				return fail(err)
+			}
+		}
+		_ = os.Remove(filepath.Join(p, daemon.InfoFile))
+		args := []string{"--path", p, "daemon", "--listen", "/ip4/127.0.0.1/tcp/0"}
+		if c, err := config.Load(p); err == nil && c.Network.SwarmKey == "" {
+			args = append(args, "--listen", "/ip4/127.0.0.1/udp/0/quic-v1") // pnet is TCP only
+		}
+		for _, prev := range st.Nodes {
+			for _, a := range prev.Addrs {
+				if strings.Contains(a, "/tcp/") {
+					args = append(args, "--bootstrap", a)
+				}
+			}
+		}
+		for _, a := range o.Bootstrap {
+			args = append(args, "--bootstrap", a)
+		}
+		args = append(args, o.NodeArgs[i]...)
+		logPath := filepath.Join(p, "daemon.log")
+		logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return fail(err)
+		}
+		cmd := exec.Command(o.Bin, args...)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.Env = append(os.Environ(), "UMBRA_PATH="+p)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives the CLI
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			return fail(fmt.Errorf("testnet: start node %d: %w", i, err))
+		}
+		logf.Close()
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		n := Node{Index: i, UmbraPath: p, PID: cmd.Process.Pid, Log: logPath}
+		st.Nodes = append(st.Nodes, n)
+		info, err := waitInfo(ctx, p, cmd.Process.Pid, exited)
+		if err != nil {
+			return fail(fmt.Errorf("testnet: node %d did not start: %w (see %s)", i, err, logPath))
+		}
+		st.Nodes[i].PeerID, st.Nodes[i].Socket, st.Nodes[i].Addrs, st.Nodes[i].Running = info.PeerID, info.Socket, info.Addrs, true
+		if err := write(st); err != nil {
+			return fail(err)
+		}
+	}
+	// Wait for the mesh: every node connected to every other.
+	for i := range st.Nodes {
+		if o.NoMeshWait {
+			break
+		}
+		for {
+			s, err := status(ctx, st.Nodes[i].UmbraPath)
+			if err == nil && s.Peers >= o.Nodes-1 {
+				st.Nodes[i].Peers = s.Peers
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fail(fmt.Errorf("testnet: node %d sees %d of %d peers", i, s.Peers, o.Nodes-1))
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return st, write(st)
+}
+
+func waitInfo(ctx context.Context, dir string, pid int, exited <-chan struct{}) (daemon.Info, error) {
+	for {
+		info, err := daemon.ReadInfo(dir)
+		if err == nil && info.PID == pid {
+			if _, err := status(ctx, dir); err == nil {
+				return info, nil
+			}
+		}
+		select {
+		case <-exited:
+			return daemon.Info{}, errors.New("the daemon exited")
+		case <-ctx.Done():
+			return daemon.Info{}, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func status(ctx context.Context, dir string) (api.Status, error) {
+	cl, err := api.Dial(dir)
+	if err != nil {
+		return api.Status{}, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return cl.Status(cctx)
+}
+
+func alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	if err != nil {
+		return false
+	}
+	// A zombie (killed, not yet reaped by its parent) is not running.
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err == nil {
+		f := strings.Fields(string(raw))
+		if len(f) > 2 && f[2] == "Z" {
+			return false
+		}
+	}
+	return true
+}
+
+func write(st State) error {
+	raw, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(st.Dir, StateFile), raw, 0o600)
+}
+
+// Read reads a testnet's record.
+func Read(dir string) (State, error) {
+	var st State
+	raw, err := os.ReadFile(filepath.Join(dir, StateFile))
+	if err != nil {
+		return st, fmt.Errorf("testnet: no testnet in %s (run 'umbra testnet up --dir %s')", dir, dir)
+	}
+	return st, json.Unmarshal(raw, &st)
+}
+
+// Status reads the record and checks each node: process alive, API up,
+// peers seen.
+func Status(ctx context.Context, dir string) (State, error) {
+	st, err := Read(dir)
+	if err != nil {
+		return st, err
+	}
+	for i := range st.Nodes {
+		n := &st.Nodes[i]
+		n.Running = alive(n.PID)
+		n.Peers = 0
+		if n.Running {
+			if s, err := status(ctx, n.UmbraPath); err == nil {
+				n.Peers = s.Peers
+			}
+		}
+	}
+	return st, nil
+}
+
+// Down stops every node: SIGTERM, then SIGKILL after 15 s. Node directories
+// stay (run up again to restart the same network).
+func Down(dir string) error {
+	st, err := Read(dir)
+	if err != nil {
+		return err
+	}
+	for _, n := range st.Nodes {
+		if alive(n.PID) {
+			_ = syscall.Kill(n.PID, syscall.SIGTERM)
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for _, n := range st.Nodes {
+		for alive(n.PID) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if alive(n.PID) {
+			_ = syscall.Kill(n.PID, syscall.SIGKILL)
+		}
+	}
+	for i := range st.Nodes {
+		st.Nodes[i].Running = false
+	}
+	return write(st)
+}
