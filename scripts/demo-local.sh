@@ -10,10 +10,10 @@ echo "== umbra init ($UMBRA_PATH)"
 "$UMBRA" init
 head -c $((64 << 20)) /dev/urandom > "$work/file.bin"
 echo "== umbra put file.bin (64 MiB)"
-cap=$("$UMBRA" put "$work/file.bin")
+cap=$("$UMBRA" --offline put "$work/file.bin")
 echo "$cap" | cut -c1-40 | sed 's/$/… (read capability, shortened)/'
 echo "== umbra get CAP -o copy.bin"
-"$UMBRA" get "$cap" -o "$work/copy.bin"
+"$UMBRA" --offline get "$cap" -o "$work/copy.bin"
 cmp "$work/file.bin" "$work/copy.bin"
 echo "== byte-identical: $(sha256sum < "$work/copy.bin" | cut -c1-16)…"
 echo "== umbra cap verify CAP"

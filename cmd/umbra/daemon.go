@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime/pprof"
 	"log/slog"
 	"os"
 
@@ -22,11 +23,23 @@ func daemonCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "listen", Usage: "multiaddr to listen on (repeatable; replaces the config's)"},
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "peer multiaddr ending in /p2p/ID to connect to (repeatable)"},
 			&cli.BoolFlag{Name: "fault-corrupt-shards", Usage: "testing only: serve every block with a flipped bit", Hidden: true},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to `FILE` until the daemon stops", Hidden: true},
 		},
 		Action: func(c *cli.Context) error {
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 			if c.Bool("verbose") {
 				log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			}
+			if p := c.String("cpuprofile"); p != "" {
+				f, err := os.Create(p)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
 			}
 			return daemon.Run(c.Context, daemon.Options{
 				Path: c.String("path"), Listen: c.StringSlice("listen"), Bootstrap: c.StringSlice("bootstrap"),

@@ -17,7 +17,11 @@ func main() {
 	// Bound the Go heap so that RSS stays flat on large transfers; the
 	// user's GOMEMLIMIT wins.
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(96 << 20)
+		limit := int64(96 << 20)
+		if len(os.Args) > 1 && hasArg(os.Args[1:], "daemon") {
+			limit = 150 << 20 // Pebble, libp2p and up to 2 puts and gets at once
+		}
+		debug.SetMemoryLimit(limit)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -73,3 +77,12 @@ func newApp() *cli.App {
 }
 
 func onUsageError(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+
+func hasArg(args []string, a string) bool {
+	for _, x := range args {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}

@@ -65,6 +65,9 @@ type Network interface {
 	// store and the hinted peer; a deep one also searches the DHT and asks
 	// every connected peer.
 	Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) ([]byte, error)
+	// Report tells the network that a block fetched shallowly turned out
+	// not to match its CID.
+	Report(c cid.Cid)
 }
 
 // PutSession places the blocks of one put.
@@ -90,7 +93,12 @@ type Engine struct {
 	chunkOp []chunker.Option
 	maxNode int // manifest node plaintext limit; tests lower it
 	net     Network
+
+	setWorkers bool
 }
+
+// netWorkers is the default worker count with a network.
+const netWorkers = 4
 
 // WithNetwork makes puts place shards on peers and gets fetch from them.
 func WithNetwork(n Network) Option { return func(e *Engine) { e.net = n } }
@@ -106,7 +114,7 @@ func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
 func WithWorkers(n int) Option {
 	return func(e *Engine) {
 		if n > 0 {
-			e.workers = n
+			e.workers, e.setWorkers = n, true
 		}
 	}
 }
@@ -128,6 +136,11 @@ func New(bs Blocks, secrets keyring.Secrets, opts ...Option) *Engine {
 	}
 	for _, o := range opts {
 		o(e)
+	}
+	if e.net != nil && !e.setWorkers {
+		// Over the network a worker mostly waits for peers: keep more
+		// chunks in flight than cores.
+		e.workers = max(e.workers, netWorkers)
 	}
 	e.window = 2 * e.workers
 	return e
@@ -176,25 +189,37 @@ func (e *Engine) getBlock(ctx context.Context, digest [32]byte, hint []byte, dee
 
 func isNotFound(err error) bool { return ipld.IsNotFound(err) }
 
-// bufPool hands out byte slices of at least a given size.
-type bufPool struct{ p sync.Pool }
+// bufPool hands out byte slices of at least a given size. Unlike a
+// sync.Pool it survives garbage collections: under a memory limit the GC runs
+// often, and a pool emptied each time costs a fresh, zeroed multi-MiB
+// allocation per chunk.
+type bufPool struct{ free chan []byte }
+
+func newBufPool(n int) *bufPool { return &bufPool{free: make(chan []byte, n)} }
 
 func (bp *bufPool) get(n int) []byte {
-	if v := bp.p.Get(); v != nil {
-		b := *(v.(*[]byte))
+	select {
+	case b := <-bp.free:
 		if cap(b) >= n {
 			return b[:n]
 		}
+	default:
 	}
 	return make([]byte, n)
 }
 
-func (bp *bufPool) put(b []byte) { bp.p.Put(&b) }
+func (bp *bufPool) put(b []byte) {
+	select {
+	case bp.free <- b[:0]:
+	default: // full: let the GC have it
+	}
+}
 
+// Free lists sized for the default window; more in flight simply allocates.
 var (
-	chunkBufs   bufPool // plaintext chunks
-	sealedBufs  bufPool // sealed chunks
-	scratchBufs bufPool // erasure scratch (all shards of a chunk)
+	chunkBufs   = newBufPool(8) // plaintext chunks
+	sealedBufs  = newBufPool(8) // sealed chunks
+	scratchBufs = newBufPool(8) // erasure scratch (all shards of a chunk)
 )
 
 // ordered runs fn on items from next with e.workers goroutines and hands the

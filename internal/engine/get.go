@@ -327,6 +327,9 @@ func (e *Engine) repairChunk(ctx context.Context, coder *erasure.Coder, j chunkJ
 		if sha256.Sum256(shards[i]) != j.ent.Shards[i] {
 			shards[i] = nil
 			bad = append(bad, i)
+			if e.net != nil {
+				e.net.Report(shardCID(j.ent.Shards[i]))
+			}
 		}
 	}
 	e.log.Warn("corrupt shards detected", "chunk", j.index, "bad", len(bad))

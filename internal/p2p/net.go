@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	blocks "github.com/ipfs/go-block-format"
@@ -35,6 +36,7 @@ const (
 	badPeerPenalty = 10 * time.Minute // how long a peer that served bad bytes is avoided
 	downPenalty    = 30 * time.Second // how long an unreachable peer is skipped
 	dialTimeout    = time.Second      // to a holder we are not connected to
+	announceQuiet  = time.Second      // announcing waits this long after the last store
 	providers      = 8                // providers asked for per CID
 )
 
@@ -52,7 +54,10 @@ type Net struct {
 	bad  map[peer.ID]time.Time // served bytes that failed their CID
 	down map[peer.ID]time.Time // could not be reached
 
-	provideQ chan cid.Cid
+	provideQ  chan cid.Cid
+	lastStore atomic.Int64 // unix nanoseconds of the last block stored here
+
+	sources sync.Map // cid → peer.ID that served it last, for Report
 }
 
 var _ engine.Network = (*Net)(nil)
@@ -75,8 +80,8 @@ func NewDHT(ctx context.Context, h host.Host, store *blockstore.Store) (*dht.Ipf
 // announcer.
 func NewNet(ctx context.Context, h host.Host, d *dht.IpfsDHT, store *blockstore.Store, svc *Service, log *slog.Logger) *Net {
 	n := &Net{h: h, dht: d, store: store, svc: svc, client: NewClient(h), log: log,
-		bad: map[peer.ID]time.Time{}, down: map[peer.ID]time.Time{}, provideQ: make(chan cid.Cid, 1<<16)}
-	for range 4 {
+		bad: map[peer.ID]time.Time{}, down: map[peer.ID]time.Time{}, provideQ: make(chan cid.Cid, 1<<17)}
+	for range 2 {
 		go n.announcer(ctx)
 	}
 	return n
@@ -85,6 +90,7 @@ func NewNet(ctx context.Context, h host.Host, d *dht.IpfsDHT, store *blockstore.
 // Announce queues a CID to be provided on the DHT. A full queue drops it;
 // the periodic reannounce catches up.
 func (n *Net) Announce(c cid.Cid) {
+	n.lastStore.Store(time.Now().UnixNano())
 	select {
 	case n.provideQ <- c:
 	default:
@@ -97,6 +103,16 @@ func (n *Net) announcer(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case c := <-n.provideQ:
+			// Announcing costs every node DHT round trips; it waits while
+			// shards are arriving, so that it never slows a put down, and
+			// catches up when the node is quiet.
+			for time.Since(time.Unix(0, n.lastStore.Load())) < announceQuiet {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(announceQuiet):
+				}
+			}
 			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			if err := n.dht.Provide(pctx, c, true); err != nil && ctx.Err() == nil {
 				n.log.Debug("provide failed", "cid", blockstore.Short(c), "err", err)
@@ -370,7 +386,8 @@ func describeStoreErr(err error) string {
 	return err.Error()
 }
 
-// Replicate stores a manifest block on up to k+m peers (this node always).
+// Replicate stores a manifest block on every candidate peer (this node
+// always): manifest blocks are small, and a reader needs the root first.
 func (s *putSession) Replicate(ctx context.Context, b blocks.Block) error {
 	if err := s.n.store.PutManyDeferred(ctx, []blocks.Block{b}); err != nil {
 		return err
@@ -451,6 +468,13 @@ func (n *Net) Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) ([]b
 		fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 		defer cancel()
 		data, err := n.client.Fetch(fctx, p, c)
+		if err == nil && !deep {
+			// Shallow fetches are shards that the engine authenticates as a
+			// chunk (AES-GCM); it reports a bad one, and the peer that
+			// served it, through Report.
+			n.sources.Store(c.KeyString(), p)
+			return data, true
+		}
 		if err != nil {
 			var re *wire.RemoteError
 			if !errors.As(err, &re) && ctx.Err() == nil {
@@ -494,4 +518,12 @@ func (n *Net) Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) ([]b
 		return nil, ctx.Err()
 	}
 	return nil, ipld.ErrNotFound{Cid: c}
+}
+
+// Report marks the peer that served c as serving bad data: the engine found
+// the block corrupt after a shallow fetch.
+func (n *Net) Report(c cid.Cid) {
+	if p, ok := n.sources.LoadAndDelete(c.KeyString()); ok {
+		n.markBad(p.(peer.ID), "served a block that does not match its CID")
+	}
 }

@@ -96,17 +96,19 @@ func (s *Service) handle(st network.Stream) {
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !isStreamClosed(err) {
 				// Malformed or oversized: say so, then end the stream.
+				// Close, not Reset: a reset may drop the ERROR on its way.
 				_ = wire.WriteFrame(w, wire.TypeError, wire.ErrorParts(wire.CodeMalformed, err.Error())...)
 				_ = w.Flush()
-				_ = st.Reset()
 			}
 			return
 		}
 		_ = st.SetWriteDeadline(time.Now().Add(streamTimeout))
 		if err := s.serve(remote, f, w); err != nil {
+			// serve wrote an ERROR frame before failing: deliver it (and any
+			// answers buffered before it) before ending the stream.
+			_ = w.Flush()
 			s.log.Debug("shard stream ended", "peer", remote.ShortString(), "err", err)
-			_ = st.Reset()
-			return
+			return // deferred Close ends the stream after the ERROR
 		}
 		if r.Buffered() == 0 { // flush when no pipelined request waits
 			if err := w.Flush(); err != nil {

@@ -1,0 +1,115 @@
+package p2p
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"testing"
+
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/umbra-store/umbra/blockstore"
+	"github.com/umbra-store/umbra/internal/wire"
+)
+
+func pair(t *testing.T, o ServiceOptions) (*Client, peer.ID, *blockstore.Store) {
+	t.Helper()
+	_, k1, _ := ed25519.GenerateKey(rand.Reader)
+	_, k2, _ := ed25519.GenerateKey(rand.Reader)
+	h1, err := NewHost(HostOptions{Key: k1, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := NewHost(HostOptions{Key: k2, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h1.Close(); h2.Close() })
+	st, err := blockstore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := NewService(context.Background(), h2, st, o); err != nil {
+		t.Fatal(err)
+	}
+	if err := h1.Connect(context.Background(), peer.AddrInfo{ID: h2.ID(), Addrs: h2.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	return NewClient(h1), h2.ID(), st
+}
+
+// TestShardProtocol stores, syncs, checks and fetches over real hosts on
+// 127.0.0.1, and sees the receiver refuse a block that fails its CID and a
+// store over its quota.
+func TestShardProtocol(t *testing.T) {
+	ctx := context.Background()
+	c, p, st := pair(t, ServiceOptions{MaxBytes: 1 << 20})
+	b, _ := blockstore.NewBlock(make([]byte, 300000))
+	if err := c.Store(ctx, p, b, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sync(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if has, _ := st.Has(ctx, b.Cid()); !has {
+		t.Fatal("stored block missing on the receiver")
+	}
+	if ok, err := c.Has(ctx, p, b.Cid()); !ok || err != nil {
+		t.Fatalf("has: %v %v", ok, err)
+	}
+	got, err := c.Fetch(ctx, p, b.Cid())
+	if err != nil || len(got) != 300000 {
+		t.Fatalf("fetch: %d %v", len(got), err)
+	}
+	var re *wire.RemoteError
+	bad, _ := blocks.NewBlockWithCid([]byte("not it"), b.Cid())
+	other, _ := blockstore.NewBlock([]byte("other"))
+	bad, _ = blocks.NewBlockWithCid([]byte("not it"), other.Cid())
+	if err := c.Store(ctx, p, bad, 0); !errors.As(err, &re) || re.Code != wire.CodeHash {
+		t.Fatalf("bad block: %v", err)
+	}
+	big, _ := blockstore.NewBlock(make([]byte, 900000))
+	if err := c.Store(ctx, p, big, 0); !errors.As(err, &re) || re.Code != wire.CodeFull {
+		t.Fatalf("over quota: %v", err)
+	}
+	if _, err := c.Fetch(ctx, p, big.Cid()); !errors.As(err, &re) || re.Code != wire.CodeNotFound {
+		t.Fatalf("missing block: %v", err)
+	}
+}
+
+// TestMalformedFrameEndsStream sends garbage: the receiver answers ERROR
+// malformed and ends the stream, and keeps serving new streams.
+func TestMalformedFrameEndsStream(t *testing.T) {
+	ctx := context.Background()
+	c, p, _ := pair(t, ServiceOptions{})
+	s, err := c.h.NewStream(ctx, p, ShardProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Write([]byte{9, 9, 9, 9, 9, 9})
+	f, _, err := wire.ReadFrame(bufio.NewReader(s), nil)
+	if err != nil || f.Type != wire.TypeError {
+		t.Fatalf("answer to garbage: %v %v", f.Type, err)
+	}
+	e, _ := wire.ParseError(f.Payload)
+	if e.Code != wire.CodeMalformed {
+		t.Fatalf("code %v", e.Code)
+	}
+	s.Close()
+	// An unknown request type on a fresh stream is answered too.
+	s, _ = c.h.NewStream(ctx, p, ShardProtocol)
+	wire.WriteFrame(s, 0x7f)
+	f, _, err = wire.ReadFrame(bufio.NewReader(s), nil)
+	if err != nil || f.Type != wire.TypeError {
+		t.Fatalf("answer to unknown type: %v %v", f.Type, err)
+	}
+	s.Close()
+	b, _ := blockstore.NewBlock([]byte("still serving"))
+	if err := c.Store(ctx, p, b, 0); err != nil {
+		t.Fatalf("service died: %v", err)
+	}
+}
