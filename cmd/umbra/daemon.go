@@ -1,9 +1,9 @@
 package main
 
 import (
-	"runtime/pprof"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 
 	"github.com/urfave/cli/v2"
 
