@@ -31,13 +31,14 @@ var ErrFewPeers = errors.New("p2p: too few peers to spread the shards")
 
 // Timeouts, in the order retrieval tries sources.
 const (
-	fetchTimeout   = 10 * time.Second // one shard from one peer
-	findTimeout    = 5 * time.Second  // a DHT provider search
-	badPeerPenalty = 10 * time.Minute // how long a peer that served bad bytes is avoided
-	downPenalty    = 30 * time.Second // how long an unreachable peer is skipped
-	dialTimeout    = time.Second      // to a holder we are not connected to
-	announceQuiet  = time.Second      // announcing waits this long after the last store
-	providers      = 8                // providers asked for per CID
+	fetchTimeout   = 10 * time.Second      // one shard from one peer
+	findTimeout    = 5 * time.Second       // a DHT provider search
+	badPeerPenalty = 10 * time.Minute      // how long a peer that served bad bytes is avoided
+	downPenalty    = 30 * time.Second      // how long an unreachable peer is skipped
+	dialTimeout    = time.Second           // to a holder we are not connected to
+	announceQuiet  = time.Second           // announcing waits this long after the last store
+	announcePace   = 40 * time.Millisecond // per announcer (2): at most 50 provides/s
+	providers      = 8                     // providers asked for per CID
 )
 
 // Net places shards on peers and fetches them back; it implements
@@ -118,6 +119,14 @@ func (n *Net) announcer(ctx context.Context) {
 				n.log.Debug("provide failed", "cid", blockstore.Short(c), "err", err)
 			}
 			cancel()
+			// Each provide is a DHT lookup plus ADD_PROVIDER round trips on
+			// other nodes: pace them so that catching up never starves
+			// transfers.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(announcePace):
+			}
 		}
 	}
 }

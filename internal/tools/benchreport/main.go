@@ -14,6 +14,7 @@ import (
 
 func main() {
 	mbs := map[string]float64{}
+	metric := map[string]float64{} // custom b.ReportMetric units
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -25,6 +26,9 @@ func main() {
 			name = name[:i]
 		}
 		for i := 1; i+1 < len(f); i++ {
+			if v, err := strconv.ParseFloat(f[i], 64); err == nil && f[i+1] != "MB/s" && f[i+1] != "ns/op" {
+				metric[name+" "+f[i+1]] = v
+			}
 			if f[i+1] == "MB/s" {
 				if v, err := strconv.ParseFloat(f[i], 64); err == nil {
 					mbs[name] = max(mbs[name], v) // the longer raw run wins
@@ -55,4 +59,18 @@ func main() {
 	fmt.Printf("  %-28s %8.2f   (put's hashing alone allows %.0f MB/s on 2 cores)\n", "put / SHA-bound ceiling", put/shaCap, shaCap)
 	fmt.Printf("  %-28s %8.2f\n", "get / AES-256-GCM (1 core)", get/aes)
 	fmt.Printf("  %-28s %8.2f\n", "get / put", get/put)
+
+	raw := mbs["RawStreamTCP1GiB"]
+	np, ng, ng2 := metric["Network5Nodes1GiB put-MB/s"], metric["Network5Nodes1GiB get-MB/s"], metric["Network5Nodes1GiB get2down-MB/s"]
+	if raw == 0 || np == 0 {
+		return // network benchmarks not in this run
+	}
+	fmt.Println()
+	fmt.Println("umbra network, 5 daemons on 127.0.0.1, 1 GiB random file, 3+2, same run")
+	fmt.Printf("  %-28s %8.0f MB/s   goal ≥ 200 (until every shard is durable on its peer)\n", "put", np)
+	fmt.Printf("  %-28s %8.0f MB/s\n", "get, all nodes up", ng)
+	fmt.Printf("  %-28s %8.0f MB/s   goal ≥ 400\n", "get, two holders killed", ng2)
+	fmt.Printf("  %-28s %8.0f MiB    goal ≤ 200\n", "daemon peak RSS (max of 5)", metric["Network5Nodes1GiB daemon-peak-RSS-MiB"])
+	fmt.Printf("  %-28s %8.0f MB/s   (ceiling: one libp2p TCP stream between two hosts)\n", "raw libp2p stream", raw)
+	fmt.Printf("  %-28s %8.2f / %.2f / %.2f\n", "put, get, get2down / raw", np/raw, ng/raw, ng2/raw)
 }
