@@ -48,6 +48,10 @@ type placed struct {
 	holders [][]byte
 }
 
+// flushEvery is how many chunks a networked put stores between durability
+// points (about 32 MiB at the default chunk size).
+const flushEvery = 32
+
 type chunkIn struct {
 	data []byte // from chunkBufs
 }
@@ -97,6 +101,14 @@ func (e *Engine) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult,
 		done += int64(p.ent.Size)
 		if o.Progress != nil {
 			o.Progress(done)
+		}
+		if sess != nil && chunks%flushEvery == 0 {
+			// A durability point every few dozen chunks: peers hold what
+			// they acknowledged even if the put dies later, and a peer
+			// that died is noticed early.
+			if err := sess.Flush(ctx); err != nil {
+				return err
+			}
 		}
 		return b.add(ctx, 0, p.ent, p.holders)
 	}
