@@ -138,6 +138,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	netw := p2p.NewNet(ctx, h, d, n.Store, svc, log)
 	svc.SetStored(netw.Announce)
+	bs := p2p.NewBitswap(ctx, h, d, n.Store)
+	defer bs.Close()
+	netw.SetBitswap(bs)
 	eng := engine.New(n.Store, n.Keys.Secrets, engine.WithLogger(log), engine.WithNetwork(netw))
 	b := &backend{n: n, h: h, net: netw, svc: svc, eng: eng, quota: cfg.Storage.MaxBytes}
 

@@ -218,8 +218,7 @@ func (b *treeBuilder) hint(p *placed) {
 			}
 			idx = uint16(len(ln.n.Peers))
 			ln.peerIdx[string(h)] = idx
-			ln.n.Peers = append(ln.n.Peers, h)
-			ln.size += 1 + len(h)
+			ln.n.Peers = append(ln.n.Peers, h) // its bytes: counted by add
 		}
 		p.ent.Hints[i] = idx
 	}

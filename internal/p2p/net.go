@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ipfs/boxo/bitswap"
+	bsnet "github.com/ipfs/boxo/bitswap/network/bsnet"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
@@ -36,6 +38,7 @@ const (
 	badPeerPenalty = 10 * time.Minute      // how long a peer that served bad bytes is avoided
 	downPenalty    = 30 * time.Second      // how long an unreachable peer is skipped
 	dialTimeout    = time.Second           // to a holder we are not connected to
+	bitswapTimeout = 5 * time.Second       // the last resort: bitswap asks every connected peer
 	announceQuiet  = time.Second           // announcing waits this long after the last store
 	announcePace   = 40 * time.Millisecond // per announcer (2): at most 50 provides/s
 	providers      = 8                     // providers asked for per CID
@@ -59,7 +62,22 @@ type Net struct {
 	lastStore atomic.Int64 // unix nanoseconds of the last block stored here
 
 	sources sync.Map // cid → peer.ID that served it last, for Report
+
+	bitswap *bitswap.Bitswap // the generic pull path, last resort
 }
+
+// NewBitswap starts boxo's bitswap over the same host and block store, with
+// the DHT as provider finder. It announces nothing: holders announce what
+// they store.
+func NewBitswap(ctx context.Context, h host.Host, d *dht.IpfsDHT, store *blockstore.Store) *bitswap.Bitswap {
+	return bitswap.New(ctx, bsnet.NewFromIpfsHost(h), d, store,
+		bitswap.ProviderSearchDelay(200*time.Millisecond),
+		bitswap.WithWantHaveReplaceSize(4<<20), // shards ≤ 2 MiB: send blocks, not HAVEs
+	)
+}
+
+// SetBitswap adds bitswap as the last retrieval path.
+func (n *Net) SetBitswap(b *bitswap.Bitswap) { n.bitswap = b }
 
 var _ engine.Network = (*Net)(nil)
 
@@ -518,9 +536,12 @@ func (n *Net) Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) ([]b
 		}
 	}
 	cancel()
-	for _, p := range n.ShardPeers() {
-		if d, ok := try(p); ok {
-			return d, nil
+	if n.bitswap != nil {
+		bctx, cancel := context.WithTimeout(ctx, bitswapTimeout)
+		b, err := n.bitswap.GetBlock(bctx, c)
+		cancel()
+		if err == nil && blockstore.Verify(c, b.RawData()) == nil {
+			return b.RawData(), nil
 		}
 	}
 	if ctx.Err() != nil {

@@ -1,0 +1,161 @@
+package p2p
+
+import (
+	"errors"
+
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	blocks "github.com/ipfs/go-block-format"
+	"log/slog"
+	"testing"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/umbra-store/umbra/blockstore"
+)
+
+type testNode struct {
+	net   *Net
+	store *blockstore.Store
+	id    peer.ID
+}
+
+// newNodes starts n hosts on 127.0.0.1, each with a store, DHT, shard
+// service and bitswap, all connected to the first.
+func newNodes(t *testing.T, n int, withBitswap bool) []testNode {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	var out []testNode
+	for i := 0; i < n; i++ {
+		_, k, _ := ed25519.GenerateKey(rand.Reader)
+		h, err := NewHost(HostOptions{Key: k, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := blockstore.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := NewDHT(ctx, h, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := NewService(ctx, h, st, ServiceOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nt := NewNet(ctx, h, d, st, svc, slog.New(slog.DiscardHandler))
+		if withBitswap {
+			bs := NewBitswap(ctx, h, d, st)
+			nt.SetBitswap(bs)
+			t.Cleanup(func() { bs.Close() })
+		}
+		t.Cleanup(func() { d.Close(); h.Close(); st.Close() })
+		if i > 0 {
+			if err := h.Connect(ctx, peer.AddrInfo{ID: out[0].id, Addrs: out[0].net.h.Addrs()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out = append(out, testNode{net: nt, store: st, id: h.ID()})
+	}
+	return out
+}
+
+// TestFetchOrder: a hinted holder serves a shallow fetch; without a hint a
+// shallow fetch gives up; a deep fetch finds the block through bitswap when
+// no provider record exists.
+func TestFetchOrder(t *testing.T) {
+	ctx := context.Background()
+	ns := newNodes(t, 2, true)
+	b, _ := blockstore.NewBlock([]byte("held by node 1 only, never announced"))
+	if err := ns[1].store.Put(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ns[0].net.Fetch(ctx, b.Cid(), []byte(ns[1].id), false)
+	if err != nil || string(got) != string(b.RawData()) {
+		t.Fatalf("hinted shallow fetch: %v", err)
+	}
+	other, _ := blockstore.NewBlock([]byte("another block, also only on node 1"))
+	ns[1].store.Put(ctx, other)
+	if _, err := ns[0].net.Fetch(ctx, other.Cid(), nil, false); err == nil {
+		t.Fatal("shallow fetch without a hint searched the network")
+	}
+	got, err = ns[0].net.Fetch(ctx, other.Cid(), nil, true)
+	if err != nil || string(got) != string(other.RawData()) {
+		t.Fatalf("deep fetch through bitswap: %v", err)
+	}
+}
+
+// TestReportAvoidsPeer: after the engine reports a bad block from a peer,
+// that peer is not asked again.
+func TestReportAvoidsPeer(t *testing.T) {
+	ctx := context.Background()
+	ns := newNodes(t, 2, false)
+	b, _ := blockstore.NewBlock([]byte("some shard"))
+	ns[1].store.Put(ctx, b)
+	if _, err := ns[0].net.Fetch(ctx, b.Cid(), []byte(ns[1].id), false); err != nil {
+		t.Fatal(err)
+	}
+	ns[0].net.Report(b.Cid())
+	if !ns[0].net.isBad(ns[1].id) {
+		t.Fatal("reported peer not marked bad")
+	}
+	if _, err := ns[0].net.Fetch(ctx, b.Cid(), []byte(ns[1].id), false); err == nil {
+		t.Fatal("a peer reported bad was asked again")
+	}
+}
+
+// TestPlacementSpreadsAndRefuses: with 5 nodes a stripe lands on 5 distinct
+// peers; with 2 a 3+2 put is refused unless allowed.
+func TestPlacementSpreadsAndRefuses(t *testing.T) {
+	ctx := context.Background()
+	ns := newNodes(t, 5, false)
+	// Node 0 is connected to all; wait for the shard protocol to be known
+	// (identify) by asking each peer once.
+	for _, n := range ns[1:] {
+		b, _ := blockstore.NewBlock([]byte("warm " + n.id.String()))
+		if err := ns[0].net.client.Store(ctx, n.id, b, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sess, err := ns[0].net.NewPutSession(3, 2, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stripe []blocks.Block
+	for i := 0; i < 5; i++ {
+		b, _ := blockstore.NewBlock([]byte{byte(i), 1, 2, 3})
+		stripe = append(stripe, b)
+	}
+	holders, err := sess.PlaceStripe(ctx, stripe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, h := range holders {
+		seen[string(h)] = true
+	}
+	if len(seen) != 5 || len(sess.Warnings()) != 0 {
+		t.Fatalf("5 shards on %d peers, warnings %v", len(seen), sess.Warnings())
+	}
+	if err := sess.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range stripe {
+		var holder *testNode
+		for j := range ns {
+			if string(holders[i]) == string(ns[j].id) {
+				holder = &ns[j]
+			}
+		}
+		if has, _ := holder.store.Has(ctx, b.Cid()); !has {
+			t.Fatalf("shard %d missing on its holder", i)
+		}
+	}
+	two := newNodes(t, 2, false)
+	if _, err := two[0].net.NewPutSession(3, 2, false); !errors.Is(err, ErrFewPeers) {
+		t.Fatalf("2 peers for 3+2: %v", err)
+	}
+}
