@@ -369,3 +369,47 @@ func peerIDFromKey(t *testing.T, n *node.Node) string {
 	}
 	return id
 }
+
+// TestSecondDaemonRefused starts a daemon on a node directory that already
+// has one: the second exits at once with a clear message.
+func TestSecondDaemonRefused(t *testing.T) {
+	st := up(t, testnet.Options{Nodes: 1})
+	r := runArgs(t, st.Nodes[0].UmbraPath, nil, "daemon", "--listen", "/ip4/127.0.0.1/tcp/0")
+	if r.code != 1 || !strings.Contains(r.stderr, "in use by another umbra process") {
+		t.Fatalf("second daemon: exit %d %q", r.code, r.stderr)
+	}
+	// The first still serves.
+	mustRunArgs(t, st.Nodes[0].UmbraPath, "status")
+}
+
+// TestAcceptAllowlist: node 4 stores only for node 1, so node 0's put goes
+// to the others; node 4 refuses with a clear code and holds nothing of it.
+func TestAcceptAllowlist(t *testing.T) {
+	dir := t.TempDir()
+	initWithConfig(t, dir, 5, func(int, *config.Config) {})
+	d, err := node.Open(filepath.Join(dir, "node-1"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id1 := peerIDFromKey(t, d)
+	d.Close()
+	p4 := filepath.Join(dir, "node-4")
+	c, _ := config.Load(p4)
+	c.Storage.Accept, c.Storage.AcceptPeers = "allowlist", []string{id1}
+	config.Write(p4, c)
+	st := up(t, testnet.Options{Dir: dir, Nodes: 5})
+	in, data := randomFile(t, 8, 8<<20)
+	capText := strings.TrimSpace(mustRunArgs(t, st.Nodes[0].UmbraPath, "put", in))
+	var s api.Status
+	json.Unmarshal([]byte(mustRunArgs(t, st.Nodes[4].UmbraPath, "status", "--json")), &s)
+	if s.StorageUsed > 64<<10 { // manifest replicas are refused too; allow a few stray bytes
+		t.Fatalf("node 4 stored %d bytes for a peer it does not accept", s.StorageUsed)
+	}
+	raw, _ := os.ReadFile(st.Nodes[0].Log)
+	if !strings.Contains(string(raw), "refused") {
+		t.Fatal("uploader did not log the refusal")
+	}
+	if got := getBytes(t, st.Nodes[2], capText); !bytes.Equal(got, data) {
+		t.Fatal("round trip differs")
+	}
+}
