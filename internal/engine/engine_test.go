@@ -553,3 +553,29 @@ func TestCancelWhileReaderBlocks(t *testing.T) {
 		t.Fatal("Put did not return after cancel while its reader blocked")
 	}
 }
+
+// TestRepairDoesNotTrustRebuiltShards: shard 0 is served corrupt, shard 1
+// only by a deep fetch, shard 4 by nobody. The first decode rebuilds shard 1
+// from the corrupt shard 0 and fails; the repair must fetch the real shard 1
+// instead of hashing the rebuilt one, and read the file.
+func TestRepairDoesNotTrustRebuiltShards(t *testing.T) {
+	ctx := context.Background()
+	fn := &fakeNet{bs: openStore(t), corrupt: map[cid.Cid]bool{}, shallowMissed: map[cid.Cid]bool{}, gone: map[cid.Cid]bool{}}
+	e := New(fn.bs, testSecrets(24), WithNetwork(fn))
+	data := randomBytes(25, 1<<20)
+	res, err := e.Put(ctx, bytes.NewReader(data), PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := leafEntries(t, New(fn.bs, testSecrets(24)), res.Cap)[0].Shards
+	fn.corrupt[shardCID(sh[0])] = true
+	fn.shallowMissed[shardCID(sh[1])] = true
+	fn.gone[shardCID(sh[4])] = true
+	var out bytes.Buffer
+	if err := e.Get(ctx, res.Cap, &out); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("get: %v", err)
+	}
+	if len(fn.reported) != 1 || fn.reported[0] != shardCID(sh[0]) {
+		t.Fatalf("reported %v, want only shard 0", fn.reported)
+	}
+}

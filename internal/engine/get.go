@@ -299,7 +299,9 @@ func (e *Engine) openShards(coder *erasure.Coder, j chunkJob, shards [][]byte, s
 			shards[i] = nil
 		}
 	}
-	data, err := coder.Decode(sealed, shards, j.ent.SealedLen)
+	// Decode on a copy of the slice: it fills missing data shards with
+	// rebuilt ones, which a later repair must not mistake for fetched data.
+	data, err := coder.Decode(sealed, append([][]byte(nil), shards...), j.ent.SealedLen)
 	if err != nil {
 		return nil, fmt.Errorf("engine: chunk %d: %w", j.index, err)
 	}

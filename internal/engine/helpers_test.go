@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	ipld "github.com/ipfs/go-ipld-format"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -97,3 +98,51 @@ func leafEntries(t testing.TB, e *Engine, c keyring.ReadCap) []format.Entry {
 }
 
 func withMaxNode(n int) Option { return func(e *Engine) { e.maxNode = n } }
+
+// fakeNet is a Network over one local store whose fetches can be made to
+// fail or lie per block, and per pass (shallow or deep).
+type fakeNet struct {
+	bs            Blocks
+	mu            sync.Mutex
+	corrupt       map[cid.Cid]bool // served with a flipped bit
+	shallowMissed map[cid.Cid]bool // found only by a deep fetch
+	gone          map[cid.Cid]bool // found by nobody
+	reported      []cid.Cid
+}
+
+type fakeSession struct{ bs Blocks }
+
+func (s fakeSession) PlaceStripe(ctx context.Context, shards []blocks.Block) ([][]byte, error) {
+	return make([][]byte, len(shards)), s.bs.PutMany(ctx, shards)
+}
+func (s fakeSession) Replicate(ctx context.Context, b blocks.Block) error {
+	return s.bs.PutMany(ctx, []blocks.Block{b})
+}
+func (fakeSession) Flush(context.Context) error { return nil }
+func (fakeSession) Warnings() []string          { return nil }
+
+func (f *fakeNet) NewPutSession(int, int, bool) (PutSession, error) { return fakeSession{f.bs}, nil }
+
+func (f *fakeNet) Fetch(ctx context.Context, c cid.Cid, _ []byte, deep bool) ([]byte, error) {
+	f.mu.Lock()
+	gone, missed, bad := f.gone[c], f.shallowMissed[c] && !deep, f.corrupt[c]
+	f.mu.Unlock()
+	if gone || missed {
+		return nil, ipld.ErrNotFound{Cid: c}
+	}
+	b, err := f.bs.Get(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	d := append([]byte(nil), b.RawData()...)
+	if bad {
+		d[0] ^= 1
+	}
+	return d, nil
+}
+
+func (f *fakeNet) Report(c cid.Cid) {
+	f.mu.Lock()
+	f.reported = append(f.reported, c)
+	f.mu.Unlock()
+}

@@ -233,12 +233,18 @@ func (b *treeBuilder) add(ctx context.Context, level int, ent format.Entry, hold
 		return fmt.Errorf("engine: manifest deeper than %d levels", format.MaxLevel)
 	}
 	ln := b.levels[level]
-	es := format.EntrySize(uint8(level), len(ent.Shards))
-	for _, h := range holders { // room for peers new to the hint table
-		if _, ok := ln.peerIdx[string(h)]; !ok {
-			es += 1 + len(h)
+	entrySize := func(ln *levelNode) int {
+		es := format.EntrySize(uint8(level), len(ent.Shards))
+		seen := map[string]bool{}
+		for _, h := range holders { // room for peers new to the hint table
+			if _, ok := ln.peerIdx[string(h)]; !ok && !seen[string(h)] {
+				seen[string(h)] = true
+				es += 1 + len(h)
+			}
 		}
+		return es
 	}
+	es := entrySize(ln)
 	if len(ln.n.Entries) > 0 && ln.size+es > b.e.maxNode {
 		child, err := b.flush(ctx, level, "")
 		if err != nil {
@@ -248,6 +254,7 @@ func (b *treeBuilder) add(ctx context.Context, level int, ent format.Entry, hold
 			return err
 		}
 		ln = b.levels[level] // flush replaced it
+		es = entrySize(ln)   // its hint table starts empty
 	}
 	if len(holders) > 0 {
 		b.hint(&placed{ent: ent, holders: holders})

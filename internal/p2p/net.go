@@ -41,6 +41,7 @@ const (
 	bitswapTimeout = 5 * time.Second       // the last resort: bitswap asks every connected peer
 	announceQuiet  = time.Second           // announcing waits this long after the last store
 	announcePace   = 40 * time.Millisecond // per announcer (2): at most 50 provides/s
+	maxSources     = 1 << 16               // shallow fetches remembered for Report
 	providers      = 8                     // providers asked for per CID
 )
 
@@ -61,7 +62,8 @@ type Net struct {
 	provideQ  chan cid.Cid
 	lastStore atomic.Int64 // unix nanoseconds of the last block stored here
 
-	sources sync.Map // cid → peer.ID that served it last, for Report
+	sources  sync.Map // cid → peer.ID that served it last, for Report
+	sourcesN atomic.Int64
 
 	bitswap *bitswap.Bitswap // the generic pull path, last resort
 }
@@ -244,7 +246,7 @@ func (n *Net) NewPutSession(k, m int, allowFewer bool) (engine.PutSession, error
 		return nil, fmt.Errorf("%w: %d peers (this node included) for %d+%d shards; a stripe needs at least %d so that losing one peer loses no data (connect more peers, or pass --allow-fewer-peers)",
 			ErrFewPeers, len(peers), k, m, k+1)
 	}
-	s := &putSession{n: n, peers: peers, touched: map[peer.ID]bool{}, excluded: map[peer.ID]string{}}
+	s := &putSession{n: n, peers: peers, touched: map[peer.ID]bool{}, replicas: map[peer.ID]bool{}, excluded: map[peer.ID]string{}}
 	if len(peers) < k+m {
 		s.warn(fmt.Sprintf("only %d peers for %d+%d shards: some peers hold two shards of a stripe", len(peers), k, m))
 	}
@@ -256,7 +258,8 @@ type putSession struct {
 	peers []peer.ID
 
 	mu       sync.Mutex
-	touched  map[peer.ID]bool
+	touched  map[peer.ID]bool   // hold shards: their SYNC must succeed
+	replicas map[peer.ID]bool   // hold only manifest copies: SYNC is best effort
 	excluded map[peer.ID]string // peers that refused or failed during this put
 	warnings []string
 }
@@ -415,6 +418,7 @@ func describeStoreErr(err error) string {
 
 // Replicate stores a manifest block on every candidate peer (this node
 // always): manifest blocks are small, and a reader needs the root first.
+// Only this node's copy is required; the others are best effort.
 func (s *putSession) Replicate(ctx context.Context, b blocks.Block) error {
 	if err := s.n.store.PutManyDeferred(ctx, []blocks.Block{b}); err != nil {
 		return err
@@ -431,9 +435,15 @@ func (s *putSession) Replicate(ctx context.Context, b blocks.Block) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.storeOn(ctx, p, b); err != nil {
+			sctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+			defer cancel()
+			if err := s.n.client.Store(sctx, p, b, 0); err != nil {
 				s.n.log.Info("manifest replica not stored", "peer", p.ShortString(), "err", err)
+				return
 			}
+			s.mu.Lock()
+			s.replicas[p] = true
+			s.mu.Unlock()
 		}()
 	}
 	wg.Wait()
@@ -444,8 +454,15 @@ func (s *putSession) Replicate(ctx context.Context, b blocks.Block) error {
 func (s *putSession) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	var peers []peer.ID
+	required := map[peer.ID]bool{}
 	for p := range s.touched {
 		peers = append(peers, p)
+		required[p] = true
+	}
+	for p := range s.replicas {
+		if !required[p] {
+			peers = append(peers, p)
+		}
 	}
 	s.mu.Unlock()
 	errs := make([]error, len(peers))
@@ -460,8 +477,13 @@ func (s *putSession) Flush(ctx context.Context) error {
 			}
 			sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 			defer cancel()
-			if err := s.n.client.Sync(sctx, p); err != nil {
+			err := s.n.client.Sync(sctx, p)
+			switch {
+			case err == nil:
+			case required[p]:
 				errs[i] = fmt.Errorf("p2p: peer %s did not confirm its shards durable: %w", p.ShortString(), err)
+			default:
+				s.n.log.Info("manifest replica not confirmed durable", "peer", p.ShortString(), "err", err)
 			}
 		}()
 	}
@@ -499,6 +521,9 @@ func (n *Net) Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) ([]b
 			// Shallow fetches are shards that the engine authenticates as a
 			// chunk (AES-GCM); it reports a bad one, and the peer that
 			// served it, through Report.
+			if n.sourcesN.Add(1)%maxSources == 0 {
+				n.sources.Clear() // bounded: only recent fetches can be reported
+			}
 			n.sources.Store(c.KeyString(), p)
 			return data, true
 		}

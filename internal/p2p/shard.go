@@ -227,20 +227,25 @@ type clientStream struct {
 // NewClient returns a client on h.
 func NewClient(h host.Host) *Client { return &Client{h: h, idle: map[peer.ID][]*clientStream{}} }
 
-func (c *Client) take(ctx context.Context, p peer.ID) (*clientStream, error) {
+// take returns an idle stream to p (reused reports which) or a new one.
+func (c *Client) take(ctx context.Context, p peer.ID) (cs *clientStream, reused bool, err error) {
 	c.mu.Lock()
-	if l := c.idle[p]; len(l) > 0 {
+	for l := c.idle[p]; len(l) > 0; l = c.idle[p] {
 		cs := l[len(l)-1]
 		c.idle[p] = l[:len(l)-1]
+		if cs.s.Conn().IsClosed() {
+			_ = cs.s.Reset()
+			continue
+		}
 		c.mu.Unlock()
-		return cs, nil
+		return cs, true, nil
 	}
 	c.mu.Unlock()
 	s, err := c.h.NewStream(network.WithAllowLimitedConn(ctx, "shard"), p, ShardProtocol)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return &clientStream{s: s, r: bufio.NewReaderSize(s, 64<<10), w: bufio.NewWriterSize(s, 64<<10)}, nil
+	return &clientStream{s: s, r: bufio.NewReaderSize(s, 64<<10), w: bufio.NewWriterSize(s, 64<<10)}, false, nil
 }
 
 func (c *Client) give(p peer.ID, cs *clientStream) {
@@ -253,12 +258,28 @@ func (c *Client) give(p peer.ID, cs *clientStream) {
 	_ = cs.s.Close()
 }
 
-// roundTrip sends one request and reads its response frame.
+// roundTrip sends one request and reads its response frame. A reused
+// stream that turns out dead (the peer restarted, or ended an idle stream) is
+// retried once on a fresh one.
 func (c *Client) roundTrip(ctx context.Context, p peer.ID, t wire.Type, parts ...[]byte) (wire.Frame, error) {
-	cs, err := c.take(ctx, p)
-	if err != nil {
-		return wire.Frame{}, err
+	for attempt := 0; ; attempt++ {
+		f, reused, err := c.roundTripOnce(ctx, p, t, parts...)
+		var re *wire.RemoteError
+		if err != nil && reused && attempt == 0 && ctx.Err() == nil && !errors.As(err, &re) {
+			continue
+		}
+		return f, err
 	}
+}
+
+func (c *Client) roundTripOnce(ctx context.Context, p peer.ID, t wire.Type, parts ...[]byte) (wire.Frame, bool, error) {
+	cs, reused, err := c.take(ctx, p)
+	if err != nil {
+		return wire.Frame{}, false, err
+	}
+	// A cancelled caller must not wait for the stream deadline.
+	stop := context.AfterFunc(ctx, func() { _ = cs.s.Reset() })
+	defer stop()
 	dl, ok := ctx.Deadline()
 	if !ok {
 		dl = time.Now().Add(streamTimeout)
@@ -275,20 +296,26 @@ func (c *Client) roundTrip(ctx context.Context, p peer.ID, t wire.Type, parts ..
 	if err != nil {
 		_ = cs.s.Reset()
 		if ctx.Err() != nil {
-			return f, ctx.Err()
+			return f, reused, ctx.Err()
 		}
-		return f, err
+		return f, reused, err
 	}
 	_ = cs.s.SetDeadline(time.Time{})
-	c.give(p, cs)
 	if f.Type == wire.TypeError {
 		re, err := wire.ParseError(f.Payload)
 		if err != nil {
-			return f, err
+			_ = cs.s.Reset()
+			return f, reused, err
 		}
-		return f, re
+		if re.Code == wire.CodeMalformed {
+			_ = cs.s.Reset() // the peer closes it after this answer
+		} else {
+			c.give(p, cs)
+		}
+		return f, reused, re
 	}
-	return f, nil
+	c.give(p, cs)
+	return f, reused, nil
 }
 
 // Store pushes one block to p (durable after the next Sync to p).

@@ -113,3 +113,28 @@ func TestMalformedFrameEndsStream(t *testing.T) {
 		t.Fatalf("service died: %v", err)
 	}
 }
+
+// TestPooledStreamSurvivesReconnect drops the connection after a request
+// and reconnects: the next request must not fail on the dead pooled stream.
+func TestPooledStreamSurvivesReconnect(t *testing.T) {
+	ctx := context.Background()
+	c, p, _ := pair(t, ServiceOptions{})
+	b, _ := blockstore.NewBlock([]byte("first"))
+	if err := c.Store(ctx, p, b, 0); err != nil {
+		t.Fatal(err)
+	}
+	addrs := c.h.Peerstore().Addrs(p)
+	if err := c.h.Network().ClosePeer(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.h.Connect(ctx, peer.AddrInfo{ID: p, Addrs: addrs}); err != nil {
+		t.Fatal(err)
+	}
+	b2, _ := blockstore.NewBlock([]byte("second"))
+	if err := c.Store(ctx, p, b2, 0); err != nil {
+		t.Fatalf("store after reconnect: %v", err)
+	}
+	if err := c.Sync(ctx, p); err != nil {
+		t.Fatalf("sync after reconnect: %v", err)
+	}
+}

@@ -80,7 +80,7 @@ func Up(ctx context.Context, o Options) (State, error) {
 	}
 	if st, err := Read(dir); err == nil {
 		for _, n := range st.Nodes {
-			if alive(n.PID) {
+			if ours(n) {
 				return State{}, ErrRunning
 			}
 		}
@@ -212,6 +212,16 @@ func alive(pid int) bool {
 	return true
 }
 
+// ours reports whether n's PID is still this node's daemon: alive, and its
+// command line names the node directory (PIDs are recycled).
+func ours(n Node) bool {
+	if !alive(n.PID) {
+		return false
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", n.PID))
+	return err == nil && strings.Contains(string(raw), n.UmbraPath)
+}
+
 func write(st State) error {
 	raw, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
@@ -239,7 +249,7 @@ func Status(ctx context.Context, dir string) (State, error) {
 	}
 	for i := range st.Nodes {
 		n := &st.Nodes[i]
-		n.Running = alive(n.PID)
+		n.Running = ours(*n)
 		n.Peers = 0
 		if n.Running {
 			if s, err := status(ctx, n.UmbraPath); err == nil {
@@ -258,21 +268,22 @@ func Down(dir string) error {
 		return err
 	}
 	for _, n := range st.Nodes {
-		if alive(n.PID) {
+		if ours(n) {
 			_ = syscall.Kill(n.PID, syscall.SIGTERM)
 		}
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for _, n := range st.Nodes {
-		for alive(n.PID) && time.Now().Before(deadline) {
+		for ours(n) && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 		}
-		if alive(n.PID) {
+		if ours(n) {
 			_ = syscall.Kill(n.PID, syscall.SIGKILL)
 		}
 	}
 	for i := range st.Nodes {
 		st.Nodes[i].Running = false
+		st.Nodes[i].PID = 0 // never signal a recycled PID later
 	}
 	return write(st)
 }
