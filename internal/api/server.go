@@ -71,6 +71,9 @@ func (s *Server) Serve() error {
 	return err
 }
 
+// Close stops the server at once, closing every connection.
+func (s *Server) Close() error { return s.srv.Close() }
+
 // Shutdown stops the server, letting running requests end first.
 func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
 

@@ -89,6 +89,12 @@ func addrs(h host.Host) []string {
 
 // Run runs the daemon until ctx ends, then shuts down cleanly.
 func Run(ctx context.Context, o Options) error {
+	// The network runs on its own context, cancelled only after the API has
+	// let running puts and gets finish: they need bitswap, the DHT and the
+	// announcer until the end.
+	stopped := ctx
+	ctx, stopNet := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopNet()
 	log := o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -164,7 +170,7 @@ func Run(ctx context.Context, o Options) error {
 	log.Info("umbra daemon running", "peer", h.ID().String(), "addrs", info.Addrs, "api", sock)
 
 	select {
-	case <-ctx.Done():
+	case <-stopped.Done():
 	case err := <-serveErr:
 		if err != nil {
 			return fmt.Errorf("daemon: api: %w", err)
@@ -173,7 +179,14 @@ func Run(ctx context.Context, o Options) error {
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(sctx)
+	if err := srv.Shutdown(sctx); err != nil {
+		// Requests still running after the grace period are cut off before
+		// the store closes under them.
+		// (The store refuses calls after it closes, so a handler still
+		// running gets an error, never a closed database.)
+		_ = srv.Close()
+	}
+	stopNet()
 	return nil
 }
 

@@ -93,6 +93,9 @@ func (s *Service) handle(st network.Stream) {
 		_ = st.SetReadDeadline(time.Now().Add(10 * time.Minute)) // idle streams end
 		f, b, err := wire.ReadFrame(r, buf)
 		buf = b
+		if cap(buf) > 256<<10 {
+			buf = nil // idle streams must not pin a shard-sized buffer
+		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !isStreamClosed(err) {
 				// Malformed or oversized: say so, then end the stream.
