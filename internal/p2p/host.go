@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/control"
@@ -18,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
@@ -52,6 +54,7 @@ func NewHost(o HostOptions) (host.Host, error) {
 		libp2p.DisableRelay(),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.ResourceManager(&network.NullResourceManager{}),
+		libp2p.SwarmOpts(swarm.WithDialRanker(tcpFirst)),
 	}
 	if o.SwarmKey != "" {
 		raw, err := hex.DecodeString(o.SwarmKey)
@@ -75,6 +78,23 @@ func NewHost(o HostOptions) (host.Host, error) {
 		return nil, fmt.Errorf("p2p: start host: %w", err)
 	}
 	return h, nil
+}
+
+// tcpFirst dials TCP addresses at once and QUIC ones only if TCP has not
+// connected within 250 ms. libp2p's default does the opposite; on the links
+// umbra runs on TCP moves bulk data faster (QUIC measured at ~40% of TCP on
+// loopback), and a killed peer's TCP connection ends at once where QUIC's
+// lingers until its idle timeout.
+func tcpFirst(addrs []ma.Multiaddr) []network.AddrDelay {
+	out := make([]network.AddrDelay, 0, len(addrs))
+	for _, a := range addrs {
+		d := time.Duration(0)
+		if _, err := a.ValueForProtocol(ma.P_TCP); err != nil {
+			d = 250 * time.Millisecond
+		}
+		out = append(out, network.AddrDelay{Addr: a, Delay: d})
+	}
+	return out
 }
 
 // allowGater admits only listed peers, inbound and outbound, on every

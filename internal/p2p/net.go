@@ -198,7 +198,7 @@ func (n *Net) isBad(p peer.ID) bool {
 		return true
 	}
 	t, ok := n.down[p]
-	return ok && time.Since(t) < downPenalty && n.h.Network().Connectedness(p) != network.Connected
+	return ok && time.Since(t) < downPenalty
 }
 
 // markDown notes a peer that could not be reached.
@@ -531,6 +531,9 @@ func (n *Net) Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) ([]b
 			var re *wire.RemoteError
 			if !errors.As(err, &re) && ctx.Err() == nil {
 				n.markDown(p) // unreachable: do not dial it for every shard
+				// The connection may be a dead one that still looks open
+				// (QUIC waits for its idle timeout): drop it.
+				_ = n.h.Network().ClosePeer(p)
 			}
 			return nil, false
 		}

@@ -66,9 +66,8 @@ func TestShardProtocol(t *testing.T) {
 		t.Fatalf("fetch: %d %v", len(got), err)
 	}
 	var re *wire.RemoteError
-	bad, _ := blocks.NewBlockWithCid([]byte("not it"), b.Cid())
 	other, _ := blockstore.NewBlock([]byte("other"))
-	bad, _ = blocks.NewBlockWithCid([]byte("not it"), other.Cid())
+	bad, _ := blocks.NewBlockWithCid([]byte("not it"), other.Cid())
 	if err := c.Store(ctx, p, bad, 0); !errors.As(err, &re) || re.Code != wire.CodeHash {
 		t.Fatalf("bad block: %v", err)
 	}
