@@ -579,3 +579,30 @@ func TestRepairDoesNotTrustRebuiltShards(t *testing.T) {
 		t.Fatalf("reported %v, want only shard 0", fn.reported)
 	}
 }
+
+// TestSlowHolderIsHedged: one data shard's holder never answers; the read
+// asks for a parity shard instead and finishes without waiting for it.
+func TestSlowHolderIsHedged(t *testing.T) {
+	ctx := context.Background()
+	fn := &fakeNet{bs: openStore(t), corrupt: map[cid.Cid]bool{}, shallowMissed: map[cid.Cid]bool{}, gone: map[cid.Cid]bool{}, slow: map[cid.Cid]bool{}}
+	e := New(fn.bs, testSecrets(26), WithNetwork(fn))
+	data := randomBytes(27, 3<<20)
+	res, err := e.Put(ctx, bytes.NewReader(data), PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ent := range leafEntries(t, New(fn.bs, testSecrets(26)), res.Cap) {
+		fn.slow[shardCID(ent.Shards[1])] = true
+	}
+	done := make(chan error, 1)
+	var out bytes.Buffer
+	go func() { done <- e.Get(ctx, res.Cap, &out) }()
+	select {
+	case err := <-done:
+		if err != nil || !bytes.Equal(out.Bytes(), data) {
+			t.Fatalf("get around a silent holder: %v", err)
+		}
+	case <-time.After(30 * time.Second): // a hang, not a timing assertion
+		t.Fatal("get waited for a holder that never answers")
+	}
+}

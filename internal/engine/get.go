@@ -8,6 +8,7 @@ import (
 	"github.com/umbra-store/umbra/blockstore"
 	"io"
 	"sync"
+	"time"
 
 	blocks "github.com/ipfs/go-block-format"
 
@@ -193,26 +194,14 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) ([]byte, error) {
 		}
 		return c
 	}
-	// Data shards first (no decoding when they all come); parity only for a
-	// stripe that misses some, as many as are missing, until none is left.
-	// The first pass asks only where each shard should be (local store,
-	// hinted peer): a dead holder costs no search when parity can stand in.
-	// Only then are the DHT and the other peers searched for what is left.
+	// Data shards first (no decoding when they all come). A data shard that
+	// fails, or lags far behind the first to arrive (hedging), is covered by
+	// the next parity shard. This pass asks only where each shard should be
+	// (local store, hinted peer): a dead holder costs no search when parity
+	// can stand in. Only then are the DHT and bitswap searched for the rest.
 	for si := range lay {
-		var data []int
-		for i := 0; i < coder.K(); i++ {
-			data = append(data, si*n+i)
-		}
-		missing := coder.K() - fetchAll(data, false)
-		next := coder.K()
-		for missing > 0 && next < n {
-			var par []int
-			for ; next < n && len(par) < missing; next++ {
-				par = append(par, si*n+next)
-			}
-			missing -= fetchAll(par, false)
-		}
-		if missing > 0 {
+		have := e.shallowStripe(ctx, j, coder, si, shards, &refused, &mu)
+		if have < coder.K() {
 			var rest []int
 			for i := 0; i < n; i++ {
 				if shards[si*n+i] == nil {
@@ -244,9 +233,76 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) ([]byte, error) {
 	return out, nil
 }
 
-// fetchShard reads shard i into shards[i]. corrupt reports a shard the store
-// has but refused to serve because it failed its checksum.
-func (e *Engine) fetchShard(ctx context.Context, j chunkJob, shards [][]byte, i int, deep bool) (ok, corrupt bool) {
+// hedgeMin is the least a straggling shard is waited for before a parity
+// shard is asked for in its place.
+const hedgeMin = 100 * time.Millisecond
+
+// shallowStripe fetches k shards of stripe si from where they should be and
+// returns how many it got. It starts with the data shards; every failure
+// starts the next parity shard, and so does a shard still missing 3× the
+// first shard's arrival time (at least hedgeMin) after the start.
+func (e *Engine) shallowStripe(ctx context.Context, j chunkJob, coder *erasure.Coder, si int, shards [][]byte, refused *[]int, mu *sync.Mutex) int {
+	k, n := coder.K(), coder.N()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stragglers stop; their answers land in the buffer
+	type answer struct {
+		i       int
+		data    []byte
+		corrupt bool
+	}
+	res := make(chan answer, n)
+	next := 0
+	launch := func() {
+		i := si*n + next
+		next++
+		go func() {
+			raw, corrupt := e.fetchShardData(sctx, j, i, false)
+			res <- answer{i, raw, corrupt}
+		}()
+	}
+	for next < k {
+		launch()
+	}
+	pending, have, hedged := k, 0, false
+	start := time.Now()
+	var hedge <-chan time.Time
+	for have < k && pending > 0 {
+		select {
+		case a := <-res:
+			pending--
+			if a.corrupt {
+				mu.Lock()
+				*refused = append(*refused, a.i)
+				mu.Unlock()
+			}
+			if a.data == nil {
+				if next < n {
+					launch()
+					pending++
+				}
+				continue
+			}
+			shards[a.i] = a.data
+			have++
+			if hedge == nil && !hedged {
+				hedge = time.After(max(hedgeMin, 3*time.Since(start)))
+			}
+		case <-hedge:
+			hedge, hedged = nil, true
+			for x := have; x < k && next < n; x++ {
+				launch()
+				pending++
+			}
+		case <-ctx.Done():
+			return have
+		}
+	}
+	return have
+}
+
+// fetchShardData fetches shard i. corrupt reports a shard the store has but
+// refused to serve because it failed its checksum.
+func (e *Engine) fetchShardData(ctx context.Context, j chunkJob, i int, deep bool) (raw []byte, corrupt bool) {
 	ent := j.ent
 	var hint []byte
 	if h := ent.Hints[i]; h != format.NoHint && int(h) < len(j.peers) {
@@ -254,10 +310,19 @@ func (e *Engine) fetchShard(ctx context.Context, j chunkJob, shards [][]byte, i 
 	}
 	raw, err := e.getBlock(ctx, ent.Shards[i], hint, deep)
 	if err != nil {
-		if !isNotFound(err) {
+		if !isNotFound(err) && ctx.Err() == nil {
 			e.log.Warn("shard read failed", "shard", fmt.Sprintf("%x", ent.Shards[i][:4]), "err", err)
 		}
-		return false, errors.Is(err, blockstore.ErrHashMismatch)
+		return nil, errors.Is(err, blockstore.ErrHashMismatch)
+	}
+	return raw, false
+}
+
+// fetchShard reads shard i into shards[i].
+func (e *Engine) fetchShard(ctx context.Context, j chunkJob, shards [][]byte, i int, deep bool) (ok, corrupt bool) {
+	raw, corrupt := e.fetchShardData(ctx, j, i, deep)
+	if raw == nil {
+		return false, corrupt
 	}
 	shards[i] = raw
 	return true, false

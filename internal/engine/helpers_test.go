@@ -107,6 +107,7 @@ type fakeNet struct {
 	corrupt       map[cid.Cid]bool // served with a flipped bit
 	shallowMissed map[cid.Cid]bool // found only by a deep fetch
 	gone          map[cid.Cid]bool // found by nobody
+	slow          map[cid.Cid]bool // shallow fetches hang until cancelled
 	reported      []cid.Cid
 }
 
@@ -125,8 +126,12 @@ func (f *fakeNet) NewPutSession(int, int, bool) (PutSession, error) { return fak
 
 func (f *fakeNet) Fetch(ctx context.Context, c cid.Cid, _ []byte, deep bool) ([]byte, error) {
 	f.mu.Lock()
-	gone, missed, bad := f.gone[c], f.shallowMissed[c] && !deep, f.corrupt[c]
+	gone, missed, bad, slow := f.gone[c], f.shallowMissed[c] && !deep, f.corrupt[c], f.slow[c] && !deep
 	f.mu.Unlock()
+	if slow {
+		<-ctx.Done() // a holder that never answers
+		return nil, ctx.Err()
+	}
 	if gone || missed {
 		return nil, ipld.ErrNotFound{Cid: c}
 	}
