@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -16,33 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/umbra-store/umbra/internal/randstream"
 	"github.com/umbra-store/umbra/internal/testnet"
 )
-
-// ctrReader streams n pseudo-random bytes (AES-CTR keystream: cheap next to
-// what is measured).
-type ctrReader struct {
-	s cipher.Stream
-	n int64
-}
-
-func newCTR(seed byte, n int64) *ctrReader {
-	blk, _ := aes.NewCipher(bytes.Repeat([]byte{seed}, 32))
-	return &ctrReader{s: cipher.NewCTR(blk, make([]byte, 16)), n: n}
-}
-
-func (r *ctrReader) Read(p []byte) (int, error) {
-	if r.n == 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > r.n {
-		p = p[:r.n]
-	}
-	clear(p)
-	r.s.XORKeyStream(p, p)
-	r.n -= int64(len(p))
-	return len(p), nil
-}
 
 // peakRSS reads a process's peak resident set (VmHWM), in bytes.
 func peakRSS(pid int) int64 {
@@ -89,12 +63,12 @@ func BenchmarkNetwork5Nodes1GiB(b *testing.B) {
 				return time.Since(t)
 			}
 			var capOut bytes.Buffer
-			putT := run(st.Nodes[0].UmbraPath, newCTR(1, size), &capOut, "put", "-")
+			putT := run(st.Nodes[0].UmbraPath, randstream.New(1, size), &capOut, "put", "-")
 			capText := strings.TrimSpace(capOut.String())
 			// CRC-32C, not SHA-256: the check must cost little next to the
 			// transfer it runs beside.
 			want := crc32.New(crc32.MakeTable(crc32.Castagnoli))
-			io.Copy(want, newCTR(1, size))
+			io.Copy(want, randstream.New(1, size))
 			got := crc32.New(crc32.MakeTable(crc32.Castagnoli))
 			getT := run(st.Nodes[2].UmbraPath, nil, got, "get", capText, "-o", "-")
 			if !bytes.Equal(got.Sum(nil), want.Sum(nil)) {

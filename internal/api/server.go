@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -118,33 +117,29 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, PutResult{Cap: res.Cap.Encode(), Size: res.Size, Chunks: res.Chunks, Warnings: res.Warnings})
 }
 
-func (s *Server) readCap(r *http.Request) (keyring.ReadCap, error) {
-	return keyring.ParseReadCap(r.Header.Get(CapHeader))
+// statCap reads the request's capability and the file's root, answering the
+// error itself when either fails.
+func (s *Server) statCap(w http.ResponseWriter, r *http.Request) (keyring.ReadCap, engine.FileInfo, bool) {
+	c, err := keyring.ParseReadCap(r.Header.Get(CapHeader))
+	if err == nil {
+		var info engine.FileInfo
+		if info, err = s.b.Engine().Stat(r.Context(), c); err == nil {
+			return c, info, true
+		}
+	}
+	s.fail(w, err)
+	return keyring.ReadCap{}, engine.FileInfo{}, false
 }
 
 func (s *Server) stat(w http.ResponseWriter, r *http.Request) {
-	c, err := s.readCap(r)
-	if err != nil {
-		s.fail(w, err)
-		return
+	if _, info, ok := s.statCap(w, r); ok {
+		writeJSON(w, Stat{Size: info.Size, Name: info.Name, K: info.K, M: info.M})
 	}
-	info, err := s.b.Engine().Stat(r.Context(), c)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, Stat{Size: info.Size, Name: info.Name, K: info.K, M: info.M})
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
-	c, err := s.readCap(r)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	info, err := s.b.Engine().Stat(r.Context(), c)
-	if err != nil {
-		s.fail(w, err)
+	c, info, ok := s.statCap(w, r)
+	if !ok {
 		return
 	}
 	off, _ := strconv.ParseInt(r.URL.Query().Get("offset"), 10, 64)
@@ -157,7 +152,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Umbra-Size", strconv.FormatUint(info.Size, 10))
 	w.WriteHeader(http.StatusOK)
-	err = s.b.Engine().ReadRange(r.Context(), c, off, length, w)
+	err := s.b.Engine().ReadRange(r.Context(), c, off, length, w)
 	if err != nil {
 		b, _ := json.Marshal(ErrorBody{Error: err.Error(), Kind: KindOf(err, s.b.FewPeersErr())})
 		w.Header().Set(ErrorHeader, string(b))
@@ -177,5 +172,3 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 func (s *Server) peers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, s.b.Peers(r.Context()))
 }
-
-var _ = io.EOF

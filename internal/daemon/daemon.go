@@ -112,7 +112,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	h, err := p2p.NewHost(p2p.HostOptionsFromConfig(n.Keys.Identity.Private(), cfg.Network, log))
+	h, err := p2p.NewHost(p2p.HostOptionsFromConfig(n.Keys.Identity.Private(), cfg.Network))
 	if err != nil {
 		return err
 	}

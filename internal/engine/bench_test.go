@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/klauspost/reedsolomon"
+
+	"github.com/umbra-store/umbra/internal/randstream"
 )
 
 const benchSize = 1 << 30 // bytes: a 1 GiB random file
@@ -24,7 +26,7 @@ func BenchmarkLocalPut1GiB(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		e := New(openStore(b), testSecrets(1))
-		r := newRandReader(byte(i), benchSize)
+		r := randstream.New(byte(i), benchSize)
 		b.StartTimer()
 		if _, err := e.Put(context.Background(), r, PutOptions{}); err != nil {
 			b.Fatal(err)
@@ -38,7 +40,7 @@ func BenchmarkLocalGet1GiB(b *testing.B) {
 		b.Skip("1 GiB benchmark skipped in -short")
 	}
 	e := New(openStore(b), testSecrets(1))
-	res, err := e.Put(context.Background(), newRandReader(1, benchSize), PutOptions{})
+	res, err := e.Put(context.Background(), randstream.New(1, benchSize), PutOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,8 +3,6 @@ package engine
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/sha256"
 	"errors"
 	"io"
@@ -21,6 +19,7 @@ import (
 	"github.com/umbra-store/umbra/chunker"
 	"github.com/umbra-store/umbra/erasure"
 	"github.com/umbra-store/umbra/internal/format"
+	"github.com/umbra-store/umbra/internal/randstream"
 	"github.com/umbra-store/umbra/keyring"
 )
 
@@ -33,31 +32,6 @@ func randomBytes(seed uint64, n int) []byte {
 	b := make([]byte, n)
 	rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), 7}).Read(b)
 	return b
-}
-
-// randReader streams n seeded pseudo-random bytes without holding them: an
-// AES-CTR keystream, so that generating input costs little next to umbra.
-type randReader struct {
-	s cipher.Stream
-	n int64
-}
-
-func newRandReader(seed byte, n int64) *randReader {
-	blk, _ := aes.NewCipher(bytes.Repeat([]byte{seed, 1}, 16))
-	return &randReader{s: cipher.NewCTR(blk, make([]byte, 16)), n: n}
-}
-
-func (r *randReader) Read(p []byte) (int, error) {
-	if r.n == 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > r.n {
-		p = p[:r.n]
-	}
-	clear(p)
-	r.s.XORKeyStream(p, p)
-	r.n -= int64(len(p))
-	return len(p), nil
 }
 
 func openStore(t testing.TB) *blockstore.Store {
@@ -108,7 +82,7 @@ func TestRoundTripSizes(t *testing.T) {
 				ctx := context.Background()
 				e := New(openStore(t), testSecrets(1))
 				want := sha256.New()
-				res, err := e.Put(ctx, io.TeeReader(newRandReader(byte(sz.n), sz.n), want), PutOptions{RandomKey: random})
+				res, err := e.Put(ctx, io.TeeReader(randstream.New(byte(sz.n), sz.n), want), PutOptions{RandomKey: random})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -9,7 +9,6 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -33,12 +32,11 @@ type HostOptions struct {
 	Listen     []string
 	AllowPeers []string // empty: anyone
 	SwarmKey   string   // hex, 32 bytes; empty: open network
-	Log        *slog.Logger
 }
 
 // HostOptionsFromConfig fills HostOptions from a node config.
-func HostOptionsFromConfig(key ed25519.PrivateKey, c config.Network, log *slog.Logger) HostOptions {
-	return HostOptions{Key: key, Listen: c.Listen, AllowPeers: c.AllowPeers, SwarmKey: c.SwarmKey, Log: log}
+func HostOptionsFromConfig(key ed25519.PrivateKey, c config.Network) HostOptions {
+	return HostOptions{Key: key, Listen: c.Listen, AllowPeers: c.AllowPeers, SwarmKey: c.SwarmKey}
 }
 
 // NewHost starts a libp2p host: TCP (and QUIC unless a swarm key is set) on
