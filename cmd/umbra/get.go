@@ -70,7 +70,16 @@ func runGet(c *cli.Context, o getOptions) error {
 			return err
 		}
 		size, name = st.Size, st.Name
-		fetch = func(w io.Writer) error { return cl.Get(c.Context, o.cap, w) }
+		fetch = func(w io.Writer) error {
+			// The daemon writes into the file (or pipe) itself: one copy
+			// fewer. Anything else streams through this process.
+			if pw, ok := w.(progressWriter); ok {
+				if f, ok := pw.w.(*os.File); ok {
+					return cl.GetTo(c.Context, o.cap, f, barSetter(pw.bar))
+				}
+			}
+			return cl.Get(c.Context, o.cap, w)
+		}
 	}
 	if o.output != "" && o.output != "-" {
 		if st, err := os.Stat(o.output); err == nil && st.IsDir() {

@@ -37,3 +37,11 @@ func (p progressWriter) Write(b []byte) (int, error) {
 	}
 	return n, err
 }
+
+// barSetter returns a callback that sets bar to a byte count, or nil.
+func barSetter(bar *progressbar.ProgressBar) func(int64) {
+	if bar == nil {
+		return nil
+	}
+	return func(n int64) { _ = bar.Set64(n) }
+}

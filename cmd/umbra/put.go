@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"github.com/umbra-store/umbra/internal/config"
 	"github.com/umbra-store/umbra/internal/engine"
@@ -138,10 +139,19 @@ func runPutDaemon(c *cli.Context, o putOptions, in io.Reader, size int64, name s
 		return err
 	}
 	bar := newProgress(size, "put")
-	if bar != nil {
-		in = io.TeeReader(in, progressWriter{w: io.Discard, bar: bar})
+	opts := api.PutOptions{Shards: o.shards, RandomKey: o.randomKey, Name: name, AllowFewerPeers: o.allowFew}
+	var res api.PutResult
+	if f, ok := in.(*os.File); ok && !term.IsTerminal(int(f.Fd())) {
+		// The daemon reads the file (or pipe) itself: one copy fewer.
+		res, err = cl.PutFile(c.Context, f, opts, barSetter(bar))
+	} else {
+		// A terminal stays with this process: the daemon must not read
+		// what the user types after a cancelled put.
+		if bar != nil {
+			in = io.TeeReader(in, progressWriter{w: io.Discard, bar: bar})
+		}
+		res, err = cl.Put(c.Context, in, opts)
 	}
-	res, err := cl.Put(c.Context, in, api.PutOptions{Shards: o.shards, RandomKey: o.randomKey, Name: name, AllowFewerPeers: o.allowFew})
 	if bar != nil {
 		_ = bar.Finish()
 	}

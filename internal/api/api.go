@@ -7,6 +7,9 @@
 //	GET  /v1/stat     header Umbra-Capability
 //	GET  /v1/status
 //	GET  /v1/peers
+//
+// A put or get may instead hand the daemon the file descriptor to read or
+// write (Upgrade: umbra-fd/1, see FDUpgrade and docs/protocol.md).
 package api
 
 import (

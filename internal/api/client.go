@@ -18,7 +18,8 @@ var ErrNoDaemon = errors.New("api: no umbra daemon is running for this node")
 
 // Client talks to a daemon over its socket.
 type Client struct {
-	hc *http.Client
+	hc   *http.Client
+	path string
 }
 
 // Dial connects to the daemon of the node directory dir.
@@ -33,7 +34,7 @@ func Dial(dir string) (*Client, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", path)
 	}}
-	return &Client{hc: &http.Client{Transport: tr}}, nil
+	return &Client{hc: &http.Client{Transport: tr}, path: path}, nil
 }
 
 func decodeErr(resp *http.Response) error {
@@ -84,8 +85,7 @@ type PutOptions struct {
 	AllowFewerPeers bool
 }
 
-// Put streams r to the daemon and returns the result.
-func (c *Client) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult, error) {
+func (o PutOptions) query() string {
 	q := url.Values{}
 	if o.Shards != "" {
 		q.Set("shards", o.Shards)
@@ -99,7 +99,12 @@ func (c *Client) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult,
 	if o.AllowFewerPeers {
 		q.Set("allow-fewer-peers", "1")
 	}
-	resp, err := c.do(ctx, http.MethodPost, "/v1/put?"+q.Encode(), nil, io.NopCloser(r))
+	return q.Encode()
+}
+
+// Put streams r to the daemon and returns the result.
+func (c *Client) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult, error) {
+	resp, err := c.do(ctx, http.MethodPost, "/v1/put?"+o.query(), nil, io.NopCloser(r))
 	if err != nil {
 		return PutResult{}, err
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/umbra-store/umbra/internal/config"
@@ -33,6 +34,14 @@ type Server struct {
 	log *slog.Logger
 	srv *http.Server
 	ln  net.Listener
+
+	// Operations on a handed-over descriptor run on hijacked connections,
+	// which http.Server does not track: base cancels them, ops counts them.
+	base    context.Context
+	stop    context.CancelFunc
+	mu      sync.Mutex
+	closing bool
+	ops     sync.WaitGroup
 }
 
 // Listen creates the socket (mode 0600) at path, replacing a stale one.
@@ -51,6 +60,7 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	s := &Server{b: b, log: log, ln: ln}
+	s.base, s.stop = context.WithCancel(context.Background())
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/put", s.put)
 	mux.HandleFunc("GET /v1/get", s.get)
@@ -70,11 +80,35 @@ func (s *Server) Serve() error {
 	return err
 }
 
-// Close stops the server at once, closing every connection.
-func (s *Server) Close() error { return s.srv.Close() }
+// Close stops the server at once, closing every connection and cancelling
+// every operation.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	s.stop()
+	err := s.srv.Close()
+	s.ops.Wait()
+	return err
+}
 
 // Shutdown stops the server, letting running requests end first.
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { s.ops.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 func (s *Server) fail(w http.ResponseWriter, err error) {
 	kind := KindOf(err, s.b.FewPeersErr())
@@ -106,15 +140,31 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	res, err := s.b.Engine().Put(r.Context(), r.Body, engine.PutOptions{
+	opts := engine.PutOptions{
 		K: k, M: m, RandomKey: q.Get("random-key") == "1", Name: q.Get("name"),
 		AllowFewerPeers: q.Get("allow-fewer-peers") == "1",
-	})
+	}
+	if wantsFD(r) {
+		s.upgrade(w, r, func(ctx context.Context, f *os.File, progress func(int64)) (any, error) {
+			opts.Progress = progress
+			res, err := s.b.Engine().Put(ctx, f, opts)
+			if err != nil {
+				return nil, err
+			}
+			return putResult(res), nil
+		})
+		return
+	}
+	res, err := s.b.Engine().Put(r.Context(), r.Body, opts)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, PutResult{Cap: res.Cap.Encode(), Size: res.Size, Chunks: res.Chunks, Warnings: res.Warnings})
+	writeJSON(w, putResult(res))
+}
+
+func putResult(res engine.PutResult) PutResult {
+	return PutResult{Cap: res.Cap.Encode(), Size: res.Size, Chunks: res.Chunks, Warnings: res.Warnings}
 }
 
 // statCap reads the request's capability and the file's root, answering the
@@ -146,6 +196,12 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	length := int64(-1)
 	if l := r.URL.Query().Get("length"); l != "" {
 		length, _ = strconv.ParseInt(l, 10, 64)
+	}
+	if wantsFD(r) {
+		s.upgrade(w, r, func(ctx context.Context, f *os.File, progress func(int64)) (any, error) {
+			return struct{}{}, s.b.Engine().ReadRange(ctx, c, off, length, &countingWriter{w: f, progress: progress})
+		})
+		return
 	}
 	// An error after the first byte can only travel in the trailer.
 	w.Header().Set("Trailer", ErrorHeader)

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/umbra-store/umbra/internal/api"
+	"github.com/umbra-store/umbra/internal/testnet"
+)
+
+// TestAPIFileHandOverAndStreaming checks the daemon API's two ways to move a
+// file: handing the daemon a descriptor (what the CLI does for files and
+// pipes) and streaming through the socket (terminals, other clients). Both
+// must store the same bytes under the same capability and read them back.
+func TestAPIFileHandOverAndStreaming(t *testing.T) {
+	st := up(t, testnet.Options{Nodes: 3})
+	cl, err := api.Dial(st.Nodes[0].UmbraPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	in, data := randomFile(t, 7, 5<<20+123)
+	opts := api.PutOptions{Shards: "2+1"}
+
+	f, err := os.Open(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	viaFD, err := cl.PutFile(ctx, f, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamed, err := cl.Put(ctx, bytes.NewReader(data), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if viaFD.Cap != streamed.Cap || viaFD.Size != uint64(len(data)) {
+		t.Fatalf("hand-over put %+v, streamed put %+v: want one capability for one content", viaFD, streamed)
+	}
+
+	out, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	var last int64
+	if err := cl.GetTo(ctx, viaFD.Cap, out, func(n int64) { last = n }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(out.Name())
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("get into a handed-over file: %d bytes, differs (%v)", len(got), err)
+	}
+	if last > int64(len(data)) {
+		t.Fatalf("progress reported %d of %d bytes", last, len(data))
+	}
+	var buf bytes.Buffer
+	if err := cl.Get(ctx, viaFD.Cap, &buf); err != nil || !bytes.Equal(buf.Bytes(), data) {
+		t.Fatalf("streamed get: %d bytes, differs (%v)", buf.Len(), err)
+	}
+
+	// Refusals come before the hand-over, as ordinary answers.
+	var ae *api.Error
+	if err := cl.GetTo(ctx, "umbra:fr:nonsense", out, nil); !errors.As(err, &ae) || ae.Kind != api.KindUsage {
+		t.Fatalf("get with a malformed capability: %v", err)
+	}
+	if _, err := cl.PutFile(ctx, f, api.PutOptions{Shards: "2+x"}, nil); !errors.As(err, &ae) || ae.Kind != api.KindUsage {
+		t.Fatalf("put with malformed shards: %v", err)
+	}
+}
+
+// TestAPIHandOverCancel cancels a put reading from a pipe that never ends:
+// the call returns, and the daemon stops reading and keeps serving.
+func TestAPIHandOverCancel(t *testing.T) {
+	st := up(t, testnet.Options{Nodes: 3})
+	cl, err := api.Dial(st.Nodes[0].UmbraPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	writeDone := make(chan error, 1)
+	go func() { // an endless source, until the daemon stops reading
+		_, err := pw.ReadFrom(infinite{})
+		pw.Close()
+		writeDone <- err
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err = cl.PutFile(ctx, pr, api.PutOptions{Shards: "2+1"}, func(n int64) {
+		if n > 0 {
+			cancel() // the daemon has stored something: stop now
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled put returned %v", err)
+	}
+	// Our copy of the read end goes too: with the daemon's gone, the
+	// writer ends with a broken pipe. If the daemon kept reading, it never
+	// would.
+	pr.Close()
+	if err := <-writeDone; err == nil {
+		t.Fatal("the endless writer ended without an error")
+	}
+	if _, err := cl.Status(context.Background()); err != nil {
+		t.Fatalf("daemon after a cancelled put: %v", err)
+	}
+}
+
+// infinite reads as an endless run of bytes that differ per call.
+type infinite struct{}
+
+func (infinite) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(i*7 + len(p))
+	}
+	return len(p), nil
+}
