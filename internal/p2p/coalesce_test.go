@@ -1,0 +1,147 @@
+package p2p
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net"
+	"testing"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// writeLog is a net.Conn that records each write.
+type writeLog struct {
+	net.Conn
+	writes [][]byte
+	fail   error
+}
+
+func (w *writeLog) Write(b []byte) (int, error) {
+	if w.fail != nil {
+		return 0, w.fail
+	}
+	w.writes = append(w.writes, bytes.Clone(b))
+	return len(b), nil
+}
+
+func TestBatchConnCoalesces(t *testing.T) {
+	raw := &writeLog{}
+	c := &batchConn{Conn: raw}
+	var want []byte
+	put := func(n int, fill byte) {
+		b := bytes.Repeat([]byte{fill}, n)
+		want = append(want, b...)
+		if k, err := c.Write(b); k != n || err != nil {
+			t.Fatalf("write %d: %d, %v", n, k, err)
+		}
+	}
+	put(10, 'a') // outside a batch: straight through
+	if len(raw.writes) != 1 {
+		t.Fatalf("unbatched write held back: %d writes", len(raw.writes))
+	}
+	c.begin()
+	for i := 0; i < 4; i++ {
+		put(16<<10+22, byte('b'+i)) // four TLS records
+	}
+	if len(raw.writes) != 1 {
+		t.Fatalf("batched records went out before end: %d writes", len(raw.writes))
+	}
+	if err := c.end(); err != nil {
+		t.Fatal(err)
+	}
+	if len(raw.writes) != 2 {
+		t.Fatalf("four records took %d writes, want one", len(raw.writes)-1)
+	}
+	// A batch larger than coalesceMax goes out in pieces, in order.
+	c.begin()
+	for i := 0; i < 20; i++ {
+		put(16<<10+22, byte('A'+i))
+	}
+	put(coalesceMax, 'z')
+	if err := c.end(); err != nil {
+		t.Fatal(err)
+	}
+	if got := bytes.Join(raw.writes, nil); !bytes.Equal(got, want) {
+		t.Fatal("bytes reordered or lost")
+	}
+	for _, w := range raw.writes {
+		if len(w) > coalesceMax {
+			t.Fatalf("a write of %d bytes, more than %d", len(w), coalesceMax)
+		}
+	}
+	// A failed flush fails end, and nothing stays buffered.
+	raw.fail = errors.New("broken")
+	c.begin()
+	put(100, 'x')
+	if err := c.end(); !errors.Is(err, raw.fail) {
+		t.Fatalf("end after a failed write: %v", err)
+	}
+	if len(c.buf) != 0 {
+		t.Fatal("a failed batch stayed buffered")
+	}
+}
+
+// TestCoalescedTLSBothWays moves data both ways at once over hosts with the
+// coalescing TLS transport, with writes of many sizes.
+func TestCoalescedTLSBothWays(t *testing.T) {
+	_, k1, _ := ed25519.GenerateKey(rand.Reader)
+	_, k2, _ := ed25519.GenerateKey(rand.Reader)
+	h1, err := NewHost(HostOptions{Key: k1, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h1.Close()
+	h2, err := NewHost(HostOptions{Key: k2, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	payload := make([]byte, 6<<20)
+	rand.Read(payload)
+	send := func(s network.Stream) error {
+		for off, n := 0, 1; off < len(payload); n = n*3 + 7 {
+			n = min(n%(1<<20)+1, len(payload)-off)
+			if _, err := s.Write(payload[off : off+n]); err != nil {
+				return err
+			}
+			off += n
+		}
+		return s.CloseWrite()
+	}
+	h2.SetStreamHandler("/umbra/echo-test/1", func(s network.Stream) {
+		defer s.Close()
+		errc := make(chan error, 1)
+		go func() { errc <- send(s) }()
+		got, _ := io.ReadAll(s)
+		if !bytes.Equal(got, payload) {
+			s.Reset()
+			return
+		}
+		<-errc
+	})
+	ctx := context.Background()
+	if err := h1.Connect(ctx, peer.AddrInfo{ID: h2.ID(), Addrs: h2.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := h1.NewStream(ctx, h2.ID(), "/umbra/echo-test/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- send(s) }()
+	got, err := io.ReadAll(s)
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("received %d bytes, differs (%v)", len(got), err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if sc := h1.Network().ConnsToPeer(h2.ID()); len(sc) == 0 || sc[0].ConnState().Security != "/tls/1.0.0" {
+		t.Fatalf("connection not secured by TLS: %+v", sc)
+	}
+}
