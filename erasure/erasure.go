@@ -107,7 +107,9 @@ func (c *Coder) EncodedLen(n int) int {
 
 // Encode stripes data into shards, stripe after stripe (shard j of stripe s
 // is shards[s*N()+j]; the first k of a stripe are data). The shards are cut
-// from scratch, which must hold EncodedLen(len(data)) bytes; data is copied.
+// from scratch, which must hold EncodedLen(len(data)) bytes; data is copied,
+// unless it already lies where its stripe goes (a one-stripe chunk at the
+// start of scratch: encoding in place).
 func (c *Coder) Encode(scratch, data []byte) ([][]byte, error) {
 	lay := c.Layout(len(data))
 	if len(scratch) < c.EncodedLen(len(data)) {
@@ -118,7 +120,10 @@ func (c *Coder) Encode(scratch, data []byte) ([][]byte, error) {
 	for _, s := range lay {
 		blk := scratch[p : p+s.ShardSize*c.N()]
 		p += len(blk)
-		n := copy(blk, data[s.Offset:s.Offset+s.Length])
+		n := s.Length
+		if src := data[s.Offset : s.Offset+s.Length]; n > 0 && &blk[0] != &src[0] {
+			copy(blk, src)
+		}
 		clear(blk[n : s.ShardSize*c.k])
 		st := make([][]byte, c.N())
 		for j := range st {

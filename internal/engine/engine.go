@@ -217,7 +217,6 @@ func (bp *bufPool) put(b []byte) {
 
 // Free lists sized for the default window; more in flight simply allocates.
 var (
-	chunkBufs   = newBufPool(8) // plaintext chunks
 	sealedBufs  = newBufPool(8) // sealed chunks
 	scratchBufs = newBufPool(8) // erasure scratch (all shards of a chunk)
 )

@@ -101,12 +101,12 @@ func (e *Engine) ReadRange(ctx context.Context, c keyring.ReadCap, off, length i
 		}
 		return j, nil
 	}
-	fetch := func(ctx context.Context, j chunkJob) ([]byte, error) {
+	fetch := func(ctx context.Context, j chunkJob) (openChunk, error) {
 		return e.fetchChunk(ctx, j)
 	}
-	sink := func(plain []byte) error {
-		_, err := w.Write(plain)
-		chunkBufs.put(plain[:0])
+	sink := func(c openChunk) error {
+		_, err := w.Write(c.plain)
+		sealedBufs.put(c.buf)
 		return err
 	}
 	err = ordered(ctx, e.workers, e.window, next, fetch, sink)
@@ -156,12 +156,17 @@ func (e *Engine) walk(ctx context.Context, n *format.Node, base, off, end int64,
 	return nil
 }
 
-// fetchChunk fetches, rebuilds and opens one chunk and returns the wanted
-// plaintext in a buffer from chunkBufs.
-func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) ([]byte, error) {
+// openChunk is the wanted plaintext of a chunk, decrypted in place in buf
+// (from sealedBufs, which takes it back once plain is written).
+type openChunk struct {
+	buf, plain []byte
+}
+
+// fetchChunk fetches, rebuilds and opens one chunk.
+func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) (openChunk, error) {
 	coder, err := erasure.New(j.k, j.m)
 	if err != nil {
-		return nil, err
+		return openChunk{}, err
 	}
 	lay := coder.Layout(j.ent.SealedLen)
 	n := coder.N()
@@ -211,11 +216,10 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) ([]byte, error) {
 			fetchAll(rest, true)
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return openChunk{}, err
 		}
 	}
 	sealed := sealedBufs.get(j.ent.SealedLen)
-	defer sealedBufs.put(sealed)
 	plain, err := e.openShards(coder, j, shards, sealed)
 	var se *erasure.StripeError
 	if err != nil && !errors.As(err, &se) && ctx.Err() == nil {
@@ -223,14 +227,14 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) ([]byte, error) {
 		plain, err = e.repairChunk(ctx, coder, j, shards, sealed)
 	}
 	if err != nil {
-		return nil, err
+		sealedBufs.put(sealed)
+		return openChunk{}, err
 	}
 	if len(refused) > 0 {
 		e.rewrite(ctx, coder, j, shards, refused)
 	}
-	out := chunkBufs.get(j.to - j.from)
-	copy(out, plain[j.from:j.to])
-	return out, nil
+	// plain lies inside sealed: Decode writes into it, Open decrypts in place.
+	return openChunk{buf: sealed, plain: plain[j.from:j.to]}, nil
 }
 
 // hedgeMin is the least a straggling shard is waited for before a parity

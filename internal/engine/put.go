@@ -52,8 +52,11 @@ type placed struct {
 // points (about 32 MiB at the default chunk size).
 const flushEvery = 32
 
+// chunkIn is a chunk read for storing. buf comes from scratchBufs, sized for
+// the chunk's erasure scratch, and the chunk lies at buf[1:]: sealing and
+// encoding a one-stripe chunk then happen in place, without copies.
 type chunkIn struct {
-	data []byte // from chunkBufs
+	buf, data []byte
 }
 
 // Put stores the stream r and returns its read capability once every block is
@@ -80,21 +83,33 @@ func (e *Engine) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult,
 	b.levels[0].size = format.HeaderSize(b.levels[0].n)
 	var done int64
 	chunks := 0
+	scratchLen := coder.EncodedLen(seal.SealedLen(ch.MaxSize()))
 	next := func() (chunkIn, error) {
-		buf := chunkBufs.get(ch.MaxSize())
-		c, err := ch.Next(buf)
+		buf := scratchBufs.get(scratchLen)
+		c, err := ch.Next(buf[1:])
 		if err != nil {
-			chunkBufs.put(buf)
+			scratchBufs.put(buf)
 			if err == io.EOF {
 				return chunkIn{}, io.EOF
 			}
 			return chunkIn{}, err
 		}
-		return chunkIn{data: c.Data}, nil
+		return chunkIn{buf: buf, data: c.Data}, nil
 	}
 	store := func(ctx context.Context, in chunkIn) (placed, error) {
-		defer chunkBufs.put(in.data)
-		return e.storeChunk(ctx, coder, in.data, o.RandomKey, sess)
+		defer scratchBufs.put(in.buf)
+		return e.storeChunk(ctx, coder, in, o.RandomKey, sess)
+	}
+	// A durability point runs while the next chunks are stored; the one
+	// after it waits for it first.
+	var flushing chan error
+	flushDone := func() error {
+		if flushing == nil {
+			return nil
+		}
+		err := <-flushing
+		flushing = nil
+		return err
 	}
 	sink := func(p placed) error {
 		chunks++
@@ -106,13 +121,18 @@ func (e *Engine) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult,
 			// A durability point every few dozen chunks: peers hold what
 			// they acknowledged even if the put dies later, and a peer
 			// that died is noticed early.
-			if err := sess.Flush(ctx); err != nil {
+			if err := flushDone(); err != nil {
 				return err
 			}
+			flushing = make(chan error, 1)
+			go func(done chan<- error) { done <- sess.Flush(ctx) }(flushing)
 		}
 		return b.add(ctx, 0, p.ent, p.holders)
 	}
 	if err := ordered(ctx, e.workers, e.window, next, store, sink); err != nil {
+		return PutResult{}, err
+	}
+	if err := flushDone(); err != nil {
 		return PutResult{}, err
 	}
 	root, err := b.finish(ctx, o.Name)
@@ -133,8 +153,9 @@ func (e *Engine) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult,
 }
 
 // storeChunk seals, stripes and stores one chunk and returns its manifest
-// entry.
-func (e *Engine) storeChunk(ctx context.Context, coder *erasure.Coder, data []byte, random bool, sess PutSession) (placed, error) {
+// entry. in.buf is the erasure scratch; the shards are cut from it.
+func (e *Engine) storeChunk(ctx context.Context, coder *erasure.Coder, in chunkIn, random bool, sess PutSession) (placed, error) {
+	data := in.data
 	var key keyring.Key
 	if random {
 		key = keyring.GenerateKey()
@@ -142,12 +163,17 @@ func (e *Engine) storeChunk(ctx context.Context, coder *erasure.Coder, data []by
 		key = seal.ConvergentKey(e.secrets.ConvergenceKey(), data)
 	}
 	sealedLen := seal.SealedLen(len(data))
-	sbuf := sealedBufs.get(sealedLen)
-	defer sealedBufs.put(sbuf)
-	sealed := seal.Seal(sbuf, key, data)
-	scratch := scratchBufs.get(coder.EncodedLen(sealedLen))
-	defer scratchBufs.put(scratch)
-	shards, err := coder.Encode(scratch, sealed)
+	var sealed []byte
+	if len(coder.Layout(sealedLen)) == 1 {
+		// One stripe: the sealed chunk is the start of the scratch, where
+		// the chunk already lies one byte in (after the suite byte).
+		sealed = seal.Seal(in.buf[:sealedLen], key, data)
+	} else {
+		sbuf := sealedBufs.get(sealedLen)
+		defer sealedBufs.put(sbuf)
+		sealed = seal.Seal(sbuf, key, data)
+	}
+	shards, err := coder.Encode(in.buf, sealed)
 	if err != nil {
 		return placed{}, err
 	}

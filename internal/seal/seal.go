@@ -62,7 +62,9 @@ func SealedLen(n int) int { return Overhead + PaddedLen(n) }
 func Pad(dst, plain []byte) []byte {
 	p := PaddedLen(len(plain))
 	dst = dst[:p]
-	copy(dst, plain)
+	if len(plain) > 0 && &dst[0] != &plain[0] { // in place: nothing to move
+		copy(dst, plain)
+	}
 	dst[len(plain)] = 0x80
 	clear(dst[len(plain)+1:])
 	return dst
@@ -104,7 +106,8 @@ func newGCM(key keyring.Key) cipher.AEAD {
 }
 
 // Seal pads and encrypts plain into dst, which must have room for
-// SealedLen(len(plain)) bytes, and returns the sealed chunk.
+// SealedLen(len(plain)) bytes, and returns the sealed chunk. plain may lie at
+// dst[1:] (sealing in place); it must not overlap dst otherwise.
 func Seal(dst []byte, key keyring.Key, plain []byte) []byte {
 	n := SealedLen(len(plain))
 	if cap(dst) < n {
