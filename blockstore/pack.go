@@ -236,14 +236,19 @@ func (p *packs) sync() error {
 var errCorruptValue = errors.New("blockstore: stored value failed its checksum")
 
 // read returns the value at loc, checked against its CRC-32C.
-func (p *packs) read(loc location) ([]byte, error) {
+func (p *packs) read(loc location, get func(n int) []byte) ([]byte, error) {
 	p.mu.Lock()
 	f := p.files[loc.pack]
 	p.mu.Unlock()
 	if f == nil {
 		return nil, fmt.Errorf("%w: pack %d missing", errCorruptValue, loc.pack)
 	}
-	buf := make([]byte, loc.length)
+	var buf []byte
+	if get != nil {
+		buf = get(int(loc.length))[:loc.length]
+	} else {
+		buf = make([]byte, loc.length)
+	}
 	if _, err := f.ReadAt(buf, loc.offset); err != nil {
 		return nil, fmt.Errorf("%w: %v", errCorruptValue, err)
 	}

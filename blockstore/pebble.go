@@ -259,7 +259,7 @@ func (s *Store) putMany(ctx context.Context, bs []blocks.Block, wo *pebble.Write
 			if v, closer, err := s.db.Get(key(b.Cid().Hash())); err == nil {
 				old := bytes.Clone(v)
 				closer.Close()
-				if _, err := s.value(b.Cid(), old); err == nil {
+				if _, err := s.value(b.Cid(), old, nil); err == nil {
 					vals[i] = old
 					size += len(vals[i]) + len(b.Cid().Hash()) + 16
 					continue
@@ -305,12 +305,17 @@ func encodeLocation(l location) []byte {
 }
 
 // value resolves an index value to the block bytes (a fresh slice).
-func (s *Store) value(c cid.Cid, v []byte) ([]byte, error) {
+func (s *Store) value(c cid.Cid, v []byte, get func(n int) []byte) ([]byte, error) {
 	if len(v) == 0 {
 		return nil, fmt.Errorf("%w: %s: empty index entry", ErrHashMismatch, Short(c))
 	}
 	switch v[0] {
 	case tagInline:
+		if get != nil {
+			b := get(len(v) - 1)
+			copy(b, v[1:])
+			return b, nil
+		}
 		return bytes.Clone(v[1:]), nil
 	case tagPacked:
 		if len(v) != packedLen {
@@ -322,7 +327,7 @@ func (s *Store) value(c cid.Cid, v []byte) ([]byte, error) {
 			length: binary.BigEndian.Uint32(v[13:]),
 			crc:    binary.BigEndian.Uint32(v[17:]),
 		}
-		data, err := s.packs.read(loc)
+		data, err := s.packs.read(loc, get)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrHashMismatch, Short(c), err)
 		}
@@ -341,6 +346,17 @@ func valueSize(v []byte) int {
 
 // Get returns a block, or an error satisfying ipld.IsNotFound.
 func (s *Store) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	data, err := s.GetInto(ctx, c, nil)
+	if err != nil {
+		return nil, err
+	}
+	return blocks.NewBlockWithCid(data, c)
+}
+
+// GetInto returns a block's bytes like Get, read into a buffer from get
+// (called with the block's size, returning at least that many bytes) for a
+// caller that recycles buffers. A nil get allocates.
+func (s *Store) GetInto(ctx context.Context, c cid.Cid, get func(n int) []byte) ([]byte, error) {
 	if err := s.acquire(); err != nil {
 		return nil, err
 	}
@@ -352,7 +368,7 @@ func (s *Store) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blockstore: read %s: %w", Short(c), err)
 	}
-	data, err := s.value(c, v)
+	data, err := s.value(c, v, get)
 	closer.Close()
 	if err != nil {
 		return nil, err
@@ -362,7 +378,7 @@ func (s *Store) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 			return nil, err
 		}
 	}
-	return blocks.NewBlockWithCid(data, c)
+	return data, nil
 }
 
 // GetSize returns the size of a block.

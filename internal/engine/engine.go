@@ -70,6 +70,10 @@ type Network interface {
 	Report(c cid.Cid)
 }
 
+// releaser is a Network that reuses the bytes of fetched blocks the engine
+// is done with.
+type releaser interface{ Release([]byte) }
+
 // PutSession places the blocks of one put.
 type PutSession interface {
 	// PlaceStripe stores one stripe's shards, on distinct peers where it

@@ -233,6 +233,13 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) (openChunk, error) 
 	if len(refused) > 0 {
 		e.rewrite(ctx, coder, j, shards, refused)
 	}
+	if r, ok := e.net.(releaser); ok {
+		for _, sh := range shards {
+			if sh != nil {
+				r.Release(sh)
+			}
+		}
+	}
 	// plain lies inside sealed: Decode writes into it, Open decrypts in place.
 	return openChunk{buf: sealed, plain: plain[j.from:j.to]}, nil
 }

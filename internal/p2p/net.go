@@ -494,8 +494,8 @@ func (s *putSession) Flush(ctx context.Context) error {
 // Fetch returns a block whose bytes match its CID: from the local store, then
 // the hinted peer, then DHT providers, then any connected peer that has it.
 func (n *Net) Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) ([]byte, error) {
-	if b, err := n.store.Get(ctx, c); err == nil {
-		return b.RawData(), nil
+	if data, err := n.store.GetInto(ctx, c, frames.get); err == nil {
+		return data, nil
 	}
 	tried := map[peer.ID]bool{n.h.ID(): true}
 	try := func(p peer.ID) ([]byte, bool) {
@@ -569,7 +569,9 @@ func (n *Net) Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) ([]b
 		b, err := n.bitswap.GetBlock(bctx, c)
 		cancel()
 		if err == nil && blockstore.Verify(c, b.RawData()) == nil {
-			return b.RawData(), nil
+			// A copy: bitswap may keep its block, and the caller may hand
+			// the bytes to Release.
+			return bytes.Clone(b.RawData()), nil
 		}
 	}
 	if ctx.Err() != nil {
@@ -577,6 +579,10 @@ func (n *Net) Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) ([]b
 	}
 	return nil, ipld.ErrNotFound{Cid: c}
 }
+
+// Release gives back the bytes of a fetched block once the caller is done
+// with them: they are reused for later transfers.
+func (n *Net) Release(b []byte) { frames.put(b) }
 
 // Report marks the peer that served c as serving bad data: the engine found
 // the block corrupt after a shallow fetch.

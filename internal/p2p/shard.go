@@ -88,15 +88,25 @@ func (s *Service) handle(st network.Stream) {
 	remote := st.Conn().RemotePeer()
 	r := bufio.NewReaderSize(st, 64<<10)
 	w := bufio.NewWriterSize(st, 64<<10)
-	var buf []byte
 	for {
 		_ = st.SetReadDeadline(time.Now().Add(10 * time.Minute)) // idle streams end
-		f, b, err := wire.ReadFrame(r, buf)
-		buf = b
-		if cap(buf) > 256<<10 {
-			buf = nil // idle streams must not pin a shard-sized buffer
-		}
-		if err != nil {
+		// The payload goes into a pooled buffer, taken only once a request
+		// arrives (an idle stream holds none) and given back once answered:
+		// serve keeps nothing of it.
+		f, err := wire.ReadFrameFunc(r, frames.get)
+		if err == nil {
+			_ = st.SetWriteDeadline(time.Now().Add(streamTimeout))
+			err = s.serve(remote, f, w)
+			frames.put(f.Payload)
+			if err != nil {
+				// serve wrote an ERROR frame before failing: deliver it (and
+				// any answers buffered before it) before ending the stream.
+				_ = w.Flush()
+				s.log.Debug("shard stream ended", "peer", remote.ShortString(), "err", err)
+				return // deferred Close ends the stream after the ERROR
+			}
+		} else {
+			frames.put(f.Payload)
 			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !isStreamClosed(err) {
 				// Malformed or oversized: say so, then end the stream.
 				// Close, not Reset: a reset may drop the ERROR on its way.
@@ -104,14 +114,6 @@ func (s *Service) handle(st network.Stream) {
 				_ = w.Flush()
 			}
 			return
-		}
-		_ = st.SetWriteDeadline(time.Now().Add(streamTimeout))
-		if err := s.serve(remote, f, w); err != nil {
-			// serve wrote an ERROR frame before failing: deliver it (and any
-			// answers buffered before it) before ending the stream.
-			_ = w.Flush()
-			s.log.Debug("shard stream ended", "peer", remote.ShortString(), "err", err)
-			return // deferred Close ends the stream after the ERROR
 		}
 		if r.Buffered() == 0 { // flush when no pipelined request waits
 			if err := w.Flush(); err != nil {
@@ -197,18 +199,19 @@ func (s *Service) serve(remote peer.ID, f wire.Frame, w *bufio.Writer) error {
 			}
 			return wire.WriteFrame(w, wire.TypeHave, []byte{v})
 		}
-		b, err := s.store.Get(ctx, c)
+		data, err := s.store.GetInto(ctx, c, frames.get)
 		if ipld.IsNotFound(err) {
 			return writeErr(w, wire.CodeNotFound, "")
 		}
 		if err != nil {
 			return writeErr(w, wire.CodeNotFound, "unreadable")
 		}
-		data := b.RawData()
 		if s.corrupt && len(data) > 0 {
 			data[len(data)/3] ^= 0x08
 		}
-		return wire.WriteFrame(w, wire.TypeBlock, data)
+		err = wire.WriteFrame(w, wire.TypeBlock, data)
+		frames.put(data) // the writer copies what it does not send at once
+		return err
 	}
 	_ = writeErr(w, wire.CodeMalformed, fmt.Sprintf("unknown request type 0x%02x", byte(f.Type)))
 	return fmt.Errorf("unknown request type 0x%02x", byte(f.Type))
@@ -294,7 +297,7 @@ func (c *Client) roundTripOnce(ctx context.Context, p peer.ID, t wire.Type, part
 	}
 	var f wire.Frame
 	if err == nil {
-		f, _, err = wire.ReadFrame(cs.r, nil)
+		f, err = wire.ReadFrameFunc(cs.r, frames.get)
 	}
 	if err != nil {
 		_ = cs.s.Reset()
@@ -354,7 +357,7 @@ func (c *Client) Fetch(ctx context.Context, p peer.ID, id cid.Cid) ([]byte, erro
 	if f.Type != wire.TypeBlock {
 		return nil, fmt.Errorf("%w: fetch answered 0x%02x", wire.ErrMalformed, byte(f.Type))
 	}
-	return f.Payload, nil
+	return f.Payload, nil // the caller may give it back with Net.Release
 }
 
 // Has asks p whether it holds a block.

@@ -125,28 +125,39 @@ func WriteFrame(w io.Writer, t Type, parts ...[]byte) error {
 // ReadFrame reads one frame into buf (grown if needed, never beyond
 // MaxPayload) and returns it with the buffer for reuse.
 func ReadFrame(r io.Reader, buf []byte) (Frame, []byte, error) {
+	f, err := ReadFrameFunc(r, func(n int) []byte {
+		if cap(buf) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		return buf
+	})
+	return f, buf, err
+}
+
+// ReadFrameFunc reads one frame into the buffer get returns for its payload
+// length (at least n bytes long; a free list's, say). get is called only for
+// a well-formed header.
+func ReadFrameFunc(r io.Reader, get func(n int) []byte) (Frame, error) {
 	var hdr [headerLen]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return Frame{}, buf, err
+		return Frame{}, err
 	}
 	if hdr[0] != Version {
-		return Frame{}, buf, fmt.Errorf("%w %d", ErrVersion, hdr[0])
+		return Frame{}, fmt.Errorf("%w %d", ErrVersion, hdr[0])
 	}
 	n := binary.BigEndian.Uint32(hdr[2:])
 	if n > MaxPayload {
-		return Frame{}, buf, fmt.Errorf("%w: %d bytes", ErrTooLarge, n)
+		return Frame{}, fmt.Errorf("%w: %d bytes", ErrTooLarge, n)
 	}
-	if cap(buf) < int(n) {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
+	buf := get(int(n))[:n]
 	if _, err := io.ReadFull(r, buf); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return Frame{}, buf, err
+		return Frame{Payload: buf}, err
 	}
-	return Frame{Type: Type(hdr[1]), Payload: buf}, buf, nil
+	return Frame{Type: Type(hdr[1]), Payload: buf}, nil
 }
 
 // Store is a decoded TypeStore payload.

@@ -1,0 +1,82 @@
+package p2p
+
+import (
+	"math/bits"
+	"sync/atomic"
+)
+
+// framePool recycles the payload buffers of shard-protocol frames: what a
+// receiver reads a STORE into, what a holder reads a block into to serve a
+// FETCH, and what the client reads a fetched block into (given back by the
+// engine through Net.Release). Without it every shard moved costs a fresh,
+// zeroed allocation, and the garbage collector — run often under the
+// daemon's memory limit — a large share of a transfer's CPU.
+//
+// Buffers come in power-of-two classes from 64 KiB; what the pool holds is
+// capped at poolMax bytes, so it never pins more than that.
+type framePool struct {
+	classes [poolClasses]chan []byte
+	held    atomic.Int64
+}
+
+const (
+	poolMinShift = 16 // 64 KiB
+	poolClasses  = 8  // up to 8 MiB, above MaxPayload
+	poolMax      = 32 << 20
+)
+
+var frames = newFramePool()
+
+func newFramePool() *framePool {
+	p := &framePool{}
+	for i := range p.classes {
+		p.classes[i] = make(chan []byte, 64)
+	}
+	return p
+}
+
+// class returns the class holding n bytes, or -1 when n is out of range.
+func class(n int) int {
+	if n <= 1<<poolMinShift {
+		return 0
+	}
+	c := bits.Len(uint(n-1)) - poolMinShift
+	if c >= poolClasses {
+		return -1
+	}
+	return c
+}
+
+// get returns a buffer of length n. Small ones (answers, requests) are not
+// pooled.
+func (p *framePool) get(n int) []byte {
+	c := class(n)
+	if c < 0 || n < 1<<(poolMinShift-2) {
+		return make([]byte, n)
+	}
+	select {
+	case b := <-p.classes[c]:
+		p.held.Add(-int64(cap(b)))
+		return b[:n]
+	default:
+		return make([]byte, n, 1<<(c+poolMinShift))
+	}
+}
+
+// put gives b back. b must not be used afterwards; buffers the pool did not
+// hand out are taken when their capacity is exactly a class size.
+func (p *framePool) put(b []byte) {
+	c := class(cap(b))
+	if c < 0 || cap(b) != 1<<(c+poolMinShift) {
+		return
+	}
+	if p.held.Add(int64(cap(b))) > poolMax {
+		p.held.Add(-int64(cap(b)))
+		return
+	}
+	select {
+	case p.classes[c] <- b[:0]:
+	default:
+		p.held.Add(-int64(cap(b)))
+	}
+}
