@@ -58,6 +58,8 @@ type Net struct {
 	mu   sync.Mutex
 	bad  map[peer.ID]time.Time // served bytes that failed their CID
 	down map[peer.ID]time.Time // could not be reached
+	// dials in flight, closed when done: one per peer at a time
+	dialing map[peer.ID]chan struct{}
 
 	provideQ  chan cid.Cid
 	lastStore atomic.Int64 // unix nanoseconds of the last block stored here
@@ -101,7 +103,7 @@ func NewDHT(ctx context.Context, h host.Host, store *blockstore.Store) (*dht.Ipf
 // announcer.
 func NewNet(ctx context.Context, h host.Host, d *dht.IpfsDHT, store *blockstore.Store, svc *Service, log *slog.Logger) *Net {
 	n := &Net{h: h, dht: d, store: store, svc: svc, client: NewClient(h), log: log,
-		bad: map[peer.ID]time.Time{}, down: map[peer.ID]time.Time{}, provideQ: make(chan cid.Cid, 1<<17)}
+		bad: map[peer.ID]time.Time{}, down: map[peer.ID]time.Time{}, dialing: map[peer.ID]chan struct{}{}, provideQ: make(chan cid.Cid, 1<<17)}
 	for range 2 {
 		go n.announcer(ctx)
 	}
@@ -199,6 +201,46 @@ func (n *Net) isBad(p peer.ID) bool {
 	}
 	t, ok := n.down[p]
 	return ok && time.Since(t) < downPenalty
+}
+
+// connect reports whether p is connected, dialling it if not. A holder we
+// are not connected to gets a short dial (dialTimeout), one per peer at a
+// time. Without wait the answer is at once: the dial goes on in the
+// background, and a shallow fetch moves on to parity rather than hold up
+// the read (a killed peer's TCP port refuses at once, but its QUIC address
+// answers nothing until the dial times out).
+func (n *Net) connect(ctx context.Context, p peer.ID, wait bool) bool {
+	if n.h.Network().Connectedness(p) == network.Connected {
+		return true
+	}
+	n.mu.Lock()
+	done, running := n.dialing[p]
+	if !running {
+		done = make(chan struct{})
+		n.dialing[p] = done
+		go func() {
+			dctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+			err := n.h.Connect(dctx, peer.AddrInfo{ID: p})
+			cancel()
+			if err != nil {
+				n.markDown(p)
+			}
+			n.mu.Lock()
+			delete(n.dialing, p)
+			n.mu.Unlock()
+			close(done)
+		}()
+	}
+	n.mu.Unlock()
+	if !wait {
+		return false
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return false
+	}
+	return n.h.Network().Connectedness(p) == network.Connected
 }
 
 // markDown notes a peer that could not be reached.
@@ -503,16 +545,8 @@ func (n *Net) Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) ([]b
 			return nil, false
 		}
 		tried[p] = true
-		if n.h.Network().Connectedness(p) != network.Connected {
-			// A holder we are not connected to gets a short dial: a dead
-			// one must not hold up a read that parity can serve.
-			dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-			err := n.h.Connect(dctx, peer.AddrInfo{ID: p})
-			cancel()
-			if err != nil {
-				n.markDown(p)
-				return nil, false
-			}
+		if !n.connect(ctx, p, deep) {
+			return nil, false
 		}
 		fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 		defer cancel()
