@@ -22,6 +22,7 @@ func daemonCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "listen", Usage: "multiaddr to listen on (repeatable; replaces the config's)"},
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "peer multiaddr ending in /p2p/ID to connect to (repeatable)"},
+			&cli.IntFlag{Name: "procs", Usage: "cores (GOMAXPROCS) to serve peers with; a put or get for this node's user uses all (default: all)"},
 			&cli.BoolFlag{Name: "fault-corrupt-shards", Usage: "testing only: serve every block with a flipped bit", Hidden: true},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to `FILE` until the daemon stops", Hidden: true},
 		},
@@ -43,7 +44,7 @@ func daemonCommand() *cli.Command {
 			}
 			return daemon.Run(c.Context, daemon.Options{
 				Path: c.String("path"), Listen: c.StringSlice("listen"), Bootstrap: c.StringSlice("bootstrap"),
-				Log: log, CorruptServedShards: c.Bool("fault-corrupt-shards"),
+				Log: log, CorruptServedShards: c.Bool("fault-corrupt-shards"), ServeProcs: c.Int("procs"),
 			})
 		},
 	}

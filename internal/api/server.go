@@ -26,6 +26,9 @@ type Backend interface {
 	Peers(ctx context.Context) []Peer
 	// FewPeersErr is the sentinel a put returns when peers are too few.
 	FewPeersErr() error
+	// Working marks a put or get running for the user; the returned func
+	// ends it.
+	Working() func()
 }
 
 // Server serves the API.
@@ -130,6 +133,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 }
 
 func (s *Server) put(w http.ResponseWriter, r *http.Request) {
+	defer s.b.Working()()
 	q := r.URL.Query()
 	shards := q.Get("shards")
 	if shards == "" {
@@ -188,6 +192,7 @@ func (s *Server) stat(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
+	defer s.b.Working()()
 	c, info, ok := s.statCap(w, r)
 	if !ok {
 		return

@@ -41,6 +41,9 @@ type Options struct {
 	// CorruptServedShards is fault injection for tests: every block served
 	// to a peer has one bit flipped.
 	CorruptServedShards bool
+	// ServeProcs, if above 0, is GOMAXPROCS while the daemon only serves
+	// peers; a put or get for its user runs with every core (see procs).
+	ServeProcs int
 }
 
 type backend struct {
@@ -50,11 +53,13 @@ type backend struct {
 	svc   *p2p.Service
 	eng   *engine.Engine
 	quota int64
+	procs *procs
 }
 
 func (b *backend) Engine() *engine.Engine { return b.eng }
 func (b *backend) DefaultShards() string  { return b.n.Config.Put.Shards }
 func (b *backend) FewPeersErr() error     { return p2p.ErrFewPeers }
+func (b *backend) Working() func()        { return b.procs.begin() }
 
 func (b *backend) Status(ctx context.Context) (api.Status, error) {
 	st, err := b.n.Store.Stats(ctx)
@@ -148,7 +153,7 @@ func Run(ctx context.Context, o Options) error {
 	defer bs.Close()
 	netw.SetBitswap(bs)
 	eng := engine.New(n.Store, n.Keys.Secrets, engine.WithLogger(log), engine.WithNetwork(netw))
-	b := &backend{n: n, h: h, net: netw, svc: svc, eng: eng, quota: cfg.Storage.MaxBytes}
+	b := &backend{n: n, h: h, net: netw, svc: svc, eng: eng, quota: cfg.Storage.MaxBytes, procs: newProcs(o.ServeProcs)}
 
 	sock := filepath.Join(o.Path, api.SocketName)
 	srv, err := api.Listen(sock, b, log)

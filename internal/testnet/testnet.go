@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -102,7 +104,10 @@ func Up(ctx context.Context, o Options) (State, error) {
 			}
 		}
 		_ = os.Remove(filepath.Join(p, daemon.InfoFile))
-		args := []string{"--path", p, "daemon", "--listen", "/ip4/127.0.0.1/tcp/0"}
+		// The nodes share this machine's cores: each serves with its share
+		// (a put or get it runs for its user still takes them all).
+		procs := max(1, runtime.NumCPU()/o.Nodes)
+		args := []string{"--path", p, "daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--procs", strconv.Itoa(procs)}
 		if c, err := config.Load(p); err == nil && c.Network.SwarmKey == "" {
 			args = append(args, "--listen", "/ip4/127.0.0.1/udp/0/quic-v1") // pnet is TCP only
 		}
