@@ -61,6 +61,11 @@ func BenchmarkNetwork5Nodes1GiB(b *testing.B) {
 			if _, err := io.Copy(f, randstream.New(1, size)); err != nil {
 				b.Fatal(err)
 			}
+			// On disk before the clock starts, as a user's file would be:
+			// its write-back must not compete with the put.
+			if err := f.Sync(); err != nil {
+				b.Fatal(err)
+			}
 			f.Close()
 			run := func(node string, stdout io.Writer, args ...string) time.Duration {
 				cmd := exec.Command(umbraBin, args...)
