@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/umbra-store/umbra/internal/api"
@@ -123,4 +126,89 @@ func (infinite) Read(p []byte) (int, error) {
 		p[i] = byte(i*7 + len(p))
 	}
 	return len(p), nil
+}
+
+// TestAPIHandOverCancelGet cancels a get writing into a pipe nobody reads:
+// the daemon lets go of the pipe (the reader then sees its end) before the
+// whole file is written, and keeps serving.
+func TestAPIHandOverCancelGet(t *testing.T) {
+	st := up(t, testnet.Options{Nodes: 3})
+	cl, err := api.Dial(st.Nodes[0].UmbraPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, data := randomFile(t, 9, 32<<20)
+	f, err := os.Open(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := cl.PutFile(context.Background(), f, api.PutOptions{Shards: "2+1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := make([]byte, 64<<10)
+	go func() {
+		// The daemon is writing (the pipe holds far less than the file):
+		// cancel while it is blocked on the full pipe.
+		if _, err := io.ReadFull(pr, first); err == nil {
+			cancel()
+		}
+	}()
+	err = cl.GetTo(ctx, res.Cap, pw, nil)
+	pw.Close()
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled get returned %v", err)
+	}
+	rest, err := io.ReadAll(pr) // ends only once the daemon closed its end
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := append(first, rest...)
+	if len(got) >= len(data) || !bytes.Equal(got, data[:len(got)]) {
+		t.Fatalf("read %d of %d bytes after cancelling: want a true prefix", len(got), len(data))
+	}
+	if _, err := cl.Status(context.Background()); err != nil {
+		t.Fatalf("daemon after a cancelled get: %v", err)
+	}
+}
+
+// TestGetIntoClosedPipeIsQuiet: `umbra get CAP -o - | head -c 10` ends like
+// any Unix tool whose reader went away: exit 141, nothing on stderr.
+func TestGetIntoClosedPipeIsQuiet(t *testing.T) {
+	st := up(t, testnet.Options{Nodes: 3})
+	in, _ := randomFile(t, 10, 16<<20)
+	r := runArgs(t, st.Nodes[0].UmbraPath, nil, "put", "--shards", "2+1", in)
+	if r.code != 0 {
+		t.Fatalf("put: %s", r.stderr)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(umbraBin, "get", strings.TrimSpace(r.stdout), "-o", "-")
+	cmd.Env = append(os.Environ(), "UMBRA_PATH="+st.Nodes[0].UmbraPath)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = pw, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	head := make([]byte, 10)
+	if _, err := io.ReadFull(pr, head); err != nil {
+		t.Fatal(err)
+	}
+	pr.Close()
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 141 || stderr.Len() != 0 {
+		t.Fatalf("get into a closed pipe: %v, stderr %q; want exit 141 and nothing said", err, stderr.String())
+	}
 }

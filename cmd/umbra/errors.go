@@ -23,6 +23,7 @@ const (
 	exitNotFound    = 3 // data not present or not enough shards
 	exitCorrupt     = 4 // data failed authentication
 	exitInterrupted = 130
+	exitBrokenPipe  = 141 // 128+SIGPIPE: standard output's reader went away
 )
 
 // usageError marks errors in how the command was called.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"github.com/umbra-store/umbra/internal/node"
 	"github.com/umbra-store/umbra/keyring"
@@ -74,7 +75,9 @@ func runGet(c *cli.Context, o getOptions) error {
 			// The daemon writes into the file (or pipe) itself: one copy
 			// fewer. Anything else streams through this process.
 			if pw, ok := w.(progressWriter); ok {
-				if f, ok := pw.w.(*os.File); ok {
+				// Not a terminal: a write the user holds up (Ctrl-S) must
+				// stay this process's to block on.
+				if f, ok := pw.w.(*os.File); ok && !term.IsTerminal(int(f.Fd())) {
 					return cl.GetTo(c.Context, o.cap, f, barSetter(pw.bar))
 				}
 			}

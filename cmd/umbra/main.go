@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/umbra-store/umbra/internal/api"
 )
 
 func main() {
@@ -29,6 +32,10 @@ func main() {
 	go func() { <-ctx.Done(); stop() }()
 	app := newApp()
 	err := app.RunContext(ctx, interspersed(app, os.Args))
+	var ae *api.Error
+	if errors.As(err, &ae) && ae.Kind == api.KindBrokenPipe {
+		os.Exit(exitBrokenPipe) // the reader went away: quietly, as on SIGPIPE
+	}
 	if err != nil {
 		msg, code := describe(err)
 		fmt.Fprintln(os.Stderr, "umbra: "+msg)

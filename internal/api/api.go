@@ -38,6 +38,9 @@ const (
 	KindCorrupt  = "corrupt"
 	KindFewPeers = "few_peers"
 	KindError    = "error"
+	// KindBrokenPipe: the reader of a get's output went away (a pipe into
+	// head, say). The CLI ends quietly, as on SIGPIPE.
+	KindBrokenPipe = "broken_pipe"
 )
 
 // PutResult is the answer to a put.

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -51,8 +53,9 @@ type fdOp func(ctx context.Context, f *os.File, progress func(int64)) (any, erro
 func wantsFD(r *http.Request) bool { return r.Header.Get("Upgrade") == FDUpgrade }
 
 // upgrade takes over the connection, receives the client's descriptor and
-// runs op on it. Every error from here on travels as an error line.
-func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, op fdOp) {
+// runs op on it; write tells whether op writes the file (get) or reads it
+// (put). Every error from here on travels as an error line.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, write bool, op fdOp) {
 	if !s.track() {
 		s.fail(w, errors.New("api: the daemon is shutting down"))
 		return
@@ -81,46 +84,64 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, op fdOp) {
 	f, err := recvFD(uc)
 	_ = uc.SetReadDeadline(time.Time{})
 	if err != nil {
-		_ = send(fdLine{Error: err.Error(), Kind: KindUsage})
+		_ = send(fdLine{Error: err.Error(), Kind: KindError})
 		return
 	}
+	f = ownPipe(f, write)
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Mode()&os.ModeNamedPipe != 0 {
-		// Best effort. Control, not Fd: Fd would clear O_NONBLOCK on a
-		// file description the client shares.
-		if rc, err := f.SyscallConn(); err == nil {
-			_ = rc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize) })
-		}
-	}
 
 	ctx, cancel := context.WithCancel(s.base)
 	defer cancel()
 	stopCtx := context.AfterFunc(r.Context(), cancel)
 	defer stopCtx()
+	// A cancelled operation must not stay blocked on the file: closing a
+	// pipe we reopened non-blocking ends a read or write in progress.
+	stopFile := context.AfterFunc(ctx, func() { _ = f.Close() })
+	defer stopFile()
 	go func() { // the client hanging up cancels
 		var b [1]byte
 		_, _ = uc.Read(b[:])
 		cancel()
 	}()
-	var mu sync.Mutex
-	last := time.Now()
-	progress := func(n int64) {
-		mu.Lock()
-		defer mu.Unlock()
-		if time.Since(last) < progressEvery {
-			return
+	// Progress goes out from its own goroutine: a client that stops reading
+	// (suspended) must not stall the transfer.
+	var done atomic.Int64
+	done.Store(-1)
+	stopTick := make(chan struct{})
+	ticker := sync.WaitGroup{}
+	ticker.Add(1)
+	go func() {
+		defer ticker.Done()
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		sent := int64(-1)
+		for {
+			select {
+			case <-stopTick:
+				return
+			case <-t.C:
+				if n := done.Load(); n != sent {
+					sent = n
+					if send(fdLine{Done: &n}) != nil {
+						return
+					}
+				}
+			}
 		}
-		last = time.Now()
-		_ = send(fdLine{Done: &n})
-	}
-	res, err := op(ctx, f, progress)
-	mu.Lock()
-	defer mu.Unlock()
+	}()
+	res, err := op(ctx, f, func(n int64) { done.Store(n) })
+	close(stopTick)
+	ticker.Wait()
 	if err != nil {
-		if ctx.Err() == nil || !errors.Is(err, context.Canceled) {
+		kind := KindOf(err, s.b.FewPeersErr())
+		switch {
+		case errors.Is(err, syscall.EPIPE):
+			kind = KindBrokenPipe // the reader went away: not the daemon's failure
+		case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		default:
 			s.log.Warn("request failed", "path", r.URL.Path, "err", err)
 		}
-		_ = send(fdLine{Error: err.Error(), Kind: KindOf(err, s.b.FewPeersErr())})
+		_ = send(fdLine{Error: err.Error(), Kind: kind})
 		return
 	}
 	raw, err := json.Marshal(res)
@@ -129,6 +150,39 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, op fdOp) {
 		return
 	}
 	_ = send(fdLine{Result: raw})
+}
+
+// ownPipe gives the daemon a file description of its own for a pipe: the
+// client's is shared with it (and often with its shell) and blocking, and a
+// blocked read or write on it could not be ended when the operation is
+// cancelled. Reopened through /proc and non-blocking, it goes through Go's
+// poller, and Close ends a call in progress. The pipe gets a 1 MiB buffer if
+// it is smaller (best effort). Anything else is returned as it is.
+func ownPipe(f *os.File, write bool) *os.File {
+	st, err := f.Stat()
+	if err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+		return f
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return f
+	}
+	nfd := -1
+	_ = rc.Control(func(fd uintptr) {
+		flag := unix.O_RDONLY
+		if write {
+			flag = unix.O_WRONLY
+		}
+		nfd, err = unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), flag|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	})
+	if err != nil || nfd < 0 {
+		return f
+	}
+	if size, err := unix.FcntlInt(uintptr(nfd), unix.F_GETPIPE_SZ, 0); err == nil && size < pipeSize {
+		_, _ = unix.FcntlInt(uintptr(nfd), unix.F_SETPIPE_SZ, pipeSize)
+	}
+	f.Close()
+	return os.NewFile(uintptr(nfd), "client pipe")
 }
 
 // recvFD reads the one byte that carries the client's descriptor.

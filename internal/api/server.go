@@ -91,7 +91,15 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.stop()
 	err := s.srv.Close()
-	s.ops.Wait()
+	// Cancelled operations end at once (their files are closed); a bounded
+	// wait all the same, so that nothing can keep the daemon from exiting.
+	done := make(chan struct{})
+	go func() { s.ops.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		s.log.Warn("api: operations still running at close")
+	}
 	return err
 }
 
@@ -149,7 +157,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 		AllowFewerPeers: q.Get("allow-fewer-peers") == "1",
 	}
 	if wantsFD(r) {
-		s.upgrade(w, r, func(ctx context.Context, f *os.File, progress func(int64)) (any, error) {
+		s.upgrade(w, r, false, func(ctx context.Context, f *os.File, progress func(int64)) (any, error) {
 			opts.Progress = progress
 			res, err := s.b.Engine().Put(ctx, f, opts)
 			if err != nil {
@@ -203,7 +211,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		length, _ = strconv.ParseInt(l, 10, 64)
 	}
 	if wantsFD(r) {
-		s.upgrade(w, r, func(ctx context.Context, f *os.File, progress func(int64)) (any, error) {
+		s.upgrade(w, r, true, func(ctx context.Context, f *os.File, progress func(int64)) (any, error) {
 			return struct{}{}, s.b.Engine().ReadRange(ctx, c, off, length, &countingWriter{w: f, progress: progress})
 		})
 		return

@@ -14,14 +14,16 @@ import (
 // 1 GiB used 15.1 core-seconds with GOMAXPROCS 2 and 9.8 with 1.
 type procs struct {
 	serve int // 0: leave GOMAXPROCS alone
+	all   int // GOMAXPROCS at start: the user's setting, or what the runtime chose (CPU count, container limit)
 
 	mu      sync.Mutex
 	working int
 }
 
 func newProcs(serve int) *procs {
-	p := &procs{serve: min(serve, runtime.NumCPU())}
-	if p.serve > 0 {
+	p := &procs{all: runtime.GOMAXPROCS(0)}
+	p.serve = min(serve, p.all)
+	if p.serve > 0 && p.serve < p.all {
 		runtime.GOMAXPROCS(p.serve)
 	}
 	return p
@@ -29,12 +31,12 @@ func newProcs(serve int) *procs {
 
 // begin marks a user operation running; the returned func ends it.
 func (p *procs) begin() func() {
-	if p.serve <= 0 || p.serve == runtime.NumCPU() {
+	if p.serve <= 0 || p.serve >= p.all {
 		return func() {}
 	}
 	p.mu.Lock()
 	if p.working++; p.working == 1 {
-		runtime.GOMAXPROCS(runtime.NumCPU())
+		runtime.GOMAXPROCS(p.all)
 	}
 	p.mu.Unlock()
 	var once sync.Once

@@ -130,6 +130,7 @@ func (e *Engine) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult,
 		return b.add(ctx, 0, p.ent, p.holders)
 	}
 	if err := ordered(ctx, e.workers, e.window, next, store, sink); err != nil {
+		_ = flushDone() // no durability point outlives the put
 		return PutResult{}, err
 	}
 	if err := flushDone(); err != nil {

@@ -63,6 +63,18 @@ type batchedConn struct {
 	bc  *batchConn
 }
 
+// Close ends a batch stuck on a peer that stopped reading at once, as
+// tls.Conn.Close does for a Write in progress (the batch goes out after
+// TLS's Write returned, where TLS no longer sees it).
+func (c *batchedConn) Close() error {
+	if c.wmu.TryLock() {
+		c.wmu.Unlock()
+	} else {
+		_ = c.bc.Conn.Close()
+	}
+	return c.SecureConn.Close()
+}
+
 func (c *batchedConn) Write(b []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -83,24 +95,34 @@ type batchConn struct {
 	net.Conn
 	mu       sync.Mutex
 	batching bool
-	buf      []byte
-	err      error // a failed write fails the rest of the batch
+	buf      []byte // from batchBufs during a batch
+	// err is the first failed write: TLS counted the records it carried
+	// as sent, so nothing may follow them on this connection.
+	err error
 }
+
+// batchBufs lends batch buffers: a connection holds one only while a batch
+// is open.
+var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, coalesceMax); return &b }}
 
 func (c *batchConn) begin() {
 	c.mu.Lock()
-	c.batching, c.err = true, nil
+	c.batching = true
 	c.mu.Unlock()
 }
 
 func (c *batchConn) Write(b []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.batching {
-		return c.Conn.Write(b)
-	}
 	if c.err != nil {
 		return 0, c.err
+	}
+	if !c.batching {
+		n, err := c.Conn.Write(b)
+		if err != nil {
+			c.err = err
+		}
+		return n, err
 	}
 	if len(c.buf)+len(b) > coalesceMax && len(c.buf) > 0 {
 		if c.err = c.flushLocked(); c.err != nil {
@@ -114,7 +136,7 @@ func (c *batchConn) Write(b []byte) (int, error) {
 		return len(b), nil
 	}
 	if c.buf == nil {
-		c.buf = make([]byte, 0, coalesceMax)
+		c.buf = (*batchBufs.Get().(*[]byte))[:0]
 	}
 	c.buf = append(c.buf, b...)
 	return len(b), nil
@@ -129,14 +151,18 @@ func (c *batchConn) flushLocked() error {
 	return err
 }
 
-// end sends the batch and leaves batching.
+// end sends the batch, leaves batching and gives the buffer back.
 func (c *batchConn) end() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.batching = false
-	if c.err != nil {
-		c.buf = c.buf[:0]
-		return c.err
+	if c.err == nil {
+		c.err = c.flushLocked()
 	}
-	return c.flushLocked()
+	if c.buf != nil {
+		b := c.buf[:0]
+		batchBufs.Put(&b)
+		c.buf = nil
+	}
+	return c.err
 }

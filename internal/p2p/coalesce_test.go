@@ -84,6 +84,16 @@ func TestBatchConnCoalesces(t *testing.T) {
 	if len(c.buf) != 0 {
 		t.Fatal("a failed batch stayed buffered")
 	}
+	// The failure sticks: records after lost ones must never go out.
+	raw.fail = nil
+	c.begin()
+	if _, err := c.Write([]byte("late")); err == nil {
+		t.Fatal("a write after a failed batch succeeded")
+	}
+	_ = c.end()
+	if _, err := c.Write([]byte("late")); err == nil {
+		t.Fatal("an unbatched write after a failed batch succeeded")
+	}
 }
 
 // TestCoalescedTLSBothWays moves data both ways at once over hosts with the
