@@ -21,7 +21,7 @@ type framePool struct {
 
 const (
 	poolMinShift = 16 // 64 KiB
-	poolClasses  = 8  // up to 8 MiB, above MaxPayload
+	poolClasses  = 7  // up to 4 MiB; a larger frame (up to MaxPayload) gets an exact allocation
 	poolMax      = 32 << 20
 )
 
@@ -47,8 +47,8 @@ func class(n int) int {
 	return c
 }
 
-// get returns a buffer of length n. Small ones (answers, requests) are not
-// pooled.
+// get returns a buffer of length n. Small ones (answers, requests) and ones
+// above the largest class are not pooled.
 func (p *framePool) get(n int) []byte {
 	c := class(n)
 	if c < 0 || n < 1<<(poolMinShift-2) {
@@ -80,3 +80,6 @@ func (p *framePool) put(b []byte) {
 		p.held.Add(-int64(cap(b)))
 	}
 }
+
+// read is get in the form wire.ReadFrameFunc takes.
+func (p *framePool) read(n int) ([]byte, error) { return p.get(n), nil }

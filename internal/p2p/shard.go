@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sync/semaphore"
 	"io"
 	"log/slog"
 	"os"
@@ -41,7 +42,21 @@ type Service struct {
 	accept  func(peer.ID) bool
 	corrupt bool // fault injection: serve every block with one bit flipped
 	stored  atomic.Pointer[func(cid.Cid)]
+	// inflight caps the request payload bytes held by all shard streams at
+	// once: peers that open many streams and send large frames slowly make
+	// requests wait, not the daemon run out of memory.
+	inflight *semaphore.Weighted
 }
+
+// maxInflight is the most request payload the shard service holds at once
+// (a few dozen shards); frames under inflightMin are not counted.
+const (
+	maxInflight = 64 << 20
+	inflightMin = 16 << 10
+)
+
+// errBusy: a request waited streamTimeout for memory to read it into.
+var errBusy = errors.New("p2p: too many requests in flight")
 
 // ServiceOptions configure NewService.
 type ServiceOptions struct {
@@ -61,7 +76,7 @@ func NewService(ctx context.Context, h host.Host, store *blockstore.Store, o Ser
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{h: h, store: store, log: o.Log, max: o.MaxBytes, accept: o.Accept, corrupt: o.CorruptServedShards}
+	s := &Service{h: h, store: store, log: o.Log, max: o.MaxBytes, accept: o.Accept, corrupt: o.CorruptServedShards, inflight: semaphore.NewWeighted(maxInflight)}
 	if o.Stored != nil {
 		s.stored.Store(&o.Stored)
 	}
@@ -88,16 +103,36 @@ func (s *Service) handle(st network.Stream) {
 	remote := st.Conn().RemotePeer()
 	r := bufio.NewReaderSize(st, 64<<10)
 	w := bufio.NewWriterSize(st, 64<<10)
+	var held int64 // payload bytes this stream holds of s.inflight
+	release := func() {
+		if held > 0 {
+			s.inflight.Release(held)
+			held = 0
+		}
+	}
+	defer release()
+	get := func(n int) ([]byte, error) {
+		if n >= inflightMin {
+			ctx, cancel := context.WithTimeout(context.Background(), streamTimeout)
+			defer cancel()
+			if err := s.inflight.Acquire(ctx, int64(n)); err != nil {
+				return nil, errBusy
+			}
+			held = int64(n)
+		}
+		return frames.get(n), nil
+	}
 	for {
 		_ = st.SetReadDeadline(time.Now().Add(10 * time.Minute)) // idle streams end
 		// The payload goes into a pooled buffer, taken only once a request
 		// arrives (an idle stream holds none) and given back once answered:
 		// serve keeps nothing of it.
-		f, err := wire.ReadFrameFunc(r, frames.get)
+		f, err := wire.ReadFrameFunc(r, get)
 		if err == nil {
 			_ = st.SetWriteDeadline(time.Now().Add(streamTimeout))
 			err = s.serve(remote, f, w)
 			frames.put(f.Payload)
+			release()
 			if err != nil {
 				// serve wrote an ERROR frame before failing: deliver it (and
 				// any answers buffered before it) before ending the stream.
@@ -107,6 +142,12 @@ func (s *Service) handle(st network.Stream) {
 			}
 		} else {
 			frames.put(f.Payload)
+			release()
+			if errors.Is(err, errBusy) {
+				_ = writeErr(w, wire.CodeInternal, "busy: too many requests in flight")
+				_ = w.Flush()
+				return
+			}
 			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !isStreamClosed(err) {
 				// Malformed or oversized: say so, then end the stream.
 				// Close, not Reset: a reset may drop the ERROR on its way.
@@ -297,7 +338,7 @@ func (c *Client) roundTripOnce(ctx context.Context, p peer.ID, t wire.Type, part
 	}
 	var f wire.Frame
 	if err == nil {
-		f, err = wire.ReadFrameFunc(cs.r, frames.get)
+		f, err = wire.ReadFrameFunc(cs.r, frames.read)
 	}
 	if err != nil {
 		_ = cs.s.Reset()

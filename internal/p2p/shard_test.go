@@ -2,10 +2,14 @@ package p2p
 
 import (
 	"bufio"
+	"bytes"
+	"runtime"
+
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"golang.org/x/sync/semaphore"
 	"testing"
 
 	blocks "github.com/ipfs/go-block-format"
@@ -16,6 +20,12 @@ import (
 )
 
 func pair(t *testing.T, o ServiceOptions) (*Client, peer.ID, *blockstore.Store) {
+	t.Helper()
+	c, p, st, _ := pairService(t, o)
+	return c, p, st
+}
+
+func pairService(t *testing.T, o ServiceOptions) (*Client, peer.ID, *blockstore.Store, *Service) {
 	t.Helper()
 	_, k1, _ := ed25519.GenerateKey(rand.Reader)
 	_, k2, _ := ed25519.GenerateKey(rand.Reader)
@@ -33,13 +43,14 @@ func pair(t *testing.T, o ServiceOptions) (*Client, peer.ID, *blockstore.Store) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if _, err := NewService(context.Background(), h2, st, o); err != nil {
+	svc, err := NewService(context.Background(), h2, st, o)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := h1.Connect(context.Background(), peer.AddrInfo{ID: h2.ID(), Addrs: h2.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	return NewClient(h1), h2.ID(), st
+	return NewClient(h1), h2.ID(), st, svc
 }
 
 // TestShardProtocol stores, syncs, checks and fetches over real hosts on
@@ -135,5 +146,55 @@ func TestPooledStreamSurvivesReconnect(t *testing.T) {
 	}
 	if err := c.Sync(ctx, p); err != nil {
 		t.Fatalf("sync after reconnect: %v", err)
+	}
+}
+
+// TestInflightBudget: a peer that sends the header of a large STORE and then
+// stalls holds its payload's share of the service's memory budget; a second
+// STORE that does not fit waits for it, and every byte is given back.
+func TestInflightBudget(t *testing.T) {
+	ctx := context.Background()
+	c, p, _, svc := pairService(t, ServiceOptions{})
+	const budget = 1 << 20
+	svc.inflight = semaphore.NewWeighted(budget)
+	big, _ := blockstore.NewBlock(make([]byte, 700<<10))
+	parts := wire.StoreParts(0, big.Cid().Bytes(), big.RawData())
+	var frame bytes.Buffer
+	if err := wire.WriteFrame(&frame, wire.TypeStore, parts...); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.h.NewStream(ctx, p, ShardProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := frame.Bytes()
+	if _, err := s.Write(raw[:1000]); err != nil { // header and a little payload
+		t.Fatal(err)
+	}
+	second, _ := blockstore.NewBlock(bytes.Repeat([]byte{1}, 600<<10))
+	done := make(chan error, 1)
+	go func() { done <- c.Store(ctx, p, second, 0) }()
+	// The stalled frame holds its payload: what is left cannot take the
+	// second store, which waits.
+	for svc.inflight.TryAcquire(budget - int64(len(raw)) + 100) {
+		svc.inflight.Release(budget - int64(len(raw)) + 100)
+		runtime.Gosched() // until the service has read the stalled header
+	}
+	if _, err := s.Write(raw[1000:]); err != nil {
+		t.Fatal(err)
+	}
+	f, _, err := wire.ReadFrame(bufio.NewReader(s), nil)
+	if err != nil || f.Type != wire.TypeOK {
+		t.Fatalf("stalled store: %v %v", f.Type, err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("waiting store: %v", err)
+	}
+	s.Close()
+	if err := c.Sync(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if !svc.inflight.TryAcquire(budget) {
+		t.Fatal("payload bytes not given back to the budget")
 	}
 }

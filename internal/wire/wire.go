@@ -125,20 +125,20 @@ func WriteFrame(w io.Writer, t Type, parts ...[]byte) error {
 // ReadFrame reads one frame into buf (grown if needed, never beyond
 // MaxPayload) and returns it with the buffer for reuse.
 func ReadFrame(r io.Reader, buf []byte) (Frame, []byte, error) {
-	f, err := ReadFrameFunc(r, func(n int) []byte {
+	f, err := ReadFrameFunc(r, func(n int) ([]byte, error) {
 		if cap(buf) < n {
 			buf = make([]byte, n)
 		}
 		buf = buf[:n]
-		return buf
+		return buf, nil
 	})
 	return f, buf, err
 }
 
 // ReadFrameFunc reads one frame into the buffer get returns for its payload
 // length (at least n bytes long; a free list's, say). get is called only for
-// a well-formed header.
-func ReadFrameFunc(r io.Reader, get func(n int) []byte) (Frame, error) {
+// a well-formed header; its error (no memory to spare, say) is returned.
+func ReadFrameFunc(r io.Reader, get func(n int) ([]byte, error)) (Frame, error) {
 	var hdr [headerLen]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return Frame{}, err
@@ -150,7 +150,11 @@ func ReadFrameFunc(r io.Reader, get func(n int) []byte) (Frame, error) {
 	if n > MaxPayload {
 		return Frame{}, fmt.Errorf("%w: %d bytes", ErrTooLarge, n)
 	}
-	buf := get(int(n))[:n]
+	buf, err := get(int(n))
+	if err != nil {
+		return Frame{}, err
+	}
+	buf = buf[:n]
 	if _, err := io.ReadFull(r, buf); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
