@@ -20,11 +20,7 @@ import (
 // pipes) and streaming through the socket (terminals, other clients). Both
 // must store the bytes and read them back.
 func TestAPIFileHandOverAndStreaming(t *testing.T) {
-	st := up(t, testnet.Options{Nodes: 3})
-	cl, err := api.Dial(st.Nodes[0].UmbraPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := dialThreeNodes(t)
 	ctx := context.Background()
 	in, data := randomFile(t, 7, 5<<20+123)
 	opts := api.PutOptions{Shards: "2+1"}
@@ -82,11 +78,7 @@ func TestAPIFileHandOverAndStreaming(t *testing.T) {
 // TestAPIHandOverCancel cancels a put reading from a pipe that never ends:
 // the call returns, and the daemon stops reading and keeps serving.
 func TestAPIHandOverCancel(t *testing.T) {
-	st := up(t, testnet.Options{Nodes: 3})
-	cl, err := api.Dial(st.Nodes[0].UmbraPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := dialThreeNodes(t)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -134,11 +126,7 @@ func (infinite) Read(p []byte) (int, error) {
 // the daemon lets go of the pipe (the reader then sees its end) before the
 // whole file is written, and keeps serving.
 func TestAPIHandOverCancelGet(t *testing.T) {
-	st := up(t, testnet.Options{Nodes: 3})
-	cl, err := api.Dial(st.Nodes[0].UmbraPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := dialThreeNodes(t)
 	in, data := randomFile(t, 9, 32<<20)
 	f, err := os.Open(in)
 	if err != nil {
@@ -213,4 +201,15 @@ func TestGetIntoClosedPipeIsQuiet(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 141 || stderr.Len() != 0 {
 		t.Fatalf("get into a closed pipe: %v, stderr %q; want exit 141 and nothing said", err, stderr.String())
 	}
+}
+
+// dialThreeNodes starts a 3-node testnet and returns a client of node 0.
+func dialThreeNodes(t *testing.T) *api.Client {
+	t.Helper()
+	st := up(t, testnet.Options{Nodes: 3})
+	cl, err := api.Dial(st.Nodes[0].UmbraPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
 }

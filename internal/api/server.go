@@ -86,18 +86,14 @@ func (s *Server) Serve() error {
 // Close stops the server at once, closing every connection and cancelling
 // every operation.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	s.closing = true
-	s.mu.Unlock()
+	s.setClosing()
 	s.stop()
 	err := s.srv.Close()
 	// Cancelled operations end at once (their files are closed); a bounded
 	// wait all the same, so that nothing can keep the daemon from exiting.
-	done := make(chan struct{})
-	go func() { s.ops.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if s.waitOps(ctx) != nil {
 		s.log.Warn("api: operations still running at close")
 	}
 	return err
@@ -105,12 +101,21 @@ func (s *Server) Close() error {
 
 // Shutdown stops the server, letting running requests end first.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
-	s.mu.Unlock()
+	s.setClosing()
 	if err := s.srv.Shutdown(ctx); err != nil {
 		return err
 	}
+	return s.waitOps(ctx)
+}
+
+func (s *Server) setClosing() {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+}
+
+// waitOps waits for the operations on handed-over descriptors to end.
+func (s *Server) waitOps(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() { s.ops.Wait(); close(done) }()
 	select {
