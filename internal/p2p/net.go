@@ -341,15 +341,8 @@ func (s *putSession) isExcluded(p peer.ID) bool {
 // storeOn stores b on p: locally for this node, else over the shard protocol.
 func (s *putSession) storeOn(ctx context.Context, p peer.ID, b blocks.Block) error {
 	if p == s.n.h.ID() {
-		if s.n.svc.max > 0 && s.n.svc.Used()+int64(len(b.RawData())) > s.n.svc.max {
-			return &remoteFull{}
-		}
-		has, _ := s.n.store.Has(ctx, b.Cid())
-		if err := s.n.store.PutManyDeferred(ctx, []blocks.Block{b}); err != nil {
+		if _, err := s.n.svc.storeBlock(ctx, b); err != nil {
 			return err
-		}
-		if !has {
-			s.n.svc.Reserve(int64(len(b.RawData())))
 		}
 		s.n.Announce(b.Cid())
 	} else {
@@ -364,10 +357,6 @@ func (s *putSession) storeOn(ctx context.Context, p peer.ID, b blocks.Block) err
 	s.mu.Unlock()
 	return nil
 }
-
-type remoteFull struct{}
-
-func (*remoteFull) Error() string { return "this node's quota is reached" }
 
 // PlaceStripe stores one stripe's shards on distinct peers where it can,
 // closest by XOR first, and returns each shard's holder.
@@ -451,8 +440,7 @@ func (s *putSession) why() string {
 }
 
 func describeStoreErr(err error) string {
-	var full *remoteFull
-	if errors.As(err, &full) {
+	if errors.Is(err, errFull) {
 		return "full"
 	}
 	return err.Error()

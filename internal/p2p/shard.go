@@ -95,8 +95,41 @@ func (s *Service) SetStored(f func(cid.Cid)) { s.stored.Store(&f) }
 // Used returns the bytes of blocks held.
 func (s *Service) Used() int64 { return s.used.Load() }
 
-// Reserve accounts for a block stored locally (by this node's own puts).
-func (s *Service) Reserve(n int64) { s.used.Add(n) }
+// errFull: a block does not fit in the quota.
+var errFull = errors.New("p2p: storage quota reached")
+
+// storeBlock writes b unless it is already held, and reports whether it
+// wrote it. The store hashes the data against its CID before writing:
+// nothing unverified is acknowledged, or ever served.
+// INVARIANT: the bytes are claimed from the quota before the write (and
+// given back if it fails), so concurrent stores cannot together pass it.
+func (s *Service) storeBlock(ctx context.Context, b blocks.Block) (bool, error) {
+	if has, _ := s.store.Has(ctx, b.Cid()); has {
+		return false, nil
+	}
+	n := int64(len(b.RawData()))
+	if !s.reserve(n) {
+		return false, errFull
+	}
+	if err := s.store.PutManyDeferred(ctx, []blocks.Block{b}); err != nil {
+		s.used.Add(-n)
+		return false, err
+	}
+	return true, nil
+}
+
+// reserve claims n bytes of the quota; false when they do not fit.
+func (s *Service) reserve(n int64) bool {
+	for {
+		cur := s.used.Load()
+		if s.max > 0 && cur+n > s.max {
+			return false
+		}
+		if s.used.CompareAndSwap(cur, cur+n) {
+			return true
+		}
+	}
+}
 
 func (s *Service) handle(st network.Stream) {
 	defer st.Close()
@@ -193,26 +226,21 @@ func (s *Service) serve(remote peer.ID, f wire.Frame, w *bufio.Writer) error {
 		if s.accept != nil && !s.accept(remote) {
 			return writeErr(w, wire.CodeRefused, "this node does not store for you")
 		}
-		if has, _ := s.store.Has(ctx, c); has {
-			return wire.WriteFrame(w, wire.TypeOK)
-		}
-		n := int64(len(req.Data))
-		if s.max > 0 && s.used.Load()+n > s.max {
-			return writeErr(w, wire.CodeFull, fmt.Sprintf("quota of %d bytes reached", s.max))
-		}
 		blk, err := blocks.NewBlockWithCid(req.Data, c)
 		if err != nil {
 			return writeErr(w, wire.CodeMalformed, "bad block")
 		}
-		// The store hashes the data against its CID before writing: nothing
-		// unverified is acknowledged, or ever served.
-		if err := s.store.PutManyDeferred(ctx, []blocks.Block{blk}); err != nil {
-			if errors.Is(err, blockstore.ErrHashMismatch) {
-				return writeErr(w, wire.CodeHash, "data does not match its CID")
-			}
+		added, err := s.storeBlock(ctx, blk)
+		switch {
+		case errors.Is(err, errFull):
+			return writeErr(w, wire.CodeFull, fmt.Sprintf("quota of %d bytes reached", s.max))
+		case errors.Is(err, blockstore.ErrHashMismatch):
+			return writeErr(w, wire.CodeHash, "data does not match its CID")
+		case err != nil:
 			return writeErr(w, wire.CodeInternal, "store failed")
+		case !added:
+			return wire.WriteFrame(w, wire.TypeOK)
 		}
-		s.used.Add(n)
 		if f := s.stored.Load(); f != nil {
 			(*f)(c)
 		}

@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"golang.org/x/sync/semaphore"
+	"sync"
 	"testing"
 
 	blocks "github.com/ipfs/go-block-format"
@@ -88,6 +89,48 @@ func TestShardProtocol(t *testing.T) {
 	}
 	if _, err := c.Fetch(ctx, p, big.Cid()); !errors.As(err, &re) || re.Code != wire.CodeNotFound {
 		t.Fatalf("missing block: %v", err)
+	}
+}
+
+// TestQuotaConcurrentStores sends many stores at once to a peer with room
+// for five of them: exactly five are taken, the rest answered "full", and
+// the store never holds more than its quota.
+func TestQuotaConcurrentStores(t *testing.T) {
+	ctx := context.Background()
+	const quota, size, n = 1 << 20, 100000, 64
+	c, p, st, svc := pairService(t, ServiceOptions{MaxBytes: quota})
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		data := make([]byte, size)
+		data[0], data[1] = byte(i), 0xa5
+		b, _ := blockstore.NewBlock(data)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.Store(ctx, p, b, 0)
+		}()
+	}
+	wg.Wait()
+	stored := 0
+	for _, err := range errs {
+		var re *wire.RemoteError
+		switch {
+		case err == nil:
+			stored++
+		case !errors.As(err, &re) || re.Code != wire.CodeFull:
+			t.Fatalf("store: %v, want ok or full", err)
+		}
+	}
+	if stored != quota/size {
+		t.Fatalf("%d stores taken, want %d", stored, quota/size)
+	}
+	stats, err := st.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Bytes > quota || stats.Bytes != svc.Used() {
+		t.Fatalf("store holds %d bytes, service counts %d, quota %d", stats.Bytes, svc.Used(), quota)
 	}
 }
 
