@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	blocks "github.com/ipfs/go-block-format"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -157,5 +158,41 @@ func TestPlacementSpreadsAndRefuses(t *testing.T) {
 	two := newNodes(t, 2, false)
 	if _, err := two[0].net.NewPutSession(3, 2, false); !errors.Is(err, ErrFewPeers) {
 		t.Fatalf("2 peers for 3+2: %v", err)
+	}
+}
+
+// TestPlacementNamesTheShortage: when every peer (this node included) is at
+// its quota, placing a stripe fails with an error that says so.
+func TestPlacementNamesTheShortage(t *testing.T) {
+	ctx := context.Background()
+	ns := newNodes(t, 3, false)
+	for _, n := range ns[1:] {
+		b, _ := blockstore.NewBlock([]byte("warm " + n.id.String()))
+		if err := ns[0].net.client.Store(ctx, n.id, b, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range ns {
+		n.net.svc.max = n.net.svc.Used() + 1 // room for no shard
+	}
+	sess, err := ns[0].net.NewPutSession(2, 1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stripe []blocks.Block
+	for i := 0; i < 3; i++ {
+		b, _ := blockstore.NewBlock([]byte{byte(i), 9, 9, 9})
+		stripe = append(stripe, b)
+	}
+	_, err = sess.PlaceStripe(ctx, stripe)
+	if err == nil || !strings.Contains(err.Error(), "full") || !strings.Contains(err.Error(), "no peer accepted") {
+		t.Fatalf("all peers full: %v, want an error naming the shortage", err)
+	}
+	for _, n := range ns {
+		for _, b := range stripe {
+			if has, _ := n.store.Has(ctx, b.Cid()); has {
+				t.Fatal("a full peer stored a shard")
+			}
+		}
 	}
 }
