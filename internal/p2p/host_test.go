@@ -1,0 +1,97 @@
+package p2p
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"strings"
+	"testing"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/umbra-store/umbra/blockstore"
+)
+
+func testHost(t *testing.T, o HostOptions) host.Host {
+	t.Helper()
+	_, o.Key, _ = ed25519.GenerateKey(rand.Reader)
+	h, err := NewHost(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// addrOf returns h's listen address on one transport ("/tcp/" or "/quic").
+func addrOf(t *testing.T, h host.Host, transport string) peer.AddrInfo {
+	t.Helper()
+	for _, a := range h.Addrs() {
+		if strings.Contains(a.String(), transport) {
+			return peer.AddrInfo{ID: h.ID(), Addrs: []ma.Multiaddr{a}}
+		}
+	}
+	t.Fatalf("no %s address in %v", transport, h.Addrs())
+	return peer.AddrInfo{}
+}
+
+// TestAllowlistGatesTCPAndQUIC: a node with AllowPeers serves a listed peer
+// over TCP and over QUIC, and a peer not listed over neither: whatever its
+// Connect returned, the node holds no connection to it, a STORE and a FETCH
+// from it fail, the block never reaches the store, and the node does not
+// dial it either.
+func TestAllowlistGatesTCPAndQUIC(t *testing.T) {
+	ctx := context.Background()
+	listen := []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
+	for _, transport := range []string{"/tcp/", "/quic"} {
+		t.Run(strings.Trim(transport, "/"), func(t *testing.T) {
+			friend := testHost(t, HostOptions{Listen: listen})
+			stranger := testHost(t, HostOptions{Listen: listen})
+			srv := testHost(t, HostOptions{Listen: listen, AllowPeers: []string{friend.ID().String()}})
+			st, err := blockstore.Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			if _, err := NewService(ctx, srv, st, ServiceOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			ai := addrOf(t, srv, transport)
+			if err := friend.Connect(ctx, ai); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := blockstore.NewBlock([]byte("from a friend over " + transport))
+			if err := NewClient(friend).Store(ctx, srv.ID(), b, 0); err != nil {
+				t.Fatalf("listed peer cannot store: %v", err)
+			}
+			for _, c := range friend.Network().ConnsToPeer(srv.ID()) {
+				if !strings.Contains(c.RemoteMultiaddr().String(), transport) {
+					t.Fatalf("connected over %s, not %s", c.RemoteMultiaddr(), transport)
+				}
+			}
+
+			_ = stranger.Connect(ctx, ai) // its error is not the test
+			c := NewClient(stranger)
+			sb, _ := blockstore.NewBlock([]byte("from a stranger over " + transport))
+			if err := c.Store(ctx, srv.ID(), sb, 0); err == nil {
+				t.Fatal("a peer outside the allowlist stored a block")
+			}
+			if _, err := c.Fetch(ctx, srv.ID(), b.Cid()); err == nil {
+				t.Fatal("a peer outside the allowlist fetched a block")
+			}
+			if has, _ := st.Has(ctx, sb.Cid()); has {
+				t.Fatal("the stranger's block reached the store")
+			}
+			if n := len(srv.Network().ConnsToPeer(stranger.ID())); n != 0 {
+				t.Fatalf("the node holds %d connections to a stranger", n)
+			}
+			if err := srv.Connect(ctx, addrOf(t, stranger, transport)); err == nil ||
+				srv.Network().Connectedness(stranger.ID()) == network.Connected {
+				t.Fatal("the node dialled a peer outside its allowlist")
+			}
+		})
+	}
+}
