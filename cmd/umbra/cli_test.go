@@ -90,7 +90,11 @@ func rssHelper(out, bin string, args []string) int {
 		fmt.Fprintln(os.Stderr, "rss helper:", err)
 		return 125
 	}
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		fmt.Fprintln(os.Stderr, "rss helper: no rusage on this system")
+		return 125
+	}
 	if err := os.WriteFile(out, []byte(strconv.FormatInt(ru.Maxrss*1024, 10)), 0o600); err != nil {
 		fmt.Fprintln(os.Stderr, "rss helper:", err)
 		return 125

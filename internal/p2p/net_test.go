@@ -185,7 +185,11 @@ func TestPlacementNamesTheShortage(t *testing.T) {
 		stripe = append(stripe, b)
 	}
 	_, err = sess.PlaceStripe(ctx, stripe)
-	if err == nil || !strings.Contains(err.Error(), "full") || !strings.Contains(err.Error(), "no peer accepted") {
+	// This node (full locally) and the remote peers (ERROR "storage full")
+	// are each named.
+	if err == nil || !strings.Contains(err.Error(), "no peer accepted") ||
+		!strings.Contains(err.Error(), ns[0].id.ShortString()+": full") ||
+		!strings.Contains(err.Error(), ns[1].id.ShortString()+": peer: storage full") {
 		t.Fatalf("all peers full: %v, want an error naming the shortage", err)
 	}
 	for _, n := range ns {

@@ -98,24 +98,27 @@ func (s *Service) Used() int64 { return s.used.Load() }
 // errFull: a block does not fit in the quota.
 var errFull = errors.New("p2p: storage quota reached")
 
-// storeBlock writes b unless it is already held, and reports whether it
-// wrote it. The store hashes the data against its CID before writing:
-// nothing unverified is acknowledged, or ever served.
-// INVARIANT: the bytes are claimed from the quota before the write (and
-// given back if it fails), so concurrent stores cannot together pass it.
+// storeBlock writes b and reports whether it was new here. The store
+// hashes the data against its CID before writing (nothing unverified is
+// acknowledged, or ever served), and for a block it already holds it checks
+// the stored copy and rewrites it only if broken (an index entry can reach
+// disk before its pack bytes when the node crashed before a sync).
+// INVARIANT: a new block's bytes are claimed from the quota before the write
+// (and given back if it fails), so concurrent stores cannot together pass it;
+// a block already held is not charged again.
 func (s *Service) storeBlock(ctx context.Context, b blocks.Block) (bool, error) {
-	if has, _ := s.store.Has(ctx, b.Cid()); has {
-		return false, nil
-	}
+	held, _ := s.store.Has(ctx, b.Cid())
 	n := int64(len(b.RawData()))
-	if !s.reserve(n) {
+	if !held && !s.reserve(n) {
 		return false, errFull
 	}
 	if err := s.store.PutManyDeferred(ctx, []blocks.Block{b}); err != nil {
-		s.used.Add(-n)
+		if !held {
+			s.used.Add(-n)
+		}
 		return false, err
 	}
-	return true, nil
+	return !held, nil
 }
 
 // reserve claims n bytes of the quota; false when they do not fit.

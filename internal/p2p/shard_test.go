@@ -93,7 +93,7 @@ func TestShardProtocol(t *testing.T) {
 }
 
 // TestQuotaConcurrentStores sends many stores at once to a peer with room
-// for five of them: exactly five are taken, the rest answered "full", and
+// for ten of them: exactly ten are taken, the rest answered "full", and
 // the store never holds more than its quota.
 func TestQuotaConcurrentStores(t *testing.T) {
 	ctx := context.Background()
