@@ -64,6 +64,19 @@ func newNodes(t *testing.T, n int, withBitswap bool) []testNode {
 	return out
 }
 
+// warmUp stores a small block from node 0 on every other node: node 0 is
+// connected to all, and this waits for each to know the shard protocol
+// (identify).
+func warmUp(t *testing.T, ns []testNode) {
+	t.Helper()
+	for _, n := range ns[1:] {
+		b, _ := blockstore.NewBlock([]byte("warm " + n.id.String()))
+		if err := ns[0].net.client.Store(context.Background(), n.id, b, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestFetchOrder: a hinted holder serves a shallow fetch; without a hint a
 // shallow fetch gives up; a deep fetch finds the block through bitswap when
 // no provider record exists.
@@ -113,14 +126,7 @@ func TestReportAvoidsPeer(t *testing.T) {
 func TestPlacementSpreadsAndRefuses(t *testing.T) {
 	ctx := context.Background()
 	ns := newNodes(t, 5, false)
-	// Node 0 is connected to all; wait for the shard protocol to be known
-	// (identify) by asking each peer once.
-	for _, n := range ns[1:] {
-		b, _ := blockstore.NewBlock([]byte("warm " + n.id.String()))
-		if err := ns[0].net.client.Store(ctx, n.id, b, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
+	warmUp(t, ns)
 	sess, err := ns[0].net.NewPutSession(3, 2, false)
 	if err != nil {
 		t.Fatal(err)
@@ -166,12 +172,7 @@ func TestPlacementSpreadsAndRefuses(t *testing.T) {
 func TestPlacementNamesTheShortage(t *testing.T) {
 	ctx := context.Background()
 	ns := newNodes(t, 3, false)
-	for _, n := range ns[1:] {
-		b, _ := blockstore.NewBlock([]byte("warm " + n.id.String()))
-		if err := ns[0].net.client.Store(ctx, n.id, b, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
+	warmUp(t, ns)
 	for _, n := range ns {
 		n.net.svc.max = n.net.svc.Used() + 1 // room for no shard
 	}
