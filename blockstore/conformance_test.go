@@ -95,19 +95,6 @@ func conformance(t *testing.T, open func(t *testing.T) boxobs.Blockstore) {
 			t.Fatalf("deleted block: %v", err)
 		}
 	})
-	t.Run("CodecIgnored", func(t *testing.T) {
-		// Blocks are keyed by multihash: the same bytes under another codec
-		// are the same block.
-		bs := open(t)
-		b := mk(1, 100)
-		if err := bs.Put(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-		other := cid.NewCidV1(cid.DagProtobuf, b.Cid().Hash())
-		if ok, _ := bs.Has(ctx, other); !ok {
-			t.Fatal("same multihash, other codec: not found")
-		}
-	})
 }
 
 func TestConformancePebble(t *testing.T) {
@@ -147,10 +134,10 @@ func TestPutRejectsWrongHash(t *testing.T) {
 	if ok, _ := s.Has(context.Background(), good.Cid()); ok {
 		t.Fatal("a batch with one bad block was partly written")
 	}
-	// Other hash functions are checked too.
+	// Other hash functions are refused outright (TestOnlyUmbraCIDs).
 	h, _ := mh.Sum([]byte("x"), mh.SHA2_512, -1)
 	b512, _ := blocks.NewBlockWithCid([]byte("y"), cid.NewCidV1(cid.Raw, h))
-	if err := s.Put(context.Background(), b512); !errors.Is(err, ErrHashMismatch) {
+	if err := s.Put(context.Background(), b512); !errors.Is(err, ErrCIDForm) {
 		t.Fatalf("sha2-512: %v", err)
 	}
 }

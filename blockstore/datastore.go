@@ -63,7 +63,11 @@ func (d *datastore) Put(ctx context.Context, k ds.Key, v []byte) error {
 		return err
 	}
 	defer d.s.mu.RUnlock()
-	return d.s.db.Set(dsKey(k), v, pebble.NoSync)
+	if err := d.s.db.Set(dsKey(k), v, pebble.NoSync); err != nil {
+		return err
+	}
+	d.s.wrote()
+	return nil
 }
 
 func (d *datastore) Delete(ctx context.Context, k ds.Key) error {
@@ -71,16 +75,14 @@ func (d *datastore) Delete(ctx context.Context, k ds.Key) error {
 		return err
 	}
 	defer d.s.mu.RUnlock()
-	return d.s.db.Delete(dsKey(k), pebble.NoSync)
-}
-
-func (d *datastore) Sync(ctx context.Context, _ ds.Key) error {
-	if err := d.s.acquire(); err != nil {
+	if err := d.s.db.Delete(dsKey(k), pebble.NoSync); err != nil {
 		return err
 	}
-	defer d.s.mu.RUnlock()
-	return d.s.db.LogData(nil, pebble.Sync)
+	d.s.wrote()
+	return nil
 }
+
+func (d *datastore) Sync(ctx context.Context, _ ds.Key) error { return d.s.Sync(ctx) }
 
 func (d *datastore) Close() error { return nil } // the Store owns the database
 

@@ -11,9 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	boxobs "github.com/ipfs/boxo/blockstore"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
@@ -29,7 +31,37 @@ var (
 	ErrHashMismatch = errors.New("blockstore: block does not match its CID")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("blockstore: closed")
+	// ErrCIDForm is returned by Put, PutMany, PutManyDeferred and CheckCID
+	// for a CID of another form than the one umbra writes: CIDv1, raw codec,
+	// full 32-byte SHA-256 digest. Get, GetSize and Has answer such a CID
+	// as not found.
+	ErrCIDForm = errors.New("blockstore: unsupported CID (umbra stores CIDv1, raw, sha2-256 blocks only)")
 )
+
+// BlockOverhead is what a block costs the store beyond its bytes: its index
+// key (35 bytes) and value (21 bytes when packed), Pebble's per-entry
+// overhead and a pack record header (39 bytes), rounded up. Quotas charge it
+// per block (Charge), so that many tiny blocks cannot hold more disk than
+// the quota says.
+const BlockOverhead = 128 // bytes
+
+// Charge is what storing a block of size bytes counts against a quota.
+func Charge(size int) int64 { return int64(size) + BlockOverhead }
+
+// CheckCID accepts only the CID form umbra writes (ErrCIDForm otherwise):
+// version 1, raw codec, a sha2-256 multihash with a full 32-byte digest. A
+// truncated digest, another hash function or another codec would let one
+// block be stored under many names, or many blocks under one.
+func CheckCID(c cid.Cid) error {
+	if !c.Defined() || c.Version() != 1 || c.Type() != cid.Raw {
+		return ErrCIDForm
+	}
+	h := c.Hash()
+	if len(h) != 34 || h[0] != mh.SHA2_256 || h[1] != 32 {
+		return ErrCIDForm
+	}
+	return nil
+}
 
 const blockPrefix = 'b'
 
@@ -45,6 +77,14 @@ type Store struct {
 	mu      sync.RWMutex
 	closed  bool
 	closing chan struct{} // closed when Close starts: ends key listings
+
+	// Sync coalescing: writes counts unsynced writes once they complete;
+	// a Sync that finds every write up to its start already covered by an
+	// earlier sync returns without touching the disk.
+	writes atomic.Uint64
+	syncMu sync.Mutex
+	synced uint64        // writes covered by the last completed sync; under syncMu
+	syncs  atomic.Uint64 // syncs that reached the disk (tests)
 }
 
 // Index value encodings (first byte). Values are part of the on-disk format;
@@ -82,7 +122,15 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("blockstore: %w", err)
+	}
+	index := filepath.Join(dir, "index")
+	if err := makePrivate(dir, index); err != nil {
+		return nil, err
+	}
 	po := &pebble.Options{
+		FS:                          privateFS{vfs.Default},
 		FormatMajorVersion:          pebble.FormatNewest,
 		MemTableSize:                cfg.memtable,
 		MemTableStopWritesThreshold: 2,
@@ -98,10 +146,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 			TargetGarbageRatio:    0.2,
 		}
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("blockstore: %w", err)
-	}
-	db, err := pebble.Open(filepath.Join(dir, "index"), po)
+	db, err := pebble.Open(index, po)
 	if err != nil {
 		return nil, fmt.Errorf("blockstore: open %s: %w", dir, err)
 	}
@@ -143,21 +188,14 @@ func key(h mh.Multihash) []byte {
 	return k
 }
 
-// Verify checks that data hashes to c. SHA2-256 takes a fast path.
+// Verify checks that c has umbra's form (CheckCID) and that data hashes to
+// it.
 func Verify(c cid.Cid, data []byte) error {
-	h := c.Hash()
-	if len(h) == 34 && h[0] == mh.SHA2_256 && h[1] == 32 {
-		sum := sha256.Sum256(data)
-		if !bytes.Equal(sum[:], h[2:]) {
-			return fmt.Errorf("%w: %s", ErrHashMismatch, Short(c))
-		}
-		return nil
+	if err := CheckCID(c); err != nil {
+		return err
 	}
-	got, err := c.Prefix().Sum(data)
-	if err != nil {
-		return fmt.Errorf("blockstore: hash %s: %w", Short(c), err)
-	}
-	if !got.Equals(c) && !bytes.Equal(got.Hash(), h) {
+	sum := sha256.Sum256(data)
+	if !bytes.Equal(sum[:], c.Hash()[2:]) {
 		return fmt.Errorf("%w: %s", ErrHashMismatch, Short(c))
 	}
 	return nil
@@ -171,11 +209,17 @@ type hashedBlock struct{ *blocks.BasicBlock }
 // write-time hash check for blocks made here.
 func NewBlock(data []byte) (blocks.Block, [32]byte) {
 	d := sha256.Sum256(data)
+	b, _ := blocks.NewBlockWithCid(data, CIDOf(d))
+	return hashedBlock{b}, d
+}
+
+// CIDOf returns the CID umbra gives a block whose SHA-256 is digest:
+// CIDv1, raw, sha2-256.
+func CIDOf(digest [32]byte) cid.Cid {
 	buf := make([]byte, 34)
 	buf[0], buf[1] = mh.SHA2_256, 32
-	copy(buf[2:], d[:])
-	b, _ := blocks.NewBlockWithCid(data, cid.NewCidV1(cid.Raw, mh.Multihash(buf)))
-	return hashedBlock{b}, d
+	copy(buf[2:], digest[:])
+	return cid.NewCidV1(cid.Raw, mh.Multihash(buf))
 }
 
 // Short returns the last 8 characters of a CID, for logs and errors.
@@ -214,12 +258,23 @@ func (s *Store) PutManyDeferred(ctx context.Context, bs []blocks.Block) error {
 	return s.putMany(ctx, bs, pebble.NoSync)
 }
 
-// Sync makes every write before it durable.
+// Sync makes every write before it durable. Concurrent calls share one
+// disk sync, and a call with nothing new to sync returns at once: a flood of
+// syncs costs one fsync per batch of writes, not one each.
 func (s *Store) Sync(ctx context.Context) error {
 	if err := s.acquire(); err != nil {
 		return err
 	}
 	defer s.mu.RUnlock()
+	want := s.writes.Load()
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if s.synced >= want {
+		return nil // an earlier sync covered every write before this call
+	}
+	// INVARIANT: writes is bumped after a write completes, so every write
+	// counted in now is in the pack files and Pebble's WAL already.
+	now := s.writes.Load()
 	// Pack data first, then the index that points at it.
 	if err := s.packs.sync(); err != nil {
 		return err
@@ -227,8 +282,13 @@ func (s *Store) Sync(ctx context.Context) error {
 	if err := s.db.LogData(nil, pebble.Sync); err != nil {
 		return fmt.Errorf("blockstore: sync: %w", err)
 	}
+	s.synced = now
+	s.syncs.Add(1)
 	return nil
 }
+
+// wrote counts a completed write that is not durable yet.
+func (s *Store) wrote() { s.writes.Add(1) }
 
 func (s *Store) putMany(ctx context.Context, bs []blocks.Block, wo *pebble.WriteOptions) error {
 	if err := s.acquire(); err != nil {
@@ -239,6 +299,9 @@ func (s *Store) putMany(ctx context.Context, bs []blocks.Block, wo *pebble.Write
 		return err
 	}
 	for _, b := range bs {
+		if err := CheckCID(b.Cid()); err != nil {
+			return fmt.Errorf("%w: %s", err, b.Cid())
+		}
 		if _, ok := b.(hashedBlock); ok {
 			continue // its CID was computed from these bytes
 		}
@@ -250,20 +313,17 @@ func (s *Store) putMany(ctx context.Context, bs []blocks.Block, wo *pebble.Write
 	size := 0
 	for i, b := range bs {
 		data := b.RawData()
-		if len(data) >= packThreshold {
-			// Already stored: keep the existing copy (convergent puts of the
-			// same data write nothing). Repair deletes before it puts.
-			// The existing value is read back and CRC-checked first: an index
-			// entry can reach disk before its pack bytes (a crash between a
-			// deferred put and its Sync), and such an entry must be rewritten.
-			if v, closer, err := s.db.Get(key(b.Cid().Hash())); err == nil {
-				old := bytes.Clone(v)
-				closer.Close()
-				if _, err := s.value(b.Cid(), old, nil); err == nil {
-					vals[i] = old
-					size += len(vals[i]) + len(b.Cid().Hash()) + 16
-					continue
-				}
+		// INVARIANT: a held block whose stored copy is intact is never
+		// written again (convergent puts of the same data write nothing).
+		// The stored copy is read back and checked first: an index entry can
+		// reach disk before its pack bytes (a crash between a deferred put
+		// and its Sync), and such an entry is rewritten with these verified
+		// bytes, never trusted. Repair deletes before it puts.
+		if v, closer, err := s.db.Get(key(b.Cid().Hash())); err == nil {
+			old := bytes.Clone(v)
+			closer.Close()
+			if stored, err := s.value(b.Cid(), old, nil); err == nil && Verify(b.Cid(), stored) == nil {
+				continue
 			}
 		}
 		if len(data) < packThreshold {
@@ -277,6 +337,9 @@ func (s *Store) putMany(ctx context.Context, bs []blocks.Block, wo *pebble.Write
 		}
 		size += len(vals[i]) + len(b.Cid().Hash()) + 16
 	}
+	if size == 0 {
+		return nil // every block was held already
+	}
 	if wo.Sync {
 		if err := s.packs.sync(); err != nil {
 			return err
@@ -285,12 +348,18 @@ func (s *Store) putMany(ctx context.Context, bs []blocks.Block, wo *pebble.Write
 	batch := s.db.NewBatchWithSize(size)
 	defer batch.Close()
 	for i, b := range bs {
+		if vals[i] == nil {
+			continue
+		}
 		if err := batch.Set(key(b.Cid().Hash()), vals[i], nil); err != nil {
 			return fmt.Errorf("blockstore: %w", err)
 		}
 	}
 	if err := batch.Commit(wo); err != nil {
 		return fmt.Errorf("blockstore: write: %w", err)
+	}
+	if !wo.Sync {
+		s.wrote()
 	}
 	return nil
 }
@@ -357,6 +426,9 @@ func (s *Store) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 // (called with the block's size, returning at least that many bytes) for a
 // caller that recycles buffers. A nil get allocates.
 func (s *Store) GetInto(ctx context.Context, c cid.Cid, get func(n int) []byte) ([]byte, error) {
+	if CheckCID(c) != nil {
+		return nil, ipld.ErrNotFound{Cid: c}
+	}
 	if err := s.acquire(); err != nil {
 		return nil, err
 	}
@@ -383,6 +455,9 @@ func (s *Store) GetInto(ctx context.Context, c cid.Cid, get func(n int) []byte) 
 
 // GetSize returns the size of a block.
 func (s *Store) GetSize(ctx context.Context, c cid.Cid) (int, error) {
+	if CheckCID(c) != nil {
+		return -1, ipld.ErrNotFound{Cid: c}
+	}
 	if err := s.acquire(); err != nil {
 		return -1, err
 	}
@@ -401,6 +476,9 @@ func (s *Store) GetSize(ctx context.Context, c cid.Cid) (int, error) {
 
 // Has reports whether a block is stored, reading only its key.
 func (s *Store) Has(ctx context.Context, c cid.Cid) (bool, error) {
+	if CheckCID(c) != nil {
+		return false, nil
+	}
 	if err := s.acquire(); err != nil {
 		return false, err
 	}
@@ -473,6 +551,10 @@ type Stats struct {
 	Blocks int
 	Bytes  int64
 }
+
+// Charged is what the store's blocks count against a quota: their bytes
+// plus BlockOverhead each.
+func (st Stats) Charged() int64 { return st.Bytes + int64(st.Blocks)*BlockOverhead }
 
 // Stats counts blocks and their bytes (a full key scan; the values are not
 // read, sizes come from Pebble's lazy values).
