@@ -29,7 +29,7 @@ const (
 var (
 	ErrExists      = errors.New("keyring: node directory already initialised (use --force to overwrite its keys)")
 	ErrNotInit     = errors.New("keyring: node directory not initialised (run 'umbra init')")
-	ErrPermissions = errors.New("keyring: key file readable by others")
+	ErrPermissions = errors.New("keyring: open to other users")
 )
 
 // Secrets are the user's secrets, all derived from one 32-byte master secret
@@ -143,6 +143,11 @@ func Open(path string) (*Dir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyring: %s: %w", SecretFile, err)
 	}
+	// As ssh does with its keys: a node directory that group or others can
+	// enter exposes its secrets, its store and its API socket.
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%w: node directory %s has mode %o (run: chmod 700 %s)", ErrPermissions, path, st.Mode().Perm(), path)
+	}
 	return &Dir{Path: path, Identity: Identity{priv: priv}, Secrets: Secrets{master: master}}, nil
 }
 
@@ -183,7 +188,7 @@ func readSecretFile(path, typ string) ([]byte, error) {
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
 	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%w: %s has mode %o (run: chmod 600 %s)", ErrPermissions, path, st.Mode().Perm(), path)
+		return nil, fmt.Errorf("%w: key file %s has mode %o (run: chmod 600 %s)", ErrPermissions, path, st.Mode().Perm(), path)
 	}
 	raw, err := os.ReadFile(path)
 	if err != nil {

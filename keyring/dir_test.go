@@ -76,3 +76,24 @@ func TestOpenErrors(t *testing.T) {
 		t.Fatal("garbage secret accepted")
 	}
 }
+
+// TestNodeDirectoryModeChecked is finding 8d of the hardening review: a
+// node directory made group- or world-accessible after init was opened
+// without a word. It is refused, saying how to fix it.
+func TestNodeDirectoryModeChecked(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "node")
+	if _, err := Init(dir, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []os.FileMode{0o750, 0o705, 0o755} {
+		os.Chmod(dir, mode)
+		_, err := Open(dir)
+		if !errors.Is(err, ErrPermissions) || !strings.Contains(err.Error(), "chmod 700 "+dir) {
+			t.Fatalf("mode %o: %v", mode, err)
+		}
+	}
+	os.Chmod(dir, 0o700)
+	if _, err := Open(dir); err != nil {
+		t.Fatal(err)
+	}
+}
