@@ -1,6 +1,7 @@
 package format
 
 import (
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,7 +12,18 @@ import (
 )
 
 // Version is the manifest format version this package writes and reads.
-const Version = 0x01
+// Version 0x01 (no key commitment) is retired: a reader refuses it, so that
+// no block can be made to open under two keys by leaving the commitment out.
+const Version = 0x02
+
+// retiredVersion is the first manifest version, without a key commitment.
+const retiredVersion = 0x01
+
+// CommitmentSize is the size of a node's key commitment, in bytes.
+const CommitmentSize = 32
+
+// headerLen is the node block header: version, key commitment, verifyLen.
+const headerLen = 1 + CommitmentSize + 4
 
 // KindFile marks a node of a file's manifest tree.
 const KindFile = 0x01
@@ -39,6 +51,7 @@ const (
 	readPartInfo   = "umbra manifest read-part v1"
 	verifyAAD      = "umbra manifest v1 verify"
 	readAAD        = "umbra manifest v1 read"
+	commitInfo     = "umbra manifest key-commitment v2"
 )
 
 // Errors returned by the decoders, wrapped with detail.
@@ -46,7 +59,19 @@ var (
 	ErrVersion   = errors.New("format: unsupported manifest version")
 	ErrMalformed = errors.New("format: malformed manifest")
 	ErrAuth      = errors.New("format: manifest failed authentication (wrong key or corrupted block)")
+	// ErrCommitment is returned by Open and OpenVerify when the key does not
+	// match the node's key commitment: the block is not the one this key
+	// was made for (it wraps ErrAuth).
+	ErrCommitment = fmt.Errorf("%w: key does not match the node's key commitment", ErrAuth)
 )
+
+// Commitment returns the key commitment a node block opened with verifyKey
+// carries: HKDF(verifyKey, "umbra manifest key-commitment v2"). The verify
+// key is a one-way function of the read key, so committing to it commits to
+// both, and a verify-capability holder can check it too.
+func Commitment(verifyKey keyring.Key) [CommitmentSize]byte {
+	return [CommitmentSize]byte(verifyKey.Derive(commitInfo).Bytes())
+}
 
 // Entry is one child of a node: a data chunk (level 0) or a node one level
 // down (level > 0).
@@ -211,8 +236,10 @@ func (n *Node) Encode(readKey keyring.Key) ([]byte, error) {
 	vkey := readKey.Derive(keyring.VerifyKeyInfo)
 	vs := sealPart(vkey.Derive(verifyPartInfo), vp, verifyAAD)
 	rs := sealPart(readKey.Derive(readPartInfo), rp, readAAD)
-	out := make([]byte, 0, 5+len(vs)+len(rs))
+	out := make([]byte, 0, headerLen+len(vs)+len(rs))
 	out = append(out, Version)
+	commit := Commitment(vkey)
+	out = append(out, commit[:]...)
 	out = binary.BigEndian.AppendUint32(out, uint32(len(vs)))
 	out = append(out, vs...)
 	return append(out, rs...), nil
@@ -237,30 +264,41 @@ func openPart(key keyring.Key, sealed []byte, aad string) ([]byte, error) {
 	return msg[len(aad):], nil
 }
 
-func split(block []byte) (vs, rs []byte, err error) {
+// split checks a node block's header and its key commitment against
+// verifyKey, and returns its two sealed parts. Nothing is decrypted before
+// the commitment matches.
+func split(block []byte, verifyKey keyring.Key) (vs, rs []byte, err error) {
 	if len(block) < 1 {
 		return nil, nil, fmt.Errorf("%w: empty block", ErrMalformed)
 	}
 	if len(block) > MaxNodeBlock {
 		return nil, nil, fmt.Errorf("%w: node block of %d bytes", ErrMalformed, len(block))
 	}
-	if block[0] != Version {
+	switch block[0] {
+	case Version:
+	case retiredVersion:
+		return nil, nil, fmt.Errorf("%w %d: retired (it carries no key commitment); this umbra reads %d", ErrVersion, block[0], Version)
+	default:
 		return nil, nil, fmt.Errorf("%w %d (this umbra reads %d)", ErrVersion, block[0], Version)
 	}
-	if len(block) < 5 {
+	if len(block) < headerLen {
 		return nil, nil, fmt.Errorf("%w: truncated header", ErrMalformed)
 	}
-	vl := binary.BigEndian.Uint32(block[1:5])
-	if uint64(vl) > uint64(len(block)-5) {
+	want := Commitment(verifyKey)
+	if subtle.ConstantTimeCompare(block[1:1+CommitmentSize], want[:]) != 1 {
+		return nil, nil, ErrCommitment
+	}
+	vl := binary.BigEndian.Uint32(block[1+CommitmentSize : headerLen])
+	if uint64(vl) > uint64(len(block)-headerLen) {
 		return nil, nil, fmt.Errorf("%w: verify part of %d bytes in a %d-byte block", ErrMalformed, vl, len(block))
 	}
-	return block[5 : 5+vl], block[5+vl:], nil
+	return block[headerLen : headerLen+vl], block[headerLen+vl:], nil
 }
 
 // OpenVerify decodes the verify part of a node block with the file's (or the
 // node's) verify key.
 func OpenVerify(block []byte, verifyKey keyring.Key) (*Node, error) {
-	vs, _, err := split(block)
+	vs, _, err := split(block, verifyKey)
 	if err != nil {
 		return nil, err
 	}
@@ -273,11 +311,12 @@ func OpenVerify(block []byte, verifyKey keyring.Key) (*Node, error) {
 
 // Open decodes both parts of a node block with its read key.
 func Open(block []byte, readKey keyring.Key) (*Node, error) {
-	n, err := OpenVerify(block, readKey.Derive(keyring.VerifyKeyInfo))
+	vkey := readKey.Derive(keyring.VerifyKeyInfo)
+	n, err := OpenVerify(block, vkey)
 	if err != nil {
 		return nil, err
 	}
-	_, rs, _ := split(block)
+	_, rs, _ := split(block, vkey)
 	rp, err := openPart(readKey.Derive(readPartInfo), rs, readAAD)
 	if err != nil {
 		return nil, err
@@ -375,7 +414,11 @@ func decodeVerify(p []byte) (*Node, error) {
 		e := &n.Entries[i]
 		if n.Level == 0 {
 			e.SealedLen = int(r.u32())
-			if r.err == nil && (e.SealedLen < seal.Overhead+1 || e.SealedLen > seal.SealedLen(MaxChunk)) {
+			// An empty chunk never exists (the empty file has no entries):
+			// a sealed length of an empty plaintext is refused, so that a
+			// crafted manifest cannot make a reader walk entries that add
+			// nothing to the file.
+			if r.err == nil && (e.SealedLen < seal.SealedLen(1) || e.SealedLen > seal.SealedLen(MaxChunk)) {
 				return nil, fmt.Errorf("%w: entry %d sealed length %d", ErrMalformed, i, e.SealedLen)
 			}
 			sc := shardCount(e.SealedLen, n.K, n.M)
@@ -434,6 +477,11 @@ func decodeRead(n *Node, p []byte) error {
 		e.Size = r.u64()
 		if r.err != nil {
 			return r.err
+		}
+		if e.Size == 0 {
+			// Only the empty file is empty, and it has no entries: a walk
+			// over entries of size zero could be made endless.
+			return fmt.Errorf("%w: entry %d is empty", ErrMalformed, i)
 		}
 		if n.Level == 0 && seal.SealedLen(int(min(e.Size, 1<<40))) != e.SealedLen {
 			return fmt.Errorf("%w: entry %d: %d plaintext bytes cannot seal to %d", ErrMalformed, i, e.Size, e.SealedLen)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/umbra-store/umbra/internal/seal"
@@ -85,8 +86,86 @@ func TestKnownAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprintf("%d %x", len(block), sha256.Sum256(block)); got != "791 9f58a3d6f1ef946dd74ce2031f2293dcbbc364801270f8caf570183f789a9359" {
+	if got := fmt.Sprintf("%d %x", len(block), sha256.Sum256(block)); got != "823 c7e2318378e29540ab74ce9fb99bf6a9e7d2cb3c594d7f9c70efad7de481dc15" {
 		t.Fatalf("encoding changed: %s", got)
+	}
+	// The header: version 2, then the key commitment of key(1) (recomputed
+	// in Python with hmac/hashlib when docs/format.md was written).
+	const commit = "458f796dadc654589d9f6e8917a33f72ac699d9e2f223d4359d3540aca07eec7"
+	if got := fmt.Sprintf("%02x %x", block[0], block[1:33]); got != "02 "+commit {
+		t.Fatalf("header: %s", got)
+	}
+	c := Commitment(key(0x22).Derive(keyring.VerifyKeyInfo))
+	if got := fmt.Sprintf("%x", c); got != "e4cb69ba921e8c2e24966bb86cba3d39cb366878c4221176eae9bc996a550e39" {
+		t.Fatalf("commitment of key 0x22…: %s", got)
+	}
+}
+
+// TestKeyCommitment: a node block opens under exactly one key. Another key
+// is refused by the commitment before any part is decrypted, a commitment
+// rewritten for another key leaves the parts unopenable under either, and
+// the retired version 1 (no commitment) is refused outright: one root
+// digest cannot open as two files under two capabilities.
+func TestKeyCommitment(t *testing.T) {
+	block, _ := leafNode().Encode(key(1))
+	for name, k := range map[string]keyring.Key{"other read key": key(2), "verify key as read key": key(1).Derive(keyring.VerifyKeyInfo)} {
+		if _, err := Open(block, k); !errors.Is(err, ErrCommitment) || !errors.Is(err, ErrAuth) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := OpenVerify(block, key(2).Derive(keyring.VerifyKeyInfo)); !errors.Is(err, ErrCommitment) {
+		t.Errorf("other verify key: %v", err)
+	}
+	swapped := bytes.Clone(block)
+	c := Commitment(key(2).Derive(keyring.VerifyKeyInfo))
+	copy(swapped[1:], c[:])
+	if _, err := Open(swapped, key(1)); !errors.Is(err, ErrCommitment) {
+		t.Errorf("swapped commitment, original key: %v", err)
+	}
+	if _, err := Open(swapped, key(2)); !errors.Is(err, ErrAuth) || errors.Is(err, ErrCommitment) {
+		t.Errorf("swapped commitment, its key: %v", err)
+	}
+	v1 := bytes.Clone(block)
+	v1[0] = 1
+	if _, err := Open(v1, key(1)); !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), "retired") {
+		t.Errorf("version 1: %v", err)
+	}
+}
+
+// TestZeroSizeEntriesRefused is finding 6 of the hardening review: a crafted
+// manifest of zero-size entries, nodes reused a thousand times at each
+// level, made a 2-byte file's walk endless. No entry may be empty.
+func TestZeroSizeEntriesRefused(t *testing.T) {
+	leaf := leafNode()
+	leaf.Entries[1].Size, leaf.Entries[1].SealedLen = 0, seal.SealedLen(0)
+	leaf.Size -= 2000
+	vp, rp, err := leaf.Plaintext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeVerify(vp); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("empty chunk in the verify part: %v", err)
+	}
+	in := interiorNode()
+	in.Entries = append(in.Entries, Entry{Child: sha256.Sum256([]byte("x")), ChildVKey: key(9), Key: key(8), Size: 0})
+	vp, rp, err = in.Plaintext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := decodeVerify(vp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := decodeRead(n, rp); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "empty") {
+		t.Fatalf("empty child: %v", err)
+	}
+	// The empty file: a root without entries, size 0.
+	empty, err := (&Node{K: 3, M: 2, Suite: seal.SuiteAES256GCM}).Encode(key(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := Open(empty, key(4)); err != nil || n.Size != 0 {
+		t.Fatalf("empty file: %v", err)
 	}
 }
 
@@ -108,9 +187,9 @@ func TestWrongKeyAndTampering(t *testing.T) {
 		}
 	}
 	bad := bytes.Clone(block)
-	bad[0] = 2
+	bad[0] = 3
 	if _, err := Open(bad, key(1)); !errors.Is(err, ErrVersion) {
-		t.Fatalf("version 2: %v", err)
+		t.Fatalf("version 3: %v", err)
 	}
 }
 
@@ -141,6 +220,11 @@ func FuzzManifestDecode(f *testing.F) {
 		f.Add(vp, rp)
 	}
 	f.Add([]byte{1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0}, []byte{1})
+	// Whole blocks under key(3), for the block-level Open below.
+	for _, n := range []*Node{leafNode(), interiorNode()} {
+		b, _ := n.Encode(key(3))
+		f.Add(b, []byte{})
+	}
 	f.Fuzz(func(t *testing.T, vp, rp []byte) {
 		n, err := decodeVerify(vp)
 		if err != nil {
