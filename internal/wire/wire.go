@@ -19,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/umbra-store/umbra/internal/printable"
 )
 
 // Version is the frame version this package writes and reads.
@@ -212,10 +214,12 @@ func ErrorParts(code Code, msg string) [][]byte {
 	return [][]byte{c[:], []byte(msg)}
 }
 
-// ParseError decodes an error response.
+// ParseError decodes an error response. The message is a peer's words: its
+// control characters and invalid UTF-8 are replaced (printable.String)
+// before it can reach a log or a terminal.
 func ParseError(p []byte) (*RemoteError, error) {
 	if len(p) < 2 || len(p) > 2+1024 {
 		return nil, fmt.Errorf("%w: error payload of %d bytes", ErrMalformed, len(p))
 	}
-	return &RemoteError{Code: Code(binary.BigEndian.Uint16(p)), Msg: string(p[2:])}, nil
+	return &RemoteError{Code: Code(binary.BigEndian.Uint16(p)), Msg: printable.String(string(p[2:]))}, nil
 }

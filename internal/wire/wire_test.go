@@ -94,3 +94,24 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+// TestRemoteErrorIsPrintable is finding 8c of the hardening review: an
+// ERROR's message is a peer's words and reached the terminal raw.
+func TestRemoteErrorIsPrintable(t *testing.T) {
+	msg := "not found \x1b]0;pwned\x07\x1b[2J"
+	var b bytes.Buffer
+	if err := WriteFrame(&b, TypeError, ErrorParts(CodeNotFound, msg)...); err != nil {
+		t.Fatal(err)
+	}
+	f, _, err := ReadFrame(&b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re, err := ParseError(f.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.ContainsAny([]byte(re.Error()), "\x1b\x07") {
+		t.Fatalf("control characters reach the error text: %q", re.Error())
+	}
+}
