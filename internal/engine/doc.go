@@ -5,17 +5,20 @@
 // AES-256-GCM) → erasure (k+m shards) → shard blocks (CIDv1, raw, SHA-256)
 // → block store; the chunk entries are gathered into a manifest tree
 // (internal/format) whose root block's digest and read key form the file's
-// read capability. Chunks go through a pool of workers, at most Window chunks
-// in flight, so memory is bounded whatever the file size. Nothing is
+// read capability. Chunks go through a pool of workers, at most 2 × workers
+// chunks in flight, so memory is bounded whatever the file size. Nothing is
 // acknowledged before the store has synced every block.
 //
-// Get walks the manifest tree in order, fetches each chunk's k data shards
-// (systematic code: no decode when they all come), falls back to parity for a
-// missing shard, and authenticates the chunk with AES-GCM. A chunk that fails
-// authentication has its shards hash-checked: corrupted shards are dropped,
-// the chunk is rebuilt from the rest, and the corrected shards are written
-// back (repair on read). A shard the store refuses as corrupt (pack CRC) is
-// rebuilt and rewritten the same way. ReadRange fetches only the chunks that
+// Get walks the manifest tree in order (within a budget of nodes and chunks
+// set by the file's size), fetches each chunk's k data shards (systematic
+// code: no decode when they all come), and falls back to parity for a shard
+// that is missing, fails its digest or has the wrong length: every block is
+// checked against the digest its authenticated parent names before it is
+// used (a Network does it for what it fetches, the engine for its own
+// store), because AES-GCM is not key-committing and a key holder could
+// forge a chunk that passes its tag. The chunk is then opened with AES-GCM.
+// A shard the local store refused (pack CRC or digest) is rebuilt and
+// written back (repair on read). ReadRange fetches only the chunks that
 // cover the range: a chunk is one authenticated message, so it is fetched
 // whole.
 package engine

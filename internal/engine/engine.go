@@ -2,10 +2,9 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
-	"github.com/umbra-store/umbra/blockstore"
-	"github.com/umbra-store/umbra/chunker"
-	"github.com/umbra-store/umbra/internal/format"
+	"fmt"
 	"io"
 	"log/slog"
 	"runtime"
@@ -14,8 +13,10 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
-	mh "github.com/multiformats/go-multihash"
 
+	"github.com/umbra-store/umbra/blockstore"
+	"github.com/umbra-store/umbra/chunker"
+	"github.com/umbra-store/umbra/internal/format"
 	"github.com/umbra-store/umbra/keyring"
 )
 
@@ -64,10 +65,13 @@ type Network interface {
 	// error satisfying ipld.IsNotFound. A shallow fetch asks only the local
 	// store and the hinted peer; a deep one also searches the DHT and asks
 	// every connected peer.
+	//
+	// INVARIANT: Fetch hashes what every source gives it (the local store
+	// included) against c before returning it, and goes on to the next
+	// source on a mismatch, avoiding the peer that sent it. The engine does
+	// not hash fetched blocks again: GCM is not key-committing, so the
+	// chunk's AEAD alone would let a key holder forge content.
 	Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) ([]byte, error)
-	// Report tells the network that a block fetched shallowly turned out
-	// not to match its CID.
-	Report(c cid.Cid)
 }
 
 // releaser is a Network that reuses the bytes of fetched blocks the engine
@@ -154,12 +158,7 @@ func New(bs Blocks, secrets keyring.Secrets, opts ...Option) *Engine {
 func (e *Engine) String() string { return "engine" }
 
 // shardCID makes the CID of a shard or node block from its SHA-256 digest.
-func shardCID(digest [32]byte) cid.Cid {
-	buf := make([]byte, 34)
-	buf[0], buf[1] = mh.SHA2_256, 32
-	copy(buf[2:], digest[:])
-	return cid.NewCidV1(cid.Raw, mh.Multihash(buf))
-}
+func shardCID(digest [32]byte) cid.Cid { return blockstore.CIDOf(digest) }
 
 // RootCID returns the CID of a capability's root block.
 func RootCID(c keyring.Cap) cid.Cid { return shardCID(c.Root()) }
@@ -180,6 +179,10 @@ func (e *Engine) sync(ctx context.Context) error {
 	return nil
 }
 
+// getBlock returns the block whose SHA-256 is digest, checked against it:
+// through the network (which checks every source, see Network.Fetch), or
+// read from the local store and hashed here. A stored block that fails
+// (the pack's CRC or the digest) is reported as blockstore.ErrHashMismatch.
 func (e *Engine) getBlock(ctx context.Context, digest [32]byte, hint []byte, deep bool) ([]byte, error) {
 	if e.net != nil {
 		return e.net.Fetch(ctx, shardCID(digest), hint, deep)
@@ -187,6 +190,9 @@ func (e *Engine) getBlock(ctx context.Context, digest [32]byte, hint []byte, dee
 	b, err := e.bs.Get(ctx, shardCID(digest))
 	if err != nil {
 		return nil, err
+	}
+	if sha256.Sum256(b.RawData()) != digest {
+		return nil, fmt.Errorf("%w: %x…", blockstore.ErrHashMismatch, digest[:6])
 	}
 	return b.RawData(), nil
 }

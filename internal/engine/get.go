@@ -88,8 +88,8 @@ func (e *Engine) ReadRange(ctx context.Context, c keyring.ReadCap, off, length i
 	defer cancel()
 	go func() {
 		defer close(jobs)
-		idx := 0
-		walkErr <- e.walk(wctx, root, 0, off, end, &idx, jobs)
+		w := &walker{e: e, jobs: jobs, off: off, end: end, budget: walkBudget(root.Size), size: root.Size}
+		walkErr <- w.walk(wctx, root, 0)
 	}()
 	next := func() (chunkJob, error) {
 		j, ok := <-jobs
@@ -116,40 +116,68 @@ func (e *Engine) ReadRange(ctx context.Context, c keyring.ReadCap, off, length i
 	return err
 }
 
-// walk sends, in file order, the chunks of node (which starts at file offset
-// base) that overlap [off, end).
-func (e *Engine) walk(ctx context.Context, n *format.Node, base, off, end int64, idx *int, jobs chan<- chunkJob) error {
+// walkBudget bounds the work of one walk over a file of size bytes: the
+// manifest nodes opened plus the chunks fetched. Every entry holds at least
+// one byte (the decoder refuses empty ones), so an honest tree never comes
+// near it (the chunker cuts chunks of 256 KiB and more, test chunkers of
+// 64 bytes and more); a crafted one that reuses nodes to name far more
+// chunks than its size allows is stopped with an error instead of spinning.
+func walkBudget(size uint64) int64 { return 64 + int64(size/64) }
+
+// walker sends, in file order, the chunks of a tree that overlap [off, end).
+type walker struct {
+	e        *Engine
+	jobs     chan<- chunkJob
+	off, end int64
+	idx      int // chunk number in the file, for errors
+	budget   int64
+	size     uint64
+}
+
+// spend counts one node opened or chunk fetched against the budget.
+func (w *walker) spend() error {
+	if w.budget--; w.budget < 0 {
+		return fmt.Errorf("%w: more than %d nodes and chunks for a file of %d bytes (a crafted manifest?)", format.ErrMalformed, walkBudget(w.size), w.size)
+	}
+	return nil
+}
+
+// walk sends the chunks of node n, which starts at file offset base.
+func (w *walker) walk(ctx context.Context, n *format.Node, base int64) error {
 	pos := base
 	for _, ent := range n.Entries {
 		lo, hi := pos, pos+int64(ent.Size)
 		pos = hi
-		if hi <= off {
+		if hi <= w.off {
 			if n.Level == 0 {
-				*idx++
+				w.idx++
 			}
 			continue
 		}
-		if lo >= end {
+		if lo >= w.end {
 			return nil
 		}
+		if err := w.spend(); err != nil {
+			return err
+		}
 		if n.Level == 0 {
-			j := chunkJob{index: *idx, k: n.K, m: n.M, peers: n.Peers, ent: ent, from: int(max(off-lo, 0)), to: int(min(end, hi) - lo)}
-			*idx++
+			j := chunkJob{index: w.idx, k: n.K, m: n.M, peers: n.Peers, ent: ent, from: int(max(w.off-lo, 0)), to: int(min(w.end, hi) - lo)}
+			w.idx++
 			select {
-			case jobs <- j:
+			case w.jobs <- j:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 			continue
 		}
-		child, err := e.openNode(ctx, ent.Child, ent.Key)
+		child, err := w.e.openNode(ctx, ent.Child, ent.Key)
 		if err != nil {
 			return err
 		}
 		if child.Size != ent.Size || int(child.Level) != int(n.Level)-1 {
 			return fmt.Errorf("%w: manifest node %x… disagrees with its parent", ErrCorrupt, ent.Child[:6])
 		}
-		if err := e.walk(ctx, child, lo, off, end, idx, jobs); err != nil {
+		if err := w.walk(ctx, child, lo); err != nil {
 			return err
 		}
 	}
@@ -181,7 +209,7 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) (openChunk, error) 
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				ok, corrupt := e.fetchShard(ctx, j, shards, i, deep)
+				ok, corrupt := e.fetchShard(ctx, j, shards, i, lay[i/n].ShardSize, deep)
 				got[x] = ok
 				if corrupt {
 					mu.Lock()
@@ -221,11 +249,6 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) (openChunk, error) 
 	}
 	sealed := sealedBufs.get(j.ent.SealedLen)
 	plain, err := e.openShards(coder, j, shards, sealed)
-	var se *erasure.StripeError
-	if err != nil && !errors.As(err, &se) && ctx.Err() == nil {
-		// Authentication, suite or length failed: some shard is bad.
-		plain, err = e.repairChunk(ctx, coder, j, shards, sealed)
-	}
 	if err != nil {
 		sealedBufs.put(sealed)
 		return openChunk{}, err
@@ -263,11 +286,12 @@ func (e *Engine) shallowStripe(ctx context.Context, j chunkJob, coder *erasure.C
 	}
 	res := make(chan answer, n)
 	next := 0
+	size := coder.Layout(j.ent.SealedLen)[si].ShardSize
 	launch := func() {
 		i := si*n + next
 		next++
 		go func() {
-			raw, corrupt := e.fetchShardData(sctx, j, i, false)
+			raw, corrupt := e.fetchShardData(sctx, j, i, size, false)
 			res <- answer{i, raw, corrupt}
 		}()
 	}
@@ -311,9 +335,12 @@ func (e *Engine) shallowStripe(ctx context.Context, j chunkJob, coder *erasure.C
 	return have
 }
 
-// fetchShardData fetches shard i. corrupt reports a shard the store has but
-// refused to serve because it failed its checksum.
-func (e *Engine) fetchShardData(ctx context.Context, j chunkJob, i int, deep bool) (raw []byte, corrupt bool) {
+// fetchShardData fetches shard i, of size bytes, checked against its digest
+// (getBlock). A shard that fails its digest or has the wrong length is a
+// failed shard, like a missing one: the caller goes on to the next parity
+// shard. corrupt reports a shard the local store holds but that failed its
+// checks (rewritten once the chunk has opened).
+func (e *Engine) fetchShardData(ctx context.Context, j chunkJob, i, size int, deep bool) (raw []byte, corrupt bool) {
 	ent := j.ent
 	var hint []byte
 	if h := ent.Hints[i]; h != format.NoHint && int(h) < len(j.peers) {
@@ -326,12 +353,18 @@ func (e *Engine) fetchShardData(ctx context.Context, j chunkJob, i int, deep boo
 		}
 		return nil, errors.Is(err, blockstore.ErrHashMismatch)
 	}
+	if len(raw) != size {
+		// It matches its digest, so the manifest named a block of the
+		// wrong size: no source can do better.
+		e.log.Warn("shard has the wrong size for its manifest", "shard", fmt.Sprintf("%x", ent.Shards[i][:4]), "size", len(raw), "want", size)
+		return nil, false
+	}
 	return raw, false
 }
 
 // fetchShard reads shard i into shards[i].
-func (e *Engine) fetchShard(ctx context.Context, j chunkJob, shards [][]byte, i int, deep bool) (ok, corrupt bool) {
-	raw, corrupt := e.fetchShardData(ctx, j, i, deep)
+func (e *Engine) fetchShard(ctx context.Context, j chunkJob, shards [][]byte, i, size int, deep bool) (ok, corrupt bool) {
+	raw, corrupt := e.fetchShardData(ctx, j, i, size, deep)
 	if raw == nil {
 		return false, corrupt
 	}
@@ -383,41 +416,12 @@ func (e *Engine) openShards(coder *erasure.Coder, j chunkJob, shards [][]byte, s
 	}
 	plain, err := seal.Open(data[1:1], j.ent.Key, data)
 	if err != nil {
-		return nil, err
+		// Every shard used matched the digest its manifest names, so the
+		// manifest itself is wrong for this chunk (or the key is).
+		return nil, fmt.Errorf("%w: chunk %d does not open under its key, though every shard matches its digest: %w", ErrCorrupt, j.index, err)
 	}
 	if len(plain) != int(j.ent.Size) {
 		return nil, fmt.Errorf("%w: chunk %d is %d bytes, manifest says %d", ErrCorrupt, j.index, len(plain), j.ent.Size)
 	}
-	return plain, nil
-}
-
-// repairChunk runs when a chunk fails authentication: every shard is hashed,
-// bad ones are dropped, all others fetched, the chunk rebuilt, and the
-// corrected shards stored again.
-func (e *Engine) repairChunk(ctx context.Context, coder *erasure.Coder, j chunkJob, shards [][]byte, sealed []byte) ([]byte, error) {
-	var bad []int
-	for i := range shards {
-		if shards[i] == nil {
-			if ok, _ := e.fetchShard(ctx, j, shards, i, true); !ok {
-				continue
-			}
-		}
-		if sha256.Sum256(shards[i]) != j.ent.Shards[i] {
-			shards[i] = nil
-			bad = append(bad, i)
-			if e.net != nil {
-				e.net.Report(shardCID(j.ent.Shards[i]))
-			}
-		}
-	}
-	e.log.Warn("corrupt shards detected", "chunk", j.index, "bad", len(bad))
-	if len(bad) == 0 {
-		return nil, fmt.Errorf("%w: chunk %d (every shard matches its hash: wrong key?)", ErrCorrupt, j.index)
-	}
-	plain, err := e.openShards(coder, j, shards, sealed)
-	if err != nil {
-		return nil, fmt.Errorf("%w: chunk %d: %v", ErrCorrupt, j.index, err)
-	}
-	e.rewrite(ctx, coder, j, shards, bad)
 	return plain, nil
 }

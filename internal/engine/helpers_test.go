@@ -11,6 +11,7 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 
+	"github.com/umbra-store/umbra/blockstore"
 	"github.com/umbra-store/umbra/internal/format"
 	"github.com/umbra-store/umbra/keyring"
 )
@@ -100,7 +101,10 @@ func leafEntries(t testing.TB, e *Engine, c keyring.ReadCap) []format.Entry {
 func withMaxNode(n int) Option { return func(e *Engine) { e.maxNode = n } }
 
 // fakeNet is a Network over one local store whose fetches can be made to
-// fail or lie per block, and per pass (shallow or deep).
+// fail per block, and per pass (shallow or deep). A "corrupt" block is
+// served by its source with a flipped bit; like Net.Fetch, the fake checks
+// what it receives against the CID, notes the bad source and reports the
+// block as not found.
 type fakeNet struct {
 	bs            Blocks
 	mu            sync.Mutex
@@ -143,11 +147,11 @@ func (f *fakeNet) Fetch(ctx context.Context, c cid.Cid, _ []byte, deep bool) ([]
 	if bad {
 		d[0] ^= 1
 	}
+	if blockstore.Verify(c, d) != nil {
+		f.mu.Lock()
+		f.reported = append(f.reported, c)
+		f.mu.Unlock()
+		return nil, ipld.ErrNotFound{Cid: c}
+	}
 	return d, nil
-}
-
-func (f *fakeNet) Report(c cid.Cid) {
-	f.mu.Lock()
-	f.reported = append(f.reported, c)
-	f.mu.Unlock()
 }

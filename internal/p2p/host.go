@@ -47,12 +47,16 @@ func NewHost(o HostOptions) (host.Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: identity: %w", err)
 	}
+	rm, err := newResourceManager()
+	if err != nil {
+		return nil, err
+	}
 	opts := []libp2p.Option{
 		libp2p.Identity(priv),
 		libp2p.ListenAddrStrings(o.Listen...),
 		libp2p.DisableRelay(),
 		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.ResourceManager(&network.NullResourceManager{}),
+		libp2p.ResourceManager(rm),
 		libp2p.SwarmOpts(swarm.WithDialRanker(tcpFirst)),
 		// TLS 1.3 only (libp2p's default also offers Noise), with its
 		// records coalesced into fewer socket writes.

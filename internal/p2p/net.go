@@ -40,9 +40,12 @@ const (
 	dialTimeout    = time.Second           // to a holder we are not connected to
 	bitswapTimeout = 5 * time.Second       // the last resort: bitswap asks every connected peer
 	announceQuiet  = time.Second           // announcing waits this long after the last store
+	announceMax    = 10 * time.Second      // … but never longer than this for one announcement
 	announcePace   = 40 * time.Millisecond // per announcer (2): at most 50 provides/s
-	maxSources     = 1 << 16               // shallow fetches remembered for Report
 	providers      = 8                     // providers asked for per CID
+	// maxPeerNotes bounds the bad and down peer lists: hints can name any
+	// number of peer IDs, and an entry is kept only while it matters.
+	maxPeerNotes = 4096
 )
 
 // Net places shards on peers and fetches them back; it implements
@@ -63,9 +66,9 @@ type Net struct {
 
 	provideQ  chan cid.Cid
 	lastStore atomic.Int64 // unix nanoseconds of the last block stored here
-
-	sources  sync.Map // cid → peer.ID that served it last, for Report
-	sourcesN atomic.Int64
+	// quiet and maxWait are announceQuiet and announceMax (tests shorten
+	// them).
+	quiet, maxWait time.Duration
 
 	bitswap *bitswap.Bitswap // the generic pull path, last resort
 }
@@ -103,7 +106,8 @@ func NewDHT(ctx context.Context, h host.Host, store *blockstore.Store) (*dht.Ipf
 // announcer.
 func NewNet(ctx context.Context, h host.Host, d *dht.IpfsDHT, store *blockstore.Store, svc *Service, log *slog.Logger) *Net {
 	n := &Net{h: h, dht: d, store: store, svc: svc, client: NewClient(h), log: log,
-		bad: map[peer.ID]time.Time{}, down: map[peer.ID]time.Time{}, dialing: map[peer.ID]chan struct{}{}, provideQ: make(chan cid.Cid, 1<<17)}
+		bad: map[peer.ID]time.Time{}, down: map[peer.ID]time.Time{}, dialing: map[peer.ID]chan struct{}{}, provideQ: make(chan cid.Cid, 1<<17),
+		quiet: announceQuiet, maxWait: announceMax}
 	for range 2 {
 		go n.announcer(ctx)
 	}
@@ -128,12 +132,20 @@ func (n *Net) announcer(ctx context.Context) {
 		case c := <-n.provideQ:
 			// Announcing costs every node DHT round trips; it waits while
 			// shards are arriving, so that it never slows a put down, and
-			// catches up when the node is quiet.
-			for time.Since(time.Unix(0, n.lastStore.Load())) < announceQuiet {
+			// catches up when the node is quiet. It waits at most maxWait:
+			// a peer storing a block every second must not be able to stop
+			// every announcement.
+			deadline := time.Now().Add(n.maxWait)
+			for {
+				quietFor := time.Since(time.Unix(0, n.lastStore.Load()))
+				left := time.Until(deadline)
+				if quietFor >= n.quiet || left <= 0 {
+					break
+				}
 				select {
 				case <-ctx.Done():
 					return
-				case <-time.After(announceQuiet):
+				case <-time.After(min(n.quiet-quietFor, left)):
 				}
 			}
 			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -246,15 +258,37 @@ func (n *Net) connect(ctx context.Context, p peer.ID, wait bool) bool {
 // markDown notes a peer that could not be reached.
 func (n *Net) markDown(p peer.ID) {
 	n.mu.Lock()
-	n.down[p] = time.Now()
+	note(n.down, p, downPenalty)
 	n.mu.Unlock()
 }
 
 func (n *Net) markBad(p peer.ID, why string) {
 	n.mu.Lock()
-	n.bad[p] = time.Now()
+	note(n.bad, p, badPeerPenalty)
 	n.mu.Unlock()
 	n.log.Warn("avoiding peer", "peer", p.ShortString(), "why", why)
+}
+
+// note records p in a peer list whose entries matter for penalty, keeping
+// the list at most maxPeerNotes long: expired entries go first, then the
+// oldest. Called with n.mu held.
+func note(m map[peer.ID]time.Time, p peer.ID, penalty time.Duration) {
+	now := time.Now()
+	if _, ok := m[p]; !ok && len(m) >= maxPeerNotes {
+		var oldest peer.ID
+		var at time.Time
+		for q, t := range m {
+			if now.Sub(t) >= penalty {
+				delete(m, q)
+			} else if oldest == "" || t.Before(at) {
+				oldest, at = q, t
+			}
+		}
+		if len(m) >= maxPeerNotes {
+			delete(m, oldest)
+		}
+	}
+	m[p] = now
 }
 
 // rank orders peers by XOR distance between SHA-256(peer ID) and the
@@ -521,11 +555,23 @@ func (s *putSession) Flush(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Fetch returns a block whose bytes match its CID: from the local store, then
-// the hinted peer, then DHT providers, then any connected peer that has it.
+// Fetch returns a block whose bytes match its CID: from the local store,
+// then the hinted peer, then (deep) DHT providers, then any connected peer
+// that has it (bitswap). Every source's bytes are hashed against c before
+// they are returned, the local store's included (engine.Network's
+// invariant); a peer whose bytes do not match is avoided for badPeerPenalty
+// and the next source is tried.
 func (n *Net) Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) ([]byte, error) {
-	if data, err := n.store.GetInto(ctx, c, frames.get); err == nil {
-		return data, nil
+	if err := blockstore.CheckCID(c); err != nil {
+		return nil, ipld.ErrNotFound{Cid: c}
+	}
+	data, err := n.store.GetInto(ctx, c, frames.get)
+	if err == nil {
+		if blockstore.Verify(c, data) == nil {
+			return data, nil
+		}
+		frames.put(data)
+		n.log.Warn("local copy of a block is corrupt", "cid", blockstore.Short(c))
 	}
 	tried := map[peer.ID]bool{n.h.ID(): true}
 	try := func(p peer.ID) ([]byte, bool) {
@@ -539,16 +585,6 @@ func (n *Net) Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) ([]b
 		fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 		defer cancel()
 		data, err := n.client.Fetch(fctx, p, c)
-		if err == nil && !deep {
-			// Shallow fetches are shards that the engine authenticates as a
-			// chunk (AES-GCM); it reports a bad one, and the peer that
-			// served it, through Report.
-			if n.sourcesN.Add(1)%maxSources == 0 {
-				n.sources.Clear() // bounded: only recent fetches can be reported
-			}
-			n.sources.Store(c.KeyString(), p)
-			return data, true
-		}
 		if err != nil {
 			var re *wire.RemoteError
 			if !errors.As(err, &re) && ctx.Err() == nil {
@@ -560,6 +596,7 @@ func (n *Net) Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) ([]b
 			return nil, false
 		}
 		if err := blockstore.Verify(c, data); err != nil {
+			frames.put(data)
 			n.markBad(p, "served a block that does not match its CID")
 			return nil, false
 		}
@@ -605,11 +642,3 @@ func (n *Net) Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) ([]b
 // Release gives back the bytes of a fetched block once the caller is done
 // with them: they are reused for later transfers.
 func (n *Net) Release(b []byte) { frames.put(b) }
-
-// Report marks the peer that served c as serving bad data: the engine found
-// the block corrupt after a shallow fetch.
-func (n *Net) Report(c cid.Cid) {
-	if p, ok := n.sources.LoadAndDelete(c.KeyString()); ok {
-		n.markBad(p.(peer.ID), "served a block that does not match its CID")
-	}
-}

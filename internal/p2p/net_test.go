@@ -1,19 +1,25 @@
 package p2p
 
 import (
-	"errors"
-
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	blocks "github.com/ipfs/go-block-format"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/umbra-store/umbra/blockstore"
+	"github.com/umbra-store/umbra/internal/wire"
 )
 
 type testNode struct {
@@ -102,23 +108,122 @@ func TestFetchOrder(t *testing.T) {
 	}
 }
 
-// TestReportAvoidsPeer: after the engine reports a bad block from a peer,
-// that peer is not asked again.
-func TestReportAvoidsPeer(t *testing.T) {
+// rogue replaces h's shard-protocol handler with answer, which gets each
+// request frame and returns the response frame to send.
+func rogue(h host.Host, answer func(f wire.Frame) (wire.Type, []byte)) {
+	h.SetStreamHandler(ShardProtocol, func(st network.Stream) {
+		defer st.Close()
+		r := bufio.NewReader(st)
+		for {
+			f, _, err := wire.ReadFrame(r, nil)
+			if err != nil {
+				return
+			}
+			t, payload := answer(f)
+			if err := wire.WriteFrame(st, t, payload); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// TestBadBytesAvoidPeer is the network half of finding 1 of the hardening
+// review: a shallow fetch handed shard bytes over unhashed. Now the hinted
+// peer's bytes are hashed; a peer that sends bytes not matching the CID
+// (forged, or one byte too long: finding 3) is avoided and its bytes never
+// returned, shallow or deep.
+func TestBadBytesAvoidPeer(t *testing.T) {
+	ctx := context.Background()
+	for name, forge := range map[string]func([]byte) []byte{
+		"forged":       func(b []byte) []byte { c := bytes.Clone(b); c[0] ^= 1; return c },
+		"one too long": func(b []byte) []byte { return append(bytes.Clone(b), 0) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			ns := newNodes(t, 2, false)
+			b, _ := blockstore.NewBlock([]byte("some shard " + name))
+			rogue(ns[1].net.h, func(f wire.Frame) (wire.Type, []byte) {
+				return wire.TypeBlock, forge(b.RawData())
+			})
+			for _, deep := range []bool{false, true} {
+				if got, err := ns[0].net.Fetch(ctx, b.Cid(), []byte(ns[1].id), deep); err == nil {
+					t.Fatalf("deep=%v: forged bytes returned: %q", deep, got)
+				}
+			}
+			if !ns[0].net.isBad(ns[1].id) {
+				t.Fatal("the peer that sent bad bytes is not avoided")
+			}
+		})
+	}
+}
+
+// TestPeerNotesBounded is finding 8b: hints naming made-up peers grew the
+// down and bad lists without bound.
+func TestPeerNotesBounded(t *testing.T) {
+	ctx := context.Background()
+	ns := newNodes(t, 1, false)
+	b, _ := blockstore.NewBlock([]byte("nobody has it"))
+	for i := range 3 * maxPeerNotes {
+		_, pub, _ := crypto.GenerateEd25519Key(rand.Reader)
+		id, _ := peer.IDFromPublicKey(pub)
+		ns[0].net.mu.Lock()
+		note(ns[0].net.bad, id, badPeerPenalty)
+		note(ns[0].net.down, id, downPenalty)
+		ns[0].net.mu.Unlock()
+		if i%512 == 0 { // and through the real path: a fetch hinting it
+			_, _ = ns[0].net.Fetch(ctx, b.Cid(), []byte(id), true)
+		}
+	}
+	ns[0].net.mu.Lock()
+	nb, nd := len(ns[0].net.bad), len(ns[0].net.down)
+	ns[0].net.mu.Unlock()
+	if nb > maxPeerNotes || nd > maxPeerNotes {
+		t.Fatalf("peer lists hold %d bad, %d down; bound %d", nb, nd, maxPeerNotes)
+	}
+}
+
+// TestAnnouncementsNotStarved is finding 7: announcers waited for a quiet
+// moment after the last store, so a peer storing a tiny block more often
+// than that stopped every announcement. Now one waits at most maxWait.
+func TestAnnouncementsNotStarved(t *testing.T) {
 	ctx := context.Background()
 	ns := newNodes(t, 2, false)
-	b, _ := blockstore.NewBlock([]byte("some shard"))
-	ns[1].store.Put(ctx, b)
-	if _, err := ns[0].net.Fetch(ctx, b.Cid(), []byte(ns[1].id), false); err != nil {
+	a := ns[0].net
+	a.quiet, a.maxWait = 300*time.Millisecond, time.Second
+	b, _ := blockstore.NewBlock([]byte("announce me"))
+	if err := a.store.Put(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	ns[0].net.Report(b.Cid())
-	if !ns[0].net.isBad(ns[1].id) {
-		t.Fatal("reported peer not marked bad")
+	a.Announce(b.Cid())
+	// Keep the node busy: a store every 100 ms, never 300 ms of quiet.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				a.lastStore.Store(time.Now().UnixNano())
+			}
+		}
+	}()
+	// The announcement reaches node 1's DHT well before the stores stop.
+	fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for fctx.Err() == nil {
+		pctx, pcancel := context.WithTimeout(fctx, time.Second)
+		found := false
+		for ai := range ns[1].net.dht.FindProvidersAsync(pctx, b.Cid(), 1) {
+			found = found || ai.ID == ns[0].id
+		}
+		pcancel()
+		if found {
+			return
+		}
 	}
-	if _, err := ns[0].net.Fetch(ctx, b.Cid(), []byte(ns[1].id), false); err == nil {
-		t.Fatal("a peer reported bad was asked again")
-	}
+	t.Fatal("no announcement while the node kept storing")
 }
 
 // TestPlacementSpreadsAndRefuses: with 5 nodes a stripe lands on 5 distinct

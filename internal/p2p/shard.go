@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"golang.org/x/sync/semaphore"
 	"io"
 	"log/slog"
 	"os"
@@ -22,41 +21,47 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/umbra-store/umbra/blockstore"
+	"github.com/umbra-store/umbra/erasure"
 	"github.com/umbra-store/umbra/internal/wire"
 )
 
 // ShardProtocol is the protocol ID of the shard protocol.
 const ShardProtocol = protocol.ID("/umbra/shard/1.0.0")
 
-// streamTimeout bounds one request on a stream when the caller's context has
-// no deadline.
-const streamTimeout = 60 * time.Second
+// Stream timing.
+const (
+	// streamTimeout bounds one request on a stream when the caller's
+	// context has no deadline, a request's payload once its header has
+	// arrived, and the writing of one answer.
+	streamTimeout = 60 * time.Second
+	// idleTimeout ends a server stream that brings no request.
+	idleTimeout = 10 * time.Minute
+)
+
+// maxStoreBlock is the largest block a STORE may carry: a shard (at most
+// erasure.MaxShardSize) or a manifest node (at most format.MaxNodeBlock).
+const maxStoreBlock = erasure.MaxShardSize
+
+// replyBuf is the write buffer of a server stream: it joins an answer's
+// header to the start of its payload; the rest of a large payload goes to
+// the stream directly.
+const replyBuf = 4 << 10
 
 // Service answers the shard protocol from a block store.
 type Service struct {
 	h       host.Host
 	store   *blockstore.Store
 	log     *slog.Logger
-	max     int64 // quota in bytes; 0: none
+	max     int64 // quota in bytes (blockstore.Charge per block); 0: none
 	used    atomic.Int64
 	accept  func(peer.ID) bool
 	corrupt bool // fault injection: serve every block with one bit flipped
 	stored  atomic.Pointer[func(cid.Cid)]
-	// inflight caps the request payload bytes held by all shard streams at
-	// once: peers that open many streams and send large frames slowly make
-	// requests wait, not the daemon run out of memory.
-	inflight *semaphore.Weighted
+	// mem caps the request and reply payload bytes held by all shard
+	// streams at once, and per peer: peers that open many streams and send
+	// or read slowly make requests wait, not the daemon run out of memory.
+	mem *budget
 }
-
-// maxInflight is the most request payload the shard service holds at once
-// (a few dozen shards); frames under inflightMin are not counted.
-const (
-	maxInflight = 64 << 20
-	inflightMin = 16 << 10
-)
-
-// errBusy: a request waited streamTimeout for memory to read it into.
-var errBusy = errors.New("p2p: too many requests in flight")
 
 // ServiceOptions configure NewService.
 type ServiceOptions struct {
@@ -76,14 +81,15 @@ func NewService(ctx context.Context, h host.Host, store *blockstore.Store, o Ser
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{h: h, store: store, log: o.Log, max: o.MaxBytes, accept: o.Accept, corrupt: o.CorruptServedShards, inflight: semaphore.NewWeighted(maxInflight)}
+	s := &Service{h: h, store: store, log: o.Log, max: o.MaxBytes, accept: o.Accept, corrupt: o.CorruptServedShards,
+		mem: newBudget(maxInflight, maxPeerInflight)}
 	if o.Stored != nil {
 		s.stored.Store(&o.Stored)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.used.Store(st.Bytes)
+	s.used.Store(st.Charged())
 	h.SetStreamHandler(ShardProtocol, s.handle)
 	return s, nil
 }
@@ -92,7 +98,8 @@ func NewService(ctx context.Context, h host.Host, store *blockstore.Store, o Ser
 // Call it before the host accepts streams.
 func (s *Service) SetStored(f func(cid.Cid)) { s.stored.Store(&f) }
 
-// Used returns the bytes of blocks held.
+// Used returns what the blocks held count against the quota
+// (blockstore.Charge each).
 func (s *Service) Used() int64 { return s.used.Load() }
 
 // errFull: a block does not fit in the quota.
@@ -103,12 +110,16 @@ var errFull = errors.New("p2p: storage quota reached")
 // acknowledged, or ever served), and for a block it already holds it checks
 // the stored copy and rewrites it only if broken (an index entry can reach
 // disk before its pack bytes when the node crashed before a sync).
-// INVARIANT: a new block's bytes are claimed from the quota before the write
-// (and given back if it fails), so concurrent stores cannot together pass it;
-// a block already held is not charged again.
+// INVARIANT: a new block's charge (its bytes and blockstore.BlockOverhead)
+// is claimed from the quota before the write (and given back if it fails),
+// so concurrent stores cannot together pass it; a block already held is not
+// charged again.
 func (s *Service) storeBlock(ctx context.Context, b blocks.Block) (bool, error) {
-	held, _ := s.store.Has(ctx, b.Cid())
-	n := int64(len(b.RawData()))
+	held, err := s.store.Has(ctx, b.Cid())
+	if err != nil {
+		return false, err
+	}
+	n := blockstore.Charge(len(b.RawData()))
 	if !held && !s.reserve(n) {
 		return false, errFull
 	}
@@ -134,71 +145,74 @@ func (s *Service) reserve(n int64) bool {
 	}
 }
 
+// handle serves one stream. An idle stream holds no buffer: requests are
+// read from the stream itself (the muxer holds what has arrived, within the
+// resource manager's limits) into a buffer taken from the budget and the
+// pool once a request's header has arrived, and given back once it is
+// answered.
 func (s *Service) handle(st network.Stream) {
 	defer st.Close()
 	remote := st.Conn().RemotePeer()
-	r := bufio.NewReaderSize(st, 64<<10)
-	w := bufio.NewWriterSize(st, 64<<10)
-	var held int64 // payload bytes this stream holds of s.inflight
-	release := func() {
-		if held > 0 {
-			s.inflight.Release(held)
-			held = 0
-		}
-	}
-	defer release()
-	get := func(n int) ([]byte, error) {
-		if n >= inflightMin {
+	var w *bufio.Writer
+	for {
+		_ = st.SetReadDeadline(time.Now().Add(idleTimeout))
+		release := func() {}
+		get := func(n int) ([]byte, error) {
+			// The header is in: its payload must follow promptly, and
+			// waits for its share of the budget before it is read.
+			_ = st.SetReadDeadline(time.Now().Add(streamTimeout))
 			ctx, cancel := context.WithTimeout(context.Background(), streamTimeout)
 			defer cancel()
-			if err := s.inflight.Acquire(ctx, int64(n)); err != nil {
-				return nil, errBusy
+			r, err := s.mem.acquire(ctx, remote, n)
+			if err != nil {
+				return nil, err
 			}
-			held = int64(n)
+			release = r
+			return frames.get(n), nil
 		}
-		return frames.get(n), nil
-	}
-	for {
-		_ = st.SetReadDeadline(time.Now().Add(10 * time.Minute)) // idle streams end
-		// The payload goes into a pooled buffer, taken only once a request
-		// arrives (an idle stream holds none) and given back once answered:
-		// serve keeps nothing of it.
-		f, err := wire.ReadFrameFunc(r, get)
+		f, err := wire.ReadFrameFunc(st, get)
+		if w == nil && (err == nil || !isGone(err)) {
+			w = bufio.NewWriterSize(st, replyBuf)
+		}
 		if err == nil {
 			_ = st.SetWriteDeadline(time.Now().Add(streamTimeout))
 			err = s.serve(remote, f, w)
 			frames.put(f.Payload)
 			release()
 			if err != nil {
-				// serve wrote an ERROR frame before failing: deliver it (and
-				// any answers buffered before it) before ending the stream.
+				// serve wrote an ERROR frame before failing: deliver it
+				// before ending the stream.
 				_ = w.Flush()
 				s.log.Debug("shard stream ended", "peer", remote.ShortString(), "err", err)
 				return // deferred Close ends the stream after the ERROR
 			}
-		} else {
-			frames.put(f.Payload)
-			release()
-			if errors.Is(err, errBusy) {
-				_ = writeErr(w, wire.CodeInternal, "busy: too many requests in flight")
-				_ = w.Flush()
-				return
-			}
-			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !isStreamClosed(err) {
-				// Malformed or oversized: say so, then end the stream.
-				// Close, not Reset: a reset may drop the ERROR on its way.
-				_ = wire.WriteFrame(w, wire.TypeError, wire.ErrorParts(wire.CodeMalformed, err.Error())...)
-				_ = w.Flush()
-			}
-			return
-		}
-		if r.Buffered() == 0 { // flush when no pipelined request waits
 			if err := w.Flush(); err != nil {
 				_ = st.Reset()
 				return
 			}
+			continue
 		}
+		frames.put(f.Payload)
+		release()
+		switch {
+		case errors.Is(err, errBusy):
+			// The payload was not read: the stream cannot go on.
+			_ = writeErr(w, wire.CodeInternal, "busy: too many requests in flight")
+			_ = w.Flush()
+		case !isGone(err):
+			// Malformed or oversized: say so, then end the stream.
+			// Close, not Reset: a reset may drop the ERROR on its way.
+			_ = wire.WriteFrame(w, wire.TypeError, wire.ErrorParts(wire.CodeMalformed, err.Error())...)
+			_ = w.Flush()
+		}
+		return
 	}
+}
+
+// isGone reports errors that mean the peer went away or stalled, not that
+// it sent a bad frame.
+func isGone(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isStreamClosed(err)
 }
 
 // isStreamClosed reports errors that mean the peer went away, not that it
@@ -212,6 +226,19 @@ func writeErr(w *bufio.Writer, code wire.Code, msg string) error {
 	return wire.WriteFrame(w, wire.TypeError, wire.ErrorParts(code, msg)...)
 }
 
+// requestCID parses the CID of a request and checks it has umbra's form.
+// The error is the message of an ERROR malformed; the stream goes on.
+func requestCID(raw []byte) (cid.Cid, string) {
+	c, err := cid.Cast(raw)
+	if err != nil {
+		return cid.Undef, "bad CID"
+	}
+	if blockstore.CheckCID(c) != nil {
+		return cid.Undef, "unsupported CID: umbra stores CIDv1, raw, sha2-256 blocks only"
+	}
+	return c, ""
+}
+
 // serve answers one request. A returned error ends the stream.
 func (s *Service) serve(remote peer.ID, f wire.Frame, w *bufio.Writer) error {
 	ctx := context.Background()
@@ -222,9 +249,12 @@ func (s *Service) serve(remote peer.ID, f wire.Frame, w *bufio.Writer) error {
 			_ = writeErr(w, wire.CodeMalformed, err.Error())
 			return err
 		}
-		c, err := cid.Cast(req.CID)
-		if err != nil {
-			return writeErr(w, wire.CodeMalformed, "bad CID")
+		c, bad := requestCID(req.CID)
+		if bad != "" {
+			return writeErr(w, wire.CodeMalformed, bad)
+		}
+		if len(req.Data) > maxStoreBlock {
+			return writeErr(w, wire.CodeMalformed, fmt.Sprintf("block of %d bytes: the most a peer stores is %d", len(req.Data), maxStoreBlock))
 		}
 		if s.accept != nil && !s.accept(remote) {
 			return writeErr(w, wire.CodeRefused, "this node does not store for you")
@@ -240,6 +270,7 @@ func (s *Service) serve(remote peer.ID, f wire.Frame, w *bufio.Writer) error {
 		case errors.Is(err, blockstore.ErrHashMismatch):
 			return writeErr(w, wire.CodeHash, "data does not match its CID")
 		case err != nil:
+			s.log.Warn("store for a peer failed", "peer", remote.ShortString(), "cid", blockstore.Short(c), "err", err)
 			return writeErr(w, wire.CodeInternal, "store failed")
 		case !added:
 			return wire.WriteFrame(w, wire.TypeOK)
@@ -249,7 +280,10 @@ func (s *Service) serve(remote peer.ID, f wire.Frame, w *bufio.Writer) error {
 		}
 		return wire.WriteFrame(w, wire.TypeOK)
 	case wire.TypeSync:
+		// Store.Sync coalesces: a flood of SYNCs costs one disk sync per
+		// batch of writes, not one each.
 		if err := s.store.Sync(ctx); err != nil {
+			s.log.Warn("sync for a peer failed", "peer", remote.ShortString(), "err", err)
 			return writeErr(w, wire.CodeInternal, "sync failed")
 		}
 		return wire.WriteFrame(w, wire.TypeOK)
@@ -259,34 +293,62 @@ func (s *Service) serve(remote peer.ID, f wire.Frame, w *bufio.Writer) error {
 			_ = writeErr(w, wire.CodeMalformed, err.Error())
 			return err
 		}
-		c, err := cid.Cast(raw)
-		if err != nil {
-			return writeErr(w, wire.CodeMalformed, "bad CID")
+		c, bad := requestCID(raw)
+		if bad != "" {
+			return writeErr(w, wire.CodeMalformed, bad)
 		}
 		if f.Type == wire.TypeHas {
-			has, _ := s.store.Has(ctx, c)
+			has, err := s.store.Has(ctx, c)
+			if err != nil {
+				s.log.Warn("has for a peer failed", "peer", remote.ShortString(), "err", err)
+				return writeErr(w, wire.CodeInternal, "lookup failed")
+			}
 			v := byte(0)
 			if has {
 				v = 1
 			}
 			return wire.WriteFrame(w, wire.TypeHave, []byte{v})
 		}
-		data, err := s.store.GetInto(ctx, c, frames.get)
-		if ipld.IsNotFound(err) {
-			return writeErr(w, wire.CodeNotFound, "")
-		}
-		if err != nil {
-			return writeErr(w, wire.CodeNotFound, "unreadable")
-		}
-		if s.corrupt && len(data) > 0 {
-			data[len(data)/3] ^= 0x08
-		}
-		err = wire.WriteFrame(w, wire.TypeBlock, data)
-		frames.put(data) // the writer copies what it does not send at once
-		return err
+		return s.serveFetch(ctx, remote, c, w)
 	}
 	_ = writeErr(w, wire.CodeMalformed, fmt.Sprintf("unknown request type 0x%02x", byte(f.Type)))
 	return fmt.Errorf("unknown request type 0x%02x", byte(f.Type))
+}
+
+// serveFetch answers a FETCH. The reply's bytes are held under the same
+// budget as requests until they are written: a peer that never reads its
+// replies holds at most its share.
+func (s *Service) serveFetch(ctx context.Context, remote peer.ID, c cid.Cid, w *bufio.Writer) error {
+	size, err := s.store.GetSize(ctx, c)
+	if ipld.IsNotFound(err) {
+		return writeErr(w, wire.CodeNotFound, "")
+	}
+	if err != nil {
+		return writeErr(w, wire.CodeNotFound, "unreadable")
+	}
+	bctx, cancel := context.WithTimeout(ctx, streamTimeout)
+	release, err := s.mem.acquire(bctx, remote, size)
+	cancel()
+	if err != nil {
+		return writeErr(w, wire.CodeInternal, "busy: too many requests in flight")
+	}
+	defer release()
+	data, err := s.store.GetInto(ctx, c, frames.get)
+	if ipld.IsNotFound(err) {
+		return writeErr(w, wire.CodeNotFound, "")
+	}
+	if err != nil {
+		return writeErr(w, wire.CodeNotFound, "unreadable")
+	}
+	if s.corrupt && len(data) > 0 {
+		data[len(data)/3] ^= 0x08
+	}
+	err = wire.WriteFrame(w, wire.TypeBlock, data)
+	if err == nil {
+		err = w.Flush() // the bytes are on their way before the budget is given back
+	}
+	frames.put(data)
+	return err
 }
 
 // Client sends shard-protocol requests, reusing streams per peer.

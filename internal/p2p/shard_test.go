@@ -3,18 +3,20 @@ package p2p
 import (
 	"bufio"
 	"bytes"
-	"runtime"
-
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
+	"crypto/md5"
+	"crypto/sha256"
 	"errors"
-	"golang.org/x/sync/semaphore"
+	"runtime"
 	"sync"
 	"testing"
 
 	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	mh "github.com/multiformats/go-multihash"
 
 	"github.com/umbra-store/umbra/blockstore"
 	"github.com/umbra-store/umbra/internal/wire"
@@ -28,17 +30,7 @@ func pair(t *testing.T, o ServiceOptions) (*Client, peer.ID, *blockstore.Store) 
 
 func pairService(t *testing.T, o ServiceOptions) (*Client, peer.ID, *blockstore.Store, *Service) {
 	t.Helper()
-	_, k1, _ := ed25519.GenerateKey(rand.Reader)
-	_, k2, _ := ed25519.GenerateKey(rand.Reader)
-	h1, err := NewHost(HostOptions{Key: k1, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h2, err := NewHost(HostOptions{Key: k2, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h1.Close(); h2.Close() })
+	h2 := testHost(t, HostOptions{Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
 	st, err := blockstore.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -48,10 +40,18 @@ func pairService(t *testing.T, o ServiceOptions) (*Client, peer.ID, *blockstore.
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h1.Connect(context.Background(), peer.AddrInfo{ID: h2.ID(), Addrs: h2.Addrs()}); err != nil {
+	c, _ := pairWith(t, h2.ID(), h2.Addrs())
+	return c, h2.ID(), st, svc
+}
+
+// pairWith starts a host connected to p at addrs, and a client on it.
+func pairWith(t *testing.T, p peer.ID, addrs []ma.Multiaddr) (*Client, host.Host) {
+	t.Helper()
+	h := testHost(t, HostOptions{Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	if err := h.Connect(context.Background(), peer.AddrInfo{ID: p, Addrs: addrs}); err != nil {
 		t.Fatal(err)
 	}
-	return NewClient(h1), h2.ID(), st, svc
+	return NewClient(h), h
 }
 
 // TestShardProtocol stores, syncs, checks and fetches over real hosts on
@@ -129,8 +129,8 @@ func TestQuotaConcurrentStores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stats.Bytes > quota || stats.Bytes != svc.Used() {
-		t.Fatalf("store holds %d bytes, service counts %d, quota %d", stats.Bytes, svc.Used(), quota)
+	if stats.Charged() > quota || stats.Charged() != svc.Used() {
+		t.Fatalf("store holds %d bytes (%d charged), service counts %d, quota %d", stats.Bytes, stats.Charged(), svc.Used(), quota)
 	}
 }
 
@@ -199,7 +199,7 @@ func TestInflightBudget(t *testing.T) {
 	ctx := context.Background()
 	c, p, _, svc := pairService(t, ServiceOptions{})
 	const budget = 1 << 20
-	svc.inflight = semaphore.NewWeighted(budget)
+	svc.mem = newBudget(budget, budget)
 	big, _ := blockstore.NewBlock(make([]byte, 700<<10))
 	parts := wire.StoreParts(0, big.Cid().Bytes(), big.RawData())
 	var frame bytes.Buffer
@@ -219,8 +219,8 @@ func TestInflightBudget(t *testing.T) {
 	go func() { done <- c.Store(ctx, p, second, 0) }()
 	// The stalled frame holds its payload: what is left cannot take the
 	// second store, which waits.
-	for svc.inflight.TryAcquire(budget - int64(len(raw)) + 100) {
-		svc.inflight.Release(budget - int64(len(raw)) + 100)
+	for svc.mem.all.TryAcquire(budget - int64(len(raw)) + 100) {
+		svc.mem.all.Release(budget - int64(len(raw)) + 100)
 		runtime.Gosched() // until the service has read the stalled header
 	}
 	if _, err := s.Write(raw[1000:]); err != nil {
@@ -237,7 +237,122 @@ func TestInflightBudget(t *testing.T) {
 	if err := c.Sync(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	if !svc.inflight.TryAcquire(budget) {
+	if !svc.mem.all.TryAcquire(budget) {
 		t.Fatal("payload bytes not given back to the budget")
+	}
+	if n := svc.mem.peersHeld(); n != 0 {
+		t.Fatalf("%d peers still listed in the budget", n)
+	}
+}
+
+// TestRepliesUnderPeerBudget is finding 2 of the hardening review at the
+// protocol level: FETCH replies were filled and held outside the budget
+// while a peer never read them. Replies now count against the reading
+// peer's share: a peer that opens many FETCH streams and reads nothing
+// holds at most its share, and another peer is still served at once.
+func TestRepliesUnderPeerBudget(t *testing.T) {
+	ctx := context.Background()
+	c, p, st, svc := pairService(t, ServiceOptions{})
+	const share = 4 << 20
+	svc.mem = newBudget(3*share, share)
+	b, _ := blockstore.NewBlock(make([]byte, 2<<20))
+	if err := st.Put(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	var req bytes.Buffer
+	wire.WriteFrame(&req, wire.TypeFetch, wire.CIDParts(b.Cid().Bytes())...)
+	for range 20 { // 40 MiB of replies asked for, none read
+		s, err := c.h.NewStream(ctx, p, ShardProtocol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Reset()
+		if _, err := s.Write(req.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wait until the greedy peer holds its whole share.
+	for svc.mem.all.TryAcquire(2*share + 1) {
+		svc.mem.all.Release(2*share + 1)
+		runtime.Gosched()
+	}
+	if svc.mem.all.TryAcquire(2*share + 1) {
+		t.Fatal("unreachable")
+	}
+	// It never holds more than its share.
+	if !svc.mem.all.TryAcquire(2 * share) {
+		t.Fatal("one peer holds more than its share of the budget")
+	}
+	svc.mem.all.Release(2 * share)
+	// A second peer is served.
+	c2, _ := pairWith(t, p, c.h.Peerstore().Addrs(p))
+	got, err := c2.Fetch(ctx, p, b.Cid())
+	if err != nil || len(got) != 2<<20 {
+		t.Fatalf("second peer's fetch: %v", err)
+	}
+}
+
+// TestQuotaBypassRefused is finding 4 of the hardening review: a node with a
+// 200,000-byte quota acknowledged 257 blocks of 16.8 MB under truncated
+// digests and other hash functions, then refused an honest 200 kB STORE as
+// full. STORE, FETCH and HAS now take only umbra's CID form, and each block
+// is charged its index overhead.
+func TestQuotaBypassRefused(t *testing.T) {
+	ctx := context.Background()
+	const quota = 200_000
+	c, p, st, svc := pairService(t, ServiceOptions{MaxBytes: quota})
+	data := []byte("x")
+	sum := sha256.Sum256(data)
+	for _, n := range []int{0, 1, 2, 20} {
+		h, _ := mh.Encode(sum[:n], mh.SHA2_256)
+		forged, _ := blocks.NewBlockWithCid(make([]byte, 65536), cid.NewCidV1(cid.Raw, h))
+		var re *wire.RemoteError
+		if err := c.Store(ctx, p, forged, 0); !errors.As(err, &re) || re.Code != wire.CodeMalformed {
+			t.Fatalf("digest of %d bytes: %v", n, err)
+		}
+		if _, err := c.Fetch(ctx, p, forged.Cid()); !errors.As(err, &re) || re.Code != wire.CodeMalformed {
+			t.Fatalf("fetch, digest of %d bytes: %v", n, err)
+		}
+		if _, err := c.Has(ctx, p, forged.Cid()); !errors.As(err, &re) || re.Code != wire.CodeMalformed {
+			t.Fatalf("has, digest of %d bytes: %v", n, err)
+		}
+	}
+	m5 := md5.Sum(data)
+	h, _ := mh.Encode(m5[:], mh.MD5)
+	md5Block, _ := blocks.NewBlockWithCid(data, cid.NewCidV1(cid.Raw, h))
+	if err := c.Store(ctx, p, md5Block, 0); err == nil {
+		t.Fatal("an MD5 block was stored")
+	}
+	// Tiny blocks are charged their overhead: the quota holds far fewer
+	// of them than its bytes alone would suggest.
+	taken := 0
+	for i := 0; ; i++ {
+		b, _ := blockstore.NewBlock([]byte{byte(i), byte(i >> 8)})
+		err := c.Store(ctx, p, b, 0)
+		if err != nil {
+			var re *wire.RemoteError
+			if !errors.As(err, &re) || re.Code != wire.CodeFull {
+				t.Fatal(err)
+			}
+			break
+		}
+		taken++
+		if taken > quota {
+			t.Fatal("quota never reached")
+		}
+	}
+	if want := quota / int(blockstore.Charge(2)); taken != want {
+		t.Fatalf("%d two-byte blocks taken, want %d", taken, want)
+	}
+	stats, _ := st.Stats(ctx)
+	if stats.Charged() != svc.Used() || svc.Used() > quota {
+		t.Fatalf("charged %d, counted %d, quota %d", stats.Charged(), svc.Used(), quota)
+	}
+	// A block above the largest shard is refused whatever the quota.
+	huge, _ := blockstore.NewBlock(make([]byte, maxStoreBlock+1))
+	c2, p2, _, _ := pairService(t, ServiceOptions{})
+	var re *wire.RemoteError
+	if err := c2.Store(ctx, p2, huge, 0); !errors.As(err, &re) || re.Code != wire.CodeMalformed {
+		t.Fatalf("block of %d bytes: %v", maxStoreBlock+1, err)
 	}
 }
