@@ -56,8 +56,15 @@ func run(t *testing.T, node string, stdin io.Reader, args ...string) result {
 // runArgs runs umbra with exactly args.
 func runArgs(t *testing.T, node string, stdin io.Reader, args ...string) result {
 	t.Helper()
+	return runDir(t, "", node, stdin, args...)
+}
+
+// runDir runs umbra with exactly args in the working directory wd ("": this
+// one).
+func runDir(t *testing.T, wd, node string, stdin io.Reader, args ...string) result {
+	t.Helper()
 	cmd := exec.Command(umbraBin, args...)
-	cmd.Env = append(os.Environ(), "UMBRA_PATH="+node)
+	cmd.Dir, cmd.Env = wd, append(os.Environ(), "UMBRA_PATH="+node)
 	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -3,15 +3,18 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/umbra-store/umbra/internal/api"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
+	"github.com/umbra-store/umbra/internal/api"
 	"github.com/umbra-store/umbra/internal/node"
+	"github.com/umbra-store/umbra/internal/printable"
 	"github.com/umbra-store/umbra/keyring"
 )
 
@@ -19,6 +22,7 @@ type getOptions struct {
 	path   string
 	cap    string
 	output string
+	force  bool
 }
 
 func getCommand() *cli.Command {
@@ -28,15 +32,17 @@ func getCommand() *cli.Command {
 		ArgsUsage: "CAPABILITY",
 		Description: "Writes the file to -o FILE (atomically: a failed get leaves no partial\n" +
 			"file and an existing FILE untouched), or to standard output with -o -.\n" +
-			"Without -o, the name recorded at put is used, in the current directory.",
+			"Without -o, the name recorded at put is used, in the current directory;\n" +
+			"a file of that name is never replaced unless --force is given.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "where to write: `FILE`, or - for standard output"},
+			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "without -o: replace an existing file of the stored name"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usageError{fmt.Errorf("get takes one CAPABILITY")}
 			}
-			return runGet(c, getOptions{path: c.String("path"), cap: c.Args().First(), output: c.String("output")})
+			return runGet(c, getOptions{path: c.String("path"), cap: c.Args().First(), output: c.String("output"), force: c.Bool("force")})
 		},
 	}
 }
@@ -90,11 +96,20 @@ func runGet(c *cli.Context, o getOptions) error {
 		}
 	}
 	out := o.output
+	// The stored name is the capability creator's choice: it never
+	// replaces a file unless the user said so (-o names it, or --force).
+	replace := out != "" || o.force
 	if out == "" {
-		if name == "" || name != filepath.Base(name) || name == "." || name == ".." {
-			return usageError{errors.New("the file has no usable stored name: say where with -o FILE, or -o - for standard output")}
+		if name == "" {
+			return usageError{errors.New("the file has no stored name: say where with -o FILE, or -o - for standard output")}
+		}
+		if !plainName(name) {
+			return usageError{fmt.Errorf("refused the stored name %q: not a plain file name (it could write outside this directory); say where with -o FILE", name)}
 		}
 		out = name
+		if _, err := os.Lstat(out); err == nil && !replace {
+			return existsError(out)
+		}
 	}
 	bar := newProgress(int64(size), "get")
 	if out == "-" {
@@ -127,7 +142,7 @@ func runGet(c *cli.Context, o getOptions) error {
 	if err := os.Chmod(tmp.Name(), os.FileMode(0o666&^umask())); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
+	if err := moveInto(tmp.Name(), out, replace); err != nil {
 		return err
 	}
 	// The rename itself must survive a crash.
@@ -139,3 +154,46 @@ func runGet(c *cli.Context, o getOptions) error {
 }
 
 var _ io.Writer = progressWriter{}
+
+// plainName reports whether a stored name is one plain path element: not
+// empty, no separator, not "." or "..", no control character (NUL
+// included), at most 255 bytes.
+func plainName(name string) bool {
+	if name == "" || name == "." || name == ".." || len(name) > 255 || strings.ContainsRune(name, '/') {
+		return false
+	}
+	return printable.String(name) == name
+}
+
+// existsError refuses to replace out.
+func existsError(out string) error {
+	return usageError{fmt.Errorf("%s exists: not replaced (pass --force to replace it, or -o FILE to write elsewhere)", out)}
+}
+
+// moveInto renames the finished temp file to out: over an existing file only
+// if replace is set, otherwise atomically refusing one that appeared while
+// the file downloaded.
+func moveInto(tmp, out string, replace bool) error {
+	if replace {
+		return os.Rename(tmp, out)
+	}
+	err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, out, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EEXIST) {
+		return existsError(out)
+	}
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		// A file system without RENAME_NOREPLACE: a hard link fails if
+		// out exists.
+		if err := os.Link(tmp, out); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				return existsError(out)
+			}
+			return err
+		}
+		return os.Remove(tmp)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: tmp, New: out, Err: err}
+	}
+	return nil
+}

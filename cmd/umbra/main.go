@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/umbra-store/umbra/internal/api"
+	"github.com/umbra-store/umbra/internal/printable"
 )
 
 func main() {
@@ -38,7 +39,8 @@ func main() {
 	}
 	if err != nil {
 		msg, code := describe(err)
-		fmt.Fprintln(os.Stderr, "umbra: "+msg)
+		// Error text can carry a peer's words or a manifest's name.
+		fmt.Fprintln(os.Stderr, "umbra: "+printable.String(msg))
 		os.Exit(code)
 	}
 }
