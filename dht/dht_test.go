@@ -1,0 +1,164 @@
+package dht
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mh "github.com/multiformats/go-multihash"
+)
+
+func blockCID(data string) cid.Cid {
+	d := sha256.Sum256([]byte(data))
+	h, _ := mh.Encode(d[:], mh.SHA2_256)
+	return cid.NewCidV1(cid.Raw, h)
+}
+
+// TestRankKnownAnswer pins the placement order: SHA-256(peer ID) XOR
+// SHA-256(multihash), smallest first (recomputed in Python with hashlib).
+func TestRankKnownAnswer(t *testing.T) {
+	peers := []peer.ID{"peer-a", "peer-b", "peer-c", "peer-d", "peer-e", "peer-f"}
+	for data, want := range map[string][]peer.ID{
+		"umbra":         {"peer-f", "peer-a", "peer-c", "peer-e", "peer-d", "peer-b"},
+		"another block": {"peer-b", "peer-d", "peer-e", "peer-c", "peer-a", "peer-f"},
+	} {
+		in := slices.Clone(peers)
+		if got := Rank(in, blockCID(data)); !slices.Equal(got, want) {
+			t.Errorf("%q: %v, want %v", data, got, want)
+		}
+		if !slices.Equal(in, peers) {
+			t.Fatal("Rank modified its input")
+		}
+	}
+	// The order does not depend on the order peers are given in.
+	rev := slices.Clone(peers)
+	slices.Reverse(rev)
+	if !slices.Equal(Rank(rev, blockCID("umbra")), Rank(peers, blockCID("umbra"))) {
+		t.Fatal("order depends on input order")
+	}
+}
+
+// testDHTs starts n hosts on 127.0.0.1 with a DHT each, every one connected
+// to the first.
+func testDHTs(t *testing.T, n int, opts ...Option) ([]host.Host, []*DHT) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	var hs []host.Host
+	var ds_ []*DHT
+	for i := 0; i < n; i++ {
+		_, k, _ := ed25519.GenerateKey(rand.Reader)
+		priv, _ := crypto.UnmarshalEd25519PrivateKey(k)
+		h, err := libp2p.New(libp2p.Identity(priv), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := New(ctx, h, dssync.MutexWrap(ds.NewMapDatastore()), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close(); h.Close() })
+		if i > 0 {
+			if err := h.Connect(ctx, peer.AddrInfo{ID: hs[0].ID(), Addrs: hs[0].Addrs()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		hs, ds_ = append(hs, h), append(ds_, d)
+	}
+	return hs, ds_
+}
+
+// findWithin looks for c's provider p from d until found or the deadline.
+func findWithin(t *testing.T, d *DHT, c cid.Cid, p peer.ID, within time.Duration) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	for ctx.Err() == nil {
+		fctx, fcancel := context.WithTimeout(ctx, time.Second)
+		found := false
+		for ai := range d.FindProvidersAsync(fctx, c, 1) {
+			found = found || ai.ID == p
+		}
+		fcancel()
+		if found {
+			return true
+		}
+	}
+	return false
+}
+
+// TestProvideAndFind: a block announced by one node is found as provided by
+// it from another, over real hosts on 127.0.0.1.
+func TestProvideAndFind(t *testing.T) {
+	hs, ds := testDHTs(t, 3, WithAnnounceTiming(10*time.Millisecond, 100*time.Millisecond, time.Millisecond))
+	c := blockCID("provided by node 1")
+	ds[1].Announce(c)
+	if !findWithin(t, ds[2], c, hs[1].ID(), 20*time.Second) {
+		t.Fatal("node 2 does not find node 1 as provider")
+	}
+	if findWithin(t, ds[2], blockCID("provided by nobody"), hs[1].ID(), 500*time.Millisecond) {
+		t.Fatal("a block nobody announced has a provider")
+	}
+}
+
+// TestAnnouncementsNotStarved is finding 7 of the hardening review:
+// announcers waited for a quiet moment after the last store, so a peer
+// storing a tiny block more often than that stopped every announcement. Now
+// one waits at most maxWait.
+func TestAnnouncementsNotStarved(t *testing.T) {
+	hs, ds := testDHTs(t, 2, WithAnnounceTiming(300*time.Millisecond, time.Second, time.Millisecond))
+	c := blockCID("announce me")
+	ds[0].Announce(c)
+	// Keep the node busy: a store every 100 ms, never 300 ms of quiet.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				ds[0].lastStore.store(time.Now())
+			}
+		}
+	}()
+	if !findWithin(t, ds[1], c, hs[0].ID(), 20*time.Second) {
+		t.Fatal("no announcement while the node kept storing")
+	}
+}
+
+// TestReannounce queues everything the listing gives, and survives a
+// listing that fails.
+func TestReannounce(t *testing.T) {
+	hs, ds := testDHTs(t, 2, WithAnnounceTiming(time.Millisecond, time.Millisecond, time.Millisecond))
+	c := blockCID("held, never announced")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	calls := 0
+	go ds[0].Reannounce(ctx, 0, 50*time.Millisecond, func(context.Context) (<-chan cid.Cid, error) {
+		calls++
+		if calls == 1 {
+			return nil, context.DeadlineExceeded // a failed listing
+		}
+		ch := make(chan cid.Cid, 1)
+		ch <- c
+		close(ch)
+		return ch, nil
+	})
+	if !findWithin(t, ds[1], c, hs[0].ID(), 20*time.Second) {
+		t.Fatal("re-announce did not provide the listed block")
+	}
+}
