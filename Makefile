@@ -6,7 +6,7 @@ PKGS := ./...
 # FUZZTIME is how long each fuzz target runs under `make fuzz`.
 FUZZTIME ?= 60s
 
-.PHONY: all build test test-short bench demo demo-local lint fuzz clean
+.PHONY: all build test test-short bench demo demo-local lint deps fuzz clean
 
 all: build
 
@@ -28,7 +28,7 @@ test-short: build
 bench: build
 	@$(GO) test -run '^$$' -bench 'Raw|Local' -benchtime 1x -count 1 ./internal/engine/ | tee /tmp/umbra-bench.txt
 	@$(GO) test -run '^$$' -bench 'Raw' -count 1 ./internal/engine/ | tee -a /tmp/umbra-bench.txt
-	@$(GO) test -run '^$$' -bench 'RawStream' -benchtime 1x -count 1 ./internal/p2p/ | tee -a /tmp/umbra-bench.txt
+	@$(GO) test -run '^$$' -bench 'RawStream' -benchtime 1x -count 1 ./internal/p2phost/ | tee -a /tmp/umbra-bench.txt
 	@UMBRA_BIN=$(BIN) $(GO) test -run '^$$' -bench 'Network5Nodes' -benchtime 1x -count 1 -timeout 20m ./cmd/umbra/ | tee -a /tmp/umbra-bench.txt
 	@$(GO) run ./internal/tools/benchreport < /tmp/umbra-bench.txt
 
@@ -41,18 +41,27 @@ demo: build
 demo-local: build
 	@./scripts/demo-local.sh $(BIN)
 
+# Import grouping (standard library, others, then umbra's own) as goimports
+# writes it; layering and size rules (internal/tools/archcheck).
+GOIMPORTS := golang.org/x/tools/cmd/goimports@v0.52.0
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$($(GO) run $(GOIMPORTS) -local github.com/umbra-store/umbra -l .); if [ -n "$$out" ]; then echo "goimports -local github.com/umbra-store/umbra needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) run ./internal/tools/archcheck
 	@if $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 -version >/dev/null 2>&1; then \
 		$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS); \
 	else echo "staticcheck not available; skipped"; fi
+
+# The import graph in docs/architecture.md, from go list.
+deps:
+	$(GO) run ./internal/tools/archcheck -graph docs/architecture.md
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCap$$' -fuzztime $(FUZZTIME) ./keyring/
 	$(GO) test -run '^$$' -fuzz '^FuzzManifestDecode$$' -fuzztime $(FUZZTIME) ./internal/format/
 	$(GO) test -run '^$$' -fuzz '^FuzzUnpad$$' -fuzztime $(FUZZTIME) ./internal/seal/
-	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) ./internal/wire/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadFrame$$' -fuzztime $(FUZZTIME) ./internal/shard/
 	$(GO) test -run '^$$' -fuzz '^FuzzString$$' -fuzztime $(FUZZTIME) ./internal/printable/
 
 clean:

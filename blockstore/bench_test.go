@@ -3,13 +3,14 @@ package blockstore
 import (
 	"context"
 	"crypto/sha256"
-	"math/rand/v2"
 	"sync"
 	"testing"
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
+
+	"github.com/umbra-store/umbra/internal/randstream"
 )
 
 func rawBlock(data []byte) blocks.Block {
@@ -29,7 +30,7 @@ func BenchmarkPutManyDeferred5x384K(b *testing.B) {
 	}
 	defer s.Close()
 	const size = 384 << 10
-	r := rand.NewChaCha8([32]byte{1})
+	r := randstream.New(1, 64*size)
 	pool := make([][]byte, 64)
 	for i := range pool {
 		pool[i] = make([]byte, size)

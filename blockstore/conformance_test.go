@@ -169,13 +169,17 @@ func TestReopenKeepsBlocks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, err := Open(dir, WithVerifyOnRead(true))
+	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	for _, c := range cids {
-		if _, err := s.Get(ctx, c); err != nil {
+		b, err := s.Get(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Verify(c, b.RawData()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,10 +1,17 @@
 // Package blockstore keeps content-addressed blocks on disk in Pebble v2 and
 // implements boxo's blockstore.Blockstore.
 //
-// Every block is checked against its CID before it is written (Put refuses a
-// block whose bytes do not hash to its multihash) and, when asked
-// (WithVerifyOnRead), again when read, so a corrupted block is an error, never
-// data. Blocks are keyed by multihash, so a CID's codec does not matter.
+// Only umbra's CID form is stored (CIDv1, raw, sha2-256 with a full digest:
+// CheckCID). Every block is checked against its CID before it is written
+// (Put refuses a block whose bytes do not hash to its multihash), a held
+// block whose copy is intact is never written again, and packed values are
+// checked against their CRC-32C when read, so a corrupted block is an
+// error, never data. Readers that use a block hash it against its CID
+// themselves (internal/retrieval, internal/engine).
+//
+// Quota (WithQuota): every write path goes through the store, and each new
+// block is charged Charge (its bytes and BlockOverhead) before it is
+// written; a write past the cap fails with ErrFull.
 //
 // Durability: Put and PutMany return once the write is synced to disk.
 // PutManyDeferred returns once the write is in Pebble's WAL and becomes

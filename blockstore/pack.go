@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -250,7 +251,11 @@ func (p *packs) read(loc location, get func(n int) []byte) ([]byte, error) {
 		buf = make([]byte, loc.length)
 	}
 	if _, err := f.ReadAt(buf, loc.offset); err != nil {
-		return nil, fmt.Errorf("%w: %v", errCorruptValue, err)
+		if errors.Is(err, io.EOF) {
+			// The pack ends before the value does: its bytes were lost.
+			return nil, fmt.Errorf("%w: %v", errCorruptValue, err)
+		}
+		return nil, err // the disk failed: an I/O error, not corruption
 	}
 	if crc32.Checksum(buf, castagnoli) != loc.crc {
 		return nil, errCorruptValue

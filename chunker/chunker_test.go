@@ -11,6 +11,9 @@ import (
 	"testing/iotest"
 )
 
+// seeded returns ChaCha8-seeded bytes: the known-answer cut points of
+// docs/format.md ("Chunking") are defined over this stream, so it stays
+// ChaCha8 rather than internal/randstream.
 func seeded(seed byte, n int) []byte {
 	b := make([]byte, n)
 	rand.NewChaCha8([32]byte{seed}).Read(b)

@@ -1,11 +1,12 @@
 package erasure
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/klauspost/reedsolomon"
+
+	"github.com/umbra-store/umbra/internal/kind"
 )
 
 // MaxShardSize is the largest shard a stripe produces, in bytes.
@@ -17,10 +18,10 @@ const MaxShards = 256
 // Errors.
 var (
 	// ErrParams is returned by New for k < 1, m < 0 or k+m > 256.
-	ErrParams = errors.New("erasure: invalid shard counts")
+	ErrParams = kind.New(kind.Usage, "erasure: invalid shard counts")
 	// ErrTooFewShards is returned (wrapped, naming the stripe) by Decode when
 	// fewer than k shards of a stripe are present.
-	ErrTooFewShards = errors.New("erasure: too few shards to reconstruct")
+	ErrTooFewShards = kind.New(kind.NotFound, "erasure: too few shards to reconstruct")
 )
 
 // StripeError names the stripe that could not be rebuilt.

@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/umbra-store/umbra/internal/randstream"
 )
 
-func data(seed uint64, n int) []byte {
-	b := make([]byte, n)
-	rand.NewChaCha8([32]byte{byte(seed)}).Read(b)
-	return b
-}
+func data(seed uint64, n int) []byte { return randstream.Bytes(byte(seed), n) }
 
 func TestParams(t *testing.T) {
 	for _, c := range []struct {

@@ -3,10 +3,11 @@ package keyring
 import (
 	"crypto/sha256"
 	"encoding/base32"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+
+	"github.com/umbra-store/umbra/internal/kind"
 )
 
 // Kind names what a capability grants. Values are part of the format: a
@@ -40,12 +41,12 @@ func (k Kind) String() string {
 // Errors returned by ParseCap, ParseReadCap and ParseVerifyCap, wrapped with
 // detail; test with errors.Is.
 var (
-	ErrMalformed   = errors.New("keyring: malformed capability")
-	ErrUnknownKind = errors.New("keyring: unknown capability kind")
-	ErrChecksum    = errors.New("keyring: capability checksum mismatch (mistyped or cut short?)")
-	ErrTruncated   = errors.New("keyring: capability truncated")
-	ErrVersion     = errors.New("keyring: unsupported capability version")
-	ErrWrongKind   = errors.New("keyring: wrong capability kind")
+	ErrMalformed   = kind.New(kind.Usage, "keyring: malformed capability")
+	ErrUnknownKind = kind.New(kind.Usage, "keyring: unknown capability kind")
+	ErrChecksum    = kind.New(kind.Usage, "keyring: capability checksum mismatch (mistyped or cut short?)")
+	ErrTruncated   = kind.New(kind.Usage, "keyring: capability truncated")
+	ErrVersion     = kind.New(kind.Usage, "keyring: unsupported capability version")
+	ErrWrongKind   = kind.New(kind.Usage, "keyring: wrong capability kind")
 )
 
 var capEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)

@@ -117,7 +117,7 @@ func TestSecretsDoNotPrint(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logged, nil))
 	log.Info("x", "cap", rc, "vcap", rc.Verify(), "key", key)
 	log.Info("y", "any", any(rc))
-	dir := &Dir{Path: "/x", Secrets: NewSecrets(key)}
+	dir := &Keys{Secrets: NewSecrets(key)}
 	log.Info("dir", "dir", dir, "secrets", dir.Secrets)
 	jlog := slog.New(slog.NewJSONHandler(&logged, nil))
 	jlog.Info("z", "cap", rc, "key", key)
@@ -126,7 +126,7 @@ func TestSecretsDoNotPrint(t *testing.T) {
 		fmt.Sprintf("%v %+v %#v %s %x %q", key, key, key, key, key, key),
 		fmt.Sprintf("%v %#v", rc.Verify(), rc.Verify()),
 		fmt.Sprintf("%v", []any{rc, key}),
-		fmt.Sprintf("%v %+v", &Dir{Path: "/x", Secrets: NewSecrets(key)}, Dir{Secrets: NewSecrets(key)}),
+		fmt.Sprintf("%v %+v", &Keys{Secrets: NewSecrets(key)}, Keys{Secrets: NewSecrets(key)}),
 		logged.String(),
 	} {
 		if strings.Contains(s, text[9:20]) || strings.Contains(s, "2222") || strings.Contains(s, "\"\"\"") {

@@ -1,6 +1,7 @@
 // Package keyring owns umbra's secrets and capabilities: the Key type that
-// never prints itself, the node directory (identity and user secret, made by
-// Init and read by Open), and the capability strings that grant access to a
+// never prints itself, the key files in a node directory (identity and user
+// secret, written by CreateKeys and read by ReadKeys; internal/node owns the
+// directory itself), and the capability strings that grant access to a
 // file (ReadCap, VerifyCap): parse, format and attenuate.
 //
 // The byte layouts and the text form of capabilities are specified in

@@ -45,9 +45,6 @@ func KeyFromBytes(b []byte) (Key, error) {
 	return k, nil
 }
 
-// KeyFromArray wraps a 32-byte array.
-func KeyFromArray(a *[KeySize]byte) Key { return Key{b: *a} }
-
 // Bytes returns a copy of the key material.
 func (k Key) Bytes() []byte { return bytes.Clone(k.b[:]) }
 

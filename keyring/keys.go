@@ -20,12 +20,11 @@ const (
 )
 
 const (
-	dirMode    = 0o700
 	secretMode = 0o600
 	pemSecret  = "UMBRA USER SECRET"
 )
 
-// Errors returned by Init and Open.
+// Errors returned by CreateKeys and ReadKeys.
 var (
 	ErrExists      = errors.New("keyring: node directory already initialised (use --force to overwrite its keys)")
 	ErrNotInit     = errors.New("keyring: node directory not initialised (run 'umbra init')")
@@ -69,23 +68,18 @@ func (i Identity) Public() ed25519.PublicKey { return i.priv.Public().(ed25519.P
 
 func (Identity) Format(f fmt.State, _ rune) { fmt.Fprint(f, "[redacted identity]") }
 
-// Dir is an opened node directory.
-type Dir struct {
-	Path     string
+// Keys are a node's identity and its user's secrets, as kept in key files
+// in the node directory (internal/node owns the directory itself).
+type Keys struct {
 	Identity Identity
 	Secrets  Secrets
 }
 
-// Init creates the node directory at path (mode 0700) with a fresh identity
-// and user secret (mode 0600). An existing directory that already holds keys
-// is refused with ErrExists unless force is set.
-func Init(path string, force bool) (*Dir, error) {
-	if err := os.MkdirAll(path, dirMode); err != nil {
-		return nil, fmt.Errorf("keyring: create node directory: %w", err)
-	}
-	if err := os.Chmod(path, dirMode); err != nil {
-		return nil, fmt.Errorf("keyring: %w", err)
-	}
+// CreateKeys writes a fresh identity and user secret (mode 0600) into the
+// existing directory dir. A directory that already holds keys is refused
+// with ErrExists unless force is set.
+func CreateKeys(dir string, force bool) (*Keys, error) {
+	path := dir
 	if !force {
 		for _, f := range []string{IdentityFile, SecretFile} {
 			if _, err := os.Stat(filepath.Join(path, f)); err == nil {
@@ -108,21 +102,13 @@ func Init(path string, force bool) (*Dir, error) {
 	if err := writeSecretFile(filepath.Join(path, SecretFile), &pem.Block{Type: pemSecret, Bytes: master.Bytes()}); err != nil {
 		return nil, err
 	}
-	return &Dir{Path: path, Identity: Identity{priv: priv}, Secrets: Secrets{master: master}}, nil
+	return &Keys{Identity: Identity{priv: priv}, Secrets: Secrets{master: master}}, nil
 }
 
-// Open reads the identity and secrets of an initialised node directory.
-func Open(path string) (*Dir, error) {
-	st, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: %s does not exist", ErrNotInit, path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("keyring: %w", err)
-	}
-	if !st.IsDir() {
-		return nil, fmt.Errorf("keyring: %s is not a directory", path)
-	}
+// ReadKeys reads the identity and secrets from the key files in dir: each
+// must exist (ErrNotInit) and be open to its owner only (ErrPermissions).
+func ReadKeys(dir string) (*Keys, error) {
+	path := dir
 	idBlock, err := readSecretFile(filepath.Join(path, IdentityFile), "PRIVATE KEY")
 	if err != nil {
 		return nil, err
@@ -143,12 +129,7 @@ func Open(path string) (*Dir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keyring: %s: %w", SecretFile, err)
 	}
-	// As ssh does with its keys: a node directory that group or others can
-	// enter exposes its secrets, its store and its API socket.
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%w: node directory %s has mode %o (run: chmod 700 %s)", ErrPermissions, path, st.Mode().Perm(), path)
-	}
-	return &Dir{Path: path, Identity: Identity{priv: priv}, Secrets: Secrets{master: master}}, nil
+	return &Keys{Identity: Identity{priv: priv}, Secrets: Secrets{master: master}}, nil
 }
 
 // writeSecretFile writes atomically (temp file, fsync, rename) with mode 0600.

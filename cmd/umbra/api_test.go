@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/umbra-store/umbra/internal/api"
+	"github.com/umbra-store/umbra/internal/kind"
 	"github.com/umbra-store/umbra/internal/testnet"
 )
 
@@ -67,10 +68,10 @@ func TestAPIFileHandOverAndStreaming(t *testing.T) {
 
 	// Refusals come before the hand-over, as ordinary answers.
 	var ae *api.Error
-	if err := cl.GetTo(ctx, "umbra:fr:nonsense", out, nil); !errors.As(err, &ae) || ae.Kind != api.KindUsage {
+	if err := cl.GetTo(ctx, "umbra:fr:nonsense", out, nil); !errors.As(err, &ae) || kind.Of(ae) != kind.Usage {
 		t.Fatalf("get with a malformed capability: %v", err)
 	}
-	if _, err := cl.PutFile(ctx, f, api.PutOptions{Shards: "2+x"}, nil); !errors.As(err, &ae) || ae.Kind != api.KindUsage {
+	if _, err := cl.PutFile(ctx, f, api.PutOptions{Shards: "2+x"}, nil); !errors.As(err, &ae) || kind.Of(ae) != kind.Usage {
 		t.Fatalf("put with malformed shards: %v", err)
 	}
 }

@@ -6,49 +6,60 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// interspersed moves a command's flags ahead of its positional arguments, so
-// that "umbra get CAP -o FILE" works as well as "umbra get -o FILE CAP"
-// (urfave/cli v2 stops reading flags at the first argument). "--" ends
-// flags; "-" is an argument (standard input or output).
+// interspersed reorders the command line for urfave/cli v2, which stops
+// reading flags at the first argument and reads global flags only before
+// the command name: a command's flags move ahead of its positional
+// arguments ("umbra get CAP -o FILE" works as "umbra get -o FILE CAP"), and
+// a global flag given after the command name moves ahead of it ("umbra put
+// --offline F" works as "umbra --offline put F"). "--" ends flags; "-" is
+// an argument (standard input or output).
 func interspersed(app *cli.App, args []string) []string {
-	out := []string{args[0]}
-	i := 1
-	// Global flags, then the command name.
-	i = copyFlags(app.Flags, args, i, &out)
-	cmds := app.Commands
+	var globals, cmds, flags, pos []string
+	i := copyFlags(app.Flags, args, 1, &globals)
+	commands := app.Commands
+	var cmd *cli.Command
 	for i < len(args) {
-		cmd := findCommand(cmds, args[i])
-		if cmd == nil {
-			return append(out, args[i:]...)
+		c := findCommand(commands, args[i])
+		if c == nil {
+			break
 		}
-		out = append(out, args[i])
+		cmd = c
+		cmds = append(cmds, args[i])
 		i++
-		if len(cmd.Subcommands) > 0 {
-			i = copyFlags(cmd.Flags, args, i, &out)
-			cmds = cmd.Subcommands
+		if len(cmd.Subcommands) == 0 {
+			break
+		}
+		i = copyFlags(cmd.Flags, args, i, &cmds)
+		commands = cmd.Subcommands
+	}
+	if cmd == nil || len(cmd.Subcommands) > 0 {
+		// No leaf command: leave the rest to urfave/cli (help, errors).
+		return append(append(append([]string{args[0]}, globals...), cmds...), args[i:]...)
+	}
+	for ; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i:]...)
+			break
+		}
+		if !isFlag(a) {
+			pos = append(pos, a)
 			continue
 		}
-		var flags, pos []string
-		for i < len(args) {
-			a := args[i]
-			if a == "--" {
-				pos = append(pos, args[i:]...)
-				break
-			}
-			if isFlag(a) {
-				flags = append(flags, a)
-				if takesValue(cmd.Flags, a) && i+1 < len(args) {
-					flags = append(flags, args[i+1])
-					i++
-				}
-			} else {
-				pos = append(pos, a)
-			}
+		to := &flags
+		fl := cmd.Flags
+		if !hasFlag(cmd.Flags, a) && hasFlag(app.Flags, a) {
+			to, fl = &globals, app.Flags
+		}
+		*to = append(*to, a)
+		if takesValue(fl, a) && i+1 < len(args) {
+			*to = append(*to, args[i+1])
 			i++
 		}
-		return append(append(out, flags...), pos...)
 	}
-	return out
+	out := append([]string{args[0]}, globals...)
+	out = append(append(out, cmds...), flags...)
+	return append(out, pos...)
 }
 
 func copyFlags(flags []cli.Flag, args []string, i int, out *[]string) int {
@@ -74,19 +85,36 @@ func findCommand(cmds []*cli.Command, name string) *cli.Command {
 	return nil
 }
 
+// flagName is the name in a flag token: "--o=x" → "o".
+func flagName(a string) string {
+	name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+	return name
+}
+
+// lookup returns the flag of flags a names, or nil.
+func lookup(flags []cli.Flag, a string) cli.Flag {
+	name := flagName(a)
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return f
+			}
+		}
+	}
+	return nil
+}
+
+func hasFlag(flags []cli.Flag, a string) bool { return lookup(flags, a) != nil }
+
 // takesValue reports whether flag token a needs the next token as its value.
 func takesValue(flags []cli.Flag, a string) bool {
 	if strings.Contains(a, "=") {
 		return false
 	}
-	name := strings.TrimLeft(a, "-")
-	for _, f := range flags {
-		for _, n := range f.Names() {
-			if n == name {
-				_, isBool := f.(*cli.BoolFlag)
-				return !isBool
-			}
-		}
+	f := lookup(flags, a)
+	if f == nil {
+		return false
 	}
-	return false
+	_, isBool := f.(*cli.BoolFlag)
+	return !isBool
 }

@@ -24,14 +24,18 @@ func capCommand() *cli.Command {
 					if c.NArg() != 1 {
 						return usageError{fmt.Errorf("cap verify takes one CAPABILITY")}
 					}
-					vc, err := keyring.ParseVerifyCap(c.Args().First())
-					if err != nil {
-						return err
-					}
-					fmt.Fprintln(c.App.Writer, vc.Encode())
-					return nil
+					return runCapVerify(c, c.Args().First())
 				},
 			},
 		},
 	}
+}
+
+func runCapVerify(c *cli.Context, capText string) error {
+	vc, err := keyring.ParseVerifyCap(capText)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(c.App.Writer, vc.Encode())
+	return nil
 }

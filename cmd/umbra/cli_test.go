@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/umbra-store/umbra/internal/randstream"
 )
 
 // The CLI is tested as a real binary: $UMBRA_BIN (make test builds it), or
@@ -21,6 +22,9 @@ import (
 var umbraBin string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(asUmbraEnv) != "" {
+		os.Exit(asUmbra())
+	}
 	if out := os.Getenv(rssHelperEnv); out != "" {
 		os.Exit(rssHelper(out, os.Args[1], os.Args[2:]))
 	}
@@ -191,8 +195,7 @@ func TestInit(t *testing.T) {
 
 func TestPutGetRoundTrip(t *testing.T) {
 	node := newNode(t)
-	data := make([]byte, 5<<20+17)
-	rand.NewChaCha8([32]byte{1}).Read(data)
+	data := randstream.Bytes(1, 5<<20+17)
 	in := writeFile(t, data)
 	r := run(t, node, nil, "put", in)
 	if r.code != 0 || r.stderr != "" {
@@ -400,7 +403,7 @@ func TestMemory2GiB(t *testing.T) {
 	want := sha256.New()
 	pr, pw := io.Pipe()
 	go func() {
-		src := rand.NewChaCha8([32]byte{9})
+		src := randstream.New(9, size)
 		buf := make([]byte, 1<<20)
 		for n := 0; n < size; n += len(buf) {
 			src.Read(buf)

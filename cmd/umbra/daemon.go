@@ -8,7 +8,23 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/umbra-store/umbra/internal/daemon"
+	"github.com/umbra-store/umbra/internal/shard"
 )
+
+// daemonMemory bounds the daemon's Go heap: Pebble, libp2p and up to two
+// puts and gets at once.
+const daemonMemory = 150 << 20 // bytes
+
+type daemonOptions struct {
+	path       string
+	listen     []string
+	bootstrap  []string
+	procs      int
+	cpuprofile string
+	// served wraps what the shard server serves; only tests set it (a test
+	// binary standing in for umbra, to inject faults).
+	served func(shard.Store) shard.Store
+}
 
 func daemonCommand() *cli.Command {
 	return &cli.Command{
@@ -23,29 +39,38 @@ func daemonCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "listen", Usage: "multiaddr to listen on (repeatable; replaces the config's)"},
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "peer multiaddr ending in /p2p/ID to connect to (repeatable)"},
 			&cli.IntFlag{Name: "procs", Usage: "cores (GOMAXPROCS) to serve peers with; a put or get for this node's user uses all (default: all)"},
-			&cli.BoolFlag{Name: "fault-corrupt-shards", Usage: "testing only: serve every block with a flipped bit", Hidden: true},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to `FILE` until the daemon stops", Hidden: true},
 		},
-		Action: func(c *cli.Context) error {
-			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-			if c.Bool("verbose") {
-				log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			}
-			if p := c.String("cpuprofile"); p != "" {
-				f, err := os.Create(p)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return err
-				}
-				defer pprof.StopCPUProfile()
-			}
-			return daemon.Run(c.Context, daemon.Options{
-				Path: c.String("path"), Listen: c.StringSlice("listen"), Bootstrap: c.StringSlice("bootstrap"),
-				Log: log, CorruptServedShards: c.Bool("fault-corrupt-shards"), ServeProcs: c.Int("procs"),
-			})
-		},
+		Action: func(c *cli.Context) error { return runDaemon(c, daemonFlags(c)) },
 	}
+}
+
+func daemonFlags(c *cli.Context) daemonOptions {
+	return daemonOptions{
+		path: c.String("path"), listen: c.StringSlice("listen"), bootstrap: c.StringSlice("bootstrap"),
+		procs: c.Int("procs"), cpuprofile: c.String("cpuprofile"),
+	}
+}
+
+func runDaemon(c *cli.Context, o daemonOptions) error {
+	setMemoryLimit(daemonMemory)
+	level := slog.LevelInfo
+	if c.Bool("verbose") {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	return daemon.Run(c.Context, daemon.Options{
+		Path: o.path, Listen: o.listen, Bootstrap: o.bootstrap, Log: log, ServeProcs: o.procs, Served: o.served,
+	})
 }

@@ -3,23 +3,18 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
-	"golang.org/x/term"
 
-	"github.com/umbra-store/umbra/internal/api"
-	"github.com/umbra-store/umbra/internal/node"
 	"github.com/umbra-store/umbra/internal/printable"
 	"github.com/umbra-store/umbra/keyring"
 )
 
 type getOptions struct {
-	path   string
 	cap    string
 	output string
 	force  bool
@@ -42,56 +37,26 @@ func getCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return usageError{fmt.Errorf("get takes one CAPABILITY")}
 			}
-			return runGet(c, getOptions{path: c.String("path"), cap: c.Args().First(), output: c.String("output"), force: c.Bool("force")})
+			return runGet(c, getOptions{cap: c.Args().First(), output: c.String("output"), force: c.Bool("force")})
 		},
 	}
 }
 
 func runGet(c *cli.Context, o getOptions) error {
-	rc, err := keyring.ParseReadCap(o.cap)
+	if _, err := keyring.ParseReadCap(o.cap); err != nil {
+		return err
+	}
+	s, err := openStore(c)
 	if err != nil {
 		return err
 	}
-	var size uint64
-	var name string
-	var fetch func(io.Writer) error
-	if c.Bool("offline") {
-		n, err := node.Open(o.path, logger(c))
-		if err != nil {
-			return err
-		}
-		defer n.Close()
-		info, err := n.Engine.Stat(c.Context, rc)
-		if err != nil {
-			return err
-		}
-		size, name = info.Size, info.Name
-		fetch = func(w io.Writer) error { return n.Engine.Get(c.Context, rc, w) }
-	} else {
-		cl, err := api.Dial(o.path)
-		if err != nil {
-			return err
-		}
-		st, err := cl.Stat(c.Context, o.cap)
-		if err != nil {
-			return err
-		}
-		size, name = st.Size, st.Name
-		fetch = func(w io.Writer) error {
-			// The daemon writes into the file (or pipe) itself: one copy
-			// fewer. Anything else streams through this process.
-			if pw, ok := w.(progressWriter); ok {
-				// Not a terminal: a write the user holds up (Ctrl-S) must
-				// stay this process's to block on.
-				if f, ok := pw.w.(*os.File); ok && !term.IsTerminal(int(f.Fd())) {
-					return cl.GetTo(c.Context, o.cap, f, barSetter(pw.bar))
-				}
-			}
-			return cl.Get(c.Context, o.cap, w)
-		}
+	defer s.Close()
+	st, err := s.Stat(c.Context, o.cap)
+	if err != nil {
+		return err
 	}
 	if o.output != "" && o.output != "-" {
-		if st, err := os.Stat(o.output); err == nil && st.IsDir() {
+		if fi, err := os.Stat(o.output); err == nil && fi.IsDir() {
 			return usageError{fmt.Errorf("%s is a directory: give a file name with -o", o.output)}
 		}
 	}
@@ -100,24 +65,23 @@ func runGet(c *cli.Context, o getOptions) error {
 	// replaces a file unless the user said so (-o names it, or --force).
 	replace := out != "" || o.force
 	if out == "" {
-		if name == "" {
+		if st.Name == "" {
 			return usageError{errors.New("the file has no stored name: say where with -o FILE, or -o - for standard output")}
 		}
-		if !plainName(name) {
-			return usageError{fmt.Errorf("refused the stored name %q: not a plain file name (it could write outside this directory); say where with -o FILE", name)}
+		if !plainName(st.Name) {
+			return usageError{fmt.Errorf("refused the stored name %q: not a plain file name (it could write outside this directory); say where with -o FILE", st.Name)}
 		}
-		out = name
+		out = st.Name
 		if _, err := os.Lstat(out); err == nil && !replace {
 			return existsError(out)
 		}
 	}
-	bar := newProgress(int64(size), "get")
+	bar := newProgress(int64(st.Size), "get")
+	defer finish(bar)
 	if out == "-" {
-		err = fetch(progressWriter{w: c.App.Writer, bar: bar})
-		if bar != nil {
-			_ = bar.Finish()
-		}
-		return err
+		// Standard output (an *os.File) is handed to the daemon when it
+		// is not a terminal.
+		return s.Get(c.Context, o.cap, c.App.Writer, barSetter(bar))
 	}
 	// Write beside the target and rename: nothing partial is ever left at
 	// the target path.
@@ -126,10 +90,7 @@ func runGet(c *cli.Context, o getOptions) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	err = fetch(progressWriter{w: tmp, bar: bar})
-	if bar != nil {
-		_ = bar.Finish()
-	}
+	err = s.Get(c.Context, o.cap, tmp, barSetter(bar))
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -152,8 +113,6 @@ func runGet(c *cli.Context, o getOptions) error {
 	}
 	return nil
 }
-
-var _ io.Writer = progressWriter{}
 
 // plainName reports whether a stored name is one plain path element: not
 // empty, no separator, not "." or "..", no control character (NUL

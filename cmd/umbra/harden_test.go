@@ -28,7 +28,8 @@ func putNamed(t *testing.T, nodeDir, name string, data []byte) string {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	res, err := n.Engine.Put(context.Background(), bytes.NewReader(data), engine.PutOptions{Name: name})
+	e := engine.New(n.Store, n.Keys.Secrets)
+	res, err := e.Put(context.Background(), bytes.NewReader(data), engine.PutOptions{Name: name})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,10 +38,10 @@ func initCommand() *cli.Command {
 }
 
 func runInit(c *cli.Context, o initOptions) error {
-	d, err := node.Init(o.path, o.force)
+	_, err := node.Init(o.path, o.force)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "initialised umbra node in %s\n", d.Path)
+	fmt.Fprintf(c.App.Writer, "initialised umbra node in %s\n", o.path)
 	return nil
 }

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -13,36 +12,43 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/umbra-store/umbra/internal/api"
+	"github.com/umbra-store/umbra/internal/kind"
 	"github.com/umbra-store/umbra/internal/printable"
 )
 
-func main() {
-	// Bound the Go heap so that RSS stays flat on large transfers; the
-	// user's GOMEMLIMIT wins.
+// cliMemory bounds the Go heap of a CLI command, so that its RSS stays
+// flat on large transfers (the daemon sets its own, daemonMemory).
+const cliMemory = 96 << 20 // bytes
+
+// setMemoryLimit sets the Go heap's soft limit, unless the user set one
+// with GOMEMLIMIT.
+func setMemoryLimit(n int64) {
 	if os.Getenv("GOMEMLIMIT") == "" {
-		limit := int64(96 << 20)
-		if len(os.Args) > 1 && hasArg(os.Args[1:], "daemon") {
-			limit = 150 << 20 // Pebble, libp2p and up to 2 puts and gets at once
-		}
-		debug.SetMemoryLimit(limit)
+		debug.SetMemoryLimit(n)
 	}
+}
+
+func main() { os.Exit(runApp(newApp())) }
+
+// runApp runs the CLI app on this process's arguments and returns the exit
+// code, having printed any error.
+func runApp(app *cli.App) int {
+	setMemoryLimit(cliMemory)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// After the first Ctrl-C starts a clean stop, a second one kills.
 	go func() { <-ctx.Done(); stop() }()
-	app := newApp()
 	err := app.RunContext(ctx, interspersed(app, os.Args))
-	var ae *api.Error
-	if errors.As(err, &ae) && ae.Kind == api.KindBrokenPipe {
-		os.Exit(exitBrokenPipe) // the reader went away: quietly, as on SIGPIPE
+	if kind.Of(err) == kind.BrokenPipe {
+		return kind.BrokenPipe.ExitCode() // the reader went away: quietly, as on SIGPIPE
 	}
 	if err != nil {
 		msg, code := describe(err)
 		// Error text can carry a peer's words or a manifest's name.
 		fmt.Fprintln(os.Stderr, "umbra: "+printable.String(msg))
-		os.Exit(code)
+		return code
 	}
+	return 0
 }
 
 func newApp() *cli.App {
@@ -86,12 +92,3 @@ func newApp() *cli.App {
 }
 
 func onUsageError(_ *cli.Context, err error, _ bool) error { return usageError{err} }
-
-func hasArg(args []string, a string) bool {
-	for _, x := range args {
-		if x == a {
-			return true
-		}
-	}
-	return false
-}

@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,15 +18,17 @@ import (
 	"testing"
 
 	blocks "github.com/ipfs/go-block-format"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/umbra-store/umbra/blockstore"
 	"github.com/umbra-store/umbra/internal/api"
 	"github.com/umbra-store/umbra/internal/config"
 	"github.com/umbra-store/umbra/internal/node"
-	"github.com/umbra-store/umbra/internal/p2p"
+	"github.com/umbra-store/umbra/internal/p2phost"
+	"github.com/umbra-store/umbra/internal/randstream"
+	"github.com/umbra-store/umbra/internal/shard"
 	"github.com/umbra-store/umbra/internal/testnet"
-	"github.com/umbra-store/umbra/internal/wire"
 )
 
 // up starts a testnet of real daemon processes and stops it in cleanup.
@@ -72,8 +73,7 @@ func kill(t *testing.T, n testnet.Node) {
 
 func randomFile(t *testing.T, seed byte, size int) (string, []byte) {
 	t.Helper()
-	data := make([]byte, size)
-	rand.NewChaCha8([32]byte{seed}).Read(data)
+	data := randstream.Bytes(seed, size)
 	return writeFile(t, data), data
 }
 
@@ -121,12 +121,12 @@ func TestNetworkSurvivesTwoKills(t *testing.T) {
 }
 
 // TestCorruptPeersCannotSpoilAGet runs two peers that flip a bit in every
-// block they serve: with three honest holders of each stripe, gets still
+// block they serve (real daemons, the fault injected by the test binary:
+// fault_test.go): with three honest holders of each stripe, gets still
 // return the right bytes.
 func TestCorruptPeersCannotSpoilAGet(t *testing.T) {
-	st := up(t, testnet.Options{Nodes: 5, NodeArgs: map[int][]string{
-		3: {"--fault-corrupt-shards"}, 4: {"--fault-corrupt-shards"},
-	}})
+	bin, env := corruptNodes(3, 4)
+	st := up(t, testnet.Options{Nodes: 5, NodeBin: bin, NodeEnv: env})
 	in, data := randomFile(t, 2, 24<<20)
 	capText := strings.TrimSpace(mustRunArgs(t, st.Nodes[0].UmbraPath, "put", in))
 	for _, i := range []int{1, 2} {
@@ -134,9 +134,13 @@ func TestCorruptPeersCannotSpoilAGet(t *testing.T) {
 			t.Fatalf("get on node %d returned wrong bytes", i)
 		}
 	}
-	raw, _ := os.ReadFile(st.Nodes[1].Log)
-	if !strings.Contains(string(raw), "served a block that does not match its CID") {
-		t.Log("note: node 1 never fetched from a corrupt peer (hints pointed elsewhere)")
+	// The readers did meet the corrupt holders (24 MiB is some 20 chunks,
+	// each with two of its five shards on them), and avoided them.
+	for _, i := range []int{1, 2} {
+		raw, _ := os.ReadFile(st.Nodes[i].Log)
+		if !strings.Contains(string(raw), "served a block that does not match its CID") {
+			t.Fatalf("node %d never fetched from a corrupt peer: the test did not exercise them", i)
+		}
 	}
 }
 
@@ -304,7 +308,7 @@ func TestKillReceiverDuringPut(t *testing.T) {
 		t.Fatal(err)
 	}
 	pr.Close()
-	src := rand.NewChaCha8([32]byte{6})
+	src := randstream.New(6, 256<<20)
 	buf := make([]byte, 1<<20)
 	want := sha256.New()
 	for i := 0; i < 256; i++ {
@@ -372,11 +376,15 @@ func TestNoDaemonMessage(t *testing.T) {
 
 func peerIDFromKey(t *testing.T, n *node.Node) string {
 	t.Helper()
-	id, err := p2p.PeerID(n.Keys.Identity.Private())
+	priv, err := crypto.UnmarshalEd25519PrivateKey(n.Keys.Identity.Private())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return id
+	id, err := peer.IDFromPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id.String()
 }
 
 // TestSecondDaemonRefused starts a daemon on a node directory that already
@@ -438,7 +446,7 @@ func TestSyncedBlocksSurviveKill(t *testing.T) {
 	dir := t.TempDir()
 	st := up(t, testnet.Options{Dir: dir, Nodes: 1})
 	_, key, _ := ed25519.GenerateKey(crand.Reader)
-	h, err := p2p.NewHost(p2p.HostOptions{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	h, err := p2phost.New(p2phost.Options{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,8 +463,8 @@ func TestSyncedBlocksSurviveKill(t *testing.T) {
 		return ai.ID
 	}
 	p := connect(st.Nodes[0])
-	c := p2p.NewClient(h)
-	src := rand.NewChaCha8([32]byte{11})
+	c := shard.NewClient(h)
+	src := randstream.New(11, 1<<40)
 	newBlock := func() blocks.Block {
 		data := make([]byte, 256<<10)
 		src.Read(data)
@@ -516,11 +524,11 @@ func TestSyncedBlocksSurviveKill(t *testing.T) {
 	served := 0
 	for _, b := range more {
 		got, err := c.Fetch(ctx, p, b.Cid())
-		var re *wire.RemoteError
+		var re *shard.RemoteError
 		switch {
 		case err == nil && bytes.Equal(got, b.RawData()):
 			served++
-		case errors.As(err, &re) && re.Code == wire.CodeNotFound:
+		case errors.As(err, &re) && re.Code == shard.CodeNotFound:
 		default:
 			t.Fatalf("unsynced block after the kill: %v (%d bytes)", err, len(got))
 		}

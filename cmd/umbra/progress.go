@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"os"
 
 	"github.com/schollz/progressbar/v3"
@@ -24,24 +23,17 @@ func newProgress(total int64, what string) *progressbar.ProgressBar {
 	)
 }
 
-// progressWriter counts bytes written through it into a bar.
-type progressWriter struct {
-	w   io.Writer
-	bar *progressbar.ProgressBar
-}
-
-func (p progressWriter) Write(b []byte) (int, error) {
-	n, err := p.w.Write(b)
-	if p.bar != nil {
-		_ = p.bar.Add(n)
-	}
-	return n, err
-}
-
 // barSetter returns a callback that sets bar to a byte count, or nil.
 func barSetter(bar *progressbar.ProgressBar) func(int64) {
 	if bar == nil {
 		return nil
 	}
 	return func(n int64) { _ = bar.Set64(n) }
+}
+
+// finish ends a bar, if there is one.
+func finish(bar *progressbar.ProgressBar) {
+	if bar != nil {
+		_ = bar.Finish()
+	}
 }

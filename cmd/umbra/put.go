@@ -2,29 +2,23 @@ package main
 
 import (
 	"encoding/json"
-
 	"fmt"
-	"github.com/umbra-store/umbra/internal/api"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
+	"github.com/umbra-store/umbra/internal/api"
 	"github.com/umbra-store/umbra/internal/config"
-	"github.com/umbra-store/umbra/internal/engine"
-	"github.com/umbra-store/umbra/internal/node"
 )
 
 type putOptions struct {
-	path      string
 	file      string
 	shards    string
 	randomKey bool
 	name      string
-	offline   bool
 	allowFew  bool
 	json      bool
 }
@@ -49,9 +43,8 @@ func putCommand() *cli.Command {
 				return usageError{fmt.Errorf("put takes one FILE (or - for standard input)")}
 			}
 			return runPut(c, putOptions{
-				path: c.String("path"), file: c.Args().First(), shards: c.String("shards"),
-				randomKey: c.Bool("random-key"), name: c.String("name"), offline: c.Bool("offline"),
-				allowFew: c.Bool("allow-fewer-peers"), json: c.Bool("json"),
+				file: c.Args().First(), shards: c.String("shards"), randomKey: c.Bool("random-key"),
+				name: c.String("name"), allowFew: c.Bool("allow-fewer-peers"), json: c.Bool("json"),
 			})
 		},
 	}
@@ -65,6 +58,11 @@ func logger(c *cli.Context) *slog.Logger {
 }
 
 func runPut(c *cli.Context, o putOptions) error {
+	if o.shards != "" {
+		if _, _, err := config.ParseShards(o.shards); err != nil {
+			return usageError{err}
+		}
+	}
 	var in io.Reader = os.Stdin
 	var size int64 = -1
 	name := o.name
@@ -86,38 +84,17 @@ func runPut(c *cli.Context, o putOptions) error {
 			name = filepath.Base(o.file)
 		}
 	}
-	if !o.offline {
-		return runPutDaemon(c, o, in, size, name)
-	}
-	n, err := node.Open(o.path, logger(c))
+	s, err := openStore(c)
 	if err != nil {
 		return err
 	}
-	defer n.Close()
-	shards := o.shards
-	if shards == "" {
-		shards = n.Config.Put.Shards
-	}
-	k, m, err := config.ParseShards(shards)
-	if err != nil {
-		return usageError{err}
-	}
+	defer s.Close()
 	bar := newProgress(size, "put")
-	opts := engine.PutOptions{K: k, M: m, RandomKey: o.randomKey, Name: name}
-	if bar != nil {
-		opts.Progress = func(done int64) { _ = bar.Set64(done) }
-	}
-	res, err := n.Engine.Put(c.Context, in, opts)
-	if bar != nil {
-		_ = bar.Finish()
-	}
+	res, err := s.Put(c.Context, in, size, api.PutOptions{Shards: o.shards, RandomKey: o.randomKey, Name: name, AllowFewerPeers: o.allowFew}, barSetter(bar))
+	finish(bar)
 	if err != nil {
 		return err
 	}
-	return printPut(c, o, api.PutResult{Cap: res.Cap.Encode(), Size: res.Size, Chunks: res.Chunks, Warnings: res.Warnings})
-}
-
-func printPut(c *cli.Context, o putOptions, res api.PutResult) error {
 	for _, w := range res.Warnings {
 		fmt.Fprintln(c.App.ErrWriter, "umbra: warning: "+w)
 	}
@@ -126,37 +103,4 @@ func printPut(c *cli.Context, o putOptions, res api.PutResult) error {
 	}
 	fmt.Fprintln(c.App.Writer, res.Cap)
 	return nil
-}
-
-func runPutDaemon(c *cli.Context, o putOptions, in io.Reader, size int64, name string) error {
-	if o.shards != "" {
-		if _, _, err := config.ParseShards(o.shards); err != nil {
-			return usageError{err}
-		}
-	}
-	cl, err := api.Dial(o.path)
-	if err != nil {
-		return err
-	}
-	bar := newProgress(size, "put")
-	opts := api.PutOptions{Shards: o.shards, RandomKey: o.randomKey, Name: name, AllowFewerPeers: o.allowFew}
-	var res api.PutResult
-	if f, ok := in.(*os.File); ok && !term.IsTerminal(int(f.Fd())) {
-		// The daemon reads the file (or pipe) itself: one copy fewer.
-		res, err = cl.PutFile(c.Context, f, opts, barSetter(bar))
-	} else {
-		// A terminal stays with this process: the daemon must not read
-		// what the user types after a cancelled put.
-		if bar != nil {
-			in = io.TeeReader(in, progressWriter{w: io.Discard, bar: bar})
-		}
-		res, err = cl.Put(c.Context, in, opts)
-	}
-	if bar != nil {
-		_ = bar.Finish()
-	}
-	if err != nil {
-		return err
-	}
-	return printPut(c, o, res)
 }

@@ -24,10 +24,10 @@ import (
 	"github.com/umbra-store/umbra/blockstore"
 	"github.com/umbra-store/umbra/erasure"
 	"github.com/umbra-store/umbra/internal/format"
-	"github.com/umbra-store/umbra/internal/p2p"
+	"github.com/umbra-store/umbra/internal/p2phost"
 	"github.com/umbra-store/umbra/internal/seal"
+	"github.com/umbra-store/umbra/internal/shard"
 	"github.com/umbra-store/umbra/internal/testnet"
-	"github.com/umbra-store/umbra/internal/wire"
 	"github.com/umbra-store/umbra/keyring"
 )
 
@@ -47,13 +47,13 @@ type roguePeer struct {
 func newRogue(t *testing.T, st testnet.State) *roguePeer {
 	t.Helper()
 	_, key, _ := ed25519.GenerateKey(crand.Reader)
-	h, err := p2p.NewHost(p2p.HostOptions{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	h, err := p2phost.New(p2phost.Options{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
 	r := &roguePeer{h: h, blocks: map[string][]byte{}, serve: func(_ cid.Cid, d []byte) []byte { return d }}
-	h.SetStreamHandler(p2p.ShardProtocol, r.handle)
+	h.SetStreamHandler(shard.Protocol, r.handle)
 	for _, n := range st.Nodes {
 		ai, err := peer.AddrInfoFromString(n.Addrs[0])
 		if err != nil {
@@ -84,33 +84,33 @@ func (r *roguePeer) handle(st network.Stream) {
 	defer st.Close()
 	br, bw := bufio.NewReader(st), bufio.NewWriter(st)
 	for {
-		f, _, err := wire.ReadFrame(br, nil)
+		f, _, err := shard.ReadFrame(br, nil)
 		if err != nil {
 			return
 		}
 		switch f.Type {
-		case wire.TypeStore:
-			req, _ := wire.ParseStore(f.Payload)
+		case shard.TypeStore:
+			req, _ := shard.ParseStore(f.Payload)
 			r.mu.Lock()
 			r.blocks[string(req.CID)] = bytes.Clone(req.Data)
 			r.mu.Unlock()
-			wire.WriteFrame(bw, wire.TypeOK)
-		case wire.TypeSync:
-			wire.WriteFrame(bw, wire.TypeOK)
-		case wire.TypeFetch, wire.TypeHas:
-			raw, _ := wire.ParseCID(f.Payload)
+			shard.WriteFrame(bw, shard.TypeOK)
+		case shard.TypeSync:
+			shard.WriteFrame(bw, shard.TypeOK)
+		case shard.TypeFetch, shard.TypeHas:
+			raw, _ := shard.ParseCID(f.Payload)
 			r.mu.Lock()
 			data, ok := r.blocks[string(raw)]
 			serve := r.serve
 			r.mu.Unlock()
 			switch {
 			case !ok:
-				wire.WriteFrame(bw, wire.TypeError, wire.ErrorParts(wire.CodeNotFound, "")...)
-			case f.Type == wire.TypeHas:
-				wire.WriteFrame(bw, wire.TypeHave, []byte{1})
+				shard.WriteFrame(bw, shard.TypeError, shard.ErrorParts(shard.CodeNotFound, "")...)
+			case f.Type == shard.TypeHas:
+				shard.WriteFrame(bw, shard.TypeHave, []byte{1})
 			default:
 				c, _ := cid.Cast(raw)
-				wire.WriteFrame(bw, wire.TypeBlock, serve(c, data))
+				shard.WriteFrame(bw, shard.TypeBlock, serve(c, data))
 			}
 		}
 		if bw.Flush() != nil {
@@ -347,7 +347,7 @@ func TestOnePeerCannotExhaustANode(t *testing.T) {
 	victim := st.Nodes[1]
 
 	_, key, _ := ed25519.GenerateKey(crand.Reader)
-	h, err := p2p.NewHost(p2p.HostOptions{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	h, err := p2phost.New(p2phost.Options{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,15 +361,15 @@ func TestOnePeerCannotExhaustANode(t *testing.T) {
 	big := make([]byte, 2<<20)
 	crand.Read(big)
 	bigBlock, _ := blockstore.NewBlock(big)
-	if err := p2p.NewClient(h).Store(ctx, ai.ID, bigBlock, 0); err != nil {
+	if err := shard.NewClient(h).Store(ctx, ai.ID, bigBlock, 0); err != nil {
 		t.Fatal(err)
 	}
 
 	before := procStatus(victim.PID, "VmRSS:")
 
 	var fetchReq, storeHead bytes.Buffer
-	wire.WriteFrame(&fetchReq, wire.TypeFetch, wire.CIDParts(bigBlock.Cid().Bytes())...)
-	storeHead.Write([]byte{wire.Version, byte(wire.TypeStore), 0, 0x40, 0, 0}) // 4 MiB declared
+	shard.WriteFrame(&fetchReq, shard.TypeFetch, shard.CIDParts(bigBlock.Cid().Bytes())...)
+	storeHead.Write([]byte{shard.Version, byte(shard.TypeStore), 0, 0x40, 0, 0}) // 4 MiB declared
 	storeHead.Write(make([]byte, 320<<10))
 	var attempted atomic.Int64
 	var wg sync.WaitGroup
@@ -378,7 +378,7 @@ func TestOnePeerCannotExhaustANode(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s, err := h.NewStream(ctx, ai.ID, p2p.ShardProtocol)
+				s, err := h.NewStream(ctx, ai.ID, shard.Protocol)
 				if err != nil {
 					attempted.Add(1)
 					return

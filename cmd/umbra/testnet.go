@@ -13,6 +13,7 @@ import (
 
 func testnetCommand() *cli.Command {
 	dirFlag := &cli.StringFlag{Name: "dir", Usage: "testnet directory (one node directory per node inside)", Value: "umbra-testnet"}
+	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON"}
 	return &cli.Command{
 		Name:  "testnet",
 		Usage: "run a local network of daemons on 127.0.0.1",
@@ -20,45 +21,53 @@ func testnetCommand() *cli.Command {
 			{
 				Name:  "up",
 				Usage: "start N daemons, each bootstrapped to the others",
-				Flags: []cli.Flag{dirFlag, &cli.IntFlag{Name: "nodes", Value: 5, Usage: "how many nodes"}, &cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+				Flags: []cli.Flag{dirFlag, &cli.IntFlag{Name: "nodes", Value: 5, Usage: "how many nodes"}, jsonFlag},
 				Action: func(c *cli.Context) error {
-					bin, err := os.Executable()
-					if err != nil {
-						return err
-					}
-					st, err := testnet.Up(c.Context, testnet.Options{Bin: bin, Dir: c.String("dir"), Nodes: c.Int("nodes")})
-					if err != nil {
-						return err
-					}
-					return printTestnet(c, st)
+					return runTestnetUp(c, c.String("dir"), c.Int("nodes"))
 				},
 			},
 			{
-				Name:  "status",
-				Usage: "show each node: pid, peer ID, API socket, UMBRA_PATH, running",
-				Flags: []cli.Flag{dirFlag, &cli.BoolFlag{Name: "json", Usage: "print JSON"}},
-				Action: func(c *cli.Context) error {
-					st, err := testnet.Status(c.Context, c.String("dir"))
-					if err != nil {
-						return err
-					}
-					return printTestnet(c, st)
-				},
+				Name:   "status",
+				Usage:  "show each node: pid, peer ID, API socket, UMBRA_PATH, running",
+				Flags:  []cli.Flag{dirFlag, jsonFlag},
+				Action: func(c *cli.Context) error { return runTestnetStatus(c, c.String("dir")) },
 			},
 			{
-				Name:  "down",
-				Usage: "stop every node (their directories stay)",
-				Flags: []cli.Flag{dirFlag},
-				Action: func(c *cli.Context) error {
-					if err := testnet.Down(c.String("dir")); err != nil {
-						return err
-					}
-					fmt.Fprintln(c.App.Writer, "testnet stopped")
-					return nil
-				},
+				Name:   "down",
+				Usage:  "stop every node (their directories stay)",
+				Flags:  []cli.Flag{dirFlag},
+				Action: func(c *cli.Context) error { return runTestnetDown(c, c.String("dir")) },
 			},
 		},
 	}
+}
+
+func runTestnetUp(c *cli.Context, dir string, nodes int) error {
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	st, err := testnet.Up(c.Context, testnet.Options{Bin: bin, Dir: dir, Nodes: nodes})
+	if err != nil {
+		return err
+	}
+	return printTestnet(c, st)
+}
+
+func runTestnetStatus(c *cli.Context, dir string) error {
+	st, err := testnet.Status(c.Context, dir)
+	if err != nil {
+		return err
+	}
+	return printTestnet(c, st)
+}
+
+func runTestnetDown(c *cli.Context, dir string) error {
+	if err := testnet.Down(dir); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.App.Writer, "testnet stopped")
+	return nil
 }
 
 func printTestnet(c *cli.Context, st testnet.State) error {

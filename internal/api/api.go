@@ -1,6 +1,7 @@
 // Package api is the daemon's HTTP API on a unix socket in the node
 // directory (mode 0600), and the client the CLI uses. Uploads and downloads
-// stream; errors come back as JSON with a kind the CLI maps to an exit code.
+// stream; errors come back as JSON with their kind (internal/kind), which
+// the CLI maps to an exit code.
 //
 //	POST /v1/put?shards=K%2BM&random-key=1&name=N&allow-fewer-peers=1   body: the file
 //	GET  /v1/get      header Umbra-Capability; body: the file; trailer Umbra-Error
@@ -12,15 +13,7 @@
 // write (Upgrade: umbra-fd/1, see FDUpgrade and docs/protocol.md).
 package api
 
-import (
-	"errors"
-
-	"github.com/umbra-store/umbra/erasure"
-	"github.com/umbra-store/umbra/internal/engine"
-	"github.com/umbra-store/umbra/internal/format"
-	"github.com/umbra-store/umbra/internal/seal"
-	"github.com/umbra-store/umbra/keyring"
-)
+import "github.com/umbra-store/umbra/internal/kind"
 
 // SocketName is the API socket's name inside the node directory.
 const SocketName = "api.sock"
@@ -29,18 +22,6 @@ const SocketName = "api.sock"
 const (
 	CapHeader   = "Umbra-Capability"
 	ErrorHeader = "Umbra-Error"
-)
-
-// Error kinds, carried in JSON errors; the CLI turns them into exit codes.
-const (
-	KindUsage    = "usage"
-	KindNotFound = "not_found"
-	KindCorrupt  = "corrupt"
-	KindFewPeers = "few_peers"
-	KindError    = "error"
-	// KindBrokenPipe: the reader of a get's output went away (a pipe into
-	// head, say). The CLI ends quietly, as on SIGPIPE.
-	KindBrokenPipe = "broken_pipe"
 )
 
 // PutResult is the answer to a put.
@@ -77,35 +58,26 @@ type Peer struct {
 	LatencyMS float64  `json:"latency_ms"`
 }
 
-// ErrorBody is the JSON of an error answer.
+// ErrorBody is the JSON of an error answer: the message and the name of
+// its kind (internal/kind).
 type ErrorBody struct {
 	Error string `json:"error"`
 	Kind  string `json:"kind"`
 }
 
-// Error is an error answered by the daemon.
+// Error is an error answered by the daemon, with the kind it had there.
 type Error struct {
-	Kind string
+	kind kind.Kind
 	Msg  string
 }
 
+// newError makes the client's error from a kind's name and a message.
+func newError(kindName, msg string) *Error { return &Error{kind: kind.Parse(kindName), Msg: msg} }
+
 func (e *Error) Error() string { return e.Msg }
 
-// KindOf classifies an engine or network error.
-func KindOf(err error, fewPeers error) string {
-	var se *erasure.StripeError
-	switch {
-	case errors.Is(err, erasure.ErrParams), errors.Is(err, keyring.ErrMalformed), errors.Is(err, keyring.ErrChecksum),
-		errors.Is(err, keyring.ErrTruncated), errors.Is(err, keyring.ErrUnknownKind), errors.Is(err, keyring.ErrVersion),
-		errors.Is(err, keyring.ErrWrongKind), errors.Is(err, engine.ErrRange):
-		return KindUsage
-	case errors.As(err, &se), errors.Is(err, engine.ErrNotFound):
-		return KindNotFound
-	case errors.Is(err, format.ErrAuth), errors.Is(err, format.ErrMalformed), errors.Is(err, format.ErrVersion),
-		errors.Is(err, seal.ErrAuth), errors.Is(err, engine.ErrCorrupt):
-		return KindCorrupt
-	case fewPeers != nil && errors.Is(err, fewPeers):
-		return KindFewPeers
-	}
-	return KindError
-}
+// Kind is the error's kind on the daemon's side.
+func (e *Error) Kind() kind.Kind { return e.kind }
+
+// body makes the JSON of an error answer.
+func body(err error) ErrorBody { return ErrorBody{Error: err.Error(), Kind: kind.Of(err).String()} }

@@ -41,9 +41,9 @@ func decodeErr(resp *http.Response) error {
 	var b ErrorBody
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(raw, &b) != nil || b.Error == "" {
-		return &Error{Kind: KindError, Msg: fmt.Sprintf("daemon answered %s", resp.Status)}
+		return newError("", fmt.Sprintf("daemon answered %s", resp.Status))
 	}
-	return &Error{Kind: b.Kind, Msg: b.Error}
+	return newError(b.Kind, b.Error)
 }
 
 func (c *Client) do(ctx context.Context, method, path string, hdr map[string]string, body io.Reader) (*http.Response, error) {
@@ -136,9 +136,9 @@ func (c *Client) Get(ctx context.Context, capText string, w io.Writer) error {
 	if t := resp.Trailer.Get(ErrorHeader); t != "" {
 		var b ErrorBody
 		if json.Unmarshal([]byte(t), &b) == nil {
-			return &Error{Kind: b.Kind, Msg: b.Error}
+			return newError(b.Kind, b.Error)
 		}
-		return &Error{Kind: KindError, Msg: strings.TrimSpace(t)}
+		return newError("", strings.TrimSpace(t))
 	}
 	return nil
 }

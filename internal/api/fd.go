@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/umbra-store/umbra/internal/kind"
 )
 
 // FDUpgrade is the Upgrade token of a put or get that hands the daemon a file
@@ -84,7 +86,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, write bool, op 
 	f, err := recvFD(uc)
 	_ = uc.SetReadDeadline(time.Time{})
 	if err != nil {
-		_ = send(fdLine{Error: err.Error(), Kind: KindError})
+		_ = send(fdLine{Error: err.Error(), Kind: kind.Other.String()})
 		return
 	}
 	f = ownPipe(f, write)
@@ -103,21 +105,46 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, write bool, op 
 		_, _ = uc.Read(b[:])
 		cancel()
 	}()
-	// Progress goes out from its own goroutine: a client that stops reading
-	// (suspended) must not stall the transfer.
+	progress, stopProgress := reportProgress(send)
+	res, err := op(ctx, f, progress)
+	stopProgress()
+	if err != nil {
+		b := body(err)
+		switch {
+		case errors.Is(err, syscall.EPIPE):
+			b.Kind = kind.BrokenPipe.String() // the reader went away: not the daemon's failure
+		case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		default:
+			s.log.Warn("request failed", "path", r.URL.Path, "err", err)
+		}
+		_ = send(fdLine{Error: b.Error, Kind: b.Kind})
+		return
+	}
+	raw, err := json.Marshal(res)
+	if err != nil {
+		_ = send(fdLine{Error: err.Error(), Kind: kind.Other.String()})
+		return
+	}
+	_ = send(fdLine{Result: raw})
+}
+
+// reportProgress sends the bytes done so far every progressEvery, from a
+// goroutine of its own: a client that stops reading (suspended) must not
+// stall the transfer. progress records the count; stop ends the reports.
+func reportProgress(send func(fdLine) error) (progress func(int64), stop func()) {
 	var done atomic.Int64
 	done.Store(-1)
-	stopTick := make(chan struct{})
-	ticker := sync.WaitGroup{}
-	ticker.Add(1)
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
 	go func() {
-		defer ticker.Done()
+		defer wg.Done()
 		t := time.NewTicker(progressEvery)
 		defer t.Stop()
 		sent := int64(-1)
 		for {
 			select {
-			case <-stopTick:
+			case <-quit:
 				return
 			case <-t.C:
 				if n := done.Load(); n != sent {
@@ -129,27 +156,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, write bool, op 
 			}
 		}
 	}()
-	res, err := op(ctx, f, func(n int64) { done.Store(n) })
-	close(stopTick)
-	ticker.Wait()
-	if err != nil {
-		kind := KindOf(err, s.b.FewPeersErr())
-		switch {
-		case errors.Is(err, syscall.EPIPE):
-			kind = KindBrokenPipe // the reader went away: not the daemon's failure
-		case ctx.Err() != nil && errors.Is(err, context.Canceled):
-		default:
-			s.log.Warn("request failed", "path", r.URL.Path, "err", err)
-		}
-		_ = send(fdLine{Error: err.Error(), Kind: kind})
-		return
-	}
-	raw, err := json.Marshal(res)
-	if err != nil {
-		_ = send(fdLine{Error: err.Error(), Kind: KindError})
-		return
-	}
-	_ = send(fdLine{Result: raw})
+	return func(n int64) { done.Store(n) }, func() { close(quit); wg.Wait() }
 }
 
 // ownPipe gives the daemon a file description of its own for a pipe: the
@@ -296,7 +303,7 @@ func (c *Client) withFD(ctx context.Context, method, path string, hdr map[string
 				progress(*l.Done)
 			}
 		case l.Error != "" || l.Kind != "":
-			return &Error{Kind: l.Kind, Msg: l.Error}
+			return newError(l.Kind, l.Error)
 		case l.Result != nil:
 			if result == nil {
 				return nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/umbra-store/umbra/internal/config"
 	"github.com/umbra-store/umbra/internal/engine"
+	"github.com/umbra-store/umbra/internal/kind"
 	"github.com/umbra-store/umbra/keyring"
 )
 
@@ -24,8 +25,6 @@ type Backend interface {
 	DefaultShards() string
 	Status(ctx context.Context) (Status, error)
 	Peers(ctx context.Context) []Peer
-	// FewPeersErr is the sentinel a put returns when peers are too few.
-	FewPeersErr() error
 	// Working marks a put or get running for the user; the returned func
 	// ends it.
 	Working() func()
@@ -126,18 +125,11 @@ func (s *Server) waitOps(ctx context.Context) error {
 	}
 }
 
+// fail answers err with its kind's HTTP status (internal/kind's table).
 func (s *Server) fail(w http.ResponseWriter, err error) {
-	kind := KindOf(err, s.b.FewPeersErr())
-	status := map[string]int{KindUsage: 400, KindNotFound: 404, KindCorrupt: 422, KindFewPeers: 409}[kind]
-	if status == 0 {
-		status = 500
-	}
-	if errors.Is(err, context.Canceled) {
-		status = 499
-	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(ErrorBody{Error: err.Error(), Kind: kind})
+	w.WriteHeader(kind.Of(err).HTTPStatus())
+	_ = json.NewEncoder(w).Encode(body(err))
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -206,14 +198,14 @@ func (s *Server) stat(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	defer s.b.Working()()
+	off, length, err := rangeOf(r)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
 	c, info, ok := s.statCap(w, r)
 	if !ok {
 		return
-	}
-	off, _ := strconv.ParseInt(r.URL.Query().Get("offset"), 10, 64)
-	length := int64(-1)
-	if l := r.URL.Query().Get("length"); l != "" {
-		length, _ = strconv.ParseInt(l, 10, 64)
 	}
 	if wantsFD(r) {
 		s.upgrade(w, r, true, func(ctx context.Context, f *os.File, progress func(int64)) (any, error) {
@@ -226,9 +218,8 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Umbra-Size", strconv.FormatUint(info.Size, 10))
 	w.WriteHeader(http.StatusOK)
-	err := s.b.Engine().ReadRange(r.Context(), c, off, length, w)
-	if err != nil {
-		b, _ := json.Marshal(ErrorBody{Error: err.Error(), Kind: KindOf(err, s.b.FewPeersErr())})
+	if err := s.b.Engine().ReadRange(r.Context(), c, off, length, w); err != nil {
+		b, _ := json.Marshal(body(err))
 		w.Header().Set(ErrorHeader, string(b))
 		s.log.Warn("get failed", "err", err)
 	}
@@ -245,4 +236,25 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) peers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, s.b.Peers(r.Context()))
+}
+
+// errRange: the offset or length of a get is not a number.
+var errRange = kind.New(kind.Usage, "api: offset and length must be whole numbers")
+
+// rangeOf reads a get's optional offset (default 0) and length (default:
+// to the end).
+func rangeOf(r *http.Request) (off, length int64, err error) {
+	q := r.URL.Query()
+	length = -1
+	if v := q.Get("offset"); v != "" {
+		if off, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("%w: offset %q", errRange, v)
+		}
+	}
+	if v := q.Get("length"); v != "" {
+		if length, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("%w: length %q", errRange, v)
+		}
+	}
+	return off, length, nil
 }

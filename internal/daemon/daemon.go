@@ -1,5 +1,6 @@
-// Package daemon runs a node: block store, libp2p host, DHT, shard protocol,
-// engine and the HTTP API, until its context ends.
+// Package daemon runs a node: block store, libp2p host, DHT, shard
+// protocol, engine and the HTTP API, until its context ends. build makes the
+// graph, bottom-up, in one function.
 package daemon
 
 import (
@@ -12,17 +13,32 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/ipfs/boxo/bitswap"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/umbra-store/umbra/dht"
 	"github.com/umbra-store/umbra/internal/api"
+	"github.com/umbra-store/umbra/internal/config"
 	"github.com/umbra-store/umbra/internal/engine"
+	"github.com/umbra-store/umbra/internal/network"
 	"github.com/umbra-store/umbra/internal/node"
-	"github.com/umbra-store/umbra/internal/p2p"
+	"github.com/umbra-store/umbra/internal/p2phost"
+	"github.com/umbra-store/umbra/internal/placement"
+	"github.com/umbra-store/umbra/internal/retrieval"
+	"github.com/umbra-store/umbra/internal/shard"
 )
 
 // InfoFile is written in the node directory while the daemon runs.
 const InfoFile = "daemon.json"
+
+// Re-announce timing: every block held is provided again first after
+// reannounceFirst, then every reannounceEvery (kad-dht drops provider
+// records after 48 h).
+const (
+	reannounceFirst = time.Minute
+	reannounceEvery = 12 * time.Hour
+)
 
 // Info is the content of InfoFile.
 type Info struct {
@@ -38,58 +54,84 @@ type Options struct {
 	Listen    []string
 	Bootstrap []string
 	Log       *slog.Logger
-	// CorruptServedShards is fault injection for tests: every block served
-	// to a peer has one bit flipped.
-	CorruptServedShards bool
 	// ServeProcs, if above 0, is GOMAXPROCS while the daemon only serves
 	// peers; a put or get for its user runs with every core (see procs).
 	ServeProcs int
+	// Served, if set, wraps the store the shard server serves peers from.
+	// Tests inject faults through it (a store that corrupts what it
+	// serves); umbra itself never sets it.
+	Served func(shard.Store) shard.Store
 }
 
-type backend struct {
-	n     *node.Node
-	h     host.Host
-	net   *p2p.Net
-	svc   *p2p.Service
-	eng   *engine.Engine
-	quota int64
-	procs *procs
+// graph is a running node's network and engine.
+type graph struct {
+	h       host.Host
+	dht     *dht.DHT
+	bitswap *bitswap.Bitswap
+	net     *network.Net
+	eng     *engine.Engine
 }
 
-func (b *backend) Engine() *engine.Engine { return b.eng }
-func (b *backend) DefaultShards() string  { return b.n.Config.Put.Shards }
-func (b *backend) FewPeersErr() error     { return p2p.ErrFewPeers }
-func (b *backend) Working() func()        { return b.procs.begin() }
+func (g *graph) close() {
+	if g.bitswap != nil {
+		g.bitswap.Close()
+	}
+	if g.dht != nil {
+		g.dht.Close()
+	}
+	if g.h != nil {
+		g.h.Close()
+	}
+}
 
-func (b *backend) Status(ctx context.Context) (api.Status, error) {
-	st, err := b.n.Store.Stats(ctx)
+// build makes the node's network and engine, bottom-up: the host, the DHT
+// on it, the shard server and client, bitswap, retrieval, placement, the
+// engine's network and the engine. Everything runs until ctx ends; close
+// stops it.
+func build(ctx context.Context, n *node.Node, cfg config.Config, o Options, log *slog.Logger) (*graph, error) {
+	g := &graph{}
+	var err error
+	shardLimit := p2phost.ProtocolLimit{ID: shard.Protocol, Inbound: shard.MaxStreams, InboundPerPeer: shard.MaxStreamsPerPeer}
+	if g.h, err = p2phost.New(p2phost.FromConfig(n.Keys.Identity.Private(), cfg.Network, shardLimit)); err != nil {
+		return nil, err
+	}
+	if g.dht, err = dht.New(ctx, g.h, n.Store.Datastore(), dht.WithLogger(log)); err != nil {
+		g.close()
+		return nil, err
+	}
+	accept, err := acceptFunc(cfg.Storage)
 	if err != nil {
-		return api.Status{}, err
+		g.close()
+		return nil, err
 	}
-	return api.Status{
-		PeerID: b.h.ID().String(), Addrs: addrs(b.h), StorageUsed: st.Bytes, StorageQuota: b.quota,
-		Blocks: st.Blocks, Peers: len(b.net.ShardPeers()), PID: os.Getpid(),
-	}, nil
+	var served shard.Store = n.Store
+	if o.Served != nil {
+		served = o.Served(served)
+	}
+	shard.NewServer(g.h, served, shard.ServerOptions{Accept: accept, Stored: g.dht.Announce, Log: log})
+	client := shard.NewClient(g.h)
+	g.bitswap = retrieval.NewBitswap(ctx, g.h, g.dht, n.Store)
+	fetch := retrieval.New(g.h, n.Store, client, g.dht, g.bitswap, log)
+	place := placement.Deps{Self: g.h.ID(), Remote: client, Local: n.Store, Ann: g.dht, Log: log}
+	g.net = network.New(g.h, place, fetch)
+	g.eng = engine.New(n.Store, n.Keys.Secrets, engine.WithLogger(log), engine.WithNetwork(g.net))
+	return g, nil
 }
 
-func (b *backend) Peers(ctx context.Context) []api.Peer {
-	var out []api.Peer
-	for _, p := range b.h.Network().Peers() {
-		ap := api.Peer{ID: p.String(), LatencyMS: float64(b.h.Peerstore().LatencyEWMA(p).Microseconds()) / 1000}
-		for _, c := range b.h.Network().ConnsToPeer(p) {
-			ap.Addrs = append(ap.Addrs, c.RemoteMultiaddr().String())
+// acceptFunc returns who may store on this node (nil: anyone).
+func acceptFunc(s config.Storage) (func(peer.ID) bool, error) {
+	if s.Accept != "allowlist" {
+		return nil, nil
+	}
+	allowed := map[peer.ID]bool{}
+	for _, a := range s.AcceptPeers {
+		id, err := peer.Decode(a)
+		if err != nil {
+			return nil, fmt.Errorf("daemon: Storage.AcceptPeers: %q: %w", a, err)
 		}
-		out = append(out, ap)
+		allowed[id] = true
 	}
-	return out
-}
-
-func addrs(h host.Host) []string {
-	var out []string
-	for _, a := range h.Addrs() {
-		out = append(out, a.String()+"/p2p/"+h.ID().String())
-	}
-	return out
+	return func(p peer.ID) bool { return allowed[p] }, nil
 }
 
 // Run runs the daemon until ctx ends, then shuts down cleanly.
@@ -117,43 +159,12 @@ func Run(ctx context.Context, o Options) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	h, err := p2p.NewHost(p2p.HostOptionsFromConfig(n.Keys.Identity.Private(), cfg.Network))
+	g, err := build(ctx, n, cfg, o, log)
 	if err != nil {
 		return err
 	}
-	defer h.Close()
-	d, err := p2p.NewDHT(ctx, h, n.Store)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-
-	var accept func(peer.ID) bool
-	if cfg.Storage.Accept == "allowlist" {
-		allowed := map[peer.ID]bool{}
-		for _, s := range cfg.Storage.AcceptPeers {
-			id, err := peer.Decode(s)
-			if err != nil {
-				return fmt.Errorf("daemon: Storage.AcceptPeers: %q: %w", s, err)
-			}
-			allowed[id] = true
-		}
-		accept = func(p peer.ID) bool { return allowed[p] }
-	}
-	svc, err := p2p.NewService(ctx, h, n.Store, p2p.ServiceOptions{
-		MaxBytes: cfg.Storage.MaxBytes, Accept: accept, Log: log,
-		CorruptServedShards: o.CorruptServedShards,
-	})
-	if err != nil {
-		return err
-	}
-	netw := p2p.NewNet(ctx, h, d, n.Store, svc, log)
-	svc.SetStored(netw.Announce)
-	bs := p2p.NewBitswap(ctx, h, d, n.Store)
-	defer bs.Close()
-	netw.SetBitswap(bs)
-	eng := engine.New(n.Store, n.Keys.Secrets, engine.WithLogger(log), engine.WithNetwork(netw))
-	b := &backend{n: n, h: h, net: netw, svc: svc, eng: eng, quota: cfg.Storage.MaxBytes, procs: newProcs(o.ServeProcs)}
+	defer g.close()
+	b := &backend{n: n, g: g, quota: cfg.Storage.MaxBytes, procs: newProcs(o.ServeProcs)}
 
 	sock := filepath.Join(o.Path, api.SocketName)
 	srv, err := api.Listen(sock, b, log)
@@ -164,15 +175,15 @@ func Run(ctx context.Context, o Options) error {
 	go func() { serveErr <- srv.Serve() }()
 	defer os.Remove(sock)
 
-	go bootstrap(ctx, h, d, cfg.Network.Bootstrap, log)
-	go netw.Reannounce(ctx, time.Minute, 12*time.Hour)
+	go bootstrap(ctx, g.h, g.dht, cfg.Network.Bootstrap, log)
+	go g.dht.Reannounce(ctx, reannounceFirst, reannounceEvery, n.Store.AllKeysChan)
 
-	info := Info{PID: os.Getpid(), PeerID: h.ID().String(), Addrs: addrs(h), Socket: sock}
+	info := Info{PID: os.Getpid(), PeerID: g.h.ID().String(), Addrs: addrs(g.h), Socket: sock}
 	if err := writeInfo(filepath.Join(o.Path, InfoFile), info); err != nil {
 		return err
 	}
 	defer os.Remove(filepath.Join(o.Path, InfoFile))
-	log.Info("umbra daemon running", "peer", h.ID().String(), "addrs", info.Addrs, "api", sock)
+	log.Info("umbra daemon running", "peer", g.h.ID().String(), "addrs", info.Addrs, "api", sock)
 
 	select {
 	case <-stopped.Done():
@@ -186,9 +197,10 @@ func Run(ctx context.Context, o Options) error {
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		// Requests still running after the grace period are cut off before
-		// the store closes under them.
-		// (The store refuses calls after it closes, so a handler still
-		// running gets an error, never a closed database.)
+		// the store closes under them (the store refuses calls after it
+		// closes, so a handler still running gets an error, never a closed
+		// database).
+		log.Warn("shutdown: operations still running after 10 s are cut off", "err", err)
 		_ = srv.Close()
 	}
 	stopNet()
@@ -203,7 +215,7 @@ func bootstrap(ctx context.Context, h host.Host, d interface{ Bootstrap(context.
 		var left []string
 		for _, a := range pending {
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			if err := p2p.Connect(cctx, h, []string{a}); err != nil {
+			if err := p2phost.Connect(cctx, h, []string{a}); err != nil {
 				left = append(left, a)
 				if attempt == 0 {
 					log.Info("bootstrap peer not reachable yet", "addr", a, "err", err)

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +17,8 @@ import (
 	"github.com/umbra-store/umbra/chunker"
 	"github.com/umbra-store/umbra/internal/format"
 	"github.com/umbra-store/umbra/keyring"
+
+	"github.com/umbra-store/umbra/internal/kind"
 )
 
 // Defaults.
@@ -30,30 +31,28 @@ const (
 var (
 	// ErrNotFound is returned by Get, ReadRange and Stat when the file's root
 	// block (or a manifest node under it) is not in the store.
-	ErrNotFound = errors.New("engine: file not found in the store")
+	ErrNotFound = kind.New(kind.NotFound, "engine: file not found in the store")
 	// ErrCorrupt is returned when a chunk cannot be authenticated even after
 	// dropping shards that fail their hash check.
-	ErrCorrupt = errors.New("engine: data failed authentication")
+	ErrCorrupt = kind.New(kind.Corrupt, "engine: data failed authentication")
 	// ErrRange is returned by ReadRange for a negative offset or length.
-	ErrRange = errors.New("engine: invalid range")
+	ErrRange = kind.New(kind.Usage, "engine: invalid range")
 )
 
-// Blocks is what the engine needs of a block store. PutMany (and
-// PutManyDeferred) must not keep the blocks' byte slices after returning: the
-// engine reuses its shard buffers.
+// Blocks is what the engine needs of a block store. Writes made with
+// PutManyDeferred are durable after Sync; PutMany's at once. The Put calls
+// must not keep the blocks' byte slices after returning: the engine reuses
+// its shard buffers.
 type Blocks interface {
 	Get(context.Context, cid.Cid) (blocks.Block, error)
 	Has(context.Context, cid.Cid) (bool, error)
 	PutMany(context.Context, []blocks.Block) error
+	PutManyDeferred(context.Context, []blocks.Block) error
+	Sync(context.Context) error
 	DeleteBlock(context.Context, cid.Cid) error
 }
 
-// deferredBlocks is implemented by stores that can batch durability: writes
-// made with PutManyDeferred are durable after Sync.
-type deferredBlocks interface {
-	PutManyDeferred(context.Context, []blocks.Block) error
-	Sync(context.Context) error
-}
+var _ Blocks = (*blockstore.Store)(nil)
 
 // Network places shards on peers and fetches blocks from them. Without one,
 // the engine works on its local block store alone.
@@ -72,11 +71,10 @@ type Network interface {
 	// not hash fetched blocks again: GCM is not key-committing, so the
 	// chunk's AEAD alone would let a key holder forge content.
 	Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) ([]byte, error)
+	// Release gives back the bytes of a fetched block the engine is done
+	// with, for reuse.
+	Release([]byte)
 }
-
-// releaser is a Network that reuses the bytes of fetched blocks the engine
-// is done with.
-type releaser interface{ Release([]byte) }
 
 // PutSession places the blocks of one put.
 type PutSession interface {
@@ -117,22 +115,6 @@ type Option func(*Engine)
 // WithLogger sets the logger. Default: discard.
 func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
 
-// WithWorkers sets how many chunks are sealed or opened at once. Default:
-// GOMAXPROCS+1 (one more than the cores, to hide I/O waits).
-func WithWorkers(n int) Option {
-	return func(e *Engine) {
-		if n > 0 {
-			e.workers, e.setWorkers = n, true
-		}
-	}
-}
-
-// WithChunkerOptions passes options to the chunker (tests use small sizes).
-// Changing chunk sizes changes convergent output.
-func WithChunkerOptions(o ...chunker.Option) Option {
-	return func(e *Engine) { e.chunkOp = append(e.chunkOp, o...) }
-}
-
 // New returns an engine over bs with the user's secrets.
 func New(bs Blocks, secrets keyring.Secrets, opts ...Option) *Engine {
 	e := &Engine{
@@ -160,24 +142,7 @@ func (e *Engine) String() string { return "engine" }
 // shardCID makes the CID of a shard or node block from its SHA-256 digest.
 func shardCID(digest [32]byte) cid.Cid { return blockstore.CIDOf(digest) }
 
-// RootCID returns the CID of a capability's root block.
-func RootCID(c keyring.Cap) cid.Cid { return shardCID(c.Root()) }
-
 func newBlock(data []byte) (blocks.Block, [32]byte) { return blockstore.NewBlock(data) }
-
-func (e *Engine) putDeferred(ctx context.Context, bs []blocks.Block) error {
-	if d, ok := e.bs.(deferredBlocks); ok {
-		return d.PutManyDeferred(ctx, bs)
-	}
-	return e.bs.PutMany(ctx, bs)
-}
-
-func (e *Engine) sync(ctx context.Context) error {
-	if d, ok := e.bs.(deferredBlocks); ok {
-		return d.Sync(ctx)
-	}
-	return nil
-}
 
 // getBlock returns the block whose SHA-256 is digest, checked against it:
 // through the network (which checks every source, see Network.Fetch), or
@@ -231,88 +196,108 @@ var (
 	scratchBufs = newBufPool(8) // erasure scratch (all shards of a chunk)
 )
 
-// ordered runs fn on items from next with e.workers goroutines and hands the
-// results to sink in input order, with at most e.window items in flight.
+// ordered runs fn on items from next with workers goroutines and hands the
+// results to sink in input order, with at most window items in flight.
 // next returns io.EOF when done. The first error stops everything.
 func ordered[In, Out any](ctx context.Context, workers, window int,
 	next func() (In, error), fn func(context.Context, In) (Out, error), sink func(Out) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-
-	type job struct {
-		seq int
-		in  In
-	}
-	type res struct {
-		seq int
-		out Out
-	}
-	jobs := make(chan job)
-	results := make(chan res, window)
-	tokens := make(chan struct{}, window)
-	fail := func(err error) { cancel(err) }
-
-	go func() { // producer
-		defer close(jobs)
-		for seq := 0; ; seq++ {
-			select {
-			case tokens <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			in, err := next()
-			if err == io.EOF {
-				return
-			}
-			if err != nil {
-				fail(err)
-				return
-			}
-			select {
-			case jobs <- job{seq, in}:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	var wwg sync.WaitGroup
+	p := &pool[In, Out]{ctx: ctx, fail: func(err error) { cancel(err) },
+		jobs: make(chan job[In]), results: make(chan result[Out], window), tokens: make(chan struct{}, window)}
+	go p.produce(next)
+	var wg sync.WaitGroup
 	for range workers {
-		wwg.Add(1)
-		go func() {
-			defer wwg.Done()
-			for {
-				var j job
-				select {
-				case jj, ok := <-jobs:
-					if !ok {
-						return
-					}
-					j = jj
-				case <-ctx.Done():
-					return
-				}
-				out, err := fn(ctx, j.in)
-				if err != nil {
-					fail(err)
-					return
-				}
-				select {
-				case results <- res{j.seq, out}:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
+		wg.Add(1)
+		go func() { defer wg.Done(); p.work(fn) }()
 	}
 	// NB: results closes when the workers are done, without waiting for the
 	// producer: a producer blocked in next (reading a terminal, say) must not
 	// keep a cancelled call from returning. It exits on its own later.
-	go func() { wwg.Wait(); close(results) }()
+	go func() { wg.Wait(); close(p.results) }()
+	p.drain(sink)
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return nil
+}
 
+type job[In any] struct {
+	seq int
+	in  In
+}
+
+type result[Out any] struct {
+	seq int
+	out Out
+}
+
+// pool is one run of ordered: a producer takes a token per item (window of
+// them), workers process items, drain hands results on in order and gives
+// each token back once its item is consumed.
+type pool[In, Out any] struct {
+	ctx     context.Context
+	fail    func(error)
+	jobs    chan job[In]
+	results chan result[Out]
+	tokens  chan struct{}
+}
+
+func (p *pool[In, Out]) produce(next func() (In, error)) {
+	defer close(p.jobs)
+	for seq := 0; ; seq++ {
+		select {
+		case p.tokens <- struct{}{}:
+		case <-p.ctx.Done():
+			return
+		}
+		in, err := next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			p.fail(err)
+			return
+		}
+		select {
+		case p.jobs <- job[In]{seq, in}:
+		case <-p.ctx.Done():
+			return
+		}
+	}
+}
+
+func (p *pool[In, Out]) work(fn func(context.Context, In) (Out, error)) {
+	for {
+		var j job[In]
+		select {
+		case jj, ok := <-p.jobs:
+			if !ok {
+				return
+			}
+			j = jj
+		case <-p.ctx.Done():
+			return
+		}
+		out, err := fn(p.ctx, j.in)
+		if err != nil {
+			p.fail(err)
+			return
+		}
+		select {
+		case p.results <- result[Out]{j.seq, out}:
+		case <-p.ctx.Done():
+			return
+		}
+	}
+}
+
+// drain hands results to sink in input order until results closes.
+func (p *pool[In, Out]) drain(sink func(Out) error) {
 	pending := map[int]Out{}
 	want := 0
-	for r := range results {
-		if ctx.Err() != nil {
+	for r := range p.results {
+		if p.ctx.Err() != nil {
 			continue
 		}
 		pending[r.seq] = r.out
@@ -324,14 +309,10 @@ func ordered[In, Out any](ctx context.Context, workers, window int,
 			delete(pending, want)
 			want++
 			if err := sink(out); err != nil {
-				fail(err)
+				p.fail(err)
 				break
 			}
-			<-tokens
+			<-p.tokens
 		}
 	}
-	if err := context.Cause(ctx); err != nil {
-		return err
-	}
-	return nil
 }

@@ -28,11 +28,7 @@ func testSecrets(seed byte) keyring.Secrets {
 	return keyring.NewSecrets(k)
 }
 
-func randomBytes(seed uint64, n int) []byte {
-	b := make([]byte, n)
-	rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), 7}).Read(b)
-	return b
-}
+func randomBytes(seed uint64, n int) []byte { return randstream.Bytes(byte(seed), n) }
 
 func openStore(t testing.TB) *blockstore.Store {
 	t.Helper()
@@ -222,7 +218,7 @@ func TestRangedReadTouchesOnlyItsStripes(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
 	cb := &getCounter{Blocks: s}
-	e := New(cb, testSecrets(6), WithChunkerOptions(chunker.WithSizes(4<<10, 16<<10, 64<<10)))
+	e := New(cb, testSecrets(6), withChunker(chunker.WithSizes(4<<10, 16<<10, 64<<10)))
 	data := randomBytes(8, 4<<20)
 	res, err := e.Put(ctx, bytes.NewReader(data), PutOptions{})
 	if err != nil {
@@ -350,7 +346,7 @@ func TestBadShardCounts(t *testing.T) {
 func TestManyLevels(t *testing.T) {
 	// Tiny chunks and small nodes make a deep manifest tree out of a few MiB.
 	ctx := context.Background()
-	e := New(openStore(t), testSecrets(15), WithChunkerOptions(chunker.WithSizes(64, 128, 256)), withMaxNode(2048))
+	e := New(openStore(t), testSecrets(15), withChunker(chunker.WithSizes(64, 128, 256)), withMaxNode(2048))
 	data := randomBytes(16, 2<<20)
 	res, err := e.Put(ctx, bytes.NewReader(data), PutOptions{K: 10, M: 6})
 	if err != nil {
@@ -579,5 +575,45 @@ func TestSlowHolderIsHedged(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second): // a hang, not a timing assertion
 		t.Fatal("get waited for a holder that never answers")
+	}
+}
+
+// TestRepairWritesCountAgainstQuota: the store's quota counts every write
+// path, repair on read included: the counter matches what the store holds
+// after a shard is rewritten, and a store at its quota still repairs (the
+// rewrite gives the old copy's charge back first).
+func TestRepairWritesCountAgainstQuota(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := blockstore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(41, 3<<20)
+	res, err := New(s, testSecrets(40)).Put(ctx, bytes.NewReader(data), PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	used, _ := s.Used(ctx)
+	s.Close()
+	s, err = blockstore.Open(dir, blockstore.WithQuota(used)) // full to the byte
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cb := &faultyBlocks{Blocks: s}
+	e := New(cb, testSecrets(40))
+	victim := shardCID(leafEntries(t, e, res.Cap)[1].Shards[0])
+	cb.corrupt(victim)
+	var out bytes.Buffer
+	if err := e.Get(ctx, res.Cap, &out); err != nil || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("get: %v", err)
+	}
+	if cb.isCorrupt(victim) {
+		t.Fatal("the shard was not rewritten at the quota")
+	}
+	st, _ := s.Stats(ctx)
+	if now, _ := s.Used(ctx); now != used || st.Charged() != used {
+		t.Fatalf("after repair: counted %d, holds %d, was %d", now, st.Charged(), used)
 	}
 }

@@ -5,13 +5,13 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/umbra-store/umbra/blockstore"
 	"io"
 	"sync"
 	"time"
 
 	blocks "github.com/ipfs/go-block-format"
 
+	"github.com/umbra-store/umbra/blockstore"
 	"github.com/umbra-store/umbra/erasure"
 	"github.com/umbra-store/umbra/internal/format"
 	"github.com/umbra-store/umbra/internal/seal"
@@ -256,10 +256,10 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) (openChunk, error) 
 	if len(refused) > 0 {
 		e.rewrite(ctx, coder, j, shards, refused)
 	}
-	if r, ok := e.net.(releaser); ok {
+	if e.net != nil {
 		for _, sh := range shards {
 			if sh != nil {
-				r.Release(sh)
+				e.net.Release(sh)
 			}
 		}
 	}

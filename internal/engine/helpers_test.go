@@ -3,15 +3,17 @@ package engine
 import (
 	"context"
 	"fmt"
-	ipld "github.com/ipfs/go-ipld-format"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	ipld "github.com/ipfs/go-ipld-format"
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 
 	"github.com/umbra-store/umbra/blockstore"
+	"github.com/umbra-store/umbra/chunker"
 	"github.com/umbra-store/umbra/internal/format"
 	"github.com/umbra-store/umbra/keyring"
 )
@@ -100,6 +102,12 @@ func leafEntries(t testing.TB, e *Engine, c keyring.ReadCap) []format.Entry {
 
 func withMaxNode(n int) Option { return func(e *Engine) { e.maxNode = n } }
 
+// withChunker passes options to the chunker (small sizes make many chunks
+// of a small file). Changing chunk sizes changes convergent output.
+func withChunker(o ...chunker.Option) Option {
+	return func(e *Engine) { e.chunkOp = append(e.chunkOp, o...) }
+}
+
 // fakeNet is a Network over one local store whose fetches can be made to
 // fail per block, and per pass (shallow or deep). A "corrupt" block is
 // served by its source with a flipped bit; like Net.Fetch, the fake checks
@@ -127,6 +135,8 @@ func (fakeSession) Flush(context.Context) error { return nil }
 func (fakeSession) Warnings() []string          { return nil }
 
 func (f *fakeNet) NewPutSession(int, int, bool) (PutSession, error) { return fakeSession{f.bs}, nil }
+
+func (f *fakeNet) Release([]byte) {}
 
 func (f *fakeNet) Fetch(ctx context.Context, c cid.Cid, _ []byte, deep bool) ([]byte, error) {
 	f.mu.Lock()

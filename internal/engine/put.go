@@ -52,6 +52,38 @@ type placed struct {
 // points (about 32 MiB at the default chunk size).
 const flushEvery = 32
 
+// durability runs a networked put's durability points: every flushEvery
+// chunks the session flushes (peers hold what they acknowledged even if the
+// put dies later, and a peer that died is noticed early) while the next
+// chunks are stored; the next point waits for it first.
+type durability struct {
+	sess     PutSession // nil: offline, no points
+	flushing chan error
+}
+
+// start waits for the previous point and starts the next.
+func (d *durability) start(ctx context.Context) error {
+	if d.sess == nil {
+		return nil
+	}
+	if err := d.wait(); err != nil {
+		return err
+	}
+	d.flushing = make(chan error, 1)
+	go func(done chan<- error) { done <- d.sess.Flush(ctx) }(d.flushing)
+	return nil
+}
+
+// wait waits for the point in flight, if any.
+func (d *durability) wait() error {
+	if d.flushing == nil {
+		return nil
+	}
+	err := <-d.flushing
+	d.flushing = nil
+	return err
+}
+
 // chunkIn is a chunk read for storing. buf comes from scratchBufs, sized for
 // the chunk's erasure scratch, and the chunk lies at buf[1:]: sealing and
 // encoding a one-stripe chunk then happen in place, without copies.
@@ -100,40 +132,25 @@ func (e *Engine) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult,
 		defer scratchBufs.put(in.buf)
 		return e.storeChunk(ctx, coder, in, o.RandomKey, sess)
 	}
-	// A durability point runs while the next chunks are stored; the one
-	// after it waits for it first.
-	var flushing chan error
-	flushDone := func() error {
-		if flushing == nil {
-			return nil
-		}
-		err := <-flushing
-		flushing = nil
-		return err
-	}
+	points := &durability{sess: sess}
 	sink := func(p placed) error {
 		chunks++
 		done += int64(p.ent.Size)
 		if o.Progress != nil {
 			o.Progress(done)
 		}
-		if sess != nil && chunks%flushEvery == 0 {
-			// A durability point every few dozen chunks: peers hold what
-			// they acknowledged even if the put dies later, and a peer
-			// that died is noticed early.
-			if err := flushDone(); err != nil {
+		if chunks%flushEvery == 0 {
+			if err := points.start(ctx); err != nil {
 				return err
 			}
-			flushing = make(chan error, 1)
-			go func(done chan<- error) { done <- sess.Flush(ctx) }(flushing)
 		}
 		return b.add(ctx, 0, p.ent, p.holders)
 	}
 	if err := ordered(ctx, e.workers, e.window, next, store, sink); err != nil {
-		_ = flushDone() // no durability point outlives the put
+		_ = points.wait() // no durability point outlives the put
 		return PutResult{}, err
 	}
-	if err := flushDone(); err != nil {
+	if err := points.wait(); err != nil {
 		return PutResult{}, err
 	}
 	root, err := b.finish(ctx, o.Name)
@@ -146,7 +163,7 @@ func (e *Engine) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult,
 			return PutResult{}, err
 		}
 		warnings = sess.Warnings()
-	} else if err := e.sync(ctx); err != nil {
+	} else if err := e.bs.Sync(ctx); err != nil {
 		return PutResult{}, err
 	}
 	e.log.Debug("put", "bytes", done, "chunks", chunks, "shards", fmt.Sprintf("%d+%d", k, m))
@@ -191,7 +208,7 @@ func (e *Engine) storeChunk(ctx context.Context, coder *erasure.Coder, in chunkI
 		ent.Hints[i] = format.NoHint
 	}
 	if sess == nil {
-		if err := e.putDeferred(ctx, bs); err != nil {
+		if err := e.bs.PutManyDeferred(ctx, bs); err != nil {
 			return placed{}, fmt.Errorf("engine: store shards: %w", err)
 		}
 		return placed{ent: ent}, nil
@@ -319,7 +336,7 @@ func (b *treeBuilder) flush(ctx context.Context, level int, name string) (format
 	if b.sess != nil {
 		err = b.sess.Replicate(ctx, blk)
 	} else {
-		err = b.e.putDeferred(ctx, []blocks.Block{blk})
+		err = b.e.bs.PutManyDeferred(ctx, []blocks.Block{blk})
 	}
 	if err != nil {
 		return format.Entry{}, fmt.Errorf("engine: store manifest: %w", err)

@@ -3,12 +3,13 @@ package format
 import (
 	"crypto/subtle"
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/umbra-store/umbra/erasure"
 	"github.com/umbra-store/umbra/internal/seal"
 	"github.com/umbra-store/umbra/keyring"
+
+	"github.com/umbra-store/umbra/internal/kind"
 )
 
 // Version is the manifest format version this package writes and reads.
@@ -56,9 +57,9 @@ const (
 
 // Errors returned by the decoders, wrapped with detail.
 var (
-	ErrVersion   = errors.New("format: unsupported manifest version")
-	ErrMalformed = errors.New("format: malformed manifest")
-	ErrAuth      = errors.New("format: manifest failed authentication (wrong key or corrupted block)")
+	ErrVersion   = kind.New(kind.Corrupt, "format: unsupported manifest version")
+	ErrMalformed = kind.New(kind.Corrupt, "format: malformed manifest")
+	ErrAuth      = kind.New(kind.Corrupt, "format: manifest failed authentication (wrong key or corrupted block)")
 	// ErrCommitment is returned by Open and OpenVerify when the key does not
 	// match the node's key commitment: the block is not the one this key
 	// was made for (it wraps ErrAuth).
@@ -203,15 +204,6 @@ func (n *Node) readPlain() []byte {
 		b = binary.BigEndian.AppendUint64(b, e.Size)
 	}
 	return b
-}
-
-// PlainSize returns the plaintext size the node would encode to.
-func (n *Node) PlainSize() int {
-	s := HeaderSize(n)
-	for _, e := range n.Entries {
-		s += EntrySize(n.Level, len(e.Shards))
-	}
-	return s
 }
 
 // Plaintext returns the node's two plaintext parts, for deriving a

@@ -139,7 +139,7 @@ func TestZeroSizeEntriesRefused(t *testing.T) {
 	leaf := leafNode()
 	leaf.Entries[1].Size, leaf.Entries[1].SealedLen = 0, seal.SealedLen(0)
 	leaf.Size -= 2000
-	vp, rp, err := leaf.Plaintext()
+	vp, _, err := leaf.Plaintext()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestZeroSizeEntriesRefused(t *testing.T) {
 	}
 	in := interiorNode()
 	in.Entries = append(in.Entries, Entry{Child: sha256.Sum256([]byte("x")), ChildVKey: key(9), Key: key(8), Size: 0})
-	vp, rp, err = in.Plaintext()
+	vp, rp, err := in.Plaintext()
 	if err != nil {
 		t.Fatal(err)
 	}

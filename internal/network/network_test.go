@@ -1,4 +1,4 @@
-package p2p
+package network
 
 import (
 	"bufio"
@@ -9,75 +9,83 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
-	"time"
 
 	blocks "github.com/ipfs/go-block-format"
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/umbra-store/umbra/blockstore"
-	"github.com/umbra-store/umbra/internal/wire"
+	"github.com/umbra-store/umbra/dht"
+	"github.com/umbra-store/umbra/internal/p2phost"
+	"github.com/umbra-store/umbra/internal/placement"
+	"github.com/umbra-store/umbra/internal/retrieval"
+	"github.com/umbra-store/umbra/internal/shard"
 )
 
 type testNode struct {
 	net   *Net
+	h     host.Host
 	store *blockstore.Store
+	dht   *dht.DHT
+	fetch *retrieval.Fetcher
 	id    peer.ID
 }
 
-// newNodes starts n hosts on 127.0.0.1, each with a store, DHT, shard
-// service and bitswap, all connected to the first.
-func newNodes(t *testing.T, n int, withBitswap bool) []testNode {
+// newNodes starts n nodes on 127.0.0.1 as the daemon builds them — host,
+// store (with quota, 0: none), DHT, shard server and client, retrieval
+// (with bitswap if asked), placement — all connected to the first.
+func newNodes(t *testing.T, n int, withBitswap bool, quota int64) []testNode {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
+	log := slog.New(slog.DiscardHandler)
 	var out []testNode
 	for i := 0; i < n; i++ {
 		_, k, _ := ed25519.GenerateKey(rand.Reader)
-		h, err := NewHost(HostOptions{Key: k, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+		h, err := p2phost.New(p2phost.Options{Key: k, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := blockstore.Open(t.TempDir())
+		st, err := blockstore.Open(t.TempDir(), blockstore.WithQuota(quota))
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := NewDHT(ctx, h, st)
+		d, err := dht.New(ctx, h, st.Datastore())
 		if err != nil {
 			t.Fatal(err)
 		}
-		svc, err := NewService(ctx, h, st, ServiceOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		nt := NewNet(ctx, h, d, st, svc, slog.New(slog.DiscardHandler))
+		shard.NewServer(h, st, shard.ServerOptions{Stored: d.Announce, Log: log})
+		client := shard.NewClient(h)
+		var bs retrieval.BlockGetter
 		if withBitswap {
-			bs := NewBitswap(ctx, h, d, st)
-			nt.SetBitswap(bs)
-			t.Cleanup(func() { bs.Close() })
+			b := retrieval.NewBitswap(ctx, h, d, st)
+			t.Cleanup(func() { b.Close() })
+			bs = b
 		}
+		f := retrieval.New(h, st, client, d, bs, log)
+		nt := New(h, placement.Deps{Self: h.ID(), Remote: client, Local: st, Ann: d, Log: log}, f)
 		t.Cleanup(func() { d.Close(); h.Close(); st.Close() })
 		if i > 0 {
-			if err := h.Connect(ctx, peer.AddrInfo{ID: out[0].id, Addrs: out[0].net.h.Addrs()}); err != nil {
+			if err := h.Connect(ctx, peer.AddrInfo{ID: out[0].id, Addrs: out[0].h.Addrs()}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		out = append(out, testNode{net: nt, store: st, id: h.ID()})
+		out = append(out, testNode{net: nt, h: h, store: st, dht: d, fetch: f, id: h.ID()})
 	}
 	return out
 }
 
-// warmUp stores a small block from node 0 on every other node: node 0 is
-// connected to all, and this waits for each to know the shard protocol
-// (identify).
+// warmUp asks every other node from node 0 over the shard protocol: node 0
+// is connected to all, and then knows that each speaks it.
 func warmUp(t *testing.T, ns []testNode) {
 	t.Helper()
+	c := shard.NewClient(ns[0].h)
+	b, _ := blockstore.NewBlock([]byte("warm up"))
 	for _, n := range ns[1:] {
-		b, _ := blockstore.NewBlock([]byte("warm " + n.id.String()))
-		if err := ns[0].net.client.Store(context.Background(), n.id, b, 0); err != nil {
+		if _, err := c.Has(context.Background(), n.id, b.Cid()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -88,7 +96,7 @@ func warmUp(t *testing.T, ns []testNode) {
 // no provider record exists.
 func TestFetchOrder(t *testing.T) {
 	ctx := context.Background()
-	ns := newNodes(t, 2, true)
+	ns := newNodes(t, 2, true, 0)
 	b, _ := blockstore.NewBlock([]byte("held by node 1 only, never announced"))
 	if err := ns[1].store.Put(ctx, b); err != nil {
 		t.Fatal(err)
@@ -110,17 +118,17 @@ func TestFetchOrder(t *testing.T) {
 
 // rogue replaces h's shard-protocol handler with answer, which gets each
 // request frame and returns the response frame to send.
-func rogue(h host.Host, answer func(f wire.Frame) (wire.Type, []byte)) {
-	h.SetStreamHandler(ShardProtocol, func(st network.Stream) {
+func rogue(h host.Host, answer func(f shard.Frame) (shard.Type, []byte)) {
+	h.SetStreamHandler(shard.Protocol, func(st network.Stream) {
 		defer st.Close()
 		r := bufio.NewReader(st)
 		for {
-			f, _, err := wire.ReadFrame(r, nil)
+			f, _, err := shard.ReadFrame(r, nil)
 			if err != nil {
 				return
 			}
 			t, payload := answer(f)
-			if err := wire.WriteFrame(st, t, payload); err != nil {
+			if err := shard.WriteFrame(st, t, payload); err != nil {
 				return
 			}
 		}
@@ -139,98 +147,37 @@ func TestBadBytesAvoidPeer(t *testing.T) {
 		"one too long": func(b []byte) []byte { return append(bytes.Clone(b), 0) },
 	} {
 		t.Run(name, func(t *testing.T) {
-			ns := newNodes(t, 2, false)
+			ns := newNodes(t, 2, false, 0)
 			b, _ := blockstore.NewBlock([]byte("some shard " + name))
-			rogue(ns[1].net.h, func(f wire.Frame) (wire.Type, []byte) {
-				return wire.TypeBlock, forge(b.RawData())
+			var asked atomic.Int64
+			rogue(ns[1].h, func(f shard.Frame) (shard.Type, []byte) {
+				asked.Add(1)
+				return shard.TypeBlock, forge(b.RawData())
 			})
+			if got, err := ns[0].net.Fetch(ctx, b.Cid(), []byte(ns[1].id), false); err == nil {
+				t.Fatalf("forged bytes returned: %q", got)
+			}
+			if asked.Load() != 1 {
+				t.Fatalf("the hinted peer was asked %d times", asked.Load())
+			}
+			// Avoided now: neither a shallow nor a deep fetch asks it again.
 			for _, deep := range []bool{false, true} {
 				if got, err := ns[0].net.Fetch(ctx, b.Cid(), []byte(ns[1].id), deep); err == nil {
 					t.Fatalf("deep=%v: forged bytes returned: %q", deep, got)
 				}
 			}
-			if !ns[0].net.isBad(ns[1].id) {
+			if asked.Load() != 1 {
 				t.Fatal("the peer that sent bad bytes is not avoided")
 			}
 		})
 	}
 }
 
-// TestPeerNotesBounded is finding 8b: hints naming made-up peers grew the
-// down and bad lists without bound.
-func TestPeerNotesBounded(t *testing.T) {
-	ctx := context.Background()
-	ns := newNodes(t, 1, false)
-	b, _ := blockstore.NewBlock([]byte("nobody has it"))
-	for i := range 3 * maxPeerNotes {
-		_, pub, _ := crypto.GenerateEd25519Key(rand.Reader)
-		id, _ := peer.IDFromPublicKey(pub)
-		ns[0].net.mu.Lock()
-		note(ns[0].net.bad, id, badPeerPenalty)
-		note(ns[0].net.down, id, downPenalty)
-		ns[0].net.mu.Unlock()
-		if i%512 == 0 { // and through the real path: a fetch hinting it
-			_, _ = ns[0].net.Fetch(ctx, b.Cid(), []byte(id), true)
-		}
-	}
-	ns[0].net.mu.Lock()
-	nb, nd := len(ns[0].net.bad), len(ns[0].net.down)
-	ns[0].net.mu.Unlock()
-	if nb > maxPeerNotes || nd > maxPeerNotes {
-		t.Fatalf("peer lists hold %d bad, %d down; bound %d", nb, nd, maxPeerNotes)
-	}
-}
-
-// TestAnnouncementsNotStarved is finding 7: announcers waited for a quiet
-// moment after the last store, so a peer storing a tiny block more often
-// than that stopped every announcement. Now one waits at most maxWait.
-func TestAnnouncementsNotStarved(t *testing.T) {
-	ctx := context.Background()
-	ns := newNodes(t, 2, false)
-	a := ns[0].net
-	a.quiet, a.maxWait = 300*time.Millisecond, time.Second
-	b, _ := blockstore.NewBlock([]byte("announce me"))
-	if err := a.store.Put(ctx, b); err != nil {
-		t.Fatal(err)
-	}
-	a.Announce(b.Cid())
-	// Keep the node busy: a store every 100 ms, never 300 ms of quiet.
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				a.lastStore.Store(time.Now().UnixNano())
-			}
-		}
-	}()
-	// The announcement reaches node 1's DHT well before the stores stop.
-	fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	for fctx.Err() == nil {
-		pctx, pcancel := context.WithTimeout(fctx, time.Second)
-		found := false
-		for ai := range ns[1].net.dht.FindProvidersAsync(pctx, b.Cid(), 1) {
-			found = found || ai.ID == ns[0].id
-		}
-		pcancel()
-		if found {
-			return
-		}
-	}
-	t.Fatal("no announcement while the node kept storing")
-}
-
 // TestPlacementSpreadsAndRefuses: with 5 nodes a stripe lands on 5 distinct
 // peers; with 2 a 3+2 put is refused unless allowed.
 func TestPlacementSpreadsAndRefuses(t *testing.T) {
 	ctx := context.Background()
-	ns := newNodes(t, 5, false)
+	ns := newNodes(t, 5, false, 0)
 	warmUp(t, ns)
 	sess, err := ns[0].net.NewPutSession(3, 2, false)
 	if err != nil {
@@ -266,8 +213,8 @@ func TestPlacementSpreadsAndRefuses(t *testing.T) {
 			t.Fatalf("shard %d missing on its holder", i)
 		}
 	}
-	two := newNodes(t, 2, false)
-	if _, err := two[0].net.NewPutSession(3, 2, false); !errors.Is(err, ErrFewPeers) {
+	two := newNodes(t, 2, false, 0)
+	if _, err := two[0].net.NewPutSession(3, 2, false); !errors.Is(err, placement.ErrFewPeers) {
 		t.Fatalf("2 peers for 3+2: %v", err)
 	}
 }
@@ -276,11 +223,8 @@ func TestPlacementSpreadsAndRefuses(t *testing.T) {
 // its quota, placing a stripe fails with an error that says so.
 func TestPlacementNamesTheShortage(t *testing.T) {
 	ctx := context.Background()
-	ns := newNodes(t, 3, false)
+	ns := newNodes(t, 3, false, 1) // room for no shard
 	warmUp(t, ns)
-	for _, n := range ns {
-		n.net.svc.max = n.net.svc.Used() + 1 // room for no shard
-	}
 	sess, err := ns[0].net.NewPutSession(2, 1, false)
 	if err != nil {
 		t.Fatal(err)

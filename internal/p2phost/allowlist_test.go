@@ -1,4 +1,4 @@
-package p2p
+package p2phost_test
 
 import (
 	"context"
@@ -13,12 +13,14 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/umbra-store/umbra/blockstore"
+	"github.com/umbra-store/umbra/internal/p2phost"
+	"github.com/umbra-store/umbra/internal/shard"
 )
 
-func testHost(t *testing.T, o HostOptions) host.Host {
+func testHost(t *testing.T, o p2phost.Options) host.Host {
 	t.Helper()
 	_, o.Key, _ = ed25519.GenerateKey(rand.Reader)
-	h, err := NewHost(o)
+	h, err := p2phost.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,23 +50,21 @@ func TestAllowlistGatesTCPAndQUIC(t *testing.T) {
 	listen := []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
 	for _, transport := range []string{"/tcp/", "/quic"} {
 		t.Run(strings.Trim(transport, "/"), func(t *testing.T) {
-			friend := testHost(t, HostOptions{Listen: listen})
-			stranger := testHost(t, HostOptions{Listen: listen})
-			srv := testHost(t, HostOptions{Listen: listen, AllowPeers: []string{friend.ID().String()}})
+			friend := testHost(t, p2phost.Options{Listen: listen})
+			stranger := testHost(t, p2phost.Options{Listen: listen})
+			srv := testHost(t, p2phost.Options{Listen: listen, AllowPeers: []string{friend.ID().String()}})
 			st, err := blockstore.Open(t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { st.Close() })
-			if _, err := NewService(ctx, srv, st, ServiceOptions{}); err != nil {
-				t.Fatal(err)
-			}
+			shard.NewServer(srv, st, shard.ServerOptions{})
 			ai := addrOf(t, srv, transport)
 			if err := friend.Connect(ctx, ai); err != nil {
 				t.Fatal(err)
 			}
 			b, _ := blockstore.NewBlock([]byte("from a friend over " + transport))
-			if err := NewClient(friend).Store(ctx, srv.ID(), b, 0); err != nil {
+			if err := shard.NewClient(friend).Store(ctx, srv.ID(), b, 0); err != nil {
 				t.Fatalf("listed peer cannot store: %v", err)
 			}
 			for _, c := range friend.Network().ConnsToPeer(srv.ID()) {
@@ -74,7 +74,7 @@ func TestAllowlistGatesTCPAndQUIC(t *testing.T) {
 			}
 
 			_ = stranger.Connect(ctx, ai) // its error is not the test
-			c := NewClient(stranger)
+			c := shard.NewClient(stranger)
 			sb, _ := blockstore.NewBlock([]byte("from a stranger over " + transport))
 			if err := c.Store(ctx, srv.ID(), sb, 0); err == nil {
 				t.Fatal("a peer outside the allowlist stored a block")

@@ -1,4 +1,4 @@
-package p2p
+package p2phost
 
 import (
 	"context"

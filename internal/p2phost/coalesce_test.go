@@ -1,4 +1,4 @@
-package p2p
+package p2phost
 
 import (
 	"bytes"
@@ -101,12 +101,12 @@ func TestBatchConnCoalesces(t *testing.T) {
 func TestCoalescedTLSBothWays(t *testing.T) {
 	_, k1, _ := ed25519.GenerateKey(rand.Reader)
 	_, k2, _ := ed25519.GenerateKey(rand.Reader)
-	h1, err := NewHost(HostOptions{Key: k1, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	h1, err := New(Options{Key: k1, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h1.Close()
-	h2, err := NewHost(HostOptions{Key: k2, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	h2, err := New(Options{Key: k2, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
 	if err != nil {
 		t.Fatal(err)
 	}

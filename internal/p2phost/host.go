@@ -2,7 +2,7 @@
 // allowlist gater, private network), the Kademlia DHT, and the shard
 // protocol (/umbra/shard/1.0.0) with placement and retrieval on top. The
 // protocol's frames live in internal/wire; docs/protocol.md specifies both.
-package p2p
+package p2phost
 
 import (
 	"context"
@@ -27,27 +27,30 @@ import (
 	"github.com/umbra-store/umbra/internal/config"
 )
 
-// HostOptions configure NewHost.
-type HostOptions struct {
+// Options configure New.
+type Options struct {
 	Key        ed25519.PrivateKey
 	Listen     []string
 	AllowPeers []string // empty: anyone
 	SwarmKey   string   // hex, 32 bytes; empty: open network
+	// Protocols are the per-peer stream limits of the protocols this node
+	// serves beyond libp2p's own (the shard protocol's, say).
+	Protocols []ProtocolLimit
 }
 
-// HostOptionsFromConfig fills HostOptions from a node config.
-func HostOptionsFromConfig(key ed25519.PrivateKey, c config.Network) HostOptions {
-	return HostOptions{Key: key, Listen: c.Listen, AllowPeers: c.AllowPeers, SwarmKey: c.SwarmKey}
+// FromConfig fills Options from a node config.
+func FromConfig(key ed25519.PrivateKey, c config.Network, protocols ...ProtocolLimit) Options {
+	return Options{Key: key, Listen: c.Listen, AllowPeers: c.AllowPeers, SwarmKey: c.SwarmKey, Protocols: protocols}
 }
 
-// NewHost starts a libp2p host: TCP (and QUIC unless a swarm key is set) on
+// New starts a libp2p host: TCP (and QUIC unless a swarm key is set) on
 // the listen addresses, no relay, no NAT mapping, no mDNS.
-func NewHost(o HostOptions) (host.Host, error) {
+func New(o Options) (host.Host, error) {
 	priv, err := crypto.UnmarshalEd25519PrivateKey(o.Key)
 	if err != nil {
-		return nil, fmt.Errorf("p2p: identity: %w", err)
+		return nil, fmt.Errorf("host: identity: %w", err)
 	}
-	rm, err := newResourceManager()
+	rm, err := newResourceManager(o.Protocols)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +69,7 @@ func NewHost(o HostOptions) (host.Host, error) {
 	if o.SwarmKey != "" {
 		raw, err := hex.DecodeString(o.SwarmKey)
 		if err != nil || len(raw) != 32 {
-			return nil, fmt.Errorf("p2p: swarm key must be 64 hex characters")
+			return nil, fmt.Errorf("host: swarm key must be 64 hex characters")
 		}
 		// NB: libp2p's pnet protects TCP only; QUIC is not offered with it.
 		opts = append(opts, libp2p.PrivateNetwork(pnet.PSK(raw)))
@@ -82,7 +85,7 @@ func NewHost(o HostOptions) (host.Host, error) {
 	}
 	h, err := libp2p.New(opts...)
 	if err != nil {
-		return nil, fmt.Errorf("p2p: start host: %w", err)
+		return nil, fmt.Errorf("host: start host: %w", err)
 	}
 	return h, nil
 }
@@ -113,7 +116,7 @@ func newAllowGater(ids []string) (*allowGater, error) {
 	for _, s := range ids {
 		id, err := peer.Decode(s)
 		if err != nil {
-			return nil, fmt.Errorf("p2p: AllowPeers: %q: %w", s, err)
+			return nil, fmt.Errorf("host: AllowPeers: %q: %w", s, err)
 		}
 		g.allow[id] = true
 	}
@@ -138,26 +141,13 @@ func Connect(ctx context.Context, h host.Host, addrs []string) error {
 		ai, err := peer.AddrInfoFromString(a)
 		if err != nil {
 			if firstErr == nil {
-				firstErr = fmt.Errorf("p2p: bootstrap address %q: %w", a, err)
+				firstErr = fmt.Errorf("host: bootstrap address %q: %w", a, err)
 			}
 			continue
 		}
 		if err := h.Connect(ctx, *ai); err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("p2p: connect %s: %w", ai.ID.ShortString(), err)
+			firstErr = fmt.Errorf("host: connect %s: %w", ai.ID.ShortString(), err)
 		}
 	}
 	return firstErr
-}
-
-// PeerID returns the peer ID of an Ed25519 identity.
-func PeerID(key ed25519.PrivateKey) (string, error) {
-	priv, err := crypto.UnmarshalEd25519PrivateKey(key)
-	if err != nil {
-		return "", err
-	}
-	id, err := peer.IDFromPrivateKey(priv)
-	if err != nil {
-		return "", err
-	}
-	return id.String(), nil
 }

@@ -1,10 +1,11 @@
-package p2p
+package p2phost
 
 import (
 	"fmt"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 )
 
@@ -12,9 +13,9 @@ import (
 // daemon of at most ~200 MiB serving a few dozen peers. They bound what the
 // muxer buffers for peers (yamux reserves each stream's receive window from
 // these scopes) and how many connections and streams anyone may open; the
-// shard service's own payload budget (budget.go) bounds the buffers it
-// reads requests into and writes replies from. docs/threat-model.md lists
-// the values.
+// shard server's own payload budget (internal/shard) bounds the buffers it
+// reads requests into and writes replies from. docs/protocol.md ("Resource
+// limits") lists the values.
 const (
 	// limitMemory is the memory libp2p's scopes may reserve in all.
 	limitMemory = 128 << 20 // bytes
@@ -27,20 +28,25 @@ const (
 	// peerStreamsIn is how many streams one peer may have open to this
 	// node at once, over every protocol.
 	peerStreamsIn = 256
-	// shardStreamsIn is how many shard-protocol streams one peer may have
-	// open to this node at once (umbra's client uses a few per peer and
-	// keeps at most 8 idle).
-	shardStreamsIn = 64
 	// transientStreamsIn is how many inbound streams may wait for their
 	// protocol to be negotiated at once, from all peers: above
 	// peerStreamsIn, so that one peer cannot take them all.
 	transientStreamsIn = 1024
 )
 
+// ProtocolLimit bounds one protocol's streams: InboundPerPeer at once from
+// one peer, and Inbound from all peers. This node's own outbound streams
+// are not limited below what its puts and gets use: a refused stream would
+// exclude an honest peer.
+type ProtocolLimit struct {
+	ID                      protocol.ID
+	Inbound, InboundPerPeer int
+}
+
 // resourceLimits returns the host's limits: libp2p's defaults for a node
 // with limitMemory and limitFD, its service limits (identify, ping …), and
 // umbra's own per-peer and per-protocol limits above.
-func resourceLimits() rcmgr.ConcreteLimitConfig {
+func resourceLimits(protocols []ProtocolLimit) rcmgr.ConcreteLimitConfig {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
 	limits.PeerBaseLimit.Memory = peerMemory
@@ -48,24 +54,24 @@ func resourceLimits() rcmgr.ConcreteLimitConfig {
 	limits.TransientBaseLimit.StreamsInbound = transientStreamsIn
 	limits.TransientBaseLimit.Streams = transientStreamsIn + limits.TransientBaseLimit.StreamsOutbound
 	limits.AllowlistedTransientBaseLimit = limits.TransientBaseLimit
-	// This node's own outbound streams are not limited below what its puts
-	// and gets use: a refused stream would exclude an honest peer.
-	limits.AddProtocolLimit(ShardProtocol,
-		rcmgr.BaseLimit{StreamsInbound: 1024, StreamsOutbound: 4096, Streams: 4096, Memory: 64 << 20},
-		rcmgr.BaseLimitIncrease{})
-	limits.AddProtocolPeerLimit(ShardProtocol,
-		rcmgr.BaseLimit{StreamsInbound: shardStreamsIn, StreamsOutbound: 512, Streams: shardStreamsIn + 512, Memory: peerMemory},
-		rcmgr.BaseLimitIncrease{})
+	for _, p := range protocols {
+		limits.AddProtocolLimit(p.ID,
+			rcmgr.BaseLimit{StreamsInbound: p.Inbound, StreamsOutbound: 4096, Streams: p.Inbound + 4096, Memory: 64 << 20},
+			rcmgr.BaseLimitIncrease{})
+		limits.AddProtocolPeerLimit(p.ID,
+			rcmgr.BaseLimit{StreamsInbound: p.InboundPerPeer, StreamsOutbound: 512, Streams: p.InboundPerPeer + 512, Memory: peerMemory},
+			rcmgr.BaseLimitIncrease{})
+	}
 	// Scale with exactly limitMemory: the base limits (libp2p's "minimal
 	// node") apply, not a share of this machine's RAM.
 	return limits.Scale(limitMemory, limitFD)
 }
 
 // newResourceManager returns the host's resource manager.
-func newResourceManager() (network.ResourceManager, error) {
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits()))
+func newResourceManager(protocols []ProtocolLimit) (network.ResourceManager, error) {
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(resourceLimits(protocols)))
 	if err != nil {
-		return nil, fmt.Errorf("p2p: resource manager: %w", err)
+		return nil, fmt.Errorf("host: resource manager: %w", err)
 	}
 	return rm, nil
 }

@@ -1,4 +1,4 @@
-package p2p
+package p2phost
 
 import (
 	"context"
@@ -17,12 +17,12 @@ func BenchmarkRawStreamTCP1GiB(b *testing.B) {
 	const size = 1 << 30
 	_, k1, _ := ed25519.GenerateKey(rand.Reader)
 	_, k2, _ := ed25519.GenerateKey(rand.Reader)
-	h1, err := NewHost(HostOptions{Key: k1, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	h1, err := New(Options{Key: k1, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer h1.Close()
-	h2, err := NewHost(HostOptions{Key: k2, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	h2, err := New(Options{Key: k2, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -34,3 +34,10 @@ func (r *Reader) Read(p []byte) (int, error) {
 	r.n -= int64(len(p))
 	return len(p), nil
 }
+
+// Bytes returns n bytes determined by seed (the start of New(seed, n)).
+func Bytes(seed byte, n int) []byte {
+	b := make([]byte, n)
+	_, _ = io.ReadFull(New(seed, int64(n)), b)
+	return b
+}

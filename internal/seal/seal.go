@@ -4,11 +4,12 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"math/bits"
 
 	"github.com/umbra-store/umbra/keyring"
+
+	"github.com/umbra-store/umbra/internal/kind"
 )
 
 // SuiteAES256GCM is the only suite of format version 1: Padmé padding with a
@@ -24,10 +25,10 @@ const (
 
 // Errors returned by Open and Unpad.
 var (
-	ErrAuth    = errors.New("seal: chunk failed authentication (wrong key or corrupted data)")
-	ErrSuite   = errors.New("seal: unknown cipher suite")
-	ErrPadding = errors.New("seal: malformed padding")
-	ErrShort   = errors.New("seal: sealed chunk too short")
+	ErrAuth    = kind.New(kind.Corrupt, "seal: chunk failed authentication (wrong key or corrupted data)")
+	ErrSuite   = kind.New(kind.Corrupt, "seal: unknown cipher suite")
+	ErrPadding = kind.New(kind.Corrupt, "seal: malformed padding")
+	ErrShort   = kind.New(kind.Corrupt, "seal: sealed chunk too short")
 )
 
 var zeroNonce [12]byte

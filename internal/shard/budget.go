@@ -1,4 +1,4 @@
-package p2p
+package shard
 
 import (
 	"context"
@@ -87,11 +87,4 @@ func (b *budget) acquire(ctx context.Context, p peer.ID, n int) (release func(),
 			done()
 		})
 	}, nil
-}
-
-// peersHeld returns how many peers hold or wait for bytes (tests).
-func (b *budget) peersHeld() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return len(b.peers)
 }

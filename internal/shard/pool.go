@@ -1,4 +1,4 @@
-package p2p
+package shard
 
 import (
 	"math/bits"
@@ -7,8 +7,8 @@ import (
 
 // framePool recycles the payload buffers of shard-protocol frames: what a
 // receiver reads a STORE into, what a holder reads a block into to serve a
-// FETCH, and what the client reads a fetched block into (given back by the
-// engine through Net.Release). Without it every shard moved costs a fresh,
+// FETCH, and what the client reads a fetched block into (given back by its
+// user through Release). Without it every shard moved costs a fresh,
 // zeroed allocation, and the garbage collector — run often under the
 // daemon's memory limit — a large share of a transfer's CPU.
 //
@@ -25,7 +25,7 @@ const (
 	poolMax      = 32 << 20
 )
 
-var frames = newFramePool()
+var buffers = newFramePool()
 
 func newFramePool() *framePool {
 	p := &framePool{}
@@ -83,3 +83,13 @@ func (p *framePool) put(b []byte) {
 
 // read is get in the form wire.ReadFrameFunc takes.
 func (p *framePool) read(n int) ([]byte, error) { return p.get(n), nil }
+
+// Buffer returns a buffer of length n from the pool the client reads blocks
+// into, for a caller that reads blocks of its own (from a local store, say)
+// and gives all of them back the same way.
+func Buffer(n int) []byte { return buffers.get(n) }
+
+// Release gives back a block's bytes from Client.Fetch or Buffer once the
+// caller is done with them: they are reused for later transfers. b must not
+// be used afterwards.
+func Release(b []byte) { buffers.put(b) }

@@ -1,10 +1,12 @@
-package p2p
+package shard
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/md5"
+	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"runtime"
@@ -19,35 +21,53 @@ import (
 	mh "github.com/multiformats/go-multihash"
 
 	"github.com/umbra-store/umbra/blockstore"
-	"github.com/umbra-store/umbra/internal/wire"
+	"github.com/umbra-store/umbra/internal/p2phost"
 )
 
-func pair(t *testing.T, o ServiceOptions) (*Client, peer.ID, *blockstore.Store) {
+// testHost starts a host on 127.0.0.1 with a fresh identity.
+func testHost(t *testing.T) host.Host {
 	t.Helper()
-	c, p, st, _ := pairService(t, o)
+	_, k, _ := ed25519.GenerateKey(rand.Reader)
+	h, err := p2phost.New(p2phost.Options{Key: k, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// serverOpts configure pairServer: the server's options and its store's
+// quota.
+type serverOpts struct {
+	ServerOptions
+	quota int64
+}
+
+func pair(t *testing.T, o serverOpts) (*Client, peer.ID, *blockstore.Store) {
+	t.Helper()
+	c, p, st, _ := pairServer(t, o)
 	return c, p, st
 }
 
-func pairService(t *testing.T, o ServiceOptions) (*Client, peer.ID, *blockstore.Store, *Service) {
+// pairServer starts a server over a fresh store and a client connected to
+// it.
+func pairServer(t *testing.T, o serverOpts) (*Client, peer.ID, *blockstore.Store, *Server) {
 	t.Helper()
-	h2 := testHost(t, HostOptions{Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
-	st, err := blockstore.Open(t.TempDir())
+	h2 := testHost(t)
+	st, err := blockstore.Open(t.TempDir(), blockstore.WithQuota(o.quota))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	svc, err := NewService(context.Background(), h2, st, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := NewServer(h2, st, o.ServerOptions)
 	c, _ := pairWith(t, h2.ID(), h2.Addrs())
-	return c, h2.ID(), st, svc
+	return c, h2.ID(), st, srv
 }
 
 // pairWith starts a host connected to p at addrs, and a client on it.
 func pairWith(t *testing.T, p peer.ID, addrs []ma.Multiaddr) (*Client, host.Host) {
 	t.Helper()
-	h := testHost(t, HostOptions{Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	h := testHost(t)
 	if err := h.Connect(context.Background(), peer.AddrInfo{ID: p, Addrs: addrs}); err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +79,7 @@ func pairWith(t *testing.T, p peer.ID, addrs []ma.Multiaddr) (*Client, host.Host
 // store over its quota.
 func TestShardProtocol(t *testing.T) {
 	ctx := context.Background()
-	c, p, st := pair(t, ServiceOptions{MaxBytes: 1 << 20})
+	c, p, st := pair(t, serverOpts{quota: 1 << 20})
 	b, _ := blockstore.NewBlock(make([]byte, 300000))
 	if err := c.Store(ctx, p, b, 0); err != nil {
 		t.Fatal(err)
@@ -77,17 +97,17 @@ func TestShardProtocol(t *testing.T) {
 	if err != nil || len(got) != 300000 {
 		t.Fatalf("fetch: %d %v", len(got), err)
 	}
-	var re *wire.RemoteError
+	var re *RemoteError
 	other, _ := blockstore.NewBlock([]byte("other"))
 	bad, _ := blocks.NewBlockWithCid([]byte("not it"), other.Cid())
-	if err := c.Store(ctx, p, bad, 0); !errors.As(err, &re) || re.Code != wire.CodeHash {
+	if err := c.Store(ctx, p, bad, 0); !errors.As(err, &re) || re.Code != CodeHash {
 		t.Fatalf("bad block: %v", err)
 	}
 	big, _ := blockstore.NewBlock(make([]byte, 900000))
-	if err := c.Store(ctx, p, big, 0); !errors.As(err, &re) || re.Code != wire.CodeFull {
+	if err := c.Store(ctx, p, big, 0); !errors.As(err, &re) || re.Code != CodeFull {
 		t.Fatalf("over quota: %v", err)
 	}
-	if _, err := c.Fetch(ctx, p, big.Cid()); !errors.As(err, &re) || re.Code != wire.CodeNotFound {
+	if _, err := c.Fetch(ctx, p, big.Cid()); !errors.As(err, &re) || re.Code != CodeNotFound {
 		t.Fatalf("missing block: %v", err)
 	}
 }
@@ -98,7 +118,7 @@ func TestShardProtocol(t *testing.T) {
 func TestQuotaConcurrentStores(t *testing.T) {
 	ctx := context.Background()
 	const quota, size, n = 1 << 20, 100000, 64
-	c, p, st, svc := pairService(t, ServiceOptions{MaxBytes: quota})
+	c, p, st, _ := pairServer(t, serverOpts{quota: quota})
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -114,11 +134,11 @@ func TestQuotaConcurrentStores(t *testing.T) {
 	wg.Wait()
 	stored := 0
 	for _, err := range errs {
-		var re *wire.RemoteError
+		var re *RemoteError
 		switch {
 		case err == nil:
 			stored++
-		case !errors.As(err, &re) || re.Code != wire.CodeFull:
+		case !errors.As(err, &re) || re.Code != CodeFull:
 			t.Fatalf("store: %v, want ok or full", err)
 		}
 	}
@@ -129,8 +149,9 @@ func TestQuotaConcurrentStores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stats.Charged() > quota || stats.Charged() != svc.Used() {
-		t.Fatalf("store holds %d bytes (%d charged), service counts %d, quota %d", stats.Bytes, stats.Charged(), svc.Used(), quota)
+	used, _ := st.Used(ctx)
+	if stats.Charged() > quota || stats.Charged() != used {
+		t.Fatalf("store holds %d bytes (%d charged), counts %d, quota %d", stats.Bytes, stats.Charged(), used, quota)
 	}
 }
 
@@ -138,26 +159,26 @@ func TestQuotaConcurrentStores(t *testing.T) {
 // malformed and ends the stream, and keeps serving new streams.
 func TestMalformedFrameEndsStream(t *testing.T) {
 	ctx := context.Background()
-	c, p, _ := pair(t, ServiceOptions{})
-	s, err := c.h.NewStream(ctx, p, ShardProtocol)
+	c, p, _ := pair(t, serverOpts{})
+	s, err := c.h.NewStream(ctx, p, Protocol)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Write([]byte{9, 9, 9, 9, 9, 9})
-	f, _, err := wire.ReadFrame(bufio.NewReader(s), nil)
-	if err != nil || f.Type != wire.TypeError {
+	f, _, err := ReadFrame(bufio.NewReader(s), nil)
+	if err != nil || f.Type != TypeError {
 		t.Fatalf("answer to garbage: %v %v", f.Type, err)
 	}
-	e, _ := wire.ParseError(f.Payload)
-	if e.Code != wire.CodeMalformed {
+	e, _ := ParseError(f.Payload)
+	if e.Code != CodeMalformed {
 		t.Fatalf("code %v", e.Code)
 	}
 	s.Close()
 	// An unknown request type on a fresh stream is answered too.
-	s, _ = c.h.NewStream(ctx, p, ShardProtocol)
-	wire.WriteFrame(s, 0x7f)
-	f, _, err = wire.ReadFrame(bufio.NewReader(s), nil)
-	if err != nil || f.Type != wire.TypeError {
+	s, _ = c.h.NewStream(ctx, p, Protocol)
+	WriteFrame(s, 0x7f)
+	f, _, err = ReadFrame(bufio.NewReader(s), nil)
+	if err != nil || f.Type != TypeError {
 		t.Fatalf("answer to unknown type: %v %v", f.Type, err)
 	}
 	s.Close()
@@ -171,7 +192,7 @@ func TestMalformedFrameEndsStream(t *testing.T) {
 // and reconnects: the next request must not fail on the dead pooled stream.
 func TestPooledStreamSurvivesReconnect(t *testing.T) {
 	ctx := context.Background()
-	c, p, _ := pair(t, ServiceOptions{})
+	c, p, _ := pair(t, serverOpts{})
 	b, _ := blockstore.NewBlock([]byte("first"))
 	if err := c.Store(ctx, p, b, 0); err != nil {
 		t.Fatal(err)
@@ -197,16 +218,16 @@ func TestPooledStreamSurvivesReconnect(t *testing.T) {
 // STORE that does not fit waits for it, and every byte is given back.
 func TestInflightBudget(t *testing.T) {
 	ctx := context.Background()
-	c, p, _, svc := pairService(t, ServiceOptions{})
+	c, p, _, srv := pairServer(t, serverOpts{})
 	const budget = 1 << 20
-	svc.mem = newBudget(budget, budget)
+	srv.mem = newBudget(budget, budget)
 	big, _ := blockstore.NewBlock(make([]byte, 700<<10))
-	parts := wire.StoreParts(0, big.Cid().Bytes(), big.RawData())
+	parts := StoreParts(0, big.Cid().Bytes(), big.RawData())
 	var frame bytes.Buffer
-	if err := wire.WriteFrame(&frame, wire.TypeStore, parts...); err != nil {
+	if err := WriteFrame(&frame, TypeStore, parts...); err != nil {
 		t.Fatal(err)
 	}
-	s, err := c.h.NewStream(ctx, p, ShardProtocol)
+	s, err := c.h.NewStream(ctx, p, Protocol)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,15 +240,15 @@ func TestInflightBudget(t *testing.T) {
 	go func() { done <- c.Store(ctx, p, second, 0) }()
 	// The stalled frame holds its payload: what is left cannot take the
 	// second store, which waits.
-	for svc.mem.all.TryAcquire(budget - int64(len(raw)) + 100) {
-		svc.mem.all.Release(budget - int64(len(raw)) + 100)
+	for srv.mem.all.TryAcquire(budget - int64(len(raw)) + 100) {
+		srv.mem.all.Release(budget - int64(len(raw)) + 100)
 		runtime.Gosched() // until the service has read the stalled header
 	}
 	if _, err := s.Write(raw[1000:]); err != nil {
 		t.Fatal(err)
 	}
-	f, _, err := wire.ReadFrame(bufio.NewReader(s), nil)
-	if err != nil || f.Type != wire.TypeOK {
+	f, _, err := ReadFrame(bufio.NewReader(s), nil)
+	if err != nil || f.Type != TypeOK {
 		t.Fatalf("stalled store: %v %v", f.Type, err)
 	}
 	if err := <-done; err != nil {
@@ -237,10 +258,10 @@ func TestInflightBudget(t *testing.T) {
 	if err := c.Sync(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	if !svc.mem.all.TryAcquire(budget) {
+	if !srv.mem.all.TryAcquire(budget) {
 		t.Fatal("payload bytes not given back to the budget")
 	}
-	if n := svc.mem.peersHeld(); n != 0 {
+	if n := srv.mem.peersHeld(); n != 0 {
 		t.Fatalf("%d peers still listed in the budget", n)
 	}
 }
@@ -252,17 +273,17 @@ func TestInflightBudget(t *testing.T) {
 // holds at most its share, and another peer is still served at once.
 func TestRepliesUnderPeerBudget(t *testing.T) {
 	ctx := context.Background()
-	c, p, st, svc := pairService(t, ServiceOptions{})
+	c, p, st, srv := pairServer(t, serverOpts{})
 	const share = 4 << 20
-	svc.mem = newBudget(3*share, share)
+	srv.mem = newBudget(3*share, share)
 	b, _ := blockstore.NewBlock(make([]byte, 2<<20))
 	if err := st.Put(ctx, b); err != nil {
 		t.Fatal(err)
 	}
 	var req bytes.Buffer
-	wire.WriteFrame(&req, wire.TypeFetch, wire.CIDParts(b.Cid().Bytes())...)
+	WriteFrame(&req, TypeFetch, CIDParts(b.Cid().Bytes())...)
 	for range 20 { // 40 MiB of replies asked for, none read
-		s, err := c.h.NewStream(ctx, p, ShardProtocol)
+		s, err := c.h.NewStream(ctx, p, Protocol)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -272,18 +293,18 @@ func TestRepliesUnderPeerBudget(t *testing.T) {
 		}
 	}
 	// Wait until the greedy peer holds its whole share.
-	for svc.mem.all.TryAcquire(2*share + 1) {
-		svc.mem.all.Release(2*share + 1)
+	for srv.mem.all.TryAcquire(2*share + 1) {
+		srv.mem.all.Release(2*share + 1)
 		runtime.Gosched()
 	}
-	if svc.mem.all.TryAcquire(2*share + 1) {
+	if srv.mem.all.TryAcquire(2*share + 1) {
 		t.Fatal("unreachable")
 	}
 	// It never holds more than its share.
-	if !svc.mem.all.TryAcquire(2 * share) {
+	if !srv.mem.all.TryAcquire(2 * share) {
 		t.Fatal("one peer holds more than its share of the budget")
 	}
-	svc.mem.all.Release(2 * share)
+	srv.mem.all.Release(2 * share)
 	// A second peer is served.
 	c2, _ := pairWith(t, p, c.h.Peerstore().Addrs(p))
 	got, err := c2.Fetch(ctx, p, b.Cid())
@@ -300,20 +321,20 @@ func TestRepliesUnderPeerBudget(t *testing.T) {
 func TestQuotaBypassRefused(t *testing.T) {
 	ctx := context.Background()
 	const quota = 200_000
-	c, p, st, svc := pairService(t, ServiceOptions{MaxBytes: quota})
+	c, p, st, _ := pairServer(t, serverOpts{quota: quota})
 	data := []byte("x")
 	sum := sha256.Sum256(data)
 	for _, n := range []int{0, 1, 2, 20} {
 		h, _ := mh.Encode(sum[:n], mh.SHA2_256)
 		forged, _ := blocks.NewBlockWithCid(make([]byte, 65536), cid.NewCidV1(cid.Raw, h))
-		var re *wire.RemoteError
-		if err := c.Store(ctx, p, forged, 0); !errors.As(err, &re) || re.Code != wire.CodeMalformed {
+		var re *RemoteError
+		if err := c.Store(ctx, p, forged, 0); !errors.As(err, &re) || re.Code != CodeMalformed {
 			t.Fatalf("digest of %d bytes: %v", n, err)
 		}
-		if _, err := c.Fetch(ctx, p, forged.Cid()); !errors.As(err, &re) || re.Code != wire.CodeMalformed {
+		if _, err := c.Fetch(ctx, p, forged.Cid()); !errors.As(err, &re) || re.Code != CodeMalformed {
 			t.Fatalf("fetch, digest of %d bytes: %v", n, err)
 		}
-		if _, err := c.Has(ctx, p, forged.Cid()); !errors.As(err, &re) || re.Code != wire.CodeMalformed {
+		if _, err := c.Has(ctx, p, forged.Cid()); !errors.As(err, &re) || re.Code != CodeMalformed {
 			t.Fatalf("has, digest of %d bytes: %v", n, err)
 		}
 	}
@@ -330,8 +351,8 @@ func TestQuotaBypassRefused(t *testing.T) {
 		b, _ := blockstore.NewBlock([]byte{byte(i), byte(i >> 8)})
 		err := c.Store(ctx, p, b, 0)
 		if err != nil {
-			var re *wire.RemoteError
-			if !errors.As(err, &re) || re.Code != wire.CodeFull {
+			var re *RemoteError
+			if !errors.As(err, &re) || re.Code != CodeFull {
 				t.Fatal(err)
 			}
 			break
@@ -345,14 +366,21 @@ func TestQuotaBypassRefused(t *testing.T) {
 		t.Fatalf("%d two-byte blocks taken, want %d", taken, want)
 	}
 	stats, _ := st.Stats(ctx)
-	if stats.Charged() != svc.Used() || svc.Used() > quota {
-		t.Fatalf("charged %d, counted %d, quota %d", stats.Charged(), svc.Used(), quota)
+	if used, _ := st.Used(ctx); stats.Charged() != used || used > quota {
+		t.Fatalf("charged %d, counted %d, quota %d", stats.Charged(), used, quota)
 	}
 	// A block above the largest shard is refused whatever the quota.
 	huge, _ := blockstore.NewBlock(make([]byte, maxStoreBlock+1))
-	c2, p2, _, _ := pairService(t, ServiceOptions{})
-	var re *wire.RemoteError
-	if err := c2.Store(ctx, p2, huge, 0); !errors.As(err, &re) || re.Code != wire.CodeMalformed {
+	c2, p2, _, _ := pairServer(t, serverOpts{})
+	var re *RemoteError
+	if err := c2.Store(ctx, p2, huge, 0); !errors.As(err, &re) || re.Code != CodeMalformed {
 		t.Fatalf("block of %d bytes: %v", maxStoreBlock+1, err)
 	}
+}
+
+// peersHeld returns how many peers hold or wait for bytes of b.
+func (b *budget) peersHeld() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.peers)
 }

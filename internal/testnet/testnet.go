@@ -21,6 +21,7 @@ import (
 	"github.com/umbra-store/umbra/internal/config"
 	"github.com/umbra-store/umbra/internal/daemon"
 	"github.com/umbra-store/umbra/internal/node"
+	"github.com/umbra-store/umbra/keyring"
 )
 
 // StateFile records a testnet in its directory.
@@ -50,9 +51,10 @@ type Options struct {
 	Bin   string // the umbra binary
 	Dir   string
 	Nodes int
-	// NodeArgs are extra daemon flags per node index (tests: fault
-	// injection).
-	NodeArgs map[int][]string
+	// NodeBin and NodeEnv give a node another binary and extra environment
+	// (tests run a node through a test binary that injects faults).
+	NodeBin map[int]string
+	NodeEnv map[int][]string
 	// Timeout bounds the whole start-up. Default 60 s.
 	Timeout time.Duration
 	// Bootstrap are extra peers every node connects to.
@@ -97,77 +99,100 @@ func Up(ctx context.Context, o Options) (State, error) {
 		return State{}, err
 	}
 	for i := 0; i < o.Nodes; i++ {
-		p := filepath.Join(dir, fmt.Sprintf("node-%d", i))
-		if _, err := os.Stat(filepath.Join(p, "secret.key")); err != nil {
-			if _, err := node.Init(p, false); err != nil {
-				return fail(err)
-			}
+		n, err := startNode(ctx, o, dir, i, st.Nodes)
+		if n.PID != 0 {
+			st.Nodes = append(st.Nodes, n)
 		}
-		_ = os.Remove(filepath.Join(p, daemon.InfoFile))
-		// The nodes share this machine's cores: each serves with its share
-		// (a put or get it runs for its user still takes them all).
-		procs := max(1, runtime.NumCPU()/o.Nodes)
-		args := []string{"--path", p, "daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--procs", strconv.Itoa(procs)}
-		if c, err := config.Load(p); err == nil && c.Network.SwarmKey == "" {
-			args = append(args, "--listen", "/ip4/127.0.0.1/udp/0/quic-v1") // pnet is TCP only
-		}
-		for _, prev := range st.Nodes {
-			for _, a := range prev.Addrs {
-				if strings.Contains(a, "/tcp/") {
-					args = append(args, "--bootstrap", a)
-				}
-			}
-		}
-		for _, a := range o.Bootstrap {
-			args = append(args, "--bootstrap", a)
-		}
-		args = append(args, o.NodeArgs[i]...)
-		logPath := filepath.Join(p, "daemon.log")
-		logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return fail(err)
 		}
-		cmd := exec.Command(o.Bin, args...)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.Env = append(os.Environ(), "UMBRA_PATH="+p)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives the CLI
-		if err := cmd.Start(); err != nil {
-			logf.Close()
-			return fail(fmt.Errorf("testnet: start node %d: %w", i, err))
-		}
-		logf.Close()
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		n := Node{Index: i, UmbraPath: p, PID: cmd.Process.Pid, Log: logPath}
-		st.Nodes = append(st.Nodes, n)
-		info, err := waitInfo(ctx, p, cmd.Process.Pid, exited)
-		if err != nil {
-			return fail(fmt.Errorf("testnet: node %d did not start: %w (see %s)", i, err, logPath))
-		}
-		st.Nodes[i].PeerID, st.Nodes[i].Socket, st.Nodes[i].Addrs, st.Nodes[i].Running = info.PeerID, info.Socket, info.Addrs, true
 		if err := write(st); err != nil {
 			return fail(err)
 		}
 	}
-	// Wait for the mesh: every node connected to every other.
-	for i := range st.Nodes {
-		if o.NoMeshWait {
-			break
+	if !o.NoMeshWait {
+		if err := waitMesh(ctx, st.Nodes, o.Nodes); err != nil {
+			return fail(err)
 		}
+	}
+	return st, write(st)
+}
+
+// startNode starts node i (initialising its directory the first time),
+// bootstrapped to the nodes before it, and waits until its daemon answers.
+// A node whose process started is returned even with an error, so that it
+// is stopped.
+func startNode(ctx context.Context, o Options, dir string, i int, before []Node) (Node, error) {
+	p := filepath.Join(dir, fmt.Sprintf("node-%d", i))
+	if _, err := os.Stat(filepath.Join(p, keyring.SecretFile)); err != nil {
+		if _, err := node.Init(p, false); err != nil {
+			return Node{}, err
+		}
+	}
+	_ = os.Remove(filepath.Join(p, daemon.InfoFile))
+	// The nodes share this machine's cores: each serves with its share (a
+	// put or get it runs for its user still takes them all).
+	procs := max(1, runtime.NumCPU()/o.Nodes)
+	args := []string{"--path", p, "daemon", "--listen", "/ip4/127.0.0.1/tcp/0", "--procs", strconv.Itoa(procs)}
+	if c, err := config.Load(p); err == nil && c.Network.SwarmKey == "" {
+		args = append(args, "--listen", "/ip4/127.0.0.1/udp/0/quic-v1") // pnet is TCP only
+	}
+	for _, prev := range before {
+		for _, a := range prev.Addrs {
+			if strings.Contains(a, "/tcp/") {
+				args = append(args, "--bootstrap", a)
+			}
+		}
+	}
+	for _, a := range o.Bootstrap {
+		args = append(args, "--bootstrap", a)
+	}
+	logPath := filepath.Join(p, "daemon.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return Node{}, err
+	}
+	bin := o.Bin
+	if b, ok := o.NodeBin[i]; ok {
+		bin = b
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(append(os.Environ(), "UMBRA_PATH="+p), o.NodeEnv[i]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives the CLI
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return Node{}, fmt.Errorf("testnet: start node %d: %w", i, err)
+	}
+	logf.Close()
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	n := Node{Index: i, UmbraPath: p, PID: cmd.Process.Pid, Log: logPath}
+	info, err := waitInfo(ctx, p, cmd.Process.Pid, exited)
+	if err != nil {
+		return n, fmt.Errorf("testnet: node %d did not start: %w (see %s)", i, err, logPath)
+	}
+	n.PeerID, n.Socket, n.Addrs, n.Running = info.PeerID, info.Socket, info.Addrs, true
+	return n, nil
+}
+
+// waitMesh waits until every node sees every other.
+func waitMesh(ctx context.Context, nodes []Node, want int) error {
+	for i := range nodes {
 		for {
-			s, err := status(ctx, st.Nodes[i].UmbraPath)
-			if err == nil && s.Peers >= o.Nodes-1 {
-				st.Nodes[i].Peers = s.Peers
+			s, err := status(ctx, nodes[i].UmbraPath)
+			if err == nil && s.Peers >= want-1 {
+				nodes[i].Peers = s.Peers
 				break
 			}
 			select {
 			case <-ctx.Done():
-				return fail(fmt.Errorf("testnet: node %d sees %d of %d peers", i, s.Peers, o.Nodes-1))
+				return fmt.Errorf("testnet: node %d sees %d of %d peers", i, s.Peers, want-1)
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
 	}
-	return st, write(st)
+	return nil
 }
 
 func waitInfo(ctx context.Context, dir string, pid int, exited <-chan struct{}) (daemon.Info, error) {

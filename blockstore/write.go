@@ -1,0 +1,222 @@
+package blockstore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+)
+
+// Put stores one block durably.
+func (s *Store) Put(ctx context.Context, b blocks.Block) error {
+	return s.putMany(ctx, []blocks.Block{b}, pebble.Sync)
+}
+
+// PutMany stores blocks atomically and durably.
+func (s *Store) PutMany(ctx context.Context, bs []blocks.Block) error {
+	return s.putMany(ctx, bs, pebble.Sync)
+}
+
+// PutManyDeferred stores blocks atomically; they are durable after the next
+// Sync (or a later Put/PutMany), and a crash before that may lose them whole.
+func (s *Store) PutManyDeferred(ctx context.Context, bs []blocks.Block) error {
+	return s.putMany(ctx, bs, pebble.NoSync)
+}
+
+// Sync makes every write before it durable. Concurrent calls share one
+// disk sync, and a call with nothing new to sync returns at once: a flood of
+// syncs costs one fsync per batch of writes, not one each.
+func (s *Store) Sync(ctx context.Context) error {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	want := s.writes.Load()
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if s.synced >= want {
+		return nil // an earlier sync covered every write before this call
+	}
+	// INVARIANT: writes is bumped after a write completes, so every write
+	// counted in now is in the pack files and Pebble's WAL already.
+	now := s.writes.Load()
+	// Pack data first, then the index that points at it.
+	if err := s.packs.sync(); err != nil {
+		return err
+	}
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("blockstore: sync: %w", err)
+	}
+	s.synced = now
+	s.syncs.Add(1)
+	return nil
+}
+
+// wrote counts a completed write that is not durable yet.
+func (s *Store) wrote() { s.writes.Add(1) }
+
+func (s *Store) putMany(ctx context.Context, bs []blocks.Block, wo *pebble.WriteOptions) error {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, b := range bs {
+		if err := CheckCID(b.Cid()); err != nil {
+			return fmt.Errorf("%w: %s", err, b.Cid())
+		}
+		if _, ok := b.(hashedBlock); ok {
+			continue // its CID was computed from these bytes
+		}
+		if err := Verify(b.Cid(), b.RawData()); err != nil {
+			return err
+		}
+	}
+	if err := s.countBase(ctx); err != nil {
+		return err
+	}
+	write, charge := s.plan(bs)
+	if !s.claim(charge) {
+		return fmt.Errorf("%w (%d bytes more would pass %d)", ErrFull, charge, s.quota.max)
+	}
+	if err := s.write(bs, write, wo); err != nil {
+		s.release(charge)
+		return err
+	}
+	return nil
+}
+
+// plan says which blocks of a batch to write, and what the batch charges
+// the quota: the blocks not held at all.
+// INVARIANT: a held block whose stored copy is intact is never written
+// again (convergent puts of the same data write nothing). The stored copy is
+// read back and checked first: an index entry can reach disk before its pack
+// bytes (a crash between a deferred put and its Sync), and such an entry is
+// rewritten with these verified bytes, never trusted, and not charged again.
+// Repair deletes before it puts.
+func (s *Store) plan(bs []blocks.Block) (write []bool, charge int64) {
+	write = make([]bool, len(bs))
+	seen := make(map[string]bool, len(bs))
+	for i, b := range bs {
+		k := string(b.Cid().Hash())
+		if seen[k] {
+			continue // the same block twice in one batch
+		}
+		seen[k] = true
+		switch s.heldIntact(b.Cid()) {
+		case absent:
+			charge += Charge(len(b.RawData()))
+			write[i] = true
+		case broken:
+			write[i] = true // charged when it was first stored
+		}
+	}
+	return write, charge
+}
+
+// write stores the blocks marked in write: packed values first, then one
+// index batch (synced with wo.Sync, after the packs).
+func (s *Store) write(bs []blocks.Block, write []bool, wo *pebble.WriteOptions) error {
+	vals := make([][]byte, len(bs))
+	size := 0
+	for i, b := range bs {
+		if !write[i] {
+			continue
+		}
+		data := b.RawData()
+		if len(data) < packThreshold {
+			vals[i] = append([]byte{tagInline}, data...)
+		} else {
+			loc, err := s.packs.append(b.Cid().Hash(), data)
+			if err != nil {
+				return err
+			}
+			vals[i] = encodeLocation(loc)
+		}
+		size += len(vals[i]) + len(b.Cid().Hash()) + 16
+	}
+	if size == 0 {
+		return nil // every block was held already
+	}
+	if wo.Sync {
+		if err := s.packs.sync(); err != nil {
+			return err
+		}
+	}
+	batch := s.db.NewBatchWithSize(size)
+	defer batch.Close()
+	for i, b := range bs {
+		if vals[i] == nil {
+			continue
+		}
+		if err := batch.Set(key(b.Cid().Hash()), vals[i], nil); err != nil {
+			return fmt.Errorf("blockstore: %w", err)
+		}
+	}
+	if err := batch.Commit(wo); err != nil {
+		return fmt.Errorf("blockstore: write: %w", err)
+	}
+	if !wo.Sync {
+		s.wrote()
+	}
+	return nil
+}
+
+// DeleteBlock removes a block durably. Deleting a missing block is not an
+// error.
+func (s *Store) DeleteBlock(ctx context.Context, c cid.Cid) error {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.mu.RUnlock()
+	// A synced commit makes every earlier index entry durable: their pack
+	// bytes must be durable first.
+	if err := s.packs.sync(); err != nil {
+		return err
+	}
+	if err := s.countBase(ctx); err != nil {
+		return err
+	}
+	k := key(c.Hash())
+	size := -1
+	if v, closer, err := s.db.Get(k); err == nil {
+		size = valueSize(v)
+		closer.Close()
+	}
+	if err := s.db.Delete(k, pebble.Sync); err != nil {
+		return fmt.Errorf("blockstore: delete %s: %w", Short(c), err)
+	}
+	if size >= 0 {
+		s.release(Charge(size))
+	}
+	return nil
+}
+
+// held says what the store has of a block.
+type held int
+
+const (
+	absent held = iota // no index entry
+	intact             // an entry whose bytes match the CID
+	broken             // an entry whose bytes are lost or wrong
+)
+
+// heldIntact looks a block up and checks the stored copy (CRC-32C for
+// packed values, then SHA-256 against the CID).
+func (s *Store) heldIntact(c cid.Cid) held {
+	v, closer, err := s.db.Get(key(c.Hash()))
+	if err != nil {
+		return absent
+	}
+	old := bytes.Clone(v)
+	closer.Close()
+	if stored, err := s.value(c, old, nil); err == nil && Verify(c, stored) == nil {
+		return intact
+	}
+	return broken
+}

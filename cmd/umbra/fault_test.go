@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/ipfs/go-cid"
+	"github.com/urfave/cli/v2"
+
+	"github.com/umbra-store/umbra/internal/shard"
+)
+
+// Fault injection lives here, in the test binary, never in umbra: with
+// asUmbraEnv set the test binary is umbra itself (the real CLI), and with
+// corruptServedEnv also set its daemon serves peers from a store that flips
+// a bit in every block it returns. testnet runs such nodes through NodeBin
+// and NodeEnv.
+const (
+	asUmbraEnv       = "UMBRA_TEST_AS_UMBRA"
+	corruptServedEnv = "UMBRA_TEST_CORRUPT_SERVED"
+)
+
+// asUmbra runs the test binary as umbra and returns its exit code.
+func asUmbra() int {
+	app := newApp()
+	if os.Getenv(corruptServedEnv) != "" {
+		for _, c := range app.Commands {
+			if c.Name == "daemon" {
+				c.Action = func(c *cli.Context) error {
+					o := daemonFlags(c)
+					o.served = func(s shard.Store) shard.Store { return corrupting{s} }
+					return runDaemon(c, o)
+				}
+			}
+		}
+	}
+	return runApp(app)
+}
+
+// corrupting serves every block with one bit flipped.
+type corrupting struct{ shard.Store }
+
+func (c corrupting) GetInto(ctx context.Context, id cid.Cid, get func(int) []byte) ([]byte, error) {
+	data, err := c.Store.GetInto(ctx, id, get)
+	if err == nil && len(data) > 0 {
+		data[len(data)/3] ^= 0x08
+	}
+	return data, err
+}
+
+// corruptNodes returns testnet options that run the given nodes as
+// corrupting holders.
+func corruptNodes(nodes ...int) (bin map[int]string, env map[int][]string) {
+	bin, env = map[int]string{}, map[int][]string{}
+	for _, i := range nodes {
+		bin[i] = os.Args[0]
+		env[i] = []string{asUmbraEnv + "=1", corruptServedEnv + "=1"}
+	}
+	return bin, env
+}

@@ -1,0 +1,64 @@
+package daemon
+
+import (
+	"context"
+	"os"
+
+	"github.com/libp2p/go-libp2p/core/host"
+
+	"github.com/umbra-store/umbra/internal/api"
+	"github.com/umbra-store/umbra/internal/engine"
+	"github.com/umbra-store/umbra/internal/node"
+)
+
+// backend is what the API serves from.
+type backend struct {
+	n     *node.Node
+	g     *graph
+	quota int64
+	procs *procs
+}
+
+var _ api.Backend = (*backend)(nil)
+
+func (b *backend) Engine() *engine.Engine { return b.g.eng }
+func (b *backend) DefaultShards() string  { return b.n.Config.Put.Shards }
+func (b *backend) Working() func()        { return b.procs.begin() }
+
+// Status reports the store's quota counter (every write path counts in
+// it) and its block count.
+func (b *backend) Status(ctx context.Context) (api.Status, error) {
+	used, err := b.n.Store.Used(ctx)
+	if err != nil {
+		return api.Status{}, err
+	}
+	st, err := b.n.Store.Stats(ctx)
+	if err != nil {
+		return api.Status{}, err
+	}
+	return api.Status{
+		PeerID: b.g.h.ID().String(), Addrs: addrs(b.g.h), StorageUsed: used, StorageQuota: b.quota,
+		Blocks: st.Blocks, Peers: len(b.g.net.ShardPeers()), PID: os.Getpid(),
+	}, nil
+}
+
+func (b *backend) Peers(ctx context.Context) []api.Peer {
+	var out []api.Peer
+	h := b.g.h
+	for _, p := range h.Network().Peers() {
+		ap := api.Peer{ID: p.String(), LatencyMS: float64(h.Peerstore().LatencyEWMA(p).Microseconds()) / 1000}
+		for _, c := range h.Network().ConnsToPeer(p) {
+			ap.Addrs = append(ap.Addrs, c.RemoteMultiaddr().String())
+		}
+		out = append(out, ap)
+	}
+	return out
+}
+
+func addrs(h host.Host) []string {
+	var out []string
+	for _, a := range h.Addrs() {
+		out = append(out, a.String()+"/p2p/"+h.ID().String())
+	}
+	return out
+}

@@ -1,0 +1,313 @@
+package placement
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/umbra-store/umbra/blockstore"
+	"github.com/umbra-store/umbra/dht"
+	"github.com/umbra-store/umbra/internal/kind"
+	"github.com/umbra-store/umbra/internal/shard"
+)
+
+// ErrFewPeers is returned by New when a put would have fewer than k+1
+// distinct holders and the caller did not allow it.
+var ErrFewPeers = kind.New(kind.FewPeers, "placement: too few peers to spread the shards")
+
+// Timeouts.
+const (
+	storeTimeout = 10 * time.Second // one STORE of a shard or manifest replica
+	syncTimeout  = 2 * time.Minute  // one SYNC at a durability point
+)
+
+// Remote stores blocks on peers: the shard protocol's client.
+type Remote interface {
+	Store(ctx context.Context, p peer.ID, b blocks.Block, lease uint64) error
+	Sync(ctx context.Context, p peer.ID) error
+}
+
+// Local is this node's block store (with its quota).
+type Local interface {
+	PutManyDeferred(ctx context.Context, bs []blocks.Block) error
+	Sync(ctx context.Context) error
+}
+
+// Announcer announces blocks this node holds: the DHT.
+type Announcer interface{ Announce(c cid.Cid) }
+
+var (
+	_ Remote    = (*shard.Client)(nil)
+	_ Local     = (*blockstore.Store)(nil)
+	_ Announcer = (*dht.DHT)(nil)
+)
+
+// Session places the blocks of one put.
+type Session struct {
+	self   peer.ID
+	peers  []peer.ID // candidates, taken when the put starts; self among them
+	remote Remote
+	local  Local
+	ann    Announcer
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	touched  map[peer.ID]bool   // hold shards: their SYNC must succeed
+	replicas map[peer.ID]bool   // hold only manifest copies: SYNC is best effort
+	excluded map[peer.ID]string // peers that refused or failed during this put
+	warnings []string
+}
+
+// Deps are what a session stores through.
+type Deps struct {
+	Self   peer.ID
+	Remote Remote
+	Local  Local
+	Ann    Announcer
+	Log    *slog.Logger
+}
+
+// New starts a session placing k+m shards per stripe on peers (this node,
+// d.Self, is added). Fewer than k+1 candidates is ErrFewPeers unless
+// allowFewer; fewer than k+m is a warning.
+func New(d Deps, peers []peer.ID, k, m int, allowFewer bool) (*Session, error) {
+	peers = append(append([]peer.ID(nil), peers...), d.Self)
+	if len(peers) < k+1 && !allowFewer {
+		return nil, fmt.Errorf("%w: %d peers (this node included) for %d+%d shards; a stripe needs at least %d so that losing one peer loses no data (connect more peers, or pass --allow-fewer-peers)",
+			ErrFewPeers, len(peers), k, m, k+1)
+	}
+	s := &Session{self: d.Self, peers: peers, remote: d.Remote, local: d.Local, ann: d.Ann, log: d.Log,
+		touched: map[peer.ID]bool{}, replicas: map[peer.ID]bool{}, excluded: map[peer.ID]string{}}
+	if len(peers) < k+m {
+		s.warn(fmt.Sprintf("only %d peers for %d+%d shards: some peers hold two shards of a stripe", len(peers), k, m))
+	}
+	return s, nil
+}
+
+func (s *Session) warn(w string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range s.warnings {
+		if x == w {
+			return
+		}
+	}
+	s.warnings = append(s.warnings, w)
+	s.log.Warn(w)
+}
+
+// Warnings are what the user should know about the put (shards doubled up
+// on peers, say).
+func (s *Session) Warnings() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.warnings...)
+}
+
+func (s *Session) exclude(p peer.ID, why string) {
+	s.mu.Lock()
+	s.excluded[p] = why
+	s.mu.Unlock()
+	s.log.Info("placing elsewhere", "peer", p.ShortString(), "why", why)
+}
+
+func (s *Session) isExcluded(p peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.excluded[p]
+	return ok
+}
+
+func (s *Session) why() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var parts []string
+	for p, w := range s.excluded {
+		parts = append(parts, p.ShortString()+": "+w)
+	}
+	sort.Strings(parts)
+	if len(parts) == 0 {
+		return "no peers"
+	}
+	return fmt.Sprint(parts)
+}
+
+func describeStoreErr(err error) string {
+	if errors.Is(err, blockstore.ErrFull) {
+		return "full"
+	}
+	return err.Error()
+}
+
+// storeOn stores b on p: locally for this node, else over the shard
+// protocol.
+func (s *Session) storeOn(ctx context.Context, p peer.ID, b blocks.Block) error {
+	if p == s.self {
+		if err := s.local.PutManyDeferred(ctx, []blocks.Block{b}); err != nil {
+			return err
+		}
+		s.ann.Announce(b.Cid())
+	} else {
+		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		defer cancel()
+		if err := s.remote.Store(sctx, p, b, 0); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	s.touched[p] = true
+	s.mu.Unlock()
+	return nil
+}
+
+// PlaceStripe stores one stripe's shards on distinct peers where it can,
+// closest by XOR first, and returns each shard's holder.
+func (s *Session) PlaceStripe(ctx context.Context, shards []blocks.Block) ([][]byte, error) {
+	holders := make([][]byte, len(shards))
+	var mu sync.Mutex
+	used := map[peer.ID]int{}
+	claim := func(order []peer.ID) (peer.ID, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		// First a peer with no shard of this stripe, then the least loaded.
+		best, bestN := peer.ID(""), -1
+		for _, p := range order {
+			if s.isExcluded(p) {
+				continue
+			}
+			if used[p] == 0 {
+				used[p]++
+				return p, true
+			}
+			if bestN < 0 || used[p] < bestN {
+				best, bestN = p, used[p]
+			}
+		}
+		if bestN < 0 {
+			return "", false
+		}
+		used[best]++
+		return best, true
+	}
+	errs := make([]error, len(shards))
+	var wg sync.WaitGroup
+	for i, b := range shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			order := dht.Rank(s.peers, b.Cid())
+			for {
+				p, ok := claim(order)
+				if !ok {
+					errs[i] = fmt.Errorf("placement: no peer accepted shard %s (%s)", blockstore.Short(b.Cid()), s.why())
+					return
+				}
+				err := s.storeOn(ctx, p, b)
+				if err == nil {
+					holders[i] = []byte(p)
+					return
+				}
+				if ctx.Err() != nil {
+					errs[i] = ctx.Err()
+					return
+				}
+				s.exclude(p, describeStoreErr(err))
+				mu.Lock()
+				used[p]--
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return holders, nil
+}
+
+// Replicate stores a manifest block on every candidate peer (this node
+// always): manifest blocks are small, and a reader needs the root first.
+// Only this node's copy is required; the others are best effort.
+func (s *Session) Replicate(ctx context.Context, b blocks.Block) error {
+	if err := s.local.PutManyDeferred(ctx, []blocks.Block{b}); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.touched[s.self] = true
+	s.mu.Unlock()
+	s.ann.Announce(b.Cid())
+	var wg sync.WaitGroup
+	for _, p := range dht.Rank(s.peers, b.Cid()) {
+		if p == s.self || s.isExcluded(p) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+			defer cancel()
+			if err := s.remote.Store(sctx, p, b, 0); err != nil {
+				s.log.Info("manifest replica not stored", "peer", p.ShortString(), "err", err)
+				return
+			}
+			s.mu.Lock()
+			s.replicas[p] = true
+			s.mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// Flush makes every block placed in this session durable on its holder: a
+// SYNC to every peer that took a block, and this node's own store synced.
+// A shard holder that fails fails the flush; a replica holder is logged.
+func (s *Session) Flush(ctx context.Context) error {
+	s.mu.Lock()
+	var peers []peer.ID
+	required := map[peer.ID]bool{}
+	for p := range s.touched {
+		peers = append(peers, p)
+		required[p] = true
+	}
+	for p := range s.replicas {
+		if !required[p] {
+			peers = append(peers, p)
+		}
+	}
+	s.mu.Unlock()
+	errs := make([]error, len(peers))
+	var wg sync.WaitGroup
+	for i, p := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if p == s.self {
+				errs[i] = s.local.Sync(ctx)
+				return
+			}
+			sctx, cancel := context.WithTimeout(ctx, syncTimeout)
+			defer cancel()
+			err := s.remote.Sync(sctx, p)
+			switch {
+			case err == nil:
+			case required[p]:
+				errs[i] = fmt.Errorf("placement: peer %s did not confirm its shards durable: %w", p.ShortString(), err)
+			default:
+				s.log.Info("manifest replica not confirmed durable", "peer", p.ShortString(), "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,221 @@
+package retrieval
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/umbra-store/umbra/blockstore"
+	"github.com/umbra-store/umbra/internal/shard"
+)
+
+// Timeouts, in the order sources are tried.
+const (
+	fetchTimeout   = 10 * time.Second // one block from one peer
+	findTimeout    = 5 * time.Second  // a DHT provider search
+	dialTimeout    = time.Second      // to a holder this node is not connected to
+	bitswapTimeout = 5 * time.Second  // the last resort: bitswap asks every connected peer
+	providers      = 8                // providers asked for per CID
+)
+
+// Local is this node's block store, as retrieval reads it.
+type Local interface {
+	GetInto(ctx context.Context, c cid.Cid, get func(n int) []byte) ([]byte, error)
+}
+
+// Peers fetch blocks from a peer: the shard protocol's client.
+type Peers interface {
+	Fetch(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, error)
+}
+
+// Providers finds the peers that announced a block: the DHT.
+type Providers interface {
+	FindProvidersAsync(ctx context.Context, c cid.Cid, n int) <-chan peer.AddrInfo
+}
+
+// BlockGetter asks the network at large for a block: bitswap.
+type BlockGetter interface {
+	GetBlock(ctx context.Context, c cid.Cid) (blocks.Block, error)
+}
+
+var (
+	_ Local = (*blockstore.Store)(nil)
+	_ Peers = (*shard.Client)(nil)
+)
+
+// Fetcher fetches blocks for this node.
+type Fetcher struct {
+	h         host.Host
+	local     Local
+	peers     Peers
+	providers Providers
+	bitswap   BlockGetter // nil: no last resort
+	log       *slog.Logger
+	health    *health
+
+	mu      sync.Mutex
+	dialing map[peer.ID]chan struct{} // dials in flight, one per peer
+}
+
+// New returns a fetcher over the host h, this node's store, the shard
+// client, the DHT and (if not nil) bitswap.
+func New(h host.Host, local Local, peers Peers, providers Providers, bitswap BlockGetter, log *slog.Logger) *Fetcher {
+	return &Fetcher{h: h, local: local, peers: peers, providers: providers, bitswap: bitswap, log: log,
+		health: newHealth(), dialing: map[peer.ID]chan struct{}{}}
+}
+
+// Fetch returns a block whose bytes match c: from the local store, then the
+// hinted peer (hint: its binary peer ID, or nil), then — deep only — DHT
+// providers, then bitswap. Every source's bytes are hashed against c before
+// they are returned, the local store's included; a peer whose bytes do not
+// match is avoided for badPeerPenalty and the next source is tried. A
+// block not found anywhere is an error satisfying ipld.IsNotFound. The
+// bytes may be given back with Release.
+func (f *Fetcher) Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) ([]byte, error) {
+	if err := blockstore.CheckCID(c); err != nil {
+		return nil, ipld.ErrNotFound{Cid: c}
+	}
+	data, err := f.local.GetInto(ctx, c, shard.Buffer)
+	if err == nil {
+		if blockstore.Verify(c, data) == nil {
+			return data, nil
+		}
+		shard.Release(data)
+		f.log.Warn("local copy of a block is corrupt", "cid", blockstore.Short(c))
+	}
+	tried := map[peer.ID]bool{f.h.ID(): true}
+	try := func(p peer.ID) ([]byte, bool) {
+		if tried[p] || f.health.avoid(p) {
+			return nil, false
+		}
+		tried[p] = true
+		return f.fromPeer(ctx, p, c, deep)
+	}
+	if len(hint) > 0 {
+		if p, err := peer.IDFromBytes(hint); err == nil {
+			if d, ok := try(p); ok {
+				return d, nil
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if !deep {
+		return nil, ipld.ErrNotFound{Cid: c}
+	}
+	fctx, cancel := context.WithTimeout(ctx, findTimeout)
+	for ai := range f.providers.FindProvidersAsync(fctx, c, providers) {
+		if d, ok := try(ai.ID); ok {
+			cancel()
+			return d, nil
+		}
+	}
+	cancel()
+	if d, ok := f.fromBitswap(ctx, c); ok {
+		return d, nil
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return nil, ipld.ErrNotFound{Cid: c}
+}
+
+// fromPeer asks p for c (dialling it first, waiting for the dial only when
+// deep) and checks what it sends.
+func (f *Fetcher) fromPeer(ctx context.Context, p peer.ID, c cid.Cid, deep bool) ([]byte, bool) {
+	if !f.connect(ctx, p, deep) {
+		return nil, false
+	}
+	fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
+	data, err := f.peers.Fetch(fctx, p, c)
+	if err != nil {
+		var re *shard.RemoteError
+		if !errors.As(err, &re) && ctx.Err() == nil {
+			f.health.markDown(p) // unreachable: do not dial it for every shard
+			// The connection may be a dead one that still looks open
+			// (QUIC waits for its idle timeout): drop it.
+			_ = f.h.Network().ClosePeer(p)
+		}
+		return nil, false
+	}
+	if err := blockstore.Verify(c, data); err != nil {
+		shard.Release(data)
+		f.health.markBad(p)
+		f.log.Warn("avoiding peer", "peer", p.ShortString(), "why", "served a block that does not match its CID")
+		return nil, false
+	}
+	return data, true
+}
+
+// fromBitswap is the last resort: bitswap asks every connected peer. Its
+// block is hashed as well; a mismatch is dropped with no peer avoided
+// (bitswap does not say which peer sent it).
+func (f *Fetcher) fromBitswap(ctx context.Context, c cid.Cid) ([]byte, bool) {
+	if f.bitswap == nil {
+		return nil, false
+	}
+	bctx, cancel := context.WithTimeout(ctx, bitswapTimeout)
+	defer cancel()
+	b, err := f.bitswap.GetBlock(bctx, c)
+	if err != nil || blockstore.Verify(c, b.RawData()) != nil {
+		return nil, false
+	}
+	// A copy: bitswap may keep its block, and the caller may Release it.
+	return bytes.Clone(b.RawData()), true
+}
+
+// Release gives back the bytes of a fetched block once the caller is done
+// with them: they are reused for later transfers.
+func (f *Fetcher) Release(b []byte) { shard.Release(b) }
+
+// connect reports whether p is connected, dialling it if not. A holder this
+// node is not connected to gets a short dial (dialTimeout), one per peer at
+// a time. Without wait the answer is at once: the dial goes on in the
+// background, and a shallow fetch moves on to parity rather than hold up the
+// read (a killed peer's TCP port refuses at once, but its QUIC address
+// answers nothing until the dial times out).
+func (f *Fetcher) connect(ctx context.Context, p peer.ID, wait bool) bool {
+	if f.h.Network().Connectedness(p) == network.Connected {
+		return true
+	}
+	f.mu.Lock()
+	done, running := f.dialing[p]
+	if !running {
+		done = make(chan struct{})
+		f.dialing[p] = done
+		go func() {
+			dctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+			err := f.h.Connect(dctx, peer.AddrInfo{ID: p})
+			cancel()
+			if err != nil {
+				f.health.markDown(p)
+			}
+			f.mu.Lock()
+			delete(f.dialing, p)
+			f.mu.Unlock()
+			close(done)
+		}()
+	}
+	f.mu.Unlock()
+	if !wait {
+		return false
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return false
+	}
+	return f.h.Network().Connectedness(p) == network.Connected
+}

@@ -1,0 +1,129 @@
+package shard
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// maxIdle is how many idle streams the client keeps per peer.
+const maxIdle = 8
+
+// Client sends shard-protocol requests, one in flight per stream, reusing
+// streams per peer.
+type Client struct {
+	h    host.Host
+	mu   sync.Mutex
+	idle map[peer.ID][]*clientStream
+}
+
+type clientStream struct {
+	s network.Stream
+	r *bufio.Reader
+	w *bufio.Writer
+}
+
+// NewClient returns a client on h.
+func NewClient(h host.Host) *Client { return &Client{h: h, idle: map[peer.ID][]*clientStream{}} }
+
+// take returns an idle stream to p (reused reports which) or a new one.
+func (c *Client) take(ctx context.Context, p peer.ID) (cs *clientStream, reused bool, err error) {
+	c.mu.Lock()
+	for l := c.idle[p]; len(l) > 0; l = c.idle[p] {
+		cs := l[len(l)-1]
+		c.idle[p] = l[:len(l)-1]
+		if cs.s.Conn().IsClosed() {
+			_ = cs.s.Reset()
+			continue
+		}
+		c.mu.Unlock()
+		return cs, true, nil
+	}
+	if len(c.idle[p]) == 0 {
+		delete(c.idle, p)
+	}
+	c.mu.Unlock()
+	s, err := c.h.NewStream(network.WithAllowLimitedConn(ctx, "shard"), p, Protocol)
+	if err != nil {
+		return nil, false, err
+	}
+	return &clientStream{s: s, r: bufio.NewReaderSize(s, 64<<10), w: bufio.NewWriterSize(s, 64<<10)}, false, nil
+}
+
+func (c *Client) give(p peer.ID, cs *clientStream) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.idle[p]) < maxIdle {
+		c.idle[p] = append(c.idle[p], cs)
+		return
+	}
+	_ = cs.s.Close()
+}
+
+// roundTrip sends one request and reads its response frame. A reused
+// stream that turns out dead (the peer restarted, or ended an idle stream) is
+// retried once on a fresh one.
+func (c *Client) roundTrip(ctx context.Context, p peer.ID, t Type, parts ...[]byte) (Frame, error) {
+	for attempt := 0; ; attempt++ {
+		f, reused, err := c.roundTripOnce(ctx, p, t, parts...)
+		var re *RemoteError
+		if err != nil && reused && attempt == 0 && ctx.Err() == nil && !errors.As(err, &re) {
+			continue
+		}
+		return f, err
+	}
+}
+
+func (c *Client) roundTripOnce(ctx context.Context, p peer.ID, t Type, parts ...[]byte) (Frame, bool, error) {
+	cs, reused, err := c.take(ctx, p)
+	if err != nil {
+		return Frame{}, false, err
+	}
+	// A cancelled caller must not wait for the stream deadline.
+	stop := context.AfterFunc(ctx, func() { _ = cs.s.Reset() })
+	defer stop()
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = time.Now().Add(streamTimeout)
+	}
+	_ = cs.s.SetDeadline(dl)
+	err = WriteFrame(cs.w, t, parts...)
+	if err == nil {
+		err = cs.w.Flush()
+	}
+	var f Frame
+	if err == nil {
+		f, err = ReadFrameFunc(cs.r, buffers.read)
+	}
+	if err != nil {
+		Release(f.Payload)
+		_ = cs.s.Reset()
+		if ctx.Err() != nil {
+			return Frame{}, reused, ctx.Err()
+		}
+		return Frame{}, reused, err
+	}
+	_ = cs.s.SetDeadline(time.Time{})
+	if f.Type == TypeError {
+		re, err := ParseError(f.Payload)
+		Release(f.Payload)
+		if err != nil {
+			_ = cs.s.Reset()
+			return Frame{}, reused, err
+		}
+		if re.Code == CodeMalformed {
+			_ = cs.s.Reset() // the peer closes it after this answer
+		} else {
+			c.give(p, cs)
+		}
+		return Frame{}, reused, re
+	}
+	c.give(p, cs)
+	return f, reused, nil
+}

@@ -1,0 +1,104 @@
+package shard
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/umbra-store/umbra/blockstore"
+	"github.com/umbra-store/umbra/erasure"
+)
+
+// STORE: lease u64 ‖ cidLen u8 ‖ CID ‖ block data. Answered OK once the
+// block is verified against its CID and written (durable after the next
+// SYNC), or ERROR.
+
+// maxStoreBlock is the largest block a STORE may carry: a shard (at most
+// erasure.MaxShardSize) or a manifest node (at most format.MaxNodeBlock).
+const maxStoreBlock = erasure.MaxShardSize
+
+// StoreRequest is a decoded STORE payload.
+type StoreRequest struct {
+	Lease uint64 // unix seconds; 0: no expiry
+	CID   []byte
+	Data  []byte
+}
+
+// StoreParts returns the payload parts of a STORE.
+func StoreParts(lease uint64, cid, data []byte) [][]byte {
+	var l [9]byte
+	binary.BigEndian.PutUint64(l[:8], lease)
+	l[8] = byte(len(cid))
+	return [][]byte{l[:], cid, data}
+}
+
+// ParseStore decodes a STORE payload.
+func ParseStore(p []byte) (StoreRequest, error) {
+	if len(p) < 9 {
+		return StoreRequest{}, fmt.Errorf("%w: store of %d bytes", ErrMalformed, len(p))
+	}
+	cl := int(p[8])
+	if cl == 0 || len(p) < 9+cl {
+		return StoreRequest{}, fmt.Errorf("%w: store CID length %d", ErrMalformed, cl)
+	}
+	return StoreRequest{Lease: binary.BigEndian.Uint64(p), CID: p[9 : 9+cl], Data: p[9+cl:]}, nil
+}
+
+// serveStore answers a STORE. The store hashes the data against its CID
+// before writing it, so nothing unverified is acknowledged or ever served;
+// it charges a new block to its quota before the write.
+func (s *Server) serveStore(ctx context.Context, remote peer.ID, payload []byte, w *bufio.Writer) error {
+	req, err := ParseStore(payload)
+	if err != nil {
+		_ = writeErr(w, CodeMalformed, err.Error())
+		return err
+	}
+	c, bad := requestCID(req.CID)
+	if bad != "" {
+		return writeErr(w, CodeMalformed, bad)
+	}
+	if len(req.Data) > maxStoreBlock {
+		return writeErr(w, CodeMalformed, fmt.Sprintf("block of %d bytes: the most a peer stores is %d", len(req.Data), maxStoreBlock))
+	}
+	if s.accept != nil && !s.accept(remote) {
+		return writeErr(w, CodeRefused, "this node does not store for you")
+	}
+	blk, err := blocks.NewBlockWithCid(req.Data, c)
+	if err != nil {
+		return writeErr(w, CodeMalformed, "bad block")
+	}
+	held, err := s.store.Has(ctx, c)
+	if err == nil {
+		err = s.store.PutManyDeferred(ctx, []blocks.Block{blk})
+	}
+	switch {
+	case errors.Is(err, blockstore.ErrFull):
+		return writeErr(w, CodeFull, "storage quota reached")
+	case errors.Is(err, blockstore.ErrHashMismatch):
+		return writeErr(w, CodeHash, "data does not match its CID")
+	case err != nil:
+		s.log.Warn("store for a peer failed", "peer", remote.ShortString(), "cid", blockstore.Short(c), "err", err)
+		return writeErr(w, CodeInternal, "store failed")
+	}
+	if !held && s.stored != nil {
+		s.stored(c)
+	}
+	return WriteFrame(w, TypeOK)
+}
+
+// Store pushes one block to p (durable after the next Sync to p).
+func (c *Client) Store(ctx context.Context, p peer.ID, b blocks.Block, lease uint64) error {
+	f, err := c.roundTrip(ctx, p, TypeStore, StoreParts(lease, b.Cid().Bytes(), b.RawData())...)
+	if err != nil {
+		return err
+	}
+	if f.Type != TypeOK {
+		return fmt.Errorf("%w: store answered 0x%02x", ErrMalformed, byte(f.Type))
+	}
+	return nil
+}
