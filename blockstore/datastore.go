@@ -66,7 +66,7 @@ func (d *datastore) Put(ctx context.Context, k ds.Key, v []byte) error {
 	if err := d.s.db.Set(dsKey(k), v, pebble.NoSync); err != nil {
 		return err
 	}
-	d.s.wrote()
+	d.s.dsWrites.Add(1)
 	return nil
 }
 
@@ -78,13 +78,62 @@ func (d *datastore) Delete(ctx context.Context, k ds.Key) error {
 	if err := d.s.db.Delete(dsKey(k), pebble.NoSync); err != nil {
 		return err
 	}
-	d.s.wrote()
+	d.s.dsWrites.Add(1)
 	return nil
 }
 
-func (d *datastore) Sync(ctx context.Context, _ ds.Key) error { return d.s.Sync(ctx) }
+// Sync makes the datastore's writes durable (Pebble's WAL), coalesced like
+// Store.Sync but counted apart: records written by peers through the DHT
+// must not turn every block SYNC into a disk sync.
+func (d *datastore) Sync(ctx context.Context, _ ds.Key) error {
+	if err := d.s.acquire(); err != nil {
+		return err
+	}
+	defer d.s.mu.RUnlock()
+	want := d.s.dsWrites.Load()
+	d.s.syncMu.Lock()
+	defer d.s.syncMu.Unlock()
+	if d.s.dsSynced >= want {
+		return nil
+	}
+	now := d.s.dsWrites.Load()
+	if err := d.s.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("blockstore: datastore sync: %w", err)
+	}
+	d.s.dsSynced = now
+	return nil
+}
 
 func (d *datastore) Close() error { return nil } // the Store owns the database
+
+var _ ds.PersistentDatastore = (*datastore)(nil)
+
+// DiskUsage returns the bytes of the datastore's keys and values (as the
+// DHT counts its records), reading them without holding them in memory.
+func (d *datastore) DiskUsage(ctx context.Context) (uint64, error) {
+	if err := d.s.acquire(); err != nil {
+		return 0, err
+	}
+	defer d.s.mu.RUnlock()
+	it, err := d.s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{dsPrefix}, UpperBound: []byte{dsPrefix + 1}})
+	if err != nil {
+		return 0, fmt.Errorf("blockstore: datastore usage: %w", err)
+	}
+	defer it.Close()
+	var n uint64
+	entries := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return 0, fmt.Errorf("blockstore: datastore usage: %w", err)
+		}
+		n += uint64(len(it.Key()) - 1 + len(v))
+		if entries++; entries%4096 == 0 && ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+	}
+	return n, nil
+}
 
 func (d *datastore) Batch(ctx context.Context) (ds.Batch, error) { return ds.NewBasicBatch(d), nil }
 

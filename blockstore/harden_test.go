@@ -15,6 +15,7 @@ import (
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
 	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
 )
@@ -217,5 +218,32 @@ func TestIndexFilesArePrivate(t *testing.T) {
 	})
 	if err != nil || n < 6 {
 		t.Fatalf("walked %d entries: %v", n, err)
+	}
+}
+
+// TestDatastoreWritesDoNotDefeatSyncCoalescing is the review's finding on
+// SYNC coalescing: a peer could re-put a DHT record (free) before each SYNC
+// and make every SYNC a disk sync. Datastore writes are synced apart.
+func TestDatastoreWritesDoNotDefeatSyncCoalescing(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.PutManyDeferred(ctx, []blocks.Block{rawBlock([]byte("a block"))}); err != nil {
+		t.Fatal(err)
+	}
+	d := s.Datastore()
+	for i := range 100 {
+		if err := d.Put(ctx, ds.NewKey("/pk/x"), []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.syncs.Load(); n != 1 {
+		t.Fatalf("100 SYNCs after DHT writes reached the disk %d times, want 1", n)
 	}
 }

@@ -246,7 +246,11 @@ func (p *packs) read(loc location, get func(n int) []byte) ([]byte, error) {
 	}
 	var buf []byte
 	if get != nil {
-		buf = get(int(loc.length))[:loc.length]
+		buf = get(int(loc.length))
+		if len(buf) < int(loc.length) {
+			return nil, ErrTooLarge
+		}
+		buf = buf[:loc.length]
 	} else {
 		buf = make([]byte, loc.length)
 	}

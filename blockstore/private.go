@@ -27,22 +27,41 @@ var _ vfs.FS = privateFS{}
 
 func (p privateFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
 	f, err := p.FS.Create(name, c)
-	return f, private(name, err)
+	return privateFile(f, name, err)
 }
 
 func (p privateFS) OpenReadWrite(name string, c vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
 	f, err := p.FS.OpenReadWrite(name, c, opts...)
-	return f, private(name, err)
+	return privateFile(f, name, err)
 }
 
 func (p privateFS) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory) (vfs.File, error) {
 	f, err := p.FS.ReuseForWrite(oldname, newname, c)
-	return f, private(newname, err)
+	return privateFile(f, newname, err)
 }
 
 func (p privateFS) Lock(name string) (io.Closer, error) {
 	l, err := p.FS.Lock(name)
-	return l, private(name, err)
+	if err == nil {
+		if err = private(name, nil); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	return l, err
+}
+
+// privateFile sets a file just opened to fileMode, closing it if that
+// fails.
+func privateFile(f vfs.File, name string, err error) (vfs.File, error) {
+	if err != nil {
+		return f, err
+	}
+	if err := private(name, nil); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 func (p privateFS) MkdirAll(dir string, _ os.FileMode) error {

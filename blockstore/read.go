@@ -34,6 +34,9 @@ func (s *Store) value(c cid.Cid, v []byte, get func(n int) []byte) ([]byte, erro
 	case tagInline:
 		if get != nil {
 			b := get(len(v) - 1)
+			if len(b) < len(v)-1 {
+				return nil, fmt.Errorf("%w: %s is %d bytes", ErrTooLarge, Short(c), len(v)-1)
+			}
 			copy(b, v[1:])
 			return b, nil
 		}
@@ -49,6 +52,9 @@ func (s *Store) value(c cid.Cid, v []byte, get func(n int) []byte) ([]byte, erro
 			crc:    binary.BigEndian.Uint32(v[17:]),
 		}
 		data, err := s.packs.read(loc, get)
+		if errors.Is(err, ErrTooLarge) {
+			return nil, fmt.Errorf("%w: %s is %d bytes", err, Short(c), loc.length)
+		}
 		if errors.Is(err, errCorruptValue) {
 			return nil, fmt.Errorf("%w: %s: %v", ErrHashMismatch, Short(c), err)
 		}
@@ -79,7 +85,9 @@ func (s *Store) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 
 // GetInto returns a block's bytes like Get, read into a buffer from get
 // (called with the block's size, returning at least that many bytes) for a
-// caller that recycles buffers. A nil get allocates.
+// caller that recycles buffers. A nil get allocates. get may refuse a size
+// by returning nil (or less): GetInto then fails with ErrTooLarge, having
+// read nothing.
 func (s *Store) GetInto(ctx context.Context, c cid.Cid, get func(n int) []byte) ([]byte, error) {
 	if CheckCID(c) != nil {
 		return nil, ipld.ErrNotFound{Cid: c}

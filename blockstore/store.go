@@ -27,6 +27,9 @@ var (
 	ErrHashMismatch = kind.New(kind.Corrupt, "blockstore: block does not match its CID")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("blockstore: closed")
+	// ErrTooLarge is returned by GetInto when its get refuses the block's
+	// size.
+	ErrTooLarge = errors.New("blockstore: block larger than the reader accepts")
 	// ErrFull is returned by the Put calls when the blocks would take the
 	// store past its quota (WithQuota).
 	ErrFull = kind.New(kind.Full, "blockstore: storage quota reached")
@@ -58,6 +61,9 @@ type Store struct {
 	syncMu sync.Mutex
 	synced uint64        // writes covered by the last completed sync; under syncMu
 	syncs  atomic.Uint64 // syncs that reached the disk (tests)
+	// the datastore's writes (DHT records), synced apart from blocks
+	dsWrites atomic.Uint64
+	dsSynced uint64 // under syncMu
 
 	quota quota
 }

@@ -6,7 +6,11 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
+
+// reannounceOrigin is the queue share of the periodic re-announce.
+const reannounceOrigin = "\x00reannounce"
 
 // atomicTime is a time read and written from several goroutines.
 type atomicTime struct{ ns atomic.Int64 }
@@ -14,39 +18,36 @@ type atomicTime struct{ ns atomic.Int64 }
 func (t *atomicTime) store(v time.Time) { t.ns.Store(v.UnixNano()) }
 func (t *atomicTime) load() time.Time   { return time.Unix(0, t.ns.Load()) }
 
-// Announce queues c to be provided on the DHT and notes that a block was
-// just stored here (announcements wait for a quiet moment). A full queue
-// drops c; the periodic re-announce catches up.
-func (d *DHT) Announce(c cid.Cid) {
+// Announce queues c, a block of this node's own, to be provided on the DHT
+// and notes that a block was just stored here (announcements wait for a
+// quiet moment). A full queue drops c; the periodic re-announce catches up.
+func (d *DHT) Announce(c cid.Cid) { d.AnnounceFrom("", c) }
+
+// AnnounceFrom is Announce for a block peer from stored here: each peer has
+// its own share of the queue, served in turn with the others.
+func (d *DHT) AnnounceFrom(from peer.ID, c cid.Cid) {
 	d.lastStore.store(time.Now())
-	select {
-	case d.queue <- c:
-	default:
-	}
+	d.queue.push(string(from), c)
 }
 
 func (d *DHT) announcer(ctx context.Context) {
 	for {
+		c, ok := d.queue.pop(ctx)
+		if !ok || !d.waitQuiet(ctx) {
+			return
+		}
+		pctx, cancel := context.WithTimeout(ctx, provideLimit)
+		if err := d.kad.Provide(pctx, c, true); err != nil && ctx.Err() == nil {
+			d.log.Debug("provide failed", "cid", c.String(), "err", err)
+		}
+		cancel()
+		// Each provide is a DHT lookup plus ADD_PROVIDER round trips on
+		// other nodes: pace them so that catching up never starves
+		// transfers.
 		select {
 		case <-ctx.Done():
 			return
-		case c := <-d.queue:
-			if !d.waitQuiet(ctx) {
-				return
-			}
-			pctx, cancel := context.WithTimeout(ctx, provideLimit)
-			if err := d.kad.Provide(pctx, c, true); err != nil && ctx.Err() == nil {
-				d.log.Debug("provide failed", "cid", c.String(), "err", err)
-			}
-			cancel()
-			// Each provide is a DHT lookup plus ADD_PROVIDER round trips on
-			// other nodes: pace them so that catching up never starves
-			// transfers.
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(d.pace):
-			}
+		case <-time.After(d.pace):
 		}
 	}
 }
@@ -86,9 +87,7 @@ func (d *DHT) Reannounce(ctx context.Context, first, interval time.Duration, all
 			d.log.Warn("re-announce: listing what this node holds failed", "err", err)
 		} else {
 			for c := range ch {
-				select {
-				case d.queue <- c:
-				case <-ctx.Done():
+				if !d.queue.pushWait(ctx, reannounceOrigin, c) {
 					return
 				}
 			}

@@ -33,7 +33,6 @@ const (
 
 const (
 	announcers   = 2
-	queueLen     = 1 << 17          // CIDs waiting to be announced; a full queue drops
 	provideLimit = 30 * time.Second // one Provide
 )
 
@@ -41,7 +40,7 @@ const (
 type DHT struct {
 	kad   *kad.IpfsDHT
 	log   *slog.Logger
-	queue chan cid.Cid
+	queue *fairQueue
 	timing
 	lastStore atomicTime
 }
@@ -50,8 +49,9 @@ type DHT struct {
 type timing struct{ quiet, maxWait, pace time.Duration }
 
 type config struct {
-	log        *slog.Logger
-	validators map[string]record.Validator
+	log         *slog.Logger
+	validators  map[string]record.Validator
+	recordLimit int64
 	timing
 }
 
@@ -63,10 +63,17 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
 // WithValidator registers a record validator for keys /ns/…: only records
 // it accepts are stored or returned, and its Select picks the best of
-// several. Default: none of umbra's (kad-dht keeps its /pk and /ipns ones).
+// several. Only namespaces registered here are accepted: kad-dht's default
+// /pk and /ipns ones are not (umbra uses neither, and each let any peer
+// store records here). Default: none.
 func WithValidator(ns string, v record.Validator) Option {
 	return func(c *config) { c.validators[ns] = v }
 }
+
+// WithRecordLimit bounds the bytes of records (provider and value records,
+// keys included) the DHT keeps in its datastore; a record past it is
+// refused. Default DefaultRecordLimit.
+func WithRecordLimit(n int64) Option { return func(c *config) { c.recordLimit = n } }
 
 // WithAnnounceTiming sets how long an announcement waits for a quiet moment
 // (quiet, at most maxWait) and the pause after each provide. Defaults:
@@ -79,25 +86,27 @@ func WithAnnounceTiming(quiet, maxWait, pace time.Duration) Option {
 // the announcers, which run until ctx ends.
 func New(ctx context.Context, h host.Host, store ds.Batching, opts ...Option) (*DHT, error) {
 	c := config{log: slog.New(slog.DiscardHandler), validators: map[string]record.Validator{},
-		timing: timing{DefaultQuiet, DefaultMaxWait, DefaultPace}}
+		recordLimit: DefaultRecordLimit, timing: timing{DefaultQuiet, DefaultMaxWait, DefaultPace}}
 	for _, o := range opts {
 		o(&c)
+	}
+	limited, err := limitRecords(ctx, store, c.recordLimit)
+	if err != nil {
+		return nil, err
 	}
 	kopts := []kad.Option{
 		// NB: neither the dual DHT nor public-address filters: they break
 		// loopback and LAN networks.
 		kad.ProtocolPrefix(ProtocolPrefix),
 		kad.Mode(kad.ModeServer),
-		kad.Datastore(store),
-	}
-	for ns, v := range c.validators {
-		kopts = append(kopts, kad.NamespacedValidator(ns, v))
+		kad.Datastore(limited),
+		kad.Validator(record.NamespacedValidator(c.validators)),
 	}
 	k, err := kad.New(h, kopts...)
 	if err != nil {
 		return nil, fmt.Errorf("dht: start: %w", err)
 	}
-	d := &DHT{kad: k, log: c.log, queue: make(chan cid.Cid, queueLen), timing: c.timing}
+	d := &DHT{kad: k, log: c.log, queue: newFairQueue(), timing: c.timing}
 	for range announcers {
 		go d.announcer(ctx)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -53,6 +54,13 @@ func TestRankKnownAnswer(t *testing.T) {
 // to the first.
 func testDHTs(t *testing.T, n int, opts ...Option) ([]host.Host, []*DHT) {
 	t.Helper()
+	return testDHTsOn(t, make([]ds.Batching, n), opts...)
+}
+
+// testDHTsOn is testDHTs with the given datastores (nil: a fresh one).
+func testDHTsOn(t *testing.T, stores []ds.Batching, opts ...Option) ([]host.Host, []*DHT) {
+	t.Helper()
+	n := len(stores)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	var hs []host.Host
@@ -64,7 +72,11 @@ func testDHTs(t *testing.T, n int, opts ...Option) ([]host.Host, []*DHT) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := New(ctx, h, dssync.MutexWrap(ds.NewMapDatastore()), opts...)
+		store := stores[i]
+		if store == nil {
+			store = dssync.MutexWrap(ds.NewMapDatastore())
+		}
+		d, err := New(ctx, h, store, opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,5 +172,50 @@ func TestReannounce(t *testing.T) {
 	})
 	if !findWithin(t, ds[1], c, hs[0].ID(), 20*time.Second) {
 		t.Fatal("re-announce did not provide the listed block")
+	}
+}
+
+// TestQueueFairness: one origin's flood fills only its share; another
+// origin's CID is accepted and served next.
+func TestQueueFairness(t *testing.T) {
+	q := newFairQueue()
+	accepted := 0
+	for i := range originLen + 100 {
+		if q.push("rogue", blockCID(fmt.Sprint("flood ", i))) {
+			accepted++
+		}
+	}
+	if accepted != originLen {
+		t.Fatalf("one origin queued %d, its share is %d", accepted, originLen)
+	}
+	honest := blockCID("honest")
+	if !q.push("honest", honest) {
+		t.Fatal("another origin's CID was dropped")
+	}
+	ctx := context.Background()
+	for i := range 2 {
+		if c, _ := q.pop(ctx); c.Equals(honest) {
+			return
+		} else if i == 1 {
+			t.Fatal("the honest origin was not served in turn")
+		}
+	}
+}
+
+// TestAnnounceFloodDoesNotSilence is the review's finding on the announce
+// queue: one FIFO of 2^17 CIDs, served at ≤ 50/s, let a peer that stored a
+// flood of tiny blocks push every other peer's blocks out for the better
+// part of an hour. Now the flood waits in its own share and an honest
+// peer's block is announced at once.
+func TestAnnounceFloodDoesNotSilence(t *testing.T) {
+	hs, ds := testDHTs(t, 2, WithAnnounceTiming(time.Millisecond, 10*time.Millisecond, time.Millisecond))
+	rogue := peer.ID("rogue")
+	for i := range 20000 {
+		ds[0].AnnounceFrom(rogue, blockCID(fmt.Sprint("flood ", i)))
+	}
+	c := blockCID("an honest peer's shard")
+	ds[0].AnnounceFrom(peer.ID("honest"), c)
+	if !findWithin(t, ds[1], c, hs[0].ID(), 20*time.Second) {
+		t.Fatalf("an honest peer's block was not announced behind a flood (%d queued)", ds[0].queue.len())
 	}
 }

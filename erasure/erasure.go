@@ -41,7 +41,15 @@ type Coder struct {
 	enc  reedsolomon.Encoder
 }
 
-var coders sync.Map // [2]int → *Coder; building the matrix costs more than a small encode
+// Coders are kept for reuse (building the matrix costs more than a small
+// encode), at most maxCoders of them: k and m come from manifests, which
+// whoever made a capability chose, so the cache must not grow with them.
+const maxCoders = 32
+
+var (
+	codersMu sync.Mutex
+	coders   = map[[2]int]*Coder{}
+)
 
 // New returns a coder for k data and m parity shards: 1 ≤ k, 0 ≤ m,
 // k+m ≤ MaxShards.
@@ -49,18 +57,30 @@ func New(k, m int) (*Coder, error) {
 	if k < 1 || m < 0 || k+m > MaxShards {
 		return nil, fmt.Errorf("%w: %d+%d (want K ≥ 1, M ≥ 0, K+M ≤ %d)", ErrParams, k, m, MaxShards)
 	}
-	if c, ok := coders.Load([2]int{k, m}); ok {
-		return c.(*Coder), nil
+	codersMu.Lock()
+	c, ok := coders[[2]int{k, m}]
+	codersMu.Unlock()
+	if ok {
+		return c, nil
 	}
-	c := &Coder{k: k, m: m}
+	c = &Coder{k: k, m: m}
 	if m > 0 {
-		enc, err := reedsolomon.New(k, m)
+		// NB: no inversion cache. The library keeps, without bound, the
+		// decode matrix of every pattern of missing shards it has seen; a
+		// crafted manifest chooses both k and which shards are missing.
+		// Inverting a k×k matrix per decoded stripe costs little next to
+		// decoding it. Parity is the same either way.
+		enc, err := reedsolomon.New(k, m, reedsolomon.WithInversionCache(false))
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrParams, err)
 		}
 		c.enc = enc
 	}
-	coders.Store([2]int{k, m}, c)
+	codersMu.Lock()
+	if len(coders) < maxCoders {
+		coders[[2]int{k, m}] = c
+	}
+	codersMu.Unlock()
 	return c, nil
 }
 

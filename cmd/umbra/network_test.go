@@ -516,14 +516,14 @@ func TestSyncedBlocksSurviveKill(t *testing.T) {
 	st = up(t, testnet.Options{Dir: dir, Nodes: 1})
 	p = connect(st.Nodes[0])
 	for i, b := range synced {
-		got, err := c.Fetch(ctx, p, b.Cid())
+		got, err := c.Fetch(ctx, p, b.Cid(), 4<<20)
 		if err != nil || !bytes.Equal(got, b.RawData()) {
 			t.Fatalf("synced block %d after the kill: %v", i, err)
 		}
 	}
 	served := 0
 	for _, b := range more {
-		got, err := c.Fetch(ctx, p, b.Cid())
+		got, err := c.Fetch(ctx, p, b.Cid(), 4<<20)
 		var re *shard.RemoteError
 		switch {
 		case err == nil && bytes.Equal(got, b.RawData()):

@@ -108,7 +108,7 @@ func build(ctx context.Context, n *node.Node, cfg config.Config, o Options, log 
 	if o.Served != nil {
 		served = o.Served(served)
 	}
-	shard.NewServer(g.h, served, shard.ServerOptions{Accept: accept, Stored: g.dht.Announce, Log: log})
+	shard.NewServer(g.h, served, shard.ServerOptions{Accept: accept, Stored: g.dht.AnnounceFrom, Log: log})
 	client := shard.NewClient(g.h)
 	g.bitswap = retrieval.NewBitswap(ctx, g.h, g.dht, n.Store)
 	fetch := retrieval.New(g.h, n.Store, client, g.dht, g.bitswap, log)

@@ -16,9 +16,8 @@ import (
 	"github.com/umbra-store/umbra/blockstore"
 	"github.com/umbra-store/umbra/chunker"
 	"github.com/umbra-store/umbra/internal/format"
-	"github.com/umbra-store/umbra/keyring"
-
 	"github.com/umbra-store/umbra/internal/kind"
+	"github.com/umbra-store/umbra/keyring"
 )
 
 // Defaults.
@@ -59,9 +58,11 @@ var _ Blocks = (*blockstore.Store)(nil)
 type Network interface {
 	// NewPutSession starts placing one file's shards with k+m coding.
 	NewPutSession(k, m int, allowFewerPeers bool) (PutSession, error)
-	// Fetch returns a block whose bytes match c, from the local store or
-	// from peers (hint, if set, is the peer ID that should hold it), or an
-	// error satisfying ipld.IsNotFound. A shallow fetch asks only the local
+	// Fetch returns a block of at most size bytes whose bytes match c, from
+	// the local store or from peers (hint, if set, is the peer ID that
+	// should hold it), or an error satisfying ipld.IsNotFound. Nothing
+	// larger than size is read into memory: the manifest says how large
+	// each shard is, and a peer must not make a reader hold more. A shallow fetch asks only the local
 	// store and the hinted peer; a deep one also searches the DHT and asks
 	// every connected peer.
 	//
@@ -70,7 +71,7 @@ type Network interface {
 	// source on a mismatch, avoiding the peer that sent it. The engine does
 	// not hash fetched blocks again: GCM is not key-committing, so the
 	// chunk's AEAD alone would let a key holder forge content.
-	Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) ([]byte, error)
+	Fetch(ctx context.Context, c cid.Cid, size int, hint []byte, deep bool) ([]byte, error)
 	// Release gives back the bytes of a fetched block the engine is done
 	// with, for reuse.
 	Release([]byte)
@@ -148,9 +149,9 @@ func newBlock(data []byte) (blocks.Block, [32]byte) { return blockstore.NewBlock
 // through the network (which checks every source, see Network.Fetch), or
 // read from the local store and hashed here. A stored block that fails
 // (the pack's CRC or the digest) is reported as blockstore.ErrHashMismatch.
-func (e *Engine) getBlock(ctx context.Context, digest [32]byte, hint []byte, deep bool) ([]byte, error) {
+func (e *Engine) getBlock(ctx context.Context, digest [32]byte, size int, hint []byte, deep bool) ([]byte, error) {
 	if e.net != nil {
-		return e.net.Fetch(ctx, shardCID(digest), hint, deep)
+		return e.net.Fetch(ctx, shardCID(digest), size, hint, deep)
 	}
 	b, err := e.bs.Get(ctx, shardCID(digest))
 	if err != nil {

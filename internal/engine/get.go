@@ -27,17 +27,24 @@ type FileInfo struct {
 }
 
 func (e *Engine) openNode(ctx context.Context, digest [32]byte, readKey keyring.Key) (*format.Node, error) {
-	raw, err := e.getBlock(ctx, digest, nil, true)
+	n, _, err := e.openNodeSize(ctx, digest, readKey)
+	return n, err
+}
+
+// openNodeSize is openNode, also returning the block's size.
+func (e *Engine) openNodeSize(ctx context.Context, digest [32]byte, readKey keyring.Key) (*format.Node, int, error) {
+	raw, err := e.getBlock(ctx, digest, format.MaxNodeBlock, nil, true)
 	if isNotFound(err) {
-		return nil, fmt.Errorf("%w: manifest block %x… is not in the store", ErrNotFound, digest[:6])
+		return nil, 0, fmt.Errorf("%w: manifest block %x… is not in the store", ErrNotFound, digest[:6])
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if sha256.Sum256(raw) != digest {
-		return nil, fmt.Errorf("%w: manifest block %x… does not match its hash", ErrCorrupt, digest[:6])
+		return nil, 0, fmt.Errorf("%w: manifest block %x… does not match its hash", ErrCorrupt, digest[:6])
 	}
-	return format.Open(raw, readKey)
+	n, err := format.Open(raw, readKey)
+	return n, len(raw), err
 }
 
 // Stat returns what the root of a file says about it.
@@ -88,7 +95,7 @@ func (e *Engine) ReadRange(ctx context.Context, c keyring.ReadCap, off, length i
 	defer cancel()
 	go func() {
 		defer close(jobs)
-		w := &walker{e: e, jobs: jobs, off: off, end: end, budget: walkBudget(root.Size), size: root.Size}
+		w := &walker{e: e, jobs: jobs, off: off, end: end, budget: walkBudget(root.Size), nodeBytes: nodeBytesBudget(root.Size), size: root.Size}
 		walkErr <- w.walk(wctx, root, 0)
 	}()
 	next := func() (chunkJob, error) {
@@ -124,14 +131,57 @@ func (e *Engine) ReadRange(ctx context.Context, c keyring.ReadCap, off, length i
 // chunks than its size allows is stopped with an error instead of spinning.
 func walkBudget(size uint64) int64 { return 64 + int64(size/64) }
 
+// nodeBytesBudget bounds the manifest bytes one walk fetches, hashes and
+// decrypts. Honest trees take about 0.02 % of the file with umbra's
+// chunker, and at most ~140× it with 64-byte test chunks at k+m = 256 (an
+// entry of 34 bytes per shard for 64 bytes of file). A node named again is
+// not read again (the walker keeps the last nodes it opened), so what a
+// crafted tree costs beyond this is nodes its maker had to store.
+func nodeBytesBudget(size uint64) int64 { return 4<<20 + 256*int64(min(size, 1<<54)) }
+
+// nodeCacheLen is how many opened nodes a walk keeps: a crafted tree that
+// names one large node again and again costs one fetch.
+const nodeCacheLen = 16
+
 // walker sends, in file order, the chunks of a tree that overlap [off, end).
 type walker struct {
-	e        *Engine
-	jobs     chan<- chunkJob
-	off, end int64
-	idx      int // chunk number in the file, for errors
-	budget   int64
-	size     uint64
+	e         *Engine
+	jobs      chan<- chunkJob
+	off, end  int64
+	idx       int // chunk number in the file, for errors
+	budget    int64
+	nodeBytes int64 // manifest bytes left to fetch
+	size      uint64
+	cache     map[[64]byte]*format.Node // digest ‖ key → opened node
+	cached    [][64]byte                // in the order opened, for eviction
+}
+
+// open opens a child node, from the walk's cache when it was opened
+// before with the same key, charging the bytes fetched to the budget.
+func (w *walker) open(ctx context.Context, digest [32]byte, key keyring.Key) (*format.Node, error) {
+	var id [64]byte
+	copy(id[:32], digest[:])
+	copy(id[32:], key.Bytes())
+	if n, ok := w.cache[id]; ok {
+		return n, nil
+	}
+	n, size, err := w.e.openNodeSize(ctx, digest, key)
+	if err != nil {
+		return nil, err
+	}
+	if w.nodeBytes -= int64(size); w.nodeBytes < 0 {
+		return nil, fmt.Errorf("%w: more than %d bytes of manifest nodes for a file of %d bytes (a crafted manifest?)", format.ErrMalformed, nodeBytesBudget(w.size), w.size)
+	}
+	if w.cache == nil {
+		w.cache = map[[64]byte]*format.Node{}
+	}
+	if len(w.cached) == nodeCacheLen {
+		delete(w.cache, w.cached[0])
+		w.cached = w.cached[1:]
+	}
+	w.cache[id] = n
+	w.cached = append(w.cached, id)
+	return n, nil
 }
 
 // spend counts one node opened or chunk fetched against the budget.
@@ -170,7 +220,7 @@ func (w *walker) walk(ctx context.Context, n *format.Node, base int64) error {
 			}
 			continue
 		}
-		child, err := w.e.openNode(ctx, ent.Child, ent.Key)
+		child, err := w.open(ctx, ent.Child, ent.Key)
 		if err != nil {
 			return err
 		}
@@ -346,7 +396,7 @@ func (e *Engine) fetchShardData(ctx context.Context, j chunkJob, i, size int, de
 	if h := ent.Hints[i]; h != format.NoHint && int(h) < len(j.peers) {
 		hint = j.peers[h]
 	}
-	raw, err := e.getBlock(ctx, ent.Shards[i], hint, deep)
+	raw, err := e.getBlock(ctx, ent.Shards[i], size, hint, deep)
 	if err != nil {
 		if !isNotFound(err) && ctx.Err() == nil {
 			e.log.Warn("shard read failed", "shard", fmt.Sprintf("%x", ent.Shards[i][:4]), "err", err)

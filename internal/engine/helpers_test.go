@@ -7,10 +7,9 @@ import (
 	"sync/atomic"
 	"testing"
 
-	ipld "github.com/ipfs/go-ipld-format"
-
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
 
 	"github.com/umbra-store/umbra/blockstore"
 	"github.com/umbra-store/umbra/chunker"
@@ -138,7 +137,7 @@ func (f *fakeNet) NewPutSession(int, int, bool) (PutSession, error) { return fak
 
 func (f *fakeNet) Release([]byte) {}
 
-func (f *fakeNet) Fetch(ctx context.Context, c cid.Cid, _ []byte, deep bool) ([]byte, error) {
+func (f *fakeNet) Fetch(ctx context.Context, c cid.Cid, _ int, _ []byte, deep bool) ([]byte, error) {
 	f.mu.Lock()
 	gone, missed, bad, slow := f.gone[c], f.shallowMissed[c] && !deep, f.corrupt[c], f.slow[c] && !deep
 	f.mu.Unlock()

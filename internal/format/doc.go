@@ -5,10 +5,14 @@
 //
 // A node is one block:
 //
-//	+---------+--------------+----------------------+--------------------+
-//	| version | verifyLen u32| verify part (AEAD)   | read part (AEAD)   |
-//	| 0x01    | big endian   | key Kv, aad "…verify"| key Kr, aad "…read"|
-//	+---------+--------------+----------------------+--------------------+
+//	+---------+------------+--------------+----------------------+--------------------+
+//	| version | commitment | verifyLen u32| verify part (AEAD)   | read part (AEAD)   |
+//	| 0x02    | 32 bytes   | big endian   | key Kv, aad "…verify"| key Kr, aad "…read"|
+//	+---------+------------+--------------+----------------------+--------------------+
+//
+// The key commitment, HKDF(verify key, "umbra manifest key-commitment v2"),
+// is checked before anything is decrypted: AES-GCM is not key-committing,
+// and without it one block could open, as two files, under two keys.
 //
 // Kv = HKDF(verify key, "umbra manifest verify-part v1") and Kr = HKDF(read
 // key, "umbra manifest read-part v1"); verify key = HKDF(read key, "umbra file

@@ -61,9 +61,10 @@ func (n *Net) NewPutSession(k, m int, allowFewer bool) (engine.PutSession, error
 	return placement.New(n.place, n.ShardPeers(), k, m, allowFewer)
 }
 
-// Fetch returns a block checked against c (retrieval.Fetcher.Fetch).
-func (n *Net) Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) ([]byte, error) {
-	return n.fetch.Fetch(ctx, c, hint, deep)
+// Fetch returns a block of at most size bytes checked against c
+// (retrieval.Fetcher.Fetch).
+func (n *Net) Fetch(ctx context.Context, c cid.Cid, size int, hint []byte, deep bool) ([]byte, error) {
+	return n.fetch.Fetch(ctx, c, size, hint, deep)
 }
 
 // Release gives back a fetched block's bytes.

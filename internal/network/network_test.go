@@ -57,7 +57,7 @@ func newNodes(t *testing.T, n int, withBitswap bool, quota int64) []testNode {
 		if err != nil {
 			t.Fatal(err)
 		}
-		shard.NewServer(h, st, shard.ServerOptions{Stored: d.Announce, Log: log})
+		shard.NewServer(h, st, shard.ServerOptions{Stored: d.AnnounceFrom, Log: log})
 		client := shard.NewClient(h)
 		var bs retrieval.BlockGetter
 		if withBitswap {
@@ -101,16 +101,16 @@ func TestFetchOrder(t *testing.T) {
 	if err := ns[1].store.Put(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	got, err := ns[0].net.Fetch(ctx, b.Cid(), []byte(ns[1].id), false)
+	got, err := ns[0].net.Fetch(ctx, b.Cid(), 1<<20, []byte(ns[1].id), false)
 	if err != nil || string(got) != string(b.RawData()) {
 		t.Fatalf("hinted shallow fetch: %v", err)
 	}
 	other, _ := blockstore.NewBlock([]byte("another block, also only on node 1"))
 	ns[1].store.Put(ctx, other)
-	if _, err := ns[0].net.Fetch(ctx, other.Cid(), nil, false); err == nil {
+	if _, err := ns[0].net.Fetch(ctx, other.Cid(), 1<<20, nil, false); err == nil {
 		t.Fatal("shallow fetch without a hint searched the network")
 	}
-	got, err = ns[0].net.Fetch(ctx, other.Cid(), nil, true)
+	got, err = ns[0].net.Fetch(ctx, other.Cid(), 1<<20, nil, true)
 	if err != nil || string(got) != string(other.RawData()) {
 		t.Fatalf("deep fetch through bitswap: %v", err)
 	}
@@ -154,7 +154,7 @@ func TestBadBytesAvoidPeer(t *testing.T) {
 				asked.Add(1)
 				return shard.TypeBlock, forge(b.RawData())
 			})
-			if got, err := ns[0].net.Fetch(ctx, b.Cid(), []byte(ns[1].id), false); err == nil {
+			if got, err := ns[0].net.Fetch(ctx, b.Cid(), 1<<20, []byte(ns[1].id), false); err == nil {
 				t.Fatalf("forged bytes returned: %q", got)
 			}
 			if asked.Load() != 1 {
@@ -162,7 +162,7 @@ func TestBadBytesAvoidPeer(t *testing.T) {
 			}
 			// Avoided now: neither a shallow nor a deep fetch asks it again.
 			for _, deep := range []bool{false, true} {
-				if got, err := ns[0].net.Fetch(ctx, b.Cid(), []byte(ns[1].id), deep); err == nil {
+				if got, err := ns[0].net.Fetch(ctx, b.Cid(), 1<<20, []byte(ns[1].id), deep); err == nil {
 					t.Fatalf("deep=%v: forged bytes returned: %q", deep, got)
 				}
 			}

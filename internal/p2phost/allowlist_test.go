@@ -4,13 +4,17 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/hex"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/umbra-store/umbra/blockstore"
 	"github.com/umbra-store/umbra/internal/p2phost"
@@ -79,7 +83,7 @@ func TestAllowlistGatesTCPAndQUIC(t *testing.T) {
 			if err := c.Store(ctx, srv.ID(), sb, 0); err == nil {
 				t.Fatal("a peer outside the allowlist stored a block")
 			}
-			if _, err := c.Fetch(ctx, srv.ID(), b.Cid()); err == nil {
+			if _, err := c.Fetch(ctx, srv.ID(), b.Cid(), 1<<20); err == nil {
 				t.Fatal("a peer outside the allowlist fetched a block")
 			}
 			if has, _ := st.Has(ctx, sb.Cid()); has {
@@ -91,6 +95,45 @@ func TestAllowlistGatesTCPAndQUIC(t *testing.T) {
 			if err := srv.Connect(ctx, addrOf(t, stranger, transport)); err == nil ||
 				srv.Network().Connectedness(stranger.ID()) == network.Connected {
 				t.Fatal("the node dialled a peer outside its allowlist")
+			}
+		})
+	}
+}
+
+// TestSilentConnectionsDoNotLockPeersOut is the review's finding on the
+// host's limits: 40 TCP connections that never speak held every slot of the
+// 32 connections allowed to wait for a handshake, for libp2p's 15 s accept
+// timeout, and no peer — not even a listed one on a swarm-keyed network,
+// nor over QUIC — could connect. Hundreds no longer do.
+func TestSilentConnectionsDoNotLockPeersOut(t *testing.T) {
+	key := make([]byte, 32)
+	rand.Read(key)
+	for name, o := range map[string]struct {
+		listen    []string
+		swarm     string
+		transport string
+	}{
+		"swarm key over TCP": {[]string{"/ip4/127.0.0.1/tcp/0"}, hex.EncodeToString(key), "/tcp/"},
+		"QUIC":               {[]string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}, "", "/quic"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			friend := testHost(t, p2phost.Options{Listen: o.listen, SwarmKey: o.swarm})
+			srv := testHost(t, p2phost.Options{Listen: o.listen, SwarmKey: o.swarm, AllowPeers: []string{friend.ID().String()}})
+			na, err := manet.ToNetAddr(addrOf(t, srv, "/tcp/").Addrs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 300 {
+				c, err := net.Dial("tcp", na.String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close() // and say nothing
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := friend.Connect(ctx, addrOf(t, srv, o.transport)); err != nil {
+				t.Fatalf("300 silent TCP connections keep a listed peer out: %v", err)
 			}
 		})
 	}

@@ -20,7 +20,15 @@ const (
 	// limitMemory is the memory libp2p's scopes may reserve in all.
 	limitMemory = 128 << 20 // bytes
 	// limitFD is the file descriptors connections may hold in all.
-	limitFD = 512
+	limitFD = 2048
+	// connsIn is how many inbound connections may be open at once, and
+	// also how many may be waiting for their handshake (the transient
+	// scope). A connection that never speaks holds its slot for libp2p's
+	// 15 s accept timeout (not settable from outside), so a low number
+	// (libp2p's default is 32) let anyone who can reach the port, with a
+	// few dozen silent TCP connections, keep every peer out — before any
+	// allowlist or swarm key is consulted.
+	connsIn = 1024
 	// peerMemory is what one peer's connections may reserve (receive
 	// windows of its streams): a peer that sends and never lets its data
 	// be read holds at most this much.
@@ -53,7 +61,14 @@ func resourceLimits(protocols []ProtocolLimit) rcmgr.ConcreteLimitConfig {
 	limits.PeerBaseLimit.StreamsInbound = peerStreamsIn
 	limits.TransientBaseLimit.StreamsInbound = transientStreamsIn
 	limits.TransientBaseLimit.Streams = transientStreamsIn + limits.TransientBaseLimit.StreamsOutbound
+	limits.TransientBaseLimit.ConnsInbound = connsIn
+	limits.TransientBaseLimit.Conns = connsIn + limits.TransientBaseLimit.ConnsOutbound
+	limits.TransientLimitIncrease.FDFraction = 0.5 // 1024 of limitFD
+	limits.SystemBaseLimit.ConnsInbound = connsIn
+	limits.SystemBaseLimit.Conns = connsIn + limits.SystemBaseLimit.ConnsOutbound
 	limits.AllowlistedTransientBaseLimit = limits.TransientBaseLimit
+	limits.AllowlistedTransientLimitIncrease = limits.TransientLimitIncrease
+	limits.AllowlistedSystemBaseLimit = limits.SystemBaseLimit
 	for _, p := range protocols {
 		limits.AddProtocolLimit(p.ID,
 			rcmgr.BaseLimit{StreamsInbound: p.Inbound, StreamsOutbound: 4096, Streams: p.Inbound + 4096, Memory: 64 << 20},

@@ -33,9 +33,10 @@ type Local interface {
 	GetInto(ctx context.Context, c cid.Cid, get func(n int) []byte) ([]byte, error)
 }
 
-// Peers fetch blocks from a peer: the shard protocol's client.
+// Peers fetch blocks from a peer: the shard protocol's client. An answer
+// larger than size is refused unread.
 type Peers interface {
-	Fetch(ctx context.Context, p peer.ID, c cid.Cid) ([]byte, error)
+	Fetch(ctx context.Context, p peer.ID, c cid.Cid, size int) ([]byte, error)
 }
 
 // Providers finds the peers that announced a block: the DHT.
@@ -74,18 +75,24 @@ func New(h host.Host, local Local, peers Peers, providers Providers, bitswap Blo
 		health: newHealth(), dialing: map[peer.ID]chan struct{}{}}
 }
 
-// Fetch returns a block whose bytes match c: from the local store, then the
-// hinted peer (hint: its binary peer ID, or nil), then — deep only — DHT
-// providers, then bitswap. Every source's bytes are hashed against c before
-// they are returned, the local store's included; a peer whose bytes do not
-// match is avoided for badPeerPenalty and the next source is tried. A
-// block not found anywhere is an error satisfying ipld.IsNotFound. The
-// bytes may be given back with Release.
-func (f *Fetcher) Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) ([]byte, error) {
+// Fetch returns a block of at most size bytes whose bytes match c: from the
+// local store, then the hinted peer (hint: its binary peer ID, or nil), then
+// — deep only — DHT providers, then bitswap. Every source's bytes are
+// hashed against c before they are returned, the local store's included; a
+// peer whose bytes do not match, or that sends more than size, is avoided
+// for badPeerPenalty and the next source is tried. Nothing larger than size
+// is read into memory. A block not found anywhere is an error satisfying
+// ipld.IsNotFound. The bytes may be given back with Release.
+func (f *Fetcher) Fetch(ctx context.Context, c cid.Cid, size int, hint []byte, deep bool) ([]byte, error) {
 	if err := blockstore.CheckCID(c); err != nil {
 		return nil, ipld.ErrNotFound{Cid: c}
 	}
-	data, err := f.local.GetInto(ctx, c, shard.Buffer)
+	data, err := f.local.GetInto(ctx, c, func(n int) []byte {
+		if n > size {
+			return nil // refused: the store reports it
+		}
+		return shard.Buffer(n)
+	})
 	if err == nil {
 		if blockstore.Verify(c, data) == nil {
 			return data, nil
@@ -99,7 +106,7 @@ func (f *Fetcher) Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) 
 			return nil, false
 		}
 		tried[p] = true
-		return f.fromPeer(ctx, p, c, deep)
+		return f.fromPeer(ctx, p, c, size, deep)
 	}
 	if len(hint) > 0 {
 		if p, err := peer.IDFromBytes(hint); err == nil {
@@ -122,7 +129,7 @@ func (f *Fetcher) Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) 
 		}
 	}
 	cancel()
-	if d, ok := f.fromBitswap(ctx, c); ok {
+	if d, ok := f.fromBitswap(ctx, c, size); ok {
 		return d, nil
 	}
 	if ctx.Err() != nil {
@@ -133,13 +140,18 @@ func (f *Fetcher) Fetch(ctx context.Context, c cid.Cid, hint []byte, deep bool) 
 
 // fromPeer asks p for c (dialling it first, waiting for the dial only when
 // deep) and checks what it sends.
-func (f *Fetcher) fromPeer(ctx context.Context, p peer.ID, c cid.Cid, deep bool) ([]byte, bool) {
+func (f *Fetcher) fromPeer(ctx context.Context, p peer.ID, c cid.Cid, size int, deep bool) ([]byte, bool) {
 	if !f.connect(ctx, p, deep) {
 		return nil, false
 	}
 	fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
-	data, err := f.peers.Fetch(fctx, p, c)
+	data, err := f.peers.Fetch(fctx, p, c, size)
+	if errors.Is(err, shard.ErrTooLarge) {
+		f.health.markBad(p)
+		f.log.Warn("avoiding peer", "peer", p.ShortString(), "why", "sent a block larger than the one asked for")
+		return nil, false
+	}
 	if err != nil {
 		var re *shard.RemoteError
 		if !errors.As(err, &re) && ctx.Err() == nil {
@@ -162,14 +174,14 @@ func (f *Fetcher) fromPeer(ctx context.Context, p peer.ID, c cid.Cid, deep bool)
 // fromBitswap is the last resort: bitswap asks every connected peer. Its
 // block is hashed as well; a mismatch is dropped with no peer avoided
 // (bitswap does not say which peer sent it).
-func (f *Fetcher) fromBitswap(ctx context.Context, c cid.Cid) ([]byte, bool) {
+func (f *Fetcher) fromBitswap(ctx context.Context, c cid.Cid, size int) ([]byte, bool) {
 	if f.bitswap == nil {
 		return nil, false
 	}
 	bctx, cancel := context.WithTimeout(ctx, bitswapTimeout)
 	defer cancel()
 	b, err := f.bitswap.GetBlock(bctx, c)
-	if err != nil || blockstore.Verify(c, b.RawData()) != nil {
+	if err != nil || len(b.RawData()) > size || blockstore.Verify(c, b.RawData()) != nil {
 		return nil, false
 	}
 	// A copy: bitswap may keep its block, and the caller may Release it.

@@ -7,9 +7,8 @@ import (
 	"fmt"
 	"math/bits"
 
-	"github.com/umbra-store/umbra/keyring"
-
 	"github.com/umbra-store/umbra/internal/kind"
+	"github.com/umbra-store/umbra/keyring"
 )
 
 // SuiteAES256GCM is the only suite of format version 1: Padmé padding with a

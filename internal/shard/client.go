@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -15,12 +16,16 @@ import (
 // maxIdle is how many idle streams the client keeps per peer.
 const maxIdle = 8
 
+// streamBuf is the size of a client stream's read and write buffers.
+const streamBuf = 4 << 10
+
 // Client sends shard-protocol requests, one in flight per stream, reusing
 // streams per peer.
 type Client struct {
-	h    host.Host
-	mu   sync.Mutex
-	idle map[peer.ID][]*clientStream
+	h     host.Host
+	mu    sync.Mutex
+	idle  map[peer.ID][]*clientStream
+	total int // idle streams, all peers
 }
 
 type clientStream struct {
@@ -29,8 +34,33 @@ type clientStream struct {
 	w *bufio.Writer
 }
 
-// NewClient returns a client on h.
-func NewClient(h host.Host) *Client { return &Client{h: h, idle: map[peer.ID][]*clientStream{}} }
+// maxIdleTotal bounds the idle streams kept for all peers.
+const maxIdleTotal = 512
+
+// NewClient returns a client on h. Idle streams to a peer are closed when
+// the peer disconnects: peer IDs are free, and streams to peers that went
+// away must not pile up.
+func NewClient(h host.Host) *Client {
+	c := &Client{h: h, idle: map[peer.ID][]*clientStream{}}
+	h.Network().Notify(&network.NotifyBundle{DisconnectedF: func(n network.Network, conn network.Conn) {
+		if p := conn.RemotePeer(); n.Connectedness(p) != network.Connected {
+			c.drop(p)
+		}
+	}})
+	return c
+}
+
+// drop closes p's idle streams.
+func (c *Client) drop(p peer.ID) {
+	c.mu.Lock()
+	l := c.idle[p]
+	delete(c.idle, p)
+	c.total -= len(l)
+	c.mu.Unlock()
+	for _, cs := range l {
+		_ = cs.s.Reset()
+	}
+}
 
 // take returns an idle stream to p (reused reports which) or a new one.
 func (c *Client) take(ctx context.Context, p peer.ID) (cs *clientStream, reused bool, err error) {
@@ -38,6 +68,7 @@ func (c *Client) take(ctx context.Context, p peer.ID) (cs *clientStream, reused 
 	for l := c.idle[p]; len(l) > 0; l = c.idle[p] {
 		cs := l[len(l)-1]
 		c.idle[p] = l[:len(l)-1]
+		c.total--
 		if cs.s.Conn().IsClosed() {
 			_ = cs.s.Reset()
 			continue
@@ -53,25 +84,33 @@ func (c *Client) take(ctx context.Context, p peer.ID) (cs *clientStream, reused 
 	if err != nil {
 		return nil, false, err
 	}
-	return &clientStream{s: s, r: bufio.NewReaderSize(s, 64<<10), w: bufio.NewWriterSize(s, 64<<10)}, false, nil
+	// Small buffers: they only join a frame's header to the start of its
+	// payload; large payloads go to and from the stream directly.
+	return &clientStream{s: s, r: bufio.NewReaderSize(s, streamBuf), w: bufio.NewWriterSize(s, streamBuf)}, false, nil
 }
 
 func (c *Client) give(p peer.ID, cs *clientStream) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.idle[p]) < maxIdle {
+	if len(c.idle[p]) < maxIdle && c.total < maxIdleTotal && !cs.s.Conn().IsClosed() {
 		c.idle[p] = append(c.idle[p], cs)
+		c.total++
 		return
 	}
 	_ = cs.s.Close()
 }
 
-// roundTrip sends one request and reads its response frame. A reused
-// stream that turns out dead (the peer restarted, or ended an idle stream) is
-// retried once on a fresh one.
-func (c *Client) roundTrip(ctx context.Context, p peer.ID, t Type, parts ...[]byte) (Frame, error) {
+// maxAnswer is the largest answer but a BLOCK: an ERROR's code and message.
+const maxAnswer = 2 + maxErrorMsg
+
+// roundTrip sends one request and reads its response frame, of at most
+// limit bytes of payload (ErrTooLarge otherwise, unread: a peer cannot make
+// this node hold more than the caller expects). A reused stream that turns
+// out dead (the peer restarted, or ended an idle stream) is retried once on
+// a fresh one.
+func (c *Client) roundTrip(ctx context.Context, p peer.ID, limit int, t Type, parts ...[]byte) (Frame, error) {
 	for attempt := 0; ; attempt++ {
-		f, reused, err := c.roundTripOnce(ctx, p, t, parts...)
+		f, reused, err := c.roundTripOnce(ctx, p, limit, t, parts...)
 		var re *RemoteError
 		if err != nil && reused && attempt == 0 && ctx.Err() == nil && !errors.As(err, &re) {
 			continue
@@ -80,7 +119,7 @@ func (c *Client) roundTrip(ctx context.Context, p peer.ID, t Type, parts ...[]by
 	}
 }
 
-func (c *Client) roundTripOnce(ctx context.Context, p peer.ID, t Type, parts ...[]byte) (Frame, bool, error) {
+func (c *Client) roundTripOnce(ctx context.Context, p peer.ID, limit int, t Type, parts ...[]byte) (Frame, bool, error) {
 	cs, reused, err := c.take(ctx, p)
 	if err != nil {
 		return Frame{}, false, err
@@ -99,7 +138,12 @@ func (c *Client) roundTripOnce(ctx context.Context, p peer.ID, t Type, parts ...
 	}
 	var f Frame
 	if err == nil {
-		f, err = ReadFrameFunc(cs.r, buffers.read)
+		f, err = ReadFrameFunc(cs.r, func(n int) ([]byte, error) {
+			if n > max(limit, maxAnswer) {
+				return nil, fmt.Errorf("%w: an answer of %d bytes where at most %d were expected", ErrTooLarge, n, max(limit, maxAnswer))
+			}
+			return buffers.get(n), nil
+		})
 	}
 	if err != nil {
 		Release(f.Payload)

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -27,7 +29,7 @@ func ParseCID(p []byte) ([]byte, error) {
 // serveFetch answers a FETCH. The reply's bytes are held under the same
 // budget as requests, charged to the peer that asked, until they are
 // written: a peer that never reads its replies holds at most its share.
-func (s *Server) serveFetch(ctx context.Context, remote peer.ID, payload []byte, w *bufio.Writer) error {
+func (s *Server) serveFetch(ctx context.Context, st network.Stream, remote peer.ID, payload []byte, w *bufio.Writer) error {
 	c, bad, err := parseRequestCID(payload, w)
 	if err != nil || bad {
 		return err
@@ -46,6 +48,7 @@ func (s *Server) serveFetch(ctx context.Context, remote peer.ID, payload []byte,
 		return writeErr(w, CodeInternal, "busy: too many requests in flight")
 	}
 	defer release()
+	_ = st.SetWriteDeadline(time.Now().Add(streamTimeout)) // the wait is not writing time
 	data, err := s.store.GetInto(ctx, c, buffers.get)
 	if ipld.IsNotFound(err) {
 		return writeErr(w, CodeNotFound, "")
@@ -78,11 +81,12 @@ func parseRequestCID(payload []byte, w *bufio.Writer) (c cid.Cid, bad bool, err 
 	return c, false, nil
 }
 
-// Fetch asks p for a block. The bytes are not verified here: the caller
+// Fetch asks p for a block of at most size bytes (ErrTooLarge for a larger
+// answer, which is not read). The bytes are not verified here: the caller
 // hashes them against id. They come from the package's buffer pool; give
 // them back with Release when done.
-func (c *Client) Fetch(ctx context.Context, p peer.ID, id cid.Cid) ([]byte, error) {
-	f, err := c.roundTrip(ctx, p, TypeFetch, CIDParts(id.Bytes())...)
+func (c *Client) Fetch(ctx context.Context, p peer.ID, id cid.Cid, size int) ([]byte, error) {
+	f, err := c.roundTrip(ctx, p, size, TypeFetch, CIDParts(id.Bytes())...)
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,7 @@ func (s *Server) serveHas(ctx context.Context, remote peer.ID, payload []byte, w
 
 // Has asks p whether it holds a block.
 func (c *Client) Has(ctx context.Context, p peer.ID, id cid.Cid) (bool, error) {
-	f, err := c.roundTrip(ctx, p, TypeHas, CIDParts(id.Bytes())...)
+	f, err := c.roundTrip(ctx, p, 0, TypeHas, CIDParts(id.Bytes())...)
 	if err != nil {
 		return false, err
 	}

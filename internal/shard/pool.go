@@ -81,9 +81,6 @@ func (p *framePool) put(b []byte) {
 	}
 }
 
-// read is get in the form wire.ReadFrameFunc takes.
-func (p *framePool) read(n int) ([]byte, error) { return p.get(n), nil }
-
 // Buffer returns a buffer of length n from the pool the client reads blocks
 // into, for a caller that reads blocks of its own (from a local store, say)
 // and gives all of them back the same way.

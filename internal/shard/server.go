@@ -60,7 +60,7 @@ type ServerOptions struct {
 	Accept func(peer.ID) bool
 	// Stored is called after a block new to this node is stored for a
 	// peer (the DHT announces it); nil: nothing.
-	Stored func(cid.Cid)
+	Stored func(from peer.ID, c cid.Cid)
 	Log    *slog.Logger
 }
 
@@ -69,7 +69,7 @@ type Server struct {
 	store  Store
 	log    *slog.Logger
 	accept func(peer.ID) bool
-	stored func(cid.Cid)
+	stored func(peer.ID, cid.Cid)
 	// mem caps the request and reply payload bytes held by all streams at
 	// once, and per peer: peers that open many streams and send or read
 	// slowly make requests wait, not the node run out of memory.
@@ -110,6 +110,9 @@ func (s *Server) handle(st network.Stream) {
 				return nil, err
 			}
 			release = r
+			// The time the request waited for room is not taken from
+			// the time its payload has to arrive.
+			_ = st.SetReadDeadline(time.Now().Add(streamTimeout))
 			return buffers.get(n), nil
 		}
 		f, err := ReadFrameFunc(st, get)
@@ -118,7 +121,7 @@ func (s *Server) handle(st network.Stream) {
 		}
 		if err == nil {
 			_ = st.SetWriteDeadline(time.Now().Add(streamTimeout))
-			err = s.serve(remote, f, w)
+			err = s.serve(st, remote, f, w)
 			buffers.put(f.Payload)
 			release()
 			if err != nil {
@@ -173,7 +176,7 @@ func requestCID(raw []byte) (cid.Cid, string) {
 }
 
 // serve answers one request. A returned error ends the stream.
-func (s *Server) serve(remote peer.ID, f Frame, w *bufio.Writer) error {
+func (s *Server) serve(st network.Stream, remote peer.ID, f Frame, w *bufio.Writer) error {
 	ctx := context.Background()
 	switch f.Type {
 	case TypeStore:
@@ -181,7 +184,7 @@ func (s *Server) serve(remote peer.ID, f Frame, w *bufio.Writer) error {
 	case TypeSync:
 		return s.serveSync(ctx, remote, w)
 	case TypeFetch:
-		return s.serveFetch(ctx, remote, f.Payload, w)
+		return s.serveFetch(ctx, st, remote, f.Payload, w)
 	case TypeHas:
 		return s.serveHas(ctx, remote, f.Payload, w)
 	}

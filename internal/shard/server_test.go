@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
@@ -93,7 +94,7 @@ func TestShardProtocol(t *testing.T) {
 	if ok, err := c.Has(ctx, p, b.Cid()); !ok || err != nil {
 		t.Fatalf("has: %v %v", ok, err)
 	}
-	got, err := c.Fetch(ctx, p, b.Cid())
+	got, err := c.Fetch(ctx, p, b.Cid(), 4<<20)
 	if err != nil || len(got) != 300000 {
 		t.Fatalf("fetch: %d %v", len(got), err)
 	}
@@ -107,7 +108,7 @@ func TestShardProtocol(t *testing.T) {
 	if err := c.Store(ctx, p, big, 0); !errors.As(err, &re) || re.Code != CodeFull {
 		t.Fatalf("over quota: %v", err)
 	}
-	if _, err := c.Fetch(ctx, p, big.Cid()); !errors.As(err, &re) || re.Code != CodeNotFound {
+	if _, err := c.Fetch(ctx, p, big.Cid(), 4<<20); !errors.As(err, &re) || re.Code != CodeNotFound {
 		t.Fatalf("missing block: %v", err)
 	}
 }
@@ -307,7 +308,7 @@ func TestRepliesUnderPeerBudget(t *testing.T) {
 	srv.mem.all.Release(2 * share)
 	// A second peer is served.
 	c2, _ := pairWith(t, p, c.h.Peerstore().Addrs(p))
-	got, err := c2.Fetch(ctx, p, b.Cid())
+	got, err := c2.Fetch(ctx, p, b.Cid(), 4<<20)
 	if err != nil || len(got) != 2<<20 {
 		t.Fatalf("second peer's fetch: %v", err)
 	}
@@ -331,7 +332,7 @@ func TestQuotaBypassRefused(t *testing.T) {
 		if err := c.Store(ctx, p, forged, 0); !errors.As(err, &re) || re.Code != CodeMalformed {
 			t.Fatalf("digest of %d bytes: %v", n, err)
 		}
-		if _, err := c.Fetch(ctx, p, forged.Cid()); !errors.As(err, &re) || re.Code != CodeMalformed {
+		if _, err := c.Fetch(ctx, p, forged.Cid(), 4<<20); !errors.As(err, &re) || re.Code != CodeMalformed {
 			t.Fatalf("fetch, digest of %d bytes: %v", n, err)
 		}
 		if _, err := c.Has(ctx, p, forged.Cid()); !errors.As(err, &re) || re.Code != CodeMalformed {
@@ -383,4 +384,46 @@ func (b *budget) peersHeld() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.peers)
+}
+
+// TestIdleStreamsOfGonePeersDropped is the review's finding on the client:
+// idle streams (and their buffers) to peers that disconnected stayed for the
+// life of the node. They are closed when the peer goes, and all peers'
+// idle streams together are bounded.
+func TestIdleStreamsOfGonePeersDropped(t *testing.T) {
+	ctx := context.Background()
+	c := NewClient(testHost(t))
+	b, _ := blockstore.NewBlock([]byte("asked of everyone"))
+	for range 20 {
+		srv := testHost(t)
+		st, err := blockstore.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		NewServer(srv, st, ServerOptions{})
+		if err := c.h.Connect(ctx, peer.AddrInfo{ID: srv.ID(), Addrs: srv.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for range maxIdle {
+			wg.Add(1)
+			go func() { defer wg.Done(); c.Has(ctx, srv.ID(), b.Cid()) }()
+		}
+		wg.Wait()
+		srv.Close() // the peer goes away
+		st.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second) // disconnect notices are asynchronous
+	for {
+		c.mu.Lock()
+		n, peers := c.total, len(c.idle)
+		c.mu.Unlock()
+		if n == 0 && peers == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle streams kept for %d peers that are gone", n, peers)
+		}
+		runtime.Gosched()
+	}
 }

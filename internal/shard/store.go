@@ -86,14 +86,14 @@ func (s *Server) serveStore(ctx context.Context, remote peer.ID, payload []byte,
 		return writeErr(w, CodeInternal, "store failed")
 	}
 	if !held && s.stored != nil {
-		s.stored(c)
+		s.stored(remote, c)
 	}
 	return WriteFrame(w, TypeOK)
 }
 
 // Store pushes one block to p (durable after the next Sync to p).
 func (c *Client) Store(ctx context.Context, p peer.ID, b blocks.Block, lease uint64) error {
-	f, err := c.roundTrip(ctx, p, TypeStore, StoreParts(lease, b.Cid().Bytes(), b.RawData())...)
+	f, err := c.roundTrip(ctx, p, 0, TypeStore, StoreParts(lease, b.Cid().Bytes(), b.RawData())...)
 	if err != nil {
 		return err
 	}

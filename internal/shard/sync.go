@@ -23,7 +23,7 @@ func (s *Server) serveSync(ctx context.Context, remote peer.ID, w *bufio.Writer)
 
 // Sync asks p to make every block stored before it durable.
 func (c *Client) Sync(ctx context.Context, p peer.ID) error {
-	f, err := c.roundTrip(ctx, p, TypeSync)
+	f, err := c.roundTrip(ctx, p, 0, TypeSync)
 	if err != nil {
 		return err
 	}

@@ -285,8 +285,8 @@ func checkImports(pkgs []pkg) []string {
 				line := fset.Position(imp.Pos()).Line
 				c := importClass(strings.Trim(imp.Path.Value, `"`))
 				newGroup := lastLine == 0 || line > lastLine+1
-				if (!newGroup && c != class) || c < last {
-					out = append(out, fmt.Sprintf("imports: %s:%d: %s out of its group (standard library, other modules, then umbra's, apart)", filepath.Join(p.ImportPath, name), line, imp.Path.Value))
+				if (!newGroup && c != class) || c < last || (newGroup && lastLine != 0 && c == last) {
+					out = append(out, fmt.Sprintf("imports: %s:%d: %s out of its group (one group each: standard library, other modules, then umbra's)", filepath.Join(p.ImportPath, name), line, imp.Path.Value))
 					break
 				}
 				if newGroup {
