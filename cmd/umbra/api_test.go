@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -213,4 +216,41 @@ func dialThreeNodes(t *testing.T) *api.Client {
 		t.Fatal(err)
 	}
 	return cl
+}
+
+// TestAPIRangeParseErrors: a get whose offset or length is not a number is
+// a usage error (400), not an empty 200.
+func TestAPIRangeParseErrors(t *testing.T) {
+	st := up(t, testnet.Options{Nodes: 1})
+	capText := strings.TrimSpace(mustRunArgs(t, st.Nodes[0].UmbraPath, "put", "--allow-fewer-peers", writeFile(t, []byte("ranged"))))
+	sock := filepath.Join(st.Nodes[0].UmbraPath, api.SocketName)
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+	for _, q := range []string{"length=abc", "offset=1x", "offset=2&length=-"} {
+		req, _ := http.NewRequest(http.MethodGet, "http://umbra/v1/get?"+q, nil)
+		req.Header.Set(api.CapHeader, capText)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b api.ErrorBody
+		json.NewDecoder(resp.Body).Decode(&b)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || b.Kind != kind.Usage.String() {
+			t.Fatalf("%s: %s %+v", q, resp.Status, b)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://umbra/v1/get?offset=1&length=3", nil)
+	req.Header.Set(api.CapHeader, capText)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(got) != "ang" {
+		t.Fatalf("a good range: %s %q", resp.Status, got)
+	}
 }

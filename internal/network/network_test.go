@@ -183,11 +183,7 @@ func TestPlacementSpreadsAndRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stripe []blocks.Block
-	for i := 0; i < 5; i++ {
-		b, _ := blockstore.NewBlock([]byte{byte(i), 1, 2, 3})
-		stripe = append(stripe, b)
-	}
+	stripe := testStripe(5, 1)
 	holders, err := sess.PlaceStripe(ctx, stripe)
 	if err != nil {
 		t.Fatal(err)
@@ -229,11 +225,7 @@ func TestPlacementNamesTheShortage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stripe []blocks.Block
-	for i := 0; i < 3; i++ {
-		b, _ := blockstore.NewBlock([]byte{byte(i), 9, 9, 9})
-		stripe = append(stripe, b)
-	}
+	stripe := testStripe(3, 9)
 	_, err = sess.PlaceStripe(ctx, stripe)
 	// This node (full locally) and the remote peers (ERROR "storage full")
 	// are each named.
@@ -249,4 +241,55 @@ func TestPlacementNamesTheShortage(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestEveryWriteCounted: the store's quota counter sees every write path a
+// put and a get take — this node's own shards, peers' STOREs, manifest
+// replicas, bitswap's fetches — and matches what each store holds.
+func TestEveryWriteCounted(t *testing.T) {
+	ctx := context.Background()
+	ns := newNodes(t, 3, true, 1<<30)
+	warmUp(t, ns)
+	sess, err := ns[0].net.NewPutSession(2, 1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sess.PlaceStripe(ctx, testStripe(3, 7)); err != nil {
+		t.Fatal(err)
+	}
+	node, _ := blockstore.NewBlock([]byte("a manifest node"))
+	if err := sess.Replicate(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A block only node 2 holds, fetched deep by node 1 (bitswap writes it).
+	only, _ := blockstore.NewBlock([]byte("bitswap brings this one"))
+	if err := ns[2].store.Put(ctx, only); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ns[1].net.Fetch(ctx, only.Cid(), 1<<20, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range ns {
+		used, err := n.store.Used(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := n.store.Stats(ctx)
+		if used != st.Charged() || st.Blocks == 0 {
+			t.Fatalf("node %d counts %d, holds %d (%d blocks)", i, used, st.Charged(), st.Blocks)
+		}
+	}
+}
+
+// testStripe makes n small shard blocks, distinct for each seed.
+func testStripe(n int, seed byte) []blocks.Block {
+	var stripe []blocks.Block
+	for i := range n {
+		b, _ := blockstore.NewBlock([]byte{byte(i), seed, seed, seed})
+		stripe = append(stripe, b)
+	}
+	return stripe
 }

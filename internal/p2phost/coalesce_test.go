@@ -10,6 +10,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -99,18 +100,7 @@ func TestBatchConnCoalesces(t *testing.T) {
 // TestCoalescedTLSBothWays moves data both ways at once over hosts with the
 // coalescing TLS transport, with writes of many sizes.
 func TestCoalescedTLSBothWays(t *testing.T) {
-	_, k1, _ := ed25519.GenerateKey(rand.Reader)
-	_, k2, _ := ed25519.GenerateKey(rand.Reader)
-	h1, err := New(Options{Key: k1, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h1.Close()
-	h2, err := New(Options{Key: k2, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h2.Close()
+	h1, h2 := twoHosts(t)
 	payload := make([]byte, 6<<20)
 	rand.Read(payload)
 	send := func(s network.Stream) error {
@@ -154,4 +144,20 @@ func TestCoalescedTLSBothWays(t *testing.T) {
 	if sc := h1.Network().ConnsToPeer(h2.ID()); len(sc) == 0 || sc[0].ConnState().Security != "/tls/1.0.0" {
 		t.Fatalf("connection not secured by TLS: %+v", sc)
 	}
+}
+
+// twoHosts starts two hosts on 127.0.0.1 over TCP, closed in cleanup.
+func twoHosts(tb testing.TB) (host.Host, host.Host) {
+	tb.Helper()
+	var hs [2]host.Host
+	for i := range hs {
+		_, k, _ := ed25519.GenerateKey(rand.Reader)
+		h, err := New(Options{Key: k, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { h.Close() })
+		hs[i] = h
+	}
+	return hs[0], hs[1]
 }

@@ -2,8 +2,6 @@ package p2phost
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"io"
 	"testing"
 
@@ -15,18 +13,7 @@ import (
 // hosts on 127.0.0.1 over TCP: the ceiling for the shard protocol here.
 func BenchmarkRawStreamTCP1GiB(b *testing.B) {
 	const size = 1 << 30
-	_, k1, _ := ed25519.GenerateKey(rand.Reader)
-	_, k2, _ := ed25519.GenerateKey(rand.Reader)
-	h1, err := New(Options{Key: k1, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer h1.Close()
-	h2, err := New(Options{Key: k2, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer h2.Close()
+	h1, h2 := twoHosts(b)
 	done := make(chan int64, 1)
 	h2.SetStreamHandler("/umbra/bench/1", func(s network.Stream) {
 		n, _ := io.Copy(io.Discard, s)
