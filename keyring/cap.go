@@ -17,6 +17,9 @@ type Kind byte
 const (
 	KindFileRead   Kind = 0x01 // root + read key: read the file
 	KindFileVerify Kind = 0x02 // root + verify key: check and repair, no plaintext
+	KindDirWrite   Kind = 0x03 // public key + seed: change the folder, and read it
+	KindDirRead    Kind = 0x04 // public key + read key: list and read, recursively
+	KindDirVerify  Kind = 0x05 // public key + verify key: check and repair the tree
 )
 
 // CapVersion is the version byte of every capability this package writes.
@@ -25,11 +28,12 @@ const CapVersion = 0x01
 const (
 	capPrefix   = "umbra:"
 	checksumLen = 4
-	capBodyLen  = 1 + 1 + 32 + KeySize // version, kind, root digest, key
+	capBodyLen  = 1 + 1 + 32 + KeySize // version, kind, root digest or public key, key
 	capBytesLen = capBodyLen + checksumLen
 )
 
-var kindNames = map[Kind]string{KindFileRead: "fr", KindFileVerify: "fv"}
+var kindNames = map[Kind]string{KindFileRead: "fr", KindFileVerify: "fv",
+	KindDirWrite: "dw", KindDirRead: "dr", KindDirVerify: "dv"}
 
 func (k Kind) String() string {
 	if n, ok := kindNames[k]; ok {
@@ -57,8 +61,6 @@ type Cap interface {
 	// Encode returns the capability's text form. It is a secret: print it
 	// only to the user who asked for it, never to a log.
 	Encode() string
-	// Root returns the SHA-256 digest of the root block (a CIDv1, raw codec).
-	Root() [32]byte
 }
 
 // ReadCap grants reading one file: root digest + read key.
@@ -123,10 +125,10 @@ func checksum(kind Kind, body []byte) []byte {
 	return h.Sum(nil)[:checksumLen]
 }
 
-func encodeCap(kind Kind, root [32]byte, key Key) string {
+func encodeCap(kind Kind, first [32]byte, key Key) string {
 	b := make([]byte, 0, capBytesLen)
 	b = append(b, CapVersion, byte(kind))
-	b = append(b, root[:]...)
+	b = append(b, first[:]...)
 	b = append(b, key.Bytes()...)
 	b = append(b, checksum(kind, b)...)
 	return capPrefix + kind.String() + ":" + capEncoding.EncodeToString(b)
@@ -173,14 +175,25 @@ func ParseCap(s string) (Cap, error) {
 	if Kind(body[1]) != kind {
 		return nil, fmt.Errorf("%w: text says %s, payload says %s", ErrMalformed, kind, Kind(body[1]))
 	}
-	var root [32]byte
-	copy(root[:], body[2:34])
+	var first [32]byte
+	copy(first[:], body[2:34])
 	key, _ := KeyFromBytes(body[34:])
 	switch kind {
 	case KindFileRead:
-		return ReadCap{root: root, key: key}, nil
+		return ReadCap{root: first, key: key}, nil
 	case KindFileVerify:
-		return VerifyCap{root: root, key: key}, nil
+		return VerifyCap{root: first, key: key}, nil
+	case KindDirWrite:
+		w := NewDirWriteCap(key)
+		if w.pub != first {
+			// One text per capability: the public key is the seed's.
+			return nil, fmt.Errorf("%w: the public key is not the seed's", ErrMalformed)
+		}
+		return w, nil
+	case KindDirRead:
+		return DirReadCap{pub: first, key: key}, nil
+	case KindDirVerify:
+		return DirVerifyCap{pub: first, key: key}, nil
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownKind, name)
 }

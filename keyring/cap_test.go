@@ -149,6 +149,9 @@ func TestKeyDerivationKnownAnswer(t *testing.T) {
 func FuzzParseCap(f *testing.F) {
 	f.Add(fixedCap().Encode())
 	f.Add(fixedCap().Verify().Encode())
+	f.Add(fixedDirCap().Encode())
+	f.Add(fixedDirCap().Read().Encode())
+	f.Add(fixedDirCap().Read().Verify().Encode())
 	f.Add("umbra:fr:")
 	f.Add("umbra:xx:aaaa")
 	f.Fuzz(func(t *testing.T, s string) {
