@@ -153,3 +153,35 @@ func ParseDirVerifyCap(s string) (DirVerifyCap, error) {
 	}
 	return DirVerifyCap{}, fmt.Errorf("%w: this is a %s capability, a folder capability is needed", ErrWrongKind, c.Kind())
 }
+
+// childSeedLabel keys the pad that seals a child folder's seed in its
+// parent's snapshot.
+const childSeedLabel = "umbra dir child-seed v1"
+
+// SealChild seals child's seed for this folder's snapshot: seed XOR
+// HMAC(write key, "umbra dir child-seed v1" ‖ child public key). Only a
+// holder of this folder's write capability opens it (OpenChild).
+func (c DirWriteCap) SealChild(child DirWriteCap) [32]byte {
+	pad := c.WriteKey().MAC([]byte(childSeedLabel), child.pub[:])
+	var out [32]byte
+	for i := range out {
+		out[i] = child.seed.b[i] ^ pad.b[i]
+	}
+	return out
+}
+
+// OpenChild opens a seed sealed by SealChild for the child folder with
+// public key pub; ok is false when it does not make that key (sealed by
+// another folder, or altered).
+func (c DirWriteCap) OpenChild(pub [32]byte, sealed [32]byte) (child DirWriteCap, ok bool) {
+	pad := c.WriteKey().MAC([]byte(childSeedLabel), pub[:])
+	var seed Key
+	for i := range seed.b {
+		seed.b[i] = sealed[i] ^ pad.b[i]
+	}
+	child = NewDirWriteCap(seed)
+	if child.pub != pub {
+		return DirWriteCap{}, false
+	}
+	return child, true
+}

@@ -100,3 +100,22 @@ func TestDirCapsDoNotPrint(t *testing.T) {
 		}
 	}
 }
+
+func TestSealChild(t *testing.T) {
+	parent, child, other := GenerateDirWriteCap(), GenerateDirWriteCap(), GenerateDirWriteCap()
+	sealed := parent.SealChild(child)
+	got, ok := parent.OpenChild(child.PublicKey(), sealed)
+	if !ok || !got.Equal(child) {
+		t.Fatal("a sealed child seed does not open")
+	}
+	if _, ok := other.OpenChild(child.PublicKey(), sealed); ok {
+		t.Fatal("another folder's write key opened a child seed")
+	}
+	sealed[3] ^= 1
+	if _, ok := parent.OpenChild(child.PublicKey(), sealed); ok {
+		t.Fatal("an altered child seed opened")
+	}
+	if bytes.Contains(sealed[:], child.Seed().Bytes()[:8]) {
+		t.Fatal("the seed shows through")
+	}
+}

@@ -1,6 +1,8 @@
-// Package format holds umbra's versioned byte encodings. Today: the manifest
+// Package format holds umbra's versioned byte encodings: the manifest
 // node, the block that describes a file (a root node) or a part of a large
-// file's chunk table (an interior node). docs/format.md ("Manifest") is the
+// file's chunk table (an interior node); the folder record, a folder's
+// signed pointer to its current snapshot (record.go); and the folder
+// snapshot, a folder's sorted entries (snapshot.go). docs/format.md ("Manifest") is the
 // specification; this is its summary.
 //
 // A node is one block:
