@@ -38,7 +38,8 @@ const (
 
 // DHT is the node's DHT: kad-dht plus the announce queue.
 type DHT struct {
-	kad   *kad.IpfsDHT
+	kad    *kad.IpfsDHT
+	keeper *keeper
 	log   *slog.Logger
 	queue *fairQueue
 	timing
@@ -49,6 +50,7 @@ type DHT struct {
 type timing struct{ quiet, maxWait, pace time.Duration }
 
 type config struct {
+	recordAge   time.Duration
 	log         *slog.Logger
 	validators  map[string]record.Validator
 	recordLimit int64
@@ -70,6 +72,11 @@ func WithValidator(ns string, v record.Validator) Option {
 	return func(c *config) { c.validators[ns] = v }
 }
 
+// WithRecordAge sets how long DHT peers keep a value record (folder
+// records) after it was put: kad-dht's MaxRecordAge. Default: kad-dht's,
+// 36 h.
+func WithRecordAge(d time.Duration) Option { return func(c *config) { c.recordAge = d } }
+
 // WithRecordLimit bounds the bytes of records (provider and value records,
 // keys included) the DHT keeps in its datastore; a record past it is
 // refused. Default DefaultRecordLimit.
@@ -85,7 +92,7 @@ func WithAnnounceTiming(quiet, maxWait, pace time.Duration) Option {
 // New starts the DHT on h, in server mode, with its records in store, and
 // the announcers, which run until ctx ends.
 func New(ctx context.Context, h host.Host, store ds.Batching, opts ...Option) (*DHT, error) {
-	c := config{log: slog.New(slog.DiscardHandler), validators: map[string]record.Validator{},
+	c := config{log: slog.New(slog.DiscardHandler), validators: map[string]record.Validator{FolderNamespace: FolderValidator{}},
 		recordLimit: DefaultRecordLimit, timing: timing{DefaultQuiet, DefaultMaxWait, DefaultPace}}
 	for _, o := range opts {
 		o(&c)
@@ -102,11 +109,15 @@ func New(ctx context.Context, h host.Host, store ds.Batching, opts ...Option) (*
 		kad.Datastore(limited),
 		kad.Validator(record.NamespacedValidator(c.validators)),
 	}
+	if c.recordAge > 0 {
+		kopts = append(kopts, kad.MaxRecordAge(c.recordAge))
+	}
 	k, err := kad.New(h, kopts...)
 	if err != nil {
 		return nil, fmt.Errorf("dht: start: %w", err)
 	}
-	d := &DHT{kad: k, log: c.log, queue: newFairQueue(), timing: c.timing}
+	d := &DHT{kad: k, log: c.log, queue: newFairQueue(), timing: c.timing,
+		keeper: &keeper{store: limited, v: FolderValidator{}}}
 	for range announcers {
 		go d.announcer(ctx)
 	}

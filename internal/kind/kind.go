@@ -29,6 +29,8 @@ const (
 	IO                      // a disk or system error
 	Interrupted             // the operation was cancelled
 	BrokenPipe              // the reader of the output went away
+	Exists                  // a name is taken (mkdir, or put without --force)
+	Conflict                // a newer version won; read again and retry
 )
 
 // row is how one kind shows to the outside.
@@ -50,6 +52,8 @@ var table = [...]row{
 	IO:          {"io", http.StatusInternalServerError, 1},
 	Interrupted: {"interrupted", 499, 130}, // 499: nginx's "client closed request"
 	BrokenPipe:  {"broken_pipe", 499, 141}, // 128 + SIGPIPE
+	Exists:      {"exists", http.StatusConflict, 1},
+	Conflict:    {"conflict", http.StatusPreconditionFailed, 1},
 }
 
 func (k Kind) row() row {

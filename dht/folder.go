@@ -1,0 +1,243 @@
+package dht
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"sync"
+	"time"
+
+	ds "github.com/ipfs/go-datastore"
+	dsq "github.com/ipfs/go-datastore/query"
+	record "github.com/libp2p/go-libp2p-record"
+
+	"github.com/umbra-store/umbra/internal/format"
+	"github.com/umbra-store/umbra/internal/kind"
+)
+
+// FolderNamespace is the DHT namespace of folder records: the key of a
+// folder's record is "/udir/" followed by the folder's 32-byte id.
+const FolderNamespace = "udir"
+
+// FolderKey is the DHT key of the folder with this id.
+func FolderKey(id [32]byte) string { return "/" + FolderNamespace + "/" + string(id[:]) }
+
+// Folder record errors.
+var (
+	ErrRecordExpired = kind.New(kind.Corrupt, "dht: folder record expired")
+	ErrRecordKey     = kind.New(kind.Corrupt, "dht: folder record stored under another folder's key")
+	// ErrStale: a holder keeps a better record than the one offered.
+	ErrStale = kind.New(kind.Conflict, "dht: a newer folder record is kept")
+)
+
+// FolderValidator accepts only folder records that decode, whose signature
+// verifies, whose key is their folder's and that have not expired; of
+// several it selects the best (Better).
+type FolderValidator struct {
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+}
+
+var _ record.Validator = FolderValidator{}
+
+func (v FolderValidator) now() time.Time {
+	if v.Now != nil {
+		return v.Now()
+	}
+	return time.Now()
+}
+
+// Check decodes value and checks it as a record for key.
+func (v FolderValidator) Check(key string, value []byte) (*format.Record, error) {
+	r, err := format.DecodeRecord(value)
+	if err != nil {
+		return nil, err
+	}
+	if key != FolderKey(r.ID()) {
+		return nil, ErrRecordKey
+	}
+	if r.Expired(v.now()) {
+		return nil, ErrRecordExpired
+	}
+	return r, nil
+}
+
+// Validate implements record.Validator.
+func (v FolderValidator) Validate(key string, value []byte) error {
+	_, err := v.Check(key, value)
+	return err
+}
+
+// Select implements record.Validator: the index of the best valid value.
+func (v FolderValidator) Select(key string, values [][]byte) (int, error) {
+	best, bi := (*format.Record)(nil), -1
+	for i, val := range values {
+		r, err := v.Check(key, val)
+		if err != nil {
+			continue
+		}
+		if best == nil || Better(r, best) {
+			best, bi = r, i
+		}
+	}
+	if bi < 0 {
+		return 0, errors.New("dht: no valid folder record")
+	}
+	return bi, nil
+}
+
+// Better reports whether folder record a is to be kept over b: a higher
+// sequence number; at the same one (two writers raced), the larger bytes,
+// so that every node picks the same.
+func Better(a, b *format.Record) bool {
+	if a.Seq() != b.Seq() {
+		return a.Seq() > b.Seq()
+	}
+	return bytes.Compare(a.Bytes(), b.Bytes()) > 0
+}
+
+// keeper keeps the latest valid record of each folder it is offered, in
+// the DHT's (counted and capped) datastore, so that folders resolve from
+// their holders when their DHT records are gone.
+type keeper struct {
+	store ds.Batching
+	v     FolderValidator
+	mu    sync.Mutex
+}
+
+const keptPrefix = "/umbra-folder/"
+
+func keptKey(id [32]byte) ds.Key { return ds.NewKey(keptPrefix + hex.EncodeToString(id[:])) }
+
+// offer keeps raw if it is valid and newer than what is kept. It returns
+// ErrStale, with the kept record, when the kept one has a higher sequence
+// number or the same one with other bytes (a writer that raced and lost).
+func (k *keeper) offer(ctx context.Context, raw []byte) (kept []byte, err error) {
+	r, err := format.DecodeRecord(raw)
+	if err != nil {
+		return nil, err
+	}
+	if r.Expired(k.v.now()) {
+		return nil, ErrRecordExpired
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	cur, err := k.getLocked(ctx, r.ID())
+	if err != nil {
+		return nil, err
+	}
+	if cur != nil {
+		if cur.Equal(r) {
+			return cur.Bytes(), nil
+		}
+		if cur.Seq() >= r.Seq() {
+			return cur.Bytes(), ErrStale
+		}
+	}
+	if err := k.store.Put(ctx, keptKey(r.ID()), r.Bytes()); err != nil {
+		return nil, err
+	}
+	return r.Bytes(), nil
+}
+
+// get returns the kept record of folder id, nil if none (or expired).
+func (k *keeper) get(ctx context.Context, id [32]byte) (*format.Record, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.getLocked(ctx, id)
+}
+
+func (k *keeper) getLocked(ctx context.Context, id [32]byte) (*format.Record, error) {
+	raw, err := k.store.Get(ctx, keptKey(id))
+	if errors.Is(err, ds.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	r, err := k.v.Check(FolderKey(id), raw)
+	if err != nil {
+		// Expired, or damaged on disk: forget it.
+		_ = k.store.Delete(ctx, keptKey(id))
+		return nil, nil
+	}
+	return r, nil
+}
+
+// all returns every valid kept record.
+func (k *keeper) all(ctx context.Context) ([]*format.Record, error) {
+	res, err := k.store.Query(ctx, dsq.Query{Prefix: keptPrefix})
+	if err != nil {
+		return nil, err
+	}
+	defer res.Close()
+	var out []*format.Record
+	for e := range res.Next() {
+		if e.Error != nil {
+			return nil, e.Error
+		}
+		r, err := format.DecodeRecord(e.Value)
+		if err != nil || r.Expired(k.v.now()) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// KeepFolder keeps a folder record here if it is valid and newer than the
+// one kept; see keeper.offer. It returns the record kept afterwards.
+func (d *DHT) KeepFolder(ctx context.Context, raw []byte) ([]byte, error) {
+	return d.keeper.offer(ctx, raw)
+}
+
+// KeptFolder returns the record of folder id kept here, nil if none.
+func (d *DHT) KeptFolder(ctx context.Context, id [32]byte) ([]byte, error) {
+	r, err := d.keeper.get(ctx, id)
+	if r == nil || err != nil {
+		return nil, err
+	}
+	return r.Bytes(), nil
+}
+
+// PutFolder stores a folder record on the DHT's closest peers.
+func (d *DHT) PutFolder(ctx context.Context, raw []byte) error {
+	r, err := format.DecodeRecord(raw)
+	if err != nil {
+		return err
+	}
+	return d.kad.PutValue(ctx, FolderKey(r.ID()), raw)
+}
+
+// GetFolder returns the best record of folder id the DHT finds.
+func (d *DHT) GetFolder(ctx context.Context, id [32]byte) ([]byte, error) {
+	return d.kad.GetValue(ctx, FolderKey(id))
+}
+
+// RepublishFolders puts every kept folder record on the DHT again, first
+// after first and then every interval, until ctx ends: kad-dht peers drop
+// records older than their record age (WithRecordAge).
+func (d *DHT) RepublishFolders(ctx context.Context, first, interval time.Duration) {
+	t := time.NewTimer(first)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		recs, err := d.keeper.all(ctx)
+		if err != nil && ctx.Err() == nil {
+			d.log.Warn("folder records: list", "err", err)
+		}
+		for _, r := range recs {
+			pctx, cancel := context.WithTimeout(ctx, provideLimit)
+			if err := d.kad.PutValue(pctx, FolderKey(r.ID()), r.Bytes()); err != nil && ctx.Err() == nil {
+				d.log.Debug("folder record: republish", "err", err)
+			}
+			cancel()
+		}
+		t.Reset(interval)
+	}
+}
