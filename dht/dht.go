@@ -39,9 +39,9 @@ const (
 // DHT is the node's DHT: kad-dht plus the announce queue.
 type DHT struct {
 	kad    *kad.IpfsDHT
-	keeper *keeper
-	log   *slog.Logger
-	queue *fairQueue
+	keeper *Keeper
+	log    *slog.Logger
+	queue  *fairQueue
 	timing
 	lastStore atomicTime
 }
@@ -117,7 +117,7 @@ func New(ctx context.Context, h host.Host, store ds.Batching, opts ...Option) (*
 		return nil, fmt.Errorf("dht: start: %w", err)
 	}
 	d := &DHT{kad: k, log: c.log, queue: newFairQueue(), timing: c.timing,
-		keeper: &keeper{store: limited, v: FolderValidator{}}}
+		keeper: NewKeeper(limited)}
 	for range announcers {
 		go d.announcer(ctx)
 	}

@@ -1,7 +1,6 @@
 package dht
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -87,20 +86,14 @@ func (v FolderValidator) Select(key string, values [][]byte) (int, error) {
 	return bi, nil
 }
 
-// Better reports whether folder record a is to be kept over b: a higher
-// sequence number; at the same one (two writers raced), the larger bytes,
-// so that every node picks the same.
-func Better(a, b *format.Record) bool {
-	if a.Seq() != b.Seq() {
-		return a.Seq() > b.Seq()
-	}
-	return bytes.Compare(a.Bytes(), b.Bytes()) > 0
-}
+// Better reports whether folder record a is to be kept over b
+// (format.Record.Supersedes).
+func Better(a, b *format.Record) bool { return a.Supersedes(b) }
 
-// keeper keeps the latest valid record of each folder it is offered, in
+// Keeper keeps the latest valid record of each folder it is offered, in
 // the DHT's (counted and capped) datastore, so that folders resolve from
 // their holders when their DHT records are gone.
-type keeper struct {
+type Keeper struct {
 	store ds.Batching
 	v     FolderValidator
 	mu    sync.Mutex
@@ -108,12 +101,17 @@ type keeper struct {
 
 const keptPrefix = "/umbra-folder/"
 
+// NewKeeper returns a keeper over store (a node without its daemon keeps
+// its own folders' records in it; the DHT's keeper shares its capped
+// datastore).
+func NewKeeper(store ds.Batching) *Keeper { return &Keeper{store: store} }
+
 func keptKey(id [32]byte) ds.Key { return ds.NewKey(keptPrefix + hex.EncodeToString(id[:])) }
 
-// offer keeps raw if it is valid and newer than what is kept. It returns
+// Offer keeps raw if it is valid and newer than what is kept. It returns
 // ErrStale, with the kept record, when the kept one has a higher sequence
 // number or the same one with other bytes (a writer that raced and lost).
-func (k *keeper) offer(ctx context.Context, raw []byte) (kept []byte, err error) {
+func (k *Keeper) Offer(ctx context.Context, raw []byte) (kept []byte, err error) {
 	r, err := format.DecodeRecord(raw)
 	if err != nil {
 		return nil, err
@@ -141,14 +139,14 @@ func (k *keeper) offer(ctx context.Context, raw []byte) (kept []byte, err error)
 	return r.Bytes(), nil
 }
 
-// get returns the kept record of folder id, nil if none (or expired).
-func (k *keeper) get(ctx context.Context, id [32]byte) (*format.Record, error) {
+// Get returns the kept record of folder id, nil if none (or expired).
+func (k *Keeper) Get(ctx context.Context, id [32]byte) (*format.Record, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.getLocked(ctx, id)
 }
 
-func (k *keeper) getLocked(ctx context.Context, id [32]byte) (*format.Record, error) {
+func (k *Keeper) getLocked(ctx context.Context, id [32]byte) (*format.Record, error) {
 	raw, err := k.store.Get(ctx, keptKey(id))
 	if errors.Is(err, ds.ErrNotFound) {
 		return nil, nil
@@ -165,8 +163,8 @@ func (k *keeper) getLocked(ctx context.Context, id [32]byte) (*format.Record, er
 	return r, nil
 }
 
-// all returns every valid kept record.
-func (k *keeper) all(ctx context.Context) ([]*format.Record, error) {
+// All returns every valid kept record.
+func (k *Keeper) All(ctx context.Context) ([]*format.Record, error) {
 	res, err := k.store.Query(ctx, dsq.Query{Prefix: keptPrefix})
 	if err != nil {
 		return nil, err
@@ -187,14 +185,19 @@ func (k *keeper) all(ctx context.Context) ([]*format.Record, error) {
 }
 
 // KeepFolder keeps a folder record here if it is valid and newer than the
-// one kept; see keeper.offer. It returns the record kept afterwards.
-func (d *DHT) KeepFolder(ctx context.Context, raw []byte) ([]byte, error) {
-	return d.keeper.offer(ctx, raw)
+// one kept (Keeper.Offer). It returns the record kept afterwards and
+// whether it is raw; an invalid record is an error of kind Corrupt.
+func (d *DHT) KeepFolder(ctx context.Context, raw []byte) (kept []byte, accepted bool, err error) {
+	kept, err = d.keeper.Offer(ctx, raw)
+	if errors.Is(err, ErrStale) {
+		return kept, false, nil
+	}
+	return kept, err == nil, err
 }
 
 // KeptFolder returns the record of folder id kept here, nil if none.
 func (d *DHT) KeptFolder(ctx context.Context, id [32]byte) ([]byte, error) {
-	r, err := d.keeper.get(ctx, id)
+	r, err := d.keeper.Get(ctx, id)
 	if r == nil || err != nil {
 		return nil, err
 	}
@@ -215,6 +218,9 @@ func (d *DHT) GetFolder(ctx context.Context, id [32]byte) ([]byte, error) {
 	return d.kad.GetValue(ctx, FolderKey(id))
 }
 
+// Keeper returns the DHT's keeper of folder records.
+func (d *DHT) Keeper() *Keeper { return d.keeper }
+
 // RepublishFolders puts every kept folder record on the DHT again, first
 // after first and then every interval, until ctx ends: kad-dht peers drop
 // records older than their record age (WithRecordAge).
@@ -227,7 +233,7 @@ func (d *DHT) RepublishFolders(ctx context.Context, first, interval time.Duratio
 			return
 		case <-t.C:
 		}
-		recs, err := d.keeper.all(ctx)
+		recs, err := d.keeper.All(ctx)
 		if err != nil && ctx.Err() == nil {
 			d.log.Warn("folder records: list", "err", err)
 		}

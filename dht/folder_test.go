@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/umbra-store/umbra/internal/format"
+	"github.com/umbra-store/umbra/internal/kind"
 	"github.com/umbra-store/umbra/keyring"
 )
 
@@ -63,23 +64,23 @@ func TestKeeperKeepsNewest(t *testing.T) {
 	d, ctx := ds[0], context.Background()
 	w := keyring.GenerateDirWriteCap()
 	r5 := testRecord(w, 5, time.Hour)
-	if _, err := d.KeepFolder(ctx, r5); err != nil {
+	if _, ok, err := d.KeepFolder(ctx, r5); !ok || err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.KeepFolder(ctx, r5); err != nil {
+	if _, ok, err := d.KeepFolder(ctx, r5); !ok || err != nil {
 		t.Fatalf("the same record again: %v", err)
 	}
 	for name, rec := range map[string][]byte{"lower": testRecord(w, 4, time.Hour), "racing": testRecord(w, 5, time.Hour)} {
-		kept, err := d.KeepFolder(ctx, rec)
-		if !errors.Is(err, ErrStale) || string(kept) != string(r5) {
+		kept, ok, err := d.KeepFolder(ctx, rec)
+		if ok || err != nil || string(kept) != string(r5) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	if _, err := d.KeepFolder(ctx, testRecord(w, 9, -time.Second)); !errors.Is(err, ErrRecordExpired) {
+	if _, _, err := d.KeepFolder(ctx, testRecord(w, 9, -time.Second)); !errors.Is(err, ErrRecordExpired) || kind.Of(err) != kind.Corrupt {
 		t.Fatalf("expired: %v", err)
 	}
 	r6 := testRecord(w, 6, time.Hour)
-	if _, err := d.KeepFolder(ctx, r6); err != nil {
+	if _, ok, err := d.KeepFolder(ctx, r6); !ok || err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := d.KeptFolder(ctx, w.ID()); string(got) != string(r6) {
@@ -110,7 +111,7 @@ func TestFolderRecordOnDHT(t *testing.T) {
 	if err != nil || string(got) != string(rec) {
 		t.Fatalf("get: %v", err)
 	}
-	if _, err := ds[2].KeepFolder(ctx, rec); err != nil {
+	if _, _, err := ds[2].KeepFolder(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(20 * time.Second)

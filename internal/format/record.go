@@ -1,6 +1,7 @@
 package format
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ed25519"
@@ -157,6 +158,16 @@ func (r *Record) Expiry() time.Time {
 
 // Expired reports whether the record is past its expiry at now.
 func (r *Record) Expired(now time.Time) bool { return !now.Before(r.Expiry()) }
+
+// Supersedes reports whether r is to be kept over o: a higher sequence
+// number; at the same one (two writers raced), the larger bytes, so that
+// every node picks the same.
+func (r *Record) Supersedes(o *Record) bool {
+	if r.Seq() != o.Seq() {
+		return r.Seq() > o.Seq()
+	}
+	return bytes.Compare(r.raw[:], o.raw[:]) > 0
+}
 
 // Equal reports whether two records are the same bytes.
 func (r *Record) Equal(o *Record) bool { return subtle.ConstantTimeCompare(r.raw[:], o.raw[:]) == 1 }

@@ -19,10 +19,12 @@ const (
 	CodeRefused   Code = 4 // this peer does not store for you
 	CodeMalformed Code = 5 // bad frame; the stream is closed after it
 	CodeInternal  Code = 6 // the receiver failed (disk error …) or is busy
+	CodeInvalid   Code = 7 // a folder record that is not valid (signature, expiry)
 )
 
 var codeNames = map[Code]string{CodeNotFound: "not found", CodeHash: "hash mismatch",
-	CodeFull: "storage full", CodeRefused: "refused", CodeMalformed: "malformed frame", CodeInternal: "internal error"}
+	CodeFull: "storage full", CodeRefused: "refused", CodeMalformed: "malformed frame", CodeInternal: "internal error",
+	CodeInvalid: "invalid record"}
 
 func (c Code) String() string {
 	if n, ok := codeNames[c]; ok {

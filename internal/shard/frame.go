@@ -31,6 +31,10 @@ const (
 	TypeFetch Type = 0x02 // cidLen u8 ‖ cid
 	TypeHas   Type = 0x03 // cidLen u8 ‖ cid
 	TypeSync  Type = 0x04 // empty: make every store before it durable
+	// TypeRecordPut offers a folder record to keep: the record (321 bytes).
+	TypeRecordPut Type = 0x05
+	// TypeRecordGet asks for the record kept for a folder: its id (32).
+	TypeRecordGet Type = 0x06
 )
 
 // Response types.
@@ -38,7 +42,9 @@ const (
 	TypeOK    Type = 0x81 // empty
 	TypeBlock Type = 0x82 // block bytes
 	TypeHave  Type = 0x83 // u8: 0 or 1
-	TypeError Type = 0xE0 // code u16 ‖ message (UTF-8, ≤ 1 KiB)
+	// TypeRecord answers RECORD_PUT and RECORD_GET: status u8 ‖ record.
+	TypeRecord Type = 0x84
+	TypeError  Type = 0xE0 // code u16 ‖ message (UTF-8, ≤ 1 KiB)
 )
 
 // Errors returned by ReadFrame and the payload parsers.

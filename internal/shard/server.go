@@ -61,15 +61,18 @@ type ServerOptions struct {
 	// Stored is called after a block new to this node is stored for a
 	// peer (the DHT announces it); nil: nothing.
 	Stored func(from peer.ID, c cid.Cid)
-	Log    *slog.Logger
+	// Records keeps folder records for peers; nil: none kept.
+	Records Records
+	Log     *slog.Logger
 }
 
 // Server answers the shard protocol from a Store.
 type Server struct {
-	store  Store
-	log    *slog.Logger
-	accept func(peer.ID) bool
-	stored func(peer.ID, cid.Cid)
+	store   Store
+	log     *slog.Logger
+	accept  func(peer.ID) bool
+	stored  func(peer.ID, cid.Cid)
+	records Records
 	// mem caps the request and reply payload bytes held by all streams at
 	// once, and per peer: peers that open many streams and send or read
 	// slowly make requests wait, not the node run out of memory.
@@ -78,7 +81,7 @@ type Server struct {
 
 // NewServer registers the shard protocol's handler on h.
 func NewServer(h host.Host, store Store, o ServerOptions) *Server {
-	s := &Server{store: store, log: o.Log, accept: o.Accept, stored: o.Stored,
+	s := &Server{store: store, log: o.Log, accept: o.Accept, stored: o.Stored, records: o.Records,
 		mem: newBudget(maxInflight, maxPeerInflight)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -187,6 +190,10 @@ func (s *Server) serve(st network.Stream, remote peer.ID, f Frame, w *bufio.Writ
 		return s.serveFetch(ctx, st, remote, f.Payload, w)
 	case TypeHas:
 		return s.serveHas(ctx, remote, f.Payload, w)
+	case TypeRecordPut:
+		return s.serveRecordPut(ctx, remote, f.Payload, w)
+	case TypeRecordGet:
+		return s.serveRecordGet(ctx, remote, f.Payload, w)
 	}
 	_ = writeErr(w, CodeMalformed, fmt.Sprintf("unknown request type 0x%02x", byte(f.Type)))
 	return fmt.Errorf("unknown request type 0x%02x", byte(f.Type))

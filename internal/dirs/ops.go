@@ -1,0 +1,434 @@
+package dirs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/umbra-store/umbra/internal/engine"
+	"github.com/umbra-store/umbra/internal/format"
+	"github.com/umbra-store/umbra/keyring"
+)
+
+// Entry is one name in a listing.
+type Entry struct {
+	Name   string `json:"name"`
+	Kind   string `json:"kind"` // "file" or "folder"
+	Size   uint64 `json:"size"`
+	Mode   uint32 `json:"mode"`
+	MTime  int64  `json:"mtime_ns"`
+	Inline bool   `json:"inline,omitempty"`
+	// Writable: a folder whose write capability this path reaches.
+	Writable bool `json:"writable,omitempty"`
+}
+
+func listing(n *node, e *format.DirEntry) Entry {
+	out := Entry{Name: e.Name, Kind: "file", Size: e.Size, Mode: e.Mode, MTime: e.MTime, Inline: e.Kind == format.EntryInline}
+	if e.Kind == format.EntryDir {
+		out.Kind = "folder"
+		c := child(n, e)
+		out.Writable = c.write != nil
+	}
+	return out
+}
+
+// Mkdir makes a folder. With an empty path it makes a new folder of its
+// own and returns its write capability; with a path, a folder there (and
+// its missing parents with parents).
+func (s *Service) Mkdir(ctx context.Context, path string, parents bool) (string, error) {
+	if path == "" {
+		w := keyring.GenerateDirWriteCap()
+		if err := s.create(ctx, w); err != nil {
+			return "", err
+		}
+		return w.Encode(), nil
+	}
+	t, err := s.parse(path)
+	if err != nil {
+		return "", err
+	}
+	if len(t.names) == 0 {
+		return "", fmt.Errorf("%w: %s: a folder's root exists", ErrExists, t.text)
+	}
+	cur := rootNode(t.root)
+	for i, name := range t.names {
+		last := i == len(t.names)-1
+		next, err := s.walkFrom(ctx, cur, []string{name}, t.text)
+		switch {
+		case err == nil && last:
+			return "", fmt.Errorf("%w: %s", ErrExists, prefix(t.text, t.names))
+		case err == nil && !next.isDir():
+			return "", fmt.Errorf("%w: %s", ErrNotDir, prefix(t.text, t.names[:i+1]))
+		case err == nil:
+			cur = next
+			continue
+		case !isNotFound(err) || (!last && !parents):
+			return "", err
+		}
+		if cur.write == nil {
+			return "", fmt.Errorf("%w: %s", ErrReadOnly, prefix(t.text, t.names[:i]))
+		}
+		w := keyring.GenerateDirWriteCap()
+		if err := s.create(ctx, w); err != nil {
+			return "", err
+		}
+		if err := s.setEntry(ctx, *cur.write, s.dirEntry(*cur.write, name, w, 0o755), false); err != nil {
+			return "", fmt.Errorf("%s: %w", prefix(t.text, t.names[:i+1]), err)
+		}
+		r := w.Read()
+		cur = &node{dir: &r, write: &w}
+	}
+	return "", nil
+}
+
+func (s *Service) dirEntry(parent keyring.DirWriteCap, name string, w keyring.DirWriteCap, mode uint32) format.DirEntry {
+	return format.DirEntry{Name: name, Kind: format.EntryDir, Mode: mode, MTime: s.o.Now().UnixNano(),
+		Dir: w.Read(), Seed: parent.SealChild(w), HasSeed: true}
+}
+
+// setEntry sets e in folder w; unless replace, a name taken by another
+// entry is ErrExists (the same entry, from an earlier try, is not).
+func (s *Service) setEntry(ctx context.Context, w keyring.DirWriteCap, e format.DirEntry, replace bool) error {
+	return s.update(ctx, w, func(snap *format.Snapshot) error {
+		if i, ok := snap.Find(e.Name); ok {
+			if sameEntry(&snap.Entries[i], &e) {
+				return errUnchanged
+			}
+			if !replace || snap.Entries[i].Kind == format.EntryDir {
+				return fmt.Errorf("%w: %q", ErrExists, e.Name)
+			}
+		}
+		snap.Set(e)
+		return nil
+	})
+}
+
+func isNotFound(err error) bool { return err != nil && errors.Is(err, ErrNotFound) }
+
+// List lists a folder, or shows a file as a one-entry listing.
+func (s *Service) List(ctx context.Context, path string) ([]Entry, error) {
+	t, err := s.parse(path)
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.walk(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case n.verify != nil:
+		return nil, ErrVerifyOnly
+	case !n.isDir() && n.entry != nil:
+		return []Entry{listing(n, n.entry)}, nil
+	case !n.isDir():
+		return nil, fmt.Errorf("%w: a file capability: use umbra stat", ErrNotDir)
+	}
+	v, err := s.resolve(ctx, *n.dir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, len(v.snap.Entries))
+	for i := range v.snap.Entries {
+		out[i] = listing(n, &v.snap.Entries[i])
+	}
+	return out, nil
+}
+
+// File is a file found by path: its capability, or its bytes if inline.
+type File struct {
+	Cap    *keyring.ReadCap
+	Inline []byte
+	Size   uint64
+	Mode   uint32
+	MTime  int64
+	Name   string
+}
+
+// OpenFile finds the file at path (a file capability is a path too).
+func (s *Service) OpenFile(ctx context.Context, path string) (File, error) {
+	t, err := s.parse(path)
+	if err != nil {
+		return File{}, err
+	}
+	n, err := s.walk(ctx, t)
+	if err != nil {
+		return File{}, err
+	}
+	if n.isDir() {
+		return File{}, fmt.Errorf("%w: %s (get -r fetches a folder)", ErrIsDir, prefix(t.text, t.names))
+	}
+	if n.verify != nil {
+		return File{}, ErrVerifyOnly
+	}
+	f := File{Cap: n.file, Inline: n.inline}
+	if n.entry != nil {
+		f.Size, f.Mode, f.MTime, f.Name = n.entry.Size, n.entry.Mode, n.entry.MTime, n.entry.Name
+	}
+	return f, nil
+}
+
+// Remove removes path's entry from its folder; a folder only with
+// recursive. Nothing is deleted from the store (its blocks are collected
+// once no lease holds them).
+func (s *Service) Remove(ctx context.Context, path string, recursive bool) error {
+	t, err := s.parse(path)
+	if err != nil {
+		return err
+	}
+	parent, name, err := s.walkParent(ctx, t)
+	if err != nil {
+		return err
+	}
+	if parent.write == nil {
+		return fmt.Errorf("%w: %s", ErrReadOnly, prefix(t.text, t.names[:len(t.names)-1]))
+	}
+	n, err := s.walkFrom(ctx, parent, []string{name}, t.text)
+	if err != nil {
+		return err
+	}
+	if n.isDir() && !recursive {
+		return fmt.Errorf("%w: %s (rm -r removes a folder)", ErrIsDir, prefix(t.text, t.names))
+	}
+	return s.update(ctx, *parent.write, func(snap *format.Snapshot) error {
+		if !snap.Remove(name) {
+			return errUnchanged
+		}
+		return nil
+	})
+}
+
+// Move moves from's entry to to (into it, if to is a folder). Within one
+// folder it is one change; across two, the entry is added to the
+// destination first and removed from the source after, so that a failure
+// between leaves it in both places, never in none.
+func (s *Service) Move(ctx context.Context, from, to string) error {
+	ft, err := s.parse(from)
+	if err != nil {
+		return err
+	}
+	src, name, err := s.walkParent(ctx, ft)
+	if err != nil {
+		return err
+	}
+	n, err := s.walkFrom(ctx, src, []string{name}, ft.text)
+	if err != nil {
+		return err
+	}
+	dst, dname, err := s.destination(ctx, to, name)
+	if err != nil {
+		return err
+	}
+	if src.write == nil || dst.write == nil {
+		return ErrReadOnly
+	}
+	e := *n.entry
+	e.Name = dname
+	if e.Kind == format.EntryDir && e.HasSeed {
+		// Reseal the child's seed for its new parent.
+		if w, ok := src.write.OpenChild(e.Dir.PublicKey(), e.Seed); ok {
+			e.Seed = dst.write.SealChild(w)
+		} else {
+			e.HasSeed = false
+		}
+	}
+	if src.write.ID() == dst.write.ID() {
+		if name == dname {
+			return nil
+		}
+		return s.update(ctx, *dst.write, func(snap *format.Snapshot) error {
+			if _, ok := snap.Find(dname); ok {
+				if _, still := snap.Find(name); !still {
+					return errUnchanged // done by an earlier try
+				}
+				return fmt.Errorf("%w: %q", ErrExists, dname)
+			}
+			if !snap.Remove(name) {
+				return fmt.Errorf("%w: %q", ErrNotFound, name)
+			}
+			snap.Set(e)
+			return nil
+		})
+	}
+	if err := s.setEntry(ctx, *dst.write, e, false); err != nil {
+		return err
+	}
+	return s.update(ctx, *src.write, func(snap *format.Snapshot) error {
+		if !snap.Remove(name) {
+			return errUnchanged
+		}
+		return nil
+	})
+}
+
+// destination resolves where a new entry goes: into path if it is a
+// folder (named name), else at path.
+func (s *Service) destination(ctx context.Context, path, name string) (*node, string, error) {
+	t, err := s.parse(path)
+	if err != nil {
+		return nil, "", err
+	}
+	n, err := s.walk(ctx, t)
+	if err == nil && n.isDir() {
+		return n, name, nil
+	}
+	if err != nil && !isNotFound(err) {
+		return nil, "", err
+	}
+	if err == nil {
+		return nil, "", fmt.Errorf("%w: %s", ErrExists, prefix(t.text, t.names))
+	}
+	return s.walkParent(ctx, t)
+}
+
+// Link puts an existing file or folder (its capability) at path. A
+// folder's write capability links it writable.
+func (s *Service) Link(ctx context.Context, capText, path string) error {
+	c, err := keyring.ParseCap(capText)
+	if err != nil {
+		return err
+	}
+	t, err := s.parse(path)
+	if err != nil {
+		return err
+	}
+	parent, name, err := s.walkParent(ctx, t)
+	if err != nil {
+		return err
+	}
+	if parent.write == nil {
+		return ErrReadOnly
+	}
+	e := format.DirEntry{Name: name, MTime: s.o.Now().UnixNano()}
+	switch c := c.(type) {
+	case keyring.ReadCap:
+		info, err := s.eng.Stat(ctx, c)
+		if err != nil {
+			return err
+		}
+		e.Kind, e.File, e.Size, e.Mode = format.EntryFile, c, info.Size, 0o644
+	case keyring.DirWriteCap:
+		e = s.dirEntry(*parent.write, name, c, 0o755)
+	case keyring.DirReadCap:
+		if _, err := s.resolve(ctx, c); err != nil {
+			return err
+		}
+		e.Kind, e.Dir, e.Mode = format.EntryDir, c, 0o755
+	default:
+		return fmt.Errorf("%w: a verify capability cannot be linked", ErrBadPath)
+	}
+	return s.setEntry(ctx, *parent.write, e, false)
+}
+
+// Share returns a capability for path: "read" (default), "verify" or
+// "write" (a folder's, when the path reaches it).
+func (s *Service) Share(ctx context.Context, path, as string) (string, error) {
+	t, err := s.parse(path)
+	if err != nil {
+		return "", err
+	}
+	n, err := s.walk(ctx, t)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case n.verify != nil && as == "verify":
+		return n.verify.Encode(), nil
+	case n.verify != nil:
+		return "", ErrVerifyOnly
+	case n.inline != nil || (n.entry != nil && n.entry.Kind == format.EntryInline):
+		return "", fmt.Errorf("%w: %s is stored inside its folder (at most %d bytes); share the folder, or put it again as a file with umbra put", ErrBadPath, prefix(t.text, t.names), format.MaxInline)
+	case n.file != nil && as == "write":
+		return "", fmt.Errorf("%w: files cannot change: share a folder to share writing", ErrBadPath)
+	case n.file != nil && as == "verify":
+		return n.file.Verify().Encode(), nil
+	case n.file != nil:
+		return n.file.Encode(), nil
+	case as == "write" && n.write == nil:
+		return "", ErrReadOnly
+	case as == "write":
+		return n.write.Encode(), nil
+	case as == "verify":
+		return n.dir.Verify().Encode(), nil
+	}
+	return n.dir.Encode(), nil
+}
+
+// FileMeta is a put file's mode and mtime (zero: 0644, now).
+type FileMeta struct {
+	Mode  uint32
+	MTime int64
+}
+
+// PutFile stores r at path; into it, named name, if path is a folder. A
+// file there is replaced.
+func (s *Service) PutFile(ctx context.Context, r io.Reader, path, name string, meta FileMeta, o engine.PutOptions) (Entry, error) {
+	dst, dname, err := s.destinationReplacing(ctx, path, name)
+	if err != nil {
+		return Entry{}, err
+	}
+	if dst.write == nil {
+		return Entry{}, ErrReadOnly
+	}
+	e, err := s.storeFile(ctx, r, dname, meta, o, true)
+	if err != nil {
+		return Entry{}, err
+	}
+	if err := s.setEntry(ctx, *dst.write, e, true); err != nil {
+		return Entry{}, err
+	}
+	return listing(dst, &e), nil
+}
+
+// destinationReplacing is destination, where an existing file is
+// replaced.
+func (s *Service) destinationReplacing(ctx context.Context, path, name string) (*node, string, error) {
+	t, err := s.parse(path)
+	if err != nil {
+		return nil, "", err
+	}
+	n, err := s.walk(ctx, t)
+	switch {
+	case err == nil && n.isDir():
+		if err := format.CheckName(name); err != nil {
+			return nil, "", err
+		}
+		return n, name, nil
+	case err != nil && !isNotFound(err):
+		return nil, "", err
+	}
+	return s.walkParent(ctx, t)
+}
+
+// storeFile stores r as the entry name: inline when it is small (and
+// inline is allowed), a file of its own otherwise.
+func (s *Service) storeFile(ctx context.Context, r io.Reader, name string, meta FileMeta, o engine.PutOptions, inline bool) (format.DirEntry, error) {
+	if meta.Mode == 0 {
+		meta.Mode = 0o644
+	}
+	if meta.MTime == 0 {
+		meta.MTime = s.o.Now().UnixNano()
+	}
+	e := format.DirEntry{Name: name, Mode: meta.Mode & 0o7777, MTime: meta.MTime}
+	head := make([]byte, format.MaxInline+1)
+	n, err := io.ReadFull(r, head)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		if inline {
+			e.Kind, e.Data, e.Size = format.EntryInline, head[:n], uint64(n)
+			return e, nil
+		}
+	case err != nil:
+		return e, err
+	}
+	if o.K == 0 && o.M == 0 {
+		o.K, o.M = s.o.K, s.o.M
+	}
+	res, err := s.eng.Put(ctx, io.MultiReader(bytes.NewReader(head[:n]), r), o)
+	if err != nil {
+		return e, err
+	}
+	e.Kind, e.File, e.Size = format.EntryFile, res.Cap, res.Size
+	return e, nil
+}

@@ -1,0 +1,225 @@
+package dirs
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/umbra-store/umbra/internal/engine"
+	"github.com/umbra-store/umbra/internal/format"
+	"github.com/umbra-store/umbra/internal/kind"
+	"github.com/umbra-store/umbra/internal/network"
+	"github.com/umbra-store/umbra/keyring"
+)
+
+// Records is where folder records are published and found
+// (network.Folders; network.LocalFolders without a daemon).
+type Records interface {
+	// Resolve returns the distinct valid records of a folder found, best
+	// first; none: not found.
+	Resolve(ctx context.Context, id [32]byte) ([]*format.Record, error)
+	Publish(ctx context.Context, rec *format.Record) (network.Published, error)
+}
+
+// Aliases looks up the capability a name stands for.
+type Aliases interface {
+	Lookup(name string) (string, bool, error)
+}
+
+// Errors.
+var (
+	ErrNotFound   = kind.New(kind.NotFound, "dirs: not found")
+	ErrNotDir     = kind.New(kind.Usage, "dirs: not a folder")
+	ErrIsDir      = kind.New(kind.Usage, "dirs: is a folder")
+	ErrExists     = kind.New(kind.Exists, "dirs: exists")
+	ErrReadOnly   = kind.New(kind.Usage, "dirs: read-only: a folder write capability is needed")
+	ErrConflict   = kind.New(kind.Conflict, "dirs: other writers kept winning; try again")
+	ErrNoFolder   = kind.New(kind.NotFound, "dirs: no record of this folder found (no holder or DHT peer keeps one)")
+	ErrBadPath    = kind.New(kind.Usage, "dirs: bad path")
+	ErrVerifyOnly = kind.New(kind.Usage, "dirs: a verify capability cannot list or read")
+)
+
+// Defaults.
+const (
+	// DefaultValidity is how long a record is valid after it is signed. A
+	// folder's owner or any writer renews it with each change; holders keep
+	// it until then, owner or not.
+	DefaultValidity = 365 * 24 * time.Hour
+	// maxAttempts bounds a change's tries against other writers.
+	maxAttempts = 64
+	// cacheBytes bounds the decoded snapshots kept (they are immutable).
+	cacheBytes = 128 << 20
+	// inlineBudget: past this many bytes of inline files in one folder,
+	// small files are stored as files of their own.
+	inlineBudget = 16 << 20
+)
+
+// Options configure New.
+type Options struct {
+	K, M     int           // shards of snapshots and files; 0: the engine's default
+	Validity time.Duration // 0: DefaultValidity
+	Log      *slog.Logger
+	// Now is the clock; nil: time.Now.
+	Now func() time.Time
+}
+
+// Service is the folders of one node.
+type Service struct {
+	eng     *engine.Engine
+	recs    Records
+	aliases Aliases
+	o       Options
+
+	mu    sync.Mutex
+	cache map[[32]byte]*cached
+	used  int
+	tick  uint64
+}
+
+type cached struct {
+	snap *format.Snapshot
+	size int
+	used uint64
+}
+
+// New returns the folders over eng and recs; aliases may be nil.
+func New(eng *engine.Engine, recs Records, aliases Aliases, o Options) *Service {
+	if o.Validity == 0 {
+		o.Validity = DefaultValidity
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Service{eng: eng, recs: recs, aliases: aliases, o: o, cache: map[[32]byte]*cached{}}
+}
+
+// version is a folder as read: the best record, and the snapshot it points
+// to — merged with the others of the same seq if writers raced.
+type version struct {
+	rec    *format.Record
+	snap   *format.Snapshot
+	ptr    format.Pointer
+	merged bool // snap joins racing versions
+}
+
+// resolve reads the newest version of folder c.
+func (s *Service) resolve(ctx context.Context, c keyring.DirReadCap) (*version, error) {
+	recs, err := s.recs.Resolve(ctx, c.ID())
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 {
+		return nil, ErrNoFolder
+	}
+	best := recs[0]
+	ptr, err := best.Open(c)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := s.readSnapshot(ctx, ptr.Snapshot)
+	if err != nil {
+		return nil, err
+	}
+	v := &version{rec: best, snap: snap, ptr: ptr}
+	var forks []*format.Snapshot
+	for _, r := range recs[1:] {
+		if r.Seq() != best.Seq() {
+			break
+		}
+		p, err := r.Open(c)
+		if err != nil {
+			continue // signed by the folder, but not openable: skip it
+		}
+		fs, err := s.readSnapshot(ctx, p.Snapshot)
+		if err != nil {
+			s.o.Log.Warn("folder: a racing version is unreadable", "err", err)
+			continue
+		}
+		forks = append(forks, fs)
+	}
+	if len(forks) > 0 {
+		v.snap, v.merged = s.merge(ctx, snap, forks), true
+	}
+	return v, nil
+}
+
+// readSnapshot fetches and decodes a snapshot (from the cache if seen).
+func (s *Service) readSnapshot(ctx context.Context, c keyring.ReadCap) (*format.Snapshot, error) {
+	root := c.Root()
+	s.mu.Lock()
+	if e, ok := s.cache[root]; ok {
+		s.tick++
+		e.used = s.tick
+		s.mu.Unlock()
+		return e.snap, nil
+	}
+	s.mu.Unlock()
+	info, err := s.eng.Stat(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("folder snapshot: %w", err)
+	}
+	if info.Size > format.MaxSnapshot {
+		return nil, fmt.Errorf("%w: a snapshot of %d bytes", format.ErrSnapshot, info.Size)
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(info.Size))
+	if err := s.eng.Get(ctx, c, &buf); err != nil {
+		return nil, fmt.Errorf("folder snapshot: %w", err)
+	}
+	snap, err := format.DecodeSnapshot(buf.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	s.remember(root, snap, buf.Len())
+	return snap, nil
+}
+
+func (s *Service) remember(root [32]byte, snap *format.Snapshot, size int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.cache[root]; ok || size > cacheBytes/4 {
+		return
+	}
+	s.tick++
+	s.cache[root] = &cached{snap: snap, size: size, used: s.tick}
+	s.used += size
+	for s.used > cacheBytes {
+		var oldest [32]byte
+		first := true
+		for k, e := range s.cache {
+			if first || e.used < s.cache[oldest].used {
+				oldest, first = k, false
+			}
+		}
+		s.used -= s.cache[oldest].size
+		delete(s.cache, oldest)
+	}
+}
+
+// putSnapshot stores a snapshot and returns its read capability.
+func (s *Service) putSnapshot(ctx context.Context, snap *format.Snapshot) (keyring.ReadCap, error) {
+	plain, err := snap.Encode()
+	if err != nil {
+		return keyring.ReadCap{}, err
+	}
+	res, err := s.eng.Put(ctx, bytes.NewReader(plain), engine.PutOptions{K: s.o.K, M: s.o.M})
+	if err != nil {
+		return keyring.ReadCap{}, err
+	}
+	s.remember(res.Cap.Root(), snap, len(plain))
+	return res.Cap, nil
+}
+
+// clone copies a snapshot's entry list (entries' data is never changed in
+// place, so it is shared).
+func clone(s *format.Snapshot) *format.Snapshot {
+	return &format.Snapshot{Parent: s.Parent, Entries: append([]format.DirEntry(nil), s.Entries...)}
+}
+
+func timeOf(ns int64) time.Time { return time.Unix(0, ns) }

@@ -1,0 +1,482 @@
+package dirs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/umbra-store/umbra/internal/engine"
+	"github.com/umbra-store/umbra/internal/format"
+	"github.com/umbra-store/umbra/keyring"
+)
+
+// Tree transfer parallelism.
+const (
+	treeWorkers   = 16 // files stored or fetched at once
+	bigPuts       = 2  // of which files of their own (each put is parallel itself)
+	folderWorkers = 16 // folders published or resolved at once
+)
+
+// Progress counts a tree transfer.
+type Progress struct {
+	Files int64 `json:"files"`
+	Bytes int64 `json:"bytes"`
+}
+
+// TreeResult is what a tree transfer did.
+type TreeResult struct {
+	Files   int64    `json:"files"`
+	Folders int64    `json:"folders"`
+	Bytes   int64    `json:"bytes"`
+	Skipped []string `json:"skipped,omitempty"` // symbolic links and special files, not stored
+}
+
+// localDir is a folder of the tree being put.
+type localDir struct {
+	rel     string // "." for the top
+	name    string
+	mode    uint32
+	mtime   int64
+	files   []*localFile
+	dirs    []*localDir
+	entries []format.DirEntry // filled as files are stored
+	mu      sync.Mutex
+}
+
+type localFile struct {
+	dir    *localDir
+	rel    string
+	name   string
+	size   int64
+	mode   uint32
+	mtime  int64
+	inline bool
+}
+
+// scan lists the tree under src.
+func scan(src *os.Root) (*localDir, []*localFile, []string, error) {
+	st, err := src.Stat(".")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	top := &localDir{rel: ".", mode: modeBits(st.Mode()), mtime: st.ModTime().UnixNano()}
+	dirs := map[string]*localDir{".": top}
+	var files []*localFile
+	var skipped []string
+	err = fs.WalkDir(src.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == "." {
+			return nil
+		}
+		parent := dirs[path.Dir(p)]
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if err := format.CheckName(d.Name()); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		switch {
+		case d.IsDir():
+			ld := &localDir{rel: p, name: d.Name(), mode: modeBits(info.Mode()), mtime: info.ModTime().UnixNano()}
+			parent.dirs = append(parent.dirs, ld)
+			dirs[p] = ld
+		case info.Mode().IsRegular():
+			f := &localFile{dir: parent, rel: p, name: d.Name(), size: info.Size(), mode: modeBits(info.Mode()), mtime: info.ModTime().UnixNano()}
+			parent.files = append(parent.files, f)
+			files = append(files, f)
+		default:
+			skipped = append(skipped, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, d := range dirs {
+		planInline(d)
+	}
+	return top, files, skipped, nil
+}
+
+// planInline marks the files of d stored inside its snapshot: the small
+// ones, smallest first, within inlineBudget.
+func planInline(d *localDir) {
+	small := make([]*localFile, 0, len(d.files))
+	for _, f := range d.files {
+		if f.size <= format.MaxInline {
+			small = append(small, f)
+		}
+	}
+	sort.Slice(small, func(i, j int) bool { return small[i].size < small[j].size })
+	budget := int64(inlineBudget)
+	for _, f := range small {
+		if budget < f.size {
+			break
+		}
+		budget -= f.size
+		f.inline = true
+	}
+}
+
+// modeBits keeps what a snapshot keeps of a mode: permissions, setuid,
+// setgid, sticky.
+func modeBits(m fs.FileMode) uint32 {
+	b := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		b |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		b |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		b |= 0o1000
+	}
+	return b
+}
+
+func fileMode(b uint32) fs.FileMode {
+	m := fs.FileMode(b & 0o777)
+	if b&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if b&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if b&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
+}
+
+// PutTree stores the tree under src at dest: a new folder there, or, if
+// dest is a folder already, merged into it (files of the same name
+// replaced, folders of the same name merged). Files are stored in
+// parallel; each folder is published once, and the new tree appears at
+// dest last, whole.
+func (s *Service) PutTree(ctx context.Context, src *os.Root, dest string, o engine.PutOptions, progress func(Progress)) (TreeResult, error) {
+	top, files, skipped, err := scan(src)
+	if err != nil {
+		return TreeResult{}, err
+	}
+	t, err := s.parse(dest)
+	if err != nil {
+		return TreeResult{}, err
+	}
+	into, err := s.walk(ctx, t)
+	var parent *node
+	var name string
+	switch {
+	case err == nil && !into.isDir():
+		return TreeResult{}, fmt.Errorf("%w: %s is a file", ErrExists, prefix(t.text, t.names))
+	case err == nil && into.write == nil:
+		return TreeResult{}, ErrReadOnly
+	case err == nil:
+	case !isNotFound(err):
+		return TreeResult{}, err
+	default:
+		into = nil
+		if parent, name, err = s.walkParent(ctx, t); err != nil {
+			return TreeResult{}, err
+		}
+		if parent.write == nil {
+			return TreeResult{}, ErrReadOnly
+		}
+	}
+	res := TreeResult{Skipped: skipped}
+	if err := s.storeFiles(ctx, src, files, o, &res, progress); err != nil {
+		return res, err
+	}
+	var w keyring.DirWriteCap
+	if into != nil {
+		w = *into.write
+		err = s.mergeDir(ctx, top, w, &res)
+	} else {
+		w = keyring.GenerateDirWriteCap()
+		err = s.newDir(ctx, top, w, &res)
+	}
+	if err != nil {
+		return res, err
+	}
+	if into == nil {
+		e := s.dirEntry(*parent.write, name, w, top.mode)
+		e.MTime = top.mtime
+		if err := s.setEntry(ctx, *parent.write, e, false); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// storeFiles stores every file, treeWorkers at once (bigPuts of them files
+// of their own).
+func (s *Service) storeFiles(ctx context.Context, src *os.Root, files []*localFile, o engine.PutOptions, res *TreeResult, progress func(Progress)) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(treeWorkers)
+	big := make(chan struct{}, bigPuts)
+	var nFiles, nBytes atomic.Int64
+	for _, f := range files {
+		g.Go(func() error {
+			if !f.inline {
+				select {
+				case big <- struct{}{}:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				defer func() { <-big }()
+			}
+			e, err := s.storeLocal(ctx, src, f, o)
+			if err != nil {
+				return fmt.Errorf("%s: %w", f.rel, err)
+			}
+			f.dir.mu.Lock()
+			f.dir.entries = append(f.dir.entries, e)
+			f.dir.mu.Unlock()
+			p := Progress{Files: nFiles.Add(1), Bytes: nBytes.Add(int64(e.Size))}
+			if progress != nil {
+				progress(p)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	res.Files, res.Bytes = nFiles.Load(), nBytes.Load()
+	return err
+}
+
+func (s *Service) storeLocal(ctx context.Context, src *os.Root, f *localFile, o engine.PutOptions) (format.DirEntry, error) {
+	fh, err := src.Open(f.rel)
+	if err != nil {
+		return format.DirEntry{}, err
+	}
+	defer fh.Close()
+	return s.storeFile(ctx, fh, f.name, FileMeta{Mode: f.mode, MTime: f.mtime}, o, f.inline)
+}
+
+// newDir publishes d, and its folders first, as new folders.
+func (s *Service) newDir(ctx context.Context, d *localDir, w keyring.DirWriteCap, res *TreeResult) error {
+	snap := &format.Snapshot{}
+	for _, e := range d.entries {
+		snap.Set(e)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(folderWorkers)
+	for _, sub := range d.dirs {
+		cw := keyring.GenerateDirWriteCap()
+		e := s.dirEntry(w, sub.name, cw, sub.mode)
+		e.MTime = sub.mtime
+		snap.Set(e)
+		g.Go(func() error { return s.newDir(gctx, sub, cw, res) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	won, err := s.publish(ctx, w, 1, snap)
+	if err == nil && !won {
+		err = fmt.Errorf("%w: a new folder's first record was refused", ErrConflict)
+	}
+	if err == nil {
+		atomic.AddInt64(&res.Folders, 1)
+	}
+	return err
+}
+
+// mergeDir merges d into the existing folder w: one change to w.
+func (s *Service) mergeDir(ctx context.Context, d *localDir, w keyring.DirWriteCap, res *TreeResult) error {
+	v, err := s.resolve(ctx, w.Read())
+	if err != nil {
+		return err
+	}
+	set := append([]format.DirEntry(nil), d.entries...)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(folderWorkers)
+	for _, sub := range d.dirs {
+		if i, ok := v.snap.Find(sub.name); ok && v.snap.Entries[i].Kind == format.EntryDir && v.snap.Entries[i].HasSeed {
+			e := v.snap.Entries[i]
+			if cw, ok := w.OpenChild(e.Dir.PublicKey(), e.Seed); ok {
+				g.Go(func() error { return s.mergeDir(gctx, sub, cw, res) })
+				continue
+			}
+		}
+		cw := keyring.GenerateDirWriteCap()
+		e := s.dirEntry(w, sub.name, cw, sub.mode)
+		e.MTime = sub.mtime
+		set = append(set, e)
+		g.Go(func() error { return s.newDir(gctx, sub, cw, res) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	err = s.update(ctx, w, func(snap *format.Snapshot) error {
+		changed := false
+		for i := range set {
+			if j, ok := snap.Find(set[i].Name); ok && sameEntry(&snap.Entries[j], &set[i]) {
+				continue
+			}
+			snap.Set(set[i])
+			changed = true
+		}
+		if !changed {
+			return errUnchanged
+		}
+		return nil
+	})
+	if err == nil {
+		atomic.AddInt64(&res.Folders, 1)
+	}
+	return err
+}
+
+// remoteDir is a folder of the tree being fetched.
+type remoteDir struct {
+	rel   string
+	entry *format.DirEntry // nil at the top
+	depth int
+}
+
+type remoteFile struct {
+	rel   string
+	entry format.DirEntry
+}
+
+// GetTree fetches the folder at path into dst: its files and folders,
+// with their names, modes and mtimes. Existing files are not replaced
+// unless force.
+func (s *Service) GetTree(ctx context.Context, p string, dst *os.Root, force bool, progress func(Progress)) (TreeResult, error) {
+	t, err := s.parse(p)
+	if err != nil {
+		return TreeResult{}, err
+	}
+	n, err := s.walk(ctx, t)
+	if err != nil {
+		return TreeResult{}, err
+	}
+	if n.verify != nil {
+		return TreeResult{}, ErrVerifyOnly
+	}
+	if !n.isDir() {
+		return TreeResult{}, fmt.Errorf("%w: %s (get without -r fetches a file)", ErrNotDir, prefix(t.text, t.names))
+	}
+	dirs, files, err := s.listTree(ctx, *n.dir, dst, force)
+	if err != nil {
+		return TreeResult{}, err
+	}
+	res := TreeResult{Folders: int64(len(dirs))}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(treeWorkers)
+	var nFiles, nBytes atomic.Int64
+	for _, f := range files {
+		g.Go(func() error {
+			if err := s.fetchFile(gctx, dst, f, force); err != nil {
+				return fmt.Errorf("%s: %w", f.rel, err)
+			}
+			pr := Progress{Files: nFiles.Add(1), Bytes: nBytes.Add(int64(f.entry.Size))}
+			if progress != nil {
+				progress(pr)
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	res.Files, res.Bytes = nFiles.Load(), nBytes.Load()
+	if err != nil {
+		return res, err
+	}
+	// Folders' modes and times last, deepest first: writing into a folder
+	// changes its mtime, and a read-only mode would stop the writes.
+	sort.SliceStable(dirs, func(i, j int) bool { return dirs[i].depth > dirs[j].depth })
+	for _, d := range dirs {
+		if d.entry == nil {
+			continue
+		}
+		if err := dst.Chmod(d.rel, fileMode(d.entry.Mode)); err != nil {
+			return res, err
+		}
+		mt := timeOf(d.entry.MTime)
+		if err := dst.Chtimes(d.rel, mt, mt); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// listTree resolves every folder under c (folderWorkers at once), makes
+// each in dst, and returns the folders and the files.
+func (s *Service) listTree(ctx context.Context, c keyring.DirReadCap, dst *os.Root, force bool) ([]remoteDir, []remoteFile, error) {
+	var mu sync.Mutex
+	var dirs []remoteDir
+	var files []remoteFile
+	g, gctx := errgroup.WithContext(ctx)
+	sem := make(chan struct{}, folderWorkers)
+	var visit func(c keyring.DirReadCap, d remoteDir) error
+	visit = func(c keyring.DirReadCap, d remoteDir) error {
+		sem <- struct{}{}
+		v, err := s.resolve(gctx, c)
+		<-sem
+		if err != nil {
+			return fmt.Errorf("%s: %w", d.rel, err)
+		}
+		mu.Lock()
+		dirs = append(dirs, d)
+		mu.Unlock()
+		for i := range v.snap.Entries {
+			e := v.snap.Entries[i]
+			rel := path.Join(d.rel, e.Name)
+			if e.Kind != format.EntryDir {
+				mu.Lock()
+				files = append(files, remoteFile{rel: rel, entry: e})
+				mu.Unlock()
+				continue
+			}
+			if err := dst.Mkdir(rel, 0o700); err != nil && !(force && errors.Is(err, fs.ErrExist)) {
+				return err
+			}
+			g.Go(func() error { return visit(e.Dir, remoteDir{rel: rel, entry: &e, depth: d.depth + 1}) })
+		}
+		return nil
+	}
+	g.Go(func() error { return visit(c, remoteDir{rel: "."}) })
+	err := g.Wait()
+	return dirs, files, err
+}
+
+func (s *Service) fetchFile(ctx context.Context, dst *os.Root, f remoteFile, force bool) error {
+	flag := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if force {
+		flag = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	}
+	fh, err := dst.OpenFile(f.rel, flag, 0o600)
+	if err != nil {
+		return err
+	}
+	switch f.entry.Kind {
+	case format.EntryInline:
+		_, err = fh.Write(f.entry.Data)
+	case format.EntryFile:
+		err = s.eng.Get(ctx, f.entry.File, fh)
+	}
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := dst.Chmod(f.rel, fileMode(f.entry.Mode)); err != nil {
+		return err
+	}
+	mt := timeOf(f.entry.MTime)
+	return dst.Chtimes(f.rel, mt, mt)
+}
