@@ -10,12 +10,13 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/umbra-store/umbra/internal/dirs"
 	"github.com/umbra-store/umbra/internal/printable"
 	"github.com/umbra-store/umbra/keyring"
 )
 
 type getOptions struct {
-	cap    string
+	cap    string // a capability or a path
 	output string
 	force  bool
 }
@@ -23,29 +24,41 @@ type getOptions struct {
 func getCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "get",
-		Usage:     "read a file back from its read capability",
-		ArgsUsage: "CAPABILITY",
+		Usage:     "read a file back from its read capability or its path, or a folder with -r",
+		ArgsUsage: "CAPABILITY|ALIAS:path",
 		Description: "Writes the file to -o FILE (atomically: a failed get leaves no partial\n" +
 			"file and an existing FILE untouched), or to standard output with -o -.\n" +
 			"Without -o, the name recorded at put is used, in the current directory;\n" +
 			"a file of that name is never replaced, and a hidden name (.bashrc) never\n" +
-			"taken, unless --force is given.",
+			"taken, unless --force is given. With -r, fetches the folder at the path\n" +
+			"into the directory -o DIR (new or empty; --force writes into a full one),\n" +
+			"restoring names, modes and modification times.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "where to write: `FILE`, or - for standard output"},
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "without -o: take the stored name even for a hidden file, and replace an existing file of that name"},
+			&cli.BoolFlag{Name: "recursive", Aliases: []string{"r"}, Usage: "fetch a folder into -o DIR"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return usageError{fmt.Errorf("get takes one CAPABILITY")}
+				return usageError{fmt.Errorf("get takes one CAPABILITY or ALIAS:path")}
 			}
-			return runGet(c, getOptions{cap: c.Args().First(), output: c.String("output"), force: c.Bool("force")})
+			o := getOptions{cap: c.Args().First(), output: c.String("output"), force: c.Bool("force")}
+			if c.Bool("recursive") {
+				return runGetTree(c, o)
+			}
+			return runGet(c, o)
 		},
 	}
 }
 
 func runGet(c *cli.Context, o getOptions) error {
-	if _, err := keyring.ParseReadCap(o.cap); err != nil {
-		return err
+	if !dirs.IsPath(o.cap) {
+		return usageError{fmt.Errorf("not a capability or ALIAS:path: %q", printable.String(o.cap))}
+	}
+	if strings.HasPrefix(o.cap, "umbra:") && !strings.Contains(o.cap, "/") {
+		if _, err := keyring.ParseReadCap(o.cap); err != nil {
+			return err
+		}
 	}
 	s, err := openStore(c)
 	if err != nil {

@@ -16,6 +16,8 @@ import (
 
 type putOptions struct {
 	file      string
+	dest      string // a folder path, or ""
+	recursive bool
 	shards    string
 	randomKey bool
 	name      string
@@ -26,26 +28,34 @@ type putOptions struct {
 func putCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "put",
-		Usage:     "store a file and print its read capability",
-		ArgsUsage: "FILE|-",
+		Usage:     "store a file (and print its read capability), or store it in a folder",
+		ArgsUsage: "FILE|- [ALIAS:path] | -r DIR ALIAS:path",
 		Description: "Encrypts FILE (or standard input for -), erasure-codes it and stores it.\n" +
-			"Prints one line: the file's read capability (umbra:fr:...). Whoever holds it\n" +
-			"can read the file; keep it like a password.",
+			"Without a path, prints one line: the file's read capability (umbra:fr:...).\n" +
+			"Whoever holds it can read the file; keep it like a password.\n" +
+			"With ALIAS:path, stores it in that folder (into it if path is a folder),\n" +
+			"replacing a file of the same name. With -r, stores the tree under DIR as\n" +
+			"the folder ALIAS:path (merged into it if it exists), files in parallel.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "shards", Usage: "erasure coding `K+M`: any K of K+M shards rebuild a stripe (default from config, 3+2)"},
 			&cli.BoolFlag{Name: "random-key", Usage: "random chunk keys: no deduplication with earlier copies of the same data"},
 			&cli.StringFlag{Name: "name", Usage: "file name to record (default: FILE's base name; none for stdin)"},
 			&cli.BoolFlag{Name: "allow-fewer-peers", Usage: "store even with fewer than K+1 peers (losing one may lose data)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
+			&cli.BoolFlag{Name: "recursive", Aliases: []string{"r"}, Usage: "store the tree under DIR into a folder"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return usageError{fmt.Errorf("put takes one FILE (or - for standard input)")}
+			if c.NArg() < 1 || c.NArg() > 2 {
+				return usageError{fmt.Errorf("put takes one FILE (or - for standard input), and a folder path")}
 			}
-			return runPut(c, putOptions{
-				file: c.Args().First(), shards: c.String("shards"), randomKey: c.Bool("random-key"),
-				name: c.String("name"), allowFew: c.Bool("allow-fewer-peers"), json: c.Bool("json"),
-			})
+			o := putOptions{
+				file: c.Args().First(), dest: c.Args().Get(1), recursive: c.Bool("recursive"), shards: c.String("shards"),
+				randomKey: c.Bool("random-key"), name: c.String("name"), allowFew: c.Bool("allow-fewer-peers"), json: c.Bool("json"),
+			}
+			if o.recursive {
+				return runPutTree(c, o)
+			}
+			return runPut(c, o)
 		},
 	}
 }
@@ -65,6 +75,8 @@ func runPut(c *cli.Context, o putOptions) error {
 	}
 	var in io.Reader = os.Stdin
 	var size int64 = -1
+	var mode uint32
+	var mtime int64
 	name := o.name
 	if o.file != "-" {
 		f, err := os.Open(o.file)
@@ -77,9 +89,10 @@ func runPut(c *cli.Context, o putOptions) error {
 			return err
 		}
 		if st.IsDir() {
-			return usageError{fmt.Errorf("%s is a directory (put stores one file)", o.file)}
+			return usageError{fmt.Errorf("%s is a directory (put -r DIR ALIAS:path stores a tree)", o.file)}
 		}
 		in, size = f, st.Size()
+		mode, mtime = uint32(st.Mode().Perm()), st.ModTime().UnixNano()
 		if name == "" {
 			name = filepath.Base(o.file)
 		}
@@ -90,7 +103,11 @@ func runPut(c *cli.Context, o putOptions) error {
 	}
 	defer s.Close()
 	bar := newProgress(size, "put")
-	res, err := s.Put(c.Context, in, size, api.PutOptions{Shards: o.shards, RandomKey: o.randomKey, Name: name, AllowFewerPeers: o.allowFew}, barSetter(bar))
+	po := api.PutOptions{Shards: o.shards, RandomKey: o.randomKey, Name: name, AllowFewerPeers: o.allowFew}
+	if o.dest != "" {
+		po.Path, po.Mode, po.MTime = o.dest, mode, mtime
+	}
+	res, err := s.Put(c.Context, in, size, po, barSetter(bar))
 	finish(bar)
 	if err != nil {
 		return err
@@ -101,6 +118,8 @@ func runPut(c *cli.Context, o putOptions) error {
 	if o.json {
 		return json.NewEncoder(c.App.Writer).Encode(res)
 	}
-	fmt.Fprintln(c.App.Writer, res.Cap)
+	if res.Cap != "" {
+		fmt.Fprintln(c.App.Writer, res.Cap)
+	}
 	return nil
 }

@@ -40,6 +40,9 @@ type roguePeer struct {
 	// blocks it was given, by CID key
 	blocks map[string][]byte
 	serve  func(c cid.Cid, data []byte) []byte
+	// record answers RECORD_PUT and RECORD_GET with a RECORD payload
+	// (status ‖ record); nil: keeps none, refuses puts.
+	record func(t shard.Type, payload []byte) []byte
 }
 
 // newRogue starts a rogue peer connected to every node of st, and returns
@@ -97,6 +100,18 @@ func (r *roguePeer) handle(st network.Stream) {
 			shard.WriteFrame(bw, shard.TypeOK)
 		case shard.TypeSync:
 			shard.WriteFrame(bw, shard.TypeOK)
+		case shard.TypeRecordPut, shard.TypeRecordGet:
+			r.mu.Lock()
+			answer := r.record
+			r.mu.Unlock()
+			switch {
+			case answer != nil:
+				shard.WriteFrame(bw, shard.TypeRecord, answer(f.Type, f.Payload))
+			case f.Type == shard.TypeRecordGet:
+				shard.WriteFrame(bw, shard.TypeRecord, []byte{shard.RecordNone})
+			default:
+				shard.WriteFrame(bw, shard.TypeError, shard.ErrorParts(shard.CodeRefused, "")...)
+			}
 		case shard.TypeFetch, shard.TypeHas:
 			raw, _ := shard.ParseCID(f.Payload)
 			r.mu.Lock()

@@ -8,11 +8,13 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/umbra-store/umbra/dht"
 	"github.com/umbra-store/umbra/internal/api"
 	"github.com/umbra-store/umbra/internal/config"
+	"github.com/umbra-store/umbra/internal/dirs"
 	"github.com/umbra-store/umbra/internal/engine"
+	"github.com/umbra-store/umbra/internal/network"
 	"github.com/umbra-store/umbra/internal/node"
-	"github.com/umbra-store/umbra/keyring"
 )
 
 // store is what put and get talk to: the node's daemon through its API, or
@@ -26,6 +28,20 @@ type store interface {
 	// Get writes the file to w, calling progress with the bytes written.
 	Get(ctx context.Context, capText string, w io.Writer, progress func(int64)) error
 	Close() error
+	folders
+}
+
+// folders are the folder operations (internal/dirs; paths ALIAS:a/b or
+// CAP/a/b).
+type folders interface {
+	Mkdir(ctx context.Context, path string, parents bool) (string, error)
+	List(ctx context.Context, path string) ([]dirs.Entry, error)
+	Remove(ctx context.Context, path string, recursive bool) error
+	Move(ctx context.Context, from, to string) error
+	Link(ctx context.Context, capText, path string) error
+	Share(ctx context.Context, path, as string) (string, error)
+	PutTree(ctx context.Context, dir *os.File, path string, progress func(bytes, files int64)) (dirs.TreeResult, error)
+	GetTree(ctx context.Context, path string, dir *os.File, force bool, progress func(bytes, files int64)) (dirs.TreeResult, error)
 }
 
 // openStore opens the store of the node at --path: through its daemon, or
@@ -36,7 +52,8 @@ func openStore(c *cli.Context) (store, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &offlineStore{n: n, eng: engine.New(n.Store, n.Keys.Secrets, engine.WithLogger(logger(c)))}, nil
+		return newOfflineStore(c, n)
+
 	}
 	cl, err := api.Dial(c.String("path"))
 	if err != nil {
@@ -45,11 +62,30 @@ func openStore(c *cli.Context) (store, error) {
 	return daemonStore{cl}, nil
 }
 
+// newOfflineStore is the node directory n, opened by this process; its
+// folders' records are kept in its own store (it is their one holder).
+func newOfflineStore(c *cli.Context, n *node.Node) (store, error) {
+	eng := engine.New(n.Store, n.Keys.Secrets, engine.WithLogger(logger(c)))
+	k, m, err := config.ParseShards(n.Config.Put.Shards)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	validity, _, _, err := n.Config.Folders.Durations()
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	recs := network.LocalFolders{K: dht.NewKeeper(n.Store.Datastore())}
+	d := dirs.New(eng, recs, node.OpenAliases(n.Path), dirs.Options{K: k, M: m, Validity: validity, Log: logger(c)})
+	return &offlineStore{n: n, eng: eng, dirs: d}, nil
+}
+
 // daemonStore is the daemon, through its API. A file or pipe is handed to
 // the daemon, which reads or writes it itself (one copy fewer); a terminal
 // stays with this process: the daemon must not read what the user types
 // after a cancelled put, nor block on a terminal the user paused.
-type daemonStore struct{ cl *api.Client }
+type daemonStore struct{ *api.Client }
 
 func handOver(x any) (*os.File, bool) {
 	f, ok := x.(*os.File)
@@ -58,34 +94,35 @@ func handOver(x any) (*os.File, bool) {
 
 func (d daemonStore) Put(ctx context.Context, in io.Reader, _ int64, o api.PutOptions, progress func(int64)) (api.PutResult, error) {
 	if f, ok := handOver(in); ok {
-		return d.cl.PutFile(ctx, f, o, progress)
+		return d.Client.PutFile(ctx, f, o, progress)
 	}
 	if progress != nil {
 		in = io.TeeReader(in, &counter{progress: progress})
 	}
-	return d.cl.Put(ctx, in, o)
+	return d.Client.Put(ctx, in, o)
 }
 
 func (d daemonStore) Stat(ctx context.Context, capText string) (api.Stat, error) {
-	return d.cl.Stat(ctx, capText)
+	return d.Client.Stat(ctx, capText)
 }
 
 func (d daemonStore) Get(ctx context.Context, capText string, w io.Writer, progress func(int64)) error {
 	if f, ok := handOver(w); ok {
-		return d.cl.GetTo(ctx, capText, f, progress)
+		return d.Client.GetTo(ctx, capText, f, progress)
 	}
 	if progress != nil {
 		w = io.MultiWriter(w, &counter{progress: progress})
 	}
-	return d.cl.Get(ctx, capText, w)
+	return d.Client.Get(ctx, capText, w)
 }
 
 func (daemonStore) Close() error { return nil }
 
 // offlineStore is the node directory, opened by this process.
 type offlineStore struct {
-	n   *node.Node
-	eng *engine.Engine
+	n    *node.Node
+	eng  *engine.Engine
+	dirs *dirs.Service
 }
 
 func (s *offlineStore) Put(ctx context.Context, in io.Reader, _ int64, o api.PutOptions, progress func(int64)) (api.PutResult, error) {
@@ -97,7 +134,12 @@ func (s *offlineStore) Put(ctx context.Context, in io.Reader, _ int64, o api.Put
 	if err != nil {
 		return api.PutResult{}, usageError{err}
 	}
-	res, err := s.eng.Put(ctx, in, engine.PutOptions{K: k, M: m, RandomKey: o.RandomKey, Name: o.Name, Progress: progress})
+	eo := engine.PutOptions{K: k, M: m, RandomKey: o.RandomKey, Name: o.Name, Progress: progress}
+	if o.Path != "" {
+		e, err := s.dirs.PutFile(ctx, in, o.Path, o.Name, dirs.FileMeta{Mode: o.Mode, MTime: o.MTime}, eo)
+		return api.PutResult{Size: e.Size, Entry: &e}, err
+	}
+	res, err := s.eng.Put(ctx, in, eo)
 	if err != nil {
 		return api.PutResult{}, err
 	}
@@ -105,26 +147,36 @@ func (s *offlineStore) Put(ctx context.Context, in io.Reader, _ int64, o api.Put
 }
 
 func (s *offlineStore) Stat(ctx context.Context, capText string) (api.Stat, error) {
-	rc, err := keyring.ParseReadCap(capText)
+	f, err := s.dirs.OpenFile(ctx, capText)
 	if err != nil {
 		return api.Stat{}, err
 	}
-	info, err := s.eng.Stat(ctx, rc)
+	if f.Cap == nil {
+		return api.Stat{Size: uint64(len(f.Inline)), Name: f.Name}, nil
+	}
+	info, err := s.eng.Stat(ctx, *f.Cap)
 	if err != nil {
 		return api.Stat{}, err
+	}
+	if info.Name == "" {
+		info.Name = f.Name
 	}
 	return api.Stat{Size: info.Size, Name: info.Name, K: info.K, M: info.M}, nil
 }
 
 func (s *offlineStore) Get(ctx context.Context, capText string, w io.Writer, progress func(int64)) error {
-	rc, err := keyring.ParseReadCap(capText)
+	f, err := s.dirs.OpenFile(ctx, capText)
 	if err != nil {
 		return err
 	}
 	if progress != nil {
 		w = io.MultiWriter(w, &counter{progress: progress})
 	}
-	return s.eng.Get(ctx, rc, w)
+	if f.Cap == nil {
+		_, err := w.Write(f.Inline)
+		return err
+	}
+	return s.eng.Get(ctx, *f.Cap, w)
 }
 
 func (s *offlineStore) Close() error { return s.n.Close() }

@@ -13,7 +13,10 @@
 // write (Upgrade: umbra-fd/1, see FDUpgrade and docs/protocol.md).
 package api
 
-import "github.com/umbra-store/umbra/internal/kind"
+import (
+	"github.com/umbra-store/umbra/internal/dirs"
+	"github.com/umbra-store/umbra/internal/kind"
+)
 
 // SocketName is the API socket's name inside the node directory.
 const SocketName = "api.sock"
@@ -22,14 +25,20 @@ const SocketName = "api.sock"
 const (
 	CapHeader   = "Umbra-Capability"
 	ErrorHeader = "Umbra-Error"
+	// PathHeader and ToHeader carry folder paths (ALIAS:a/b or CAP/a/b):
+	// in headers, not the URL, as a path may hold a capability.
+	PathHeader = "Umbra-Path"
+	ToHeader   = "Umbra-To"
 )
 
 // PutResult is the answer to a put.
 type PutResult struct {
-	Cap      string   `json:"cap"`
-	Size     uint64   `json:"size"`
-	Chunks   int      `json:"chunks"`
-	Warnings []string `json:"warnings,omitempty"`
+	Cap string `json:"cap,omitempty"` // a file put by itself
+	// Entry is the folder entry of a file put into a folder.
+	Entry    *dirs.Entry `json:"entry,omitempty"`
+	Size     uint64      `json:"size"`
+	Chunks   int         `json:"chunks"`
+	Warnings []string    `json:"warnings,omitempty"`
 }
 
 // Stat describes a file.

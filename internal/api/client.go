@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -83,6 +84,18 @@ type PutOptions struct {
 	RandomKey       bool
 	Name            string
 	AllowFewerPeers bool
+	// Path, if set, is the folder path to store the file at (into it, as
+	// Name, if it is a folder), with Mode and MTime (0: 0644, now).
+	Path  string
+	Mode  uint32
+	MTime int64
+}
+
+func (o PutOptions) header() map[string]string {
+	if o.Path == "" {
+		return nil
+	}
+	return map[string]string{PathHeader: o.Path}
 }
 
 func (o PutOptions) query() string {
@@ -99,12 +112,18 @@ func (o PutOptions) query() string {
 	if o.AllowFewerPeers {
 		q.Set("allow-fewer-peers", "1")
 	}
+	if o.Mode != 0 {
+		q.Set("mode", strconv.FormatUint(uint64(o.Mode), 8))
+	}
+	if o.MTime != 0 {
+		q.Set("mtime", strconv.FormatInt(o.MTime, 10))
+	}
 	return q.Encode()
 }
 
 // Put streams r to the daemon and returns the result.
 func (c *Client) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult, error) {
-	resp, err := c.do(ctx, http.MethodPost, "/v1/put?"+o.query(), nil, io.NopCloser(r))
+	resp, err := c.do(ctx, http.MethodPost, "/v1/put?"+o.query(), o.header(), io.NopCloser(r))
 	if err != nil {
 		return PutResult{}, err
 	}

@@ -43,14 +43,21 @@ const pipeSize = 1 << 20
 // fdLine is one line the daemon sends after the upgrade.
 type fdLine struct {
 	Done   *int64          `json:"done,omitempty"`
+	Files  *int64          `json:"files,omitempty"` // a tree transfer's files done
 	Result json.RawMessage `json:"result,omitempty"`
 	Error  string          `json:"error,omitempty"`
 	Kind   string          `json:"kind,omitempty"`
 }
 
 // fdOp runs an operation on the handed-over file, calling progress with the
-// bytes done so far, and returns the result to send.
-type fdOp func(ctx context.Context, f *os.File, progress func(int64)) (any, error)
+// bytes (and, for a tree, files; else -1) done so far, and returns the
+// result to send.
+type fdOp func(ctx context.Context, f *os.File, progress func(bytes, files int64)) (any, error)
+
+// bytesOnly adapts a progress func to a byte count.
+func bytesOnly(progress func(bytes, files int64)) func(int64) {
+	return func(n int64) { progress(n, -1) }
+}
 
 func wantsFD(r *http.Request) bool { return r.Header.Get("Upgrade") == FDUpgrade }
 
@@ -131,9 +138,10 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, write bool, op 
 // reportProgress sends the bytes done so far every progressEvery, from a
 // goroutine of its own: a client that stops reading (suspended) must not
 // stall the transfer. progress records the count; stop ends the reports.
-func reportProgress(send func(fdLine) error) (progress func(int64), stop func()) {
-	var done atomic.Int64
+func reportProgress(send func(fdLine) error) (progress func(bytes, files int64), stop func()) {
+	var done, files atomic.Int64
 	done.Store(-1)
+	files.Store(-1)
 	quit := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -149,14 +157,18 @@ func reportProgress(send func(fdLine) error) (progress func(int64), stop func())
 			case <-t.C:
 				if n := done.Load(); n != sent {
 					sent = n
-					if send(fdLine{Done: &n}) != nil {
+					l := fdLine{Done: &n}
+					if f := files.Load(); f >= 0 {
+						l.Files = &f
+					}
+					if send(l) != nil {
 						return
 					}
 				}
 			}
 		}
 	}()
-	return func(n int64) { done.Store(n) }, func() { close(quit); wg.Wait() }
+	return func(n, f int64) { files.Store(f); done.Store(n) }, func() { close(quit); wg.Wait() }
 }
 
 // ownPipe gives the daemon a file description of its own for a pipe: the
@@ -234,7 +246,7 @@ func (s *Server) track() bool {
 
 // withFD runs a put or get with f handed to the daemon. result, if not nil,
 // receives the final result.
-func (c *Client) withFD(ctx context.Context, method, path string, hdr map[string]string, f *os.File, progress func(int64), result any) error {
+func (c *Client) withFD(ctx context.Context, method, path string, hdr map[string]string, f *os.File, progress func(bytes, files int64), result any) error {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", c.path)
 	if err != nil {
@@ -285,6 +297,12 @@ func (c *Client) withFD(ctx context.Context, method, path string, hdr map[string
 	if serr != nil {
 		return fail(serr)
 	}
+	return readLines(br, progress, result, fail)
+}
+
+// readLines reads the daemon's JSON lines after a hand-over until the
+// result or an error.
+func readLines(br *bufio.Reader, progress func(bytes, files int64), result any, fail func(error) error) error {
 	for {
 		line, err := br.ReadBytes('\n')
 		if err != nil {
@@ -300,7 +318,11 @@ func (c *Client) withFD(ctx context.Context, method, path string, hdr map[string
 		switch {
 		case l.Done != nil:
 			if progress != nil {
-				progress(*l.Done)
+				files := int64(-1)
+				if l.Files != nil {
+					files = *l.Files
+				}
+				progress(*l.Done, files)
 			}
 		case l.Error != "" || l.Kind != "":
 			return newError(l.Kind, l.Error)
@@ -317,14 +339,22 @@ func (c *Client) withFD(ctx context.Context, method, path string, hdr map[string
 // called with the bytes stored so far.
 func (c *Client) PutFile(ctx context.Context, f *os.File, o PutOptions, progress func(int64)) (PutResult, error) {
 	var res PutResult
-	err := c.withFD(ctx, http.MethodPost, "/v1/put?"+o.query(), nil, f, progress, &res)
+	err := c.withFD(ctx, http.MethodPost, "/v1/put?"+o.query(), o.header(), f, dropFiles(progress), &res)
 	return res, err
+}
+
+// dropFiles adapts a byte-count callback (nil stays nil).
+func dropFiles(progress func(int64)) func(bytes, files int64) {
+	if progress == nil {
+		return nil
+	}
+	return func(n, _ int64) { progress(n) }
 }
 
 // GetTo has the daemon write the file into f itself. progress, if set, is
 // called with the bytes written so far.
 func (c *Client) GetTo(ctx context.Context, capText string, f *os.File, progress func(int64)) error {
-	return c.withFD(ctx, http.MethodGet, "/v1/get", map[string]string{CapHeader: capText}, f, progress, nil)
+	return c.withFD(ctx, http.MethodGet, "/v1/get", map[string]string{CapHeader: capText}, f, dropFiles(progress), nil)
 }
 
 // countingWriter reports the bytes written through it.

@@ -5,15 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/umbra-store/umbra/internal/config"
+	"github.com/umbra-store/umbra/internal/dirs"
 	"github.com/umbra-store/umbra/internal/engine"
 	"github.com/umbra-store/umbra/internal/kind"
 	"github.com/umbra-store/umbra/keyring"
@@ -22,6 +25,7 @@ import (
 // Backend is what the API serves from.
 type Backend interface {
 	Engine() *engine.Engine
+	Dirs() *dirs.Service
 	DefaultShards() string
 	Status(ctx context.Context) (Status, error)
 	Peers(ctx context.Context) []Peer
@@ -69,6 +73,7 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 	mux.HandleFunc("GET /v1/stat", s.stat)
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("GET /v1/peers", s.peers)
+	s.dirRoutes(mux)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
@@ -153,46 +158,101 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 		K: k, M: m, RandomKey: q.Get("random-key") == "1", Name: q.Get("name"),
 		AllowFewerPeers: q.Get("allow-fewer-peers") == "1",
 	}
-	if wantsFD(r) {
-		s.upgrade(w, r, false, func(ctx context.Context, f *os.File, progress func(int64)) (any, error) {
-			opts.Progress = progress
-			res, err := s.b.Engine().Put(ctx, f, opts)
-			if err != nil {
-				return nil, err
-			}
-			return putResult(res), nil
-		})
-		return
-	}
-	res, err := s.b.Engine().Put(r.Context(), r.Body, opts)
+	meta, err := fileMeta(q)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, putResult(res))
+	dest := r.Header.Get(PathHeader)
+	run := func(ctx context.Context, in io.Reader, progress func(int64)) (any, error) {
+		opts.Progress = progress
+		if dest != "" {
+			e, err := s.b.Dirs().PutFile(ctx, in, dest, q.Get("name"), meta, opts)
+			return PutResult{Size: e.Size, Entry: &e}, err
+		}
+		res, err := s.b.Engine().Put(ctx, in, opts)
+		return putResult(res), err
+	}
+	if wantsFD(r) {
+		s.upgrade(w, r, false, func(ctx context.Context, f *os.File, progress func(bytes, files int64)) (any, error) {
+			return run(ctx, f, bytesOnly(progress))
+		})
+		return
+	}
+	res, err := run(r.Context(), r.Body, nil)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, res)
 }
 
 func putResult(res engine.PutResult) PutResult {
 	return PutResult{Cap: res.Cap.Encode(), Size: res.Size, Chunks: res.Chunks, Warnings: res.Warnings}
 }
 
-// statCap reads the request's capability and the file's root, answering the
-// error itself when either fails.
-func (s *Server) statCap(w http.ResponseWriter, r *http.Request) (keyring.ReadCap, engine.FileInfo, bool) {
-	c, err := keyring.ParseReadCap(r.Header.Get(CapHeader))
-	if err == nil {
-		var info engine.FileInfo
-		if info, err = s.b.Engine().Stat(r.Context(), c); err == nil {
-			return c, info, true
-		}
+// fileRef is the file a get or stat names: by capability, or by path
+// (stored inside its folder, or a file of its own).
+type fileRef struct {
+	cap    keyring.ReadCap
+	inline []byte
+	isCap  bool
+	info   engine.FileInfo
+}
+
+// openFile reads the request's capability or path and the file's root,
+// answering the error itself when either fails.
+func (s *Server) openFile(w http.ResponseWriter, r *http.Request) (fileRef, bool) {
+	f, err := s.resolveFile(r.Context(), r.Header.Get(CapHeader))
+	if err != nil {
+		s.fail(w, err)
+		return fileRef{}, false
 	}
-	s.fail(w, err)
-	return keyring.ReadCap{}, engine.FileInfo{}, false
+	return f, true
+}
+
+func (s *Server) resolveFile(ctx context.Context, text string) (fileRef, error) {
+	if strings.HasPrefix(text, "umbra:") && !strings.Contains(text, "/") {
+		c, err := keyring.ParseReadCap(text)
+		if err != nil {
+			return fileRef{}, err
+		}
+		info, err := s.b.Engine().Stat(ctx, c)
+		return fileRef{cap: c, isCap: true, info: info}, err
+	}
+	f, err := s.b.Dirs().OpenFile(ctx, text)
+	if err != nil {
+		return fileRef{}, err
+	}
+	if f.Cap == nil {
+		return fileRef{inline: f.Inline, info: engine.FileInfo{Size: uint64(len(f.Inline)), Name: f.Name}}, nil
+	}
+	info, err := s.b.Engine().Stat(ctx, *f.Cap)
+	if info.Name == "" {
+		info.Name = f.Name
+	}
+	return fileRef{cap: *f.Cap, isCap: true, info: info}, err
+}
+
+// readRange writes length bytes from off (-1: to the end) of f to w.
+func (s *Server) readRange(ctx context.Context, f fileRef, off, length int64, w io.Writer) error {
+	if f.isCap {
+		return s.b.Engine().ReadRange(ctx, f.cap, off, length, w)
+	}
+	if off < 0 || off > int64(len(f.inline)) {
+		return fmt.Errorf("%w: offset %d of a %d-byte file", errRange, off, len(f.inline))
+	}
+	end := int64(len(f.inline))
+	if length >= 0 {
+		end = min(end, off+length)
+	}
+	_, err := w.Write(f.inline[off:end])
+	return err
 }
 
 func (s *Server) stat(w http.ResponseWriter, r *http.Request) {
-	if _, info, ok := s.statCap(w, r); ok {
-		writeJSON(w, Stat{Size: info.Size, Name: info.Name, K: info.K, M: info.M})
+	if f, ok := s.openFile(w, r); ok {
+		writeJSON(w, Stat{Size: f.info.Size, Name: f.info.Name, K: f.info.K, M: f.info.M})
 	}
 }
 
@@ -203,22 +263,22 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	c, info, ok := s.statCap(w, r)
+	f, ok := s.openFile(w, r)
 	if !ok {
 		return
 	}
 	if wantsFD(r) {
-		s.upgrade(w, r, true, func(ctx context.Context, f *os.File, progress func(int64)) (any, error) {
-			return struct{}{}, s.b.Engine().ReadRange(ctx, c, off, length, &countingWriter{w: f, progress: progress})
+		s.upgrade(w, r, true, func(ctx context.Context, fh *os.File, progress func(bytes, files int64)) (any, error) {
+			return struct{}{}, s.readRange(ctx, f, off, length, &countingWriter{w: fh, progress: bytesOnly(progress)})
 		})
 		return
 	}
 	// An error after the first byte can only travel in the trailer.
 	w.Header().Set("Trailer", ErrorHeader)
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Umbra-Size", strconv.FormatUint(info.Size, 10))
+	w.Header().Set("Umbra-Size", strconv.FormatUint(f.info.Size, 10))
 	w.WriteHeader(http.StatusOK)
-	if err := s.b.Engine().ReadRange(r.Context(), c, off, length, w); err != nil {
+	if err := s.readRange(r.Context(), f, off, length, w); err != nil {
 		b, _ := json.Marshal(body(err))
 		w.Header().Set(ErrorHeader, string(b))
 		s.log.Warn("get failed", "err", err)

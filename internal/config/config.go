@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/umbra-store/umbra/erasure"
 )
@@ -25,6 +26,7 @@ type Config struct {
 	Put     Put
 	Network Network
 	Storage Storage
+	Folders Folders
 }
 
 // Network configures the libp2p host. Nothing dials out unless Bootstrap
@@ -52,6 +54,39 @@ type Storage struct {
 	// Accept is "anyone" (default) or "allowlist" (only AcceptPeers).
 	Accept      string
 	AcceptPeers []string
+}
+
+// Folders configures folder records. Durations are Go durations ("36h").
+type Folders struct {
+	// Validity is how long a folder's record stays valid after a change
+	// (each change renews it). Holders keep a record, owner or not, until
+	// then. Default "8760h" (a year).
+	Validity string `json:",omitempty"`
+	// DHTRecordAge is how long DHT peers keep a folder record after it was
+	// put. Default: kad-dht's, "36h". Holders republish kept records every
+	// third of it (at most every 12 h).
+	DHTRecordAge string `json:",omitempty"`
+}
+
+// Durations returns the folder durations, defaults filled in (age 0:
+// kad-dht's).
+func (f Folders) Durations() (validity, age, republish time.Duration, err error) {
+	validity, age = 365*24*time.Hour, 0
+	if f.Validity != "" {
+		if validity, err = time.ParseDuration(f.Validity); err != nil || validity < time.Minute {
+			return 0, 0, 0, fmt.Errorf("config: Folders.Validity %q: a duration of at least 1m", f.Validity)
+		}
+	}
+	if f.DHTRecordAge != "" {
+		if age, err = time.ParseDuration(f.DHTRecordAge); err != nil || age < time.Second {
+			return 0, 0, 0, fmt.Errorf("config: Folders.DHTRecordAge %q: a duration of at least 1s", f.DHTRecordAge)
+		}
+	}
+	republish = 12 * time.Hour
+	if age > 0 {
+		republish = min(republish, age/3)
+	}
+	return validity, age, republish, nil
 }
 
 // Put holds defaults for storing files.
@@ -82,6 +117,9 @@ func (c Config) Validate() error {
 	case "", "anyone", "allowlist":
 	default:
 		return fmt.Errorf("config: Storage.Accept is %q, want \"anyone\" or \"allowlist\"", c.Storage.Accept)
+	}
+	if _, _, _, err := c.Folders.Durations(); err != nil {
+		return err
 	}
 	if c.Storage.MaxBytes < 0 {
 		return fmt.Errorf("config: Storage.MaxBytes is negative")

@@ -7,6 +7,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/umbra-store/umbra/internal/api"
+	"github.com/umbra-store/umbra/internal/dirs"
 	"github.com/umbra-store/umbra/internal/engine"
 	"github.com/umbra-store/umbra/internal/node"
 )
@@ -22,6 +23,7 @@ type backend struct {
 var _ api.Backend = (*backend)(nil)
 
 func (b *backend) Engine() *engine.Engine { return b.g.eng }
+func (b *backend) Dirs() *dirs.Service    { return b.g.dirs }
 func (b *backend) DefaultShards() string  { return b.n.Config.Put.Shards }
 func (b *backend) Working() func()        { return b.procs.begin() }
 

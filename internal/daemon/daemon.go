@@ -20,6 +20,7 @@ import (
 	"github.com/umbra-store/umbra/dht"
 	"github.com/umbra-store/umbra/internal/api"
 	"github.com/umbra-store/umbra/internal/config"
+	"github.com/umbra-store/umbra/internal/dirs"
 	"github.com/umbra-store/umbra/internal/engine"
 	"github.com/umbra-store/umbra/internal/network"
 	"github.com/umbra-store/umbra/internal/node"
@@ -70,6 +71,9 @@ type graph struct {
 	bitswap *bitswap.Bitswap
 	net     *network.Net
 	eng     *engine.Engine
+	dirs    *dirs.Service
+	// republish is how often kept folder records go to the DHT again.
+	republish time.Duration
 }
 
 func (g *graph) close() {
@@ -95,7 +99,13 @@ func build(ctx context.Context, n *node.Node, cfg config.Config, o Options, log 
 	if g.h, err = p2phost.New(p2phost.FromConfig(n.Keys.Identity.Private(), cfg.Network, shardLimit)); err != nil {
 		return nil, err
 	}
-	if g.dht, err = dht.New(ctx, g.h, n.Store.Datastore(), dht.WithLogger(log)); err != nil {
+	validity, age, republish, err := cfg.Folders.Durations()
+	if err != nil {
+		g.close()
+		return nil, err
+	}
+	g.republish = republish
+	if g.dht, err = dht.New(ctx, g.h, n.Store.Datastore(), dht.WithLogger(log), dht.WithRecordAge(age)); err != nil {
 		g.close()
 		return nil, err
 	}
@@ -108,13 +118,16 @@ func build(ctx context.Context, n *node.Node, cfg config.Config, o Options, log 
 	if o.Served != nil {
 		served = o.Served(served)
 	}
-	shard.NewServer(g.h, served, shard.ServerOptions{Accept: accept, Stored: g.dht.AnnounceFrom, Log: log})
+	shard.NewServer(g.h, served, shard.ServerOptions{Accept: accept, Stored: g.dht.AnnounceFrom, Records: g.dht, Log: log})
 	client := shard.NewClient(g.h)
 	g.bitswap = retrieval.NewBitswap(ctx, g.h, g.dht, n.Store)
 	fetch := retrieval.New(g.h, n.Store, client, g.dht, g.bitswap, log)
 	place := placement.Deps{Self: g.h.ID(), Remote: client, Local: n.Store, Ann: g.dht, Log: log}
 	g.net = network.New(g.h, place, fetch)
 	g.eng = engine.New(n.Store, n.Keys.Secrets, engine.WithLogger(log), engine.WithNetwork(g.net))
+	k, m, _ := config.ParseShards(cfg.Put.Shards) // validated
+	folders := network.NewFolders(ctx, g.net, client, g.dht)
+	g.dirs = dirs.New(g.eng, folders, node.OpenAliases(n.Path), dirs.Options{K: k, M: m, Validity: validity, Log: log})
 	return g, nil
 }
 
@@ -177,6 +190,7 @@ func Run(ctx context.Context, o Options) error {
 
 	go bootstrap(ctx, g.h, g.dht, cfg.Network.Bootstrap, log)
 	go g.dht.Reannounce(ctx, reannounceFirst, reannounceEvery, n.Store.AllKeysChan)
+	go g.dht.RepublishFolders(ctx, min(reannounceFirst, g.republish), g.republish)
 
 	info := Info{PID: os.Getpid(), PeerID: g.h.ID().String(), Addrs: addrs(g.h), Socket: sock}
 	if err := writeInfo(filepath.Join(o.Path, InfoFile), info); err != nil {
