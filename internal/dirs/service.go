@@ -50,11 +50,13 @@ const (
 	DefaultValidity = 365 * 24 * time.Hour
 	// maxAttempts bounds a change's tries against other writers.
 	maxAttempts = 64
-	// cacheBytes bounds the decoded snapshots kept (they are immutable).
-	cacheBytes = 128 << 20
+	// cacheBytes bounds the decoded snapshots kept (they are immutable):
+	// the largest snapshot, a folder of 10,000 small files inline, fits.
+	cacheBytes = 64 << 20
 	// inlineBudget: past this many bytes of inline files in one folder,
-	// small files are stored as files of their own.
-	inlineBudget = 16 << 20
+	// small files are stored as files of their own (a snapshot stays under
+	// format.MaxSnapshot with room for 100,000 entries' metadata).
+	inlineBudget = 48 << 20
 )
 
 // Options configure New.
@@ -183,7 +185,7 @@ func (s *Service) readSnapshot(ctx context.Context, c keyring.ReadCap) (*format.
 func (s *Service) remember(root [32]byte, snap *format.Snapshot, size int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.cache[root]; ok || size > cacheBytes/4 {
+	if _, ok := s.cache[root]; ok || size > cacheBytes {
 		return
 	}
 	s.tick++
@@ -202,13 +204,15 @@ func (s *Service) remember(root [32]byte, snap *format.Snapshot, size int) {
 	}
 }
 
-// putSnapshot stores a snapshot and returns its read capability.
-func (s *Service) putSnapshot(ctx context.Context, snap *format.Snapshot) (keyring.ReadCap, error) {
+// putSnapshot stores a snapshot and returns its read capability; the
+// chunks it shares with prior (the version it was made from) are not
+// stored again.
+func (s *Service) putSnapshot(ctx context.Context, snap *format.Snapshot, prior *keyring.ReadCap) (keyring.ReadCap, error) {
 	plain, err := snap.Encode()
 	if err != nil {
 		return keyring.ReadCap{}, err
 	}
-	res, err := s.eng.Put(ctx, bytes.NewReader(plain), engine.PutOptions{K: s.o.K, M: s.o.M})
+	res, err := s.eng.Put(ctx, bytes.NewReader(plain), engine.PutOptions{K: s.o.K, M: s.o.M, Prior: prior})
 	if err != nil {
 		return keyring.ReadCap{}, err
 	}

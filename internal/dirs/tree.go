@@ -2,7 +2,6 @@ package dirs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -21,7 +20,8 @@ import (
 // Tree transfer parallelism.
 const (
 	treeWorkers   = 16 // files stored or fetched at once
-	bigPuts       = 2  // of which files of their own (each put is parallel itself)
+	bigPuts       = 2  // of which files over bigFile (each such put is parallel itself)
+	bigFile       = 4 << 20
 	folderWorkers = 16 // folders published or resolved at once
 )
 
@@ -227,7 +227,7 @@ func (s *Service) storeFiles(ctx context.Context, src *os.Root, files []*localFi
 	var nFiles, nBytes atomic.Int64
 	for _, f := range files {
 		g.Go(func() error {
-			if !f.inline {
+			if f.size > bigFile {
 				select {
 				case big <- struct{}{}:
 				case <-ctx.Done():
@@ -281,7 +281,7 @@ func (s *Service) newDir(ctx context.Context, d *localDir, w keyring.DirWriteCap
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	won, err := s.publish(ctx, w, 1, snap)
+	won, err := s.publish(ctx, w, 1, snap, nil)
 	if err == nil && !won {
 		err = fmt.Errorf("%w: a new folder's first record was refused", ErrConflict)
 	}
@@ -338,145 +338,4 @@ func (s *Service) mergeDir(ctx context.Context, d *localDir, w keyring.DirWriteC
 		atomic.AddInt64(&res.Folders, 1)
 	}
 	return err
-}
-
-// remoteDir is a folder of the tree being fetched.
-type remoteDir struct {
-	rel   string
-	entry *format.DirEntry // nil at the top
-	depth int
-}
-
-type remoteFile struct {
-	rel   string
-	entry format.DirEntry
-}
-
-// GetTree fetches the folder at path into dst: its files and folders,
-// with their names, modes and mtimes. Existing files are not replaced
-// unless force.
-func (s *Service) GetTree(ctx context.Context, p string, dst *os.Root, force bool, progress func(Progress)) (TreeResult, error) {
-	t, err := s.parse(p)
-	if err != nil {
-		return TreeResult{}, err
-	}
-	n, err := s.walk(ctx, t)
-	if err != nil {
-		return TreeResult{}, err
-	}
-	if n.verify != nil {
-		return TreeResult{}, ErrVerifyOnly
-	}
-	if !n.isDir() {
-		return TreeResult{}, fmt.Errorf("%w: %s (get without -r fetches a file)", ErrNotDir, prefix(t.text, t.names))
-	}
-	dirs, files, err := s.listTree(ctx, *n.dir, dst, force)
-	if err != nil {
-		return TreeResult{}, err
-	}
-	res := TreeResult{Folders: int64(len(dirs))}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(treeWorkers)
-	var nFiles, nBytes atomic.Int64
-	for _, f := range files {
-		g.Go(func() error {
-			if err := s.fetchFile(gctx, dst, f, force); err != nil {
-				return fmt.Errorf("%s: %w", f.rel, err)
-			}
-			pr := Progress{Files: nFiles.Add(1), Bytes: nBytes.Add(int64(f.entry.Size))}
-			if progress != nil {
-				progress(pr)
-			}
-			return nil
-		})
-	}
-	err = g.Wait()
-	res.Files, res.Bytes = nFiles.Load(), nBytes.Load()
-	if err != nil {
-		return res, err
-	}
-	// Folders' modes and times last, deepest first: writing into a folder
-	// changes its mtime, and a read-only mode would stop the writes.
-	sort.SliceStable(dirs, func(i, j int) bool { return dirs[i].depth > dirs[j].depth })
-	for _, d := range dirs {
-		if d.entry == nil {
-			continue
-		}
-		if err := dst.Chmod(d.rel, fileMode(d.entry.Mode)); err != nil {
-			return res, err
-		}
-		mt := timeOf(d.entry.MTime)
-		if err := dst.Chtimes(d.rel, mt, mt); err != nil {
-			return res, err
-		}
-	}
-	return res, nil
-}
-
-// listTree resolves every folder under c (folderWorkers at once), makes
-// each in dst, and returns the folders and the files.
-func (s *Service) listTree(ctx context.Context, c keyring.DirReadCap, dst *os.Root, force bool) ([]remoteDir, []remoteFile, error) {
-	var mu sync.Mutex
-	var dirs []remoteDir
-	var files []remoteFile
-	g, gctx := errgroup.WithContext(ctx)
-	sem := make(chan struct{}, folderWorkers)
-	var visit func(c keyring.DirReadCap, d remoteDir) error
-	visit = func(c keyring.DirReadCap, d remoteDir) error {
-		sem <- struct{}{}
-		v, err := s.resolve(gctx, c)
-		<-sem
-		if err != nil {
-			return fmt.Errorf("%s: %w", d.rel, err)
-		}
-		mu.Lock()
-		dirs = append(dirs, d)
-		mu.Unlock()
-		for i := range v.snap.Entries {
-			e := v.snap.Entries[i]
-			rel := path.Join(d.rel, e.Name)
-			if e.Kind != format.EntryDir {
-				mu.Lock()
-				files = append(files, remoteFile{rel: rel, entry: e})
-				mu.Unlock()
-				continue
-			}
-			if err := dst.Mkdir(rel, 0o700); err != nil && !(force && errors.Is(err, fs.ErrExist)) {
-				return err
-			}
-			g.Go(func() error { return visit(e.Dir, remoteDir{rel: rel, entry: &e, depth: d.depth + 1}) })
-		}
-		return nil
-	}
-	g.Go(func() error { return visit(c, remoteDir{rel: "."}) })
-	err := g.Wait()
-	return dirs, files, err
-}
-
-func (s *Service) fetchFile(ctx context.Context, dst *os.Root, f remoteFile, force bool) error {
-	flag := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-	if force {
-		flag = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-	}
-	fh, err := dst.OpenFile(f.rel, flag, 0o600)
-	if err != nil {
-		return err
-	}
-	switch f.entry.Kind {
-	case format.EntryInline:
-		_, err = fh.Write(f.entry.Data)
-	case format.EntryFile:
-		err = s.eng.Get(ctx, f.entry.File, fh)
-	}
-	if cerr := fh.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := dst.Chmod(f.rel, fileMode(f.entry.Mode)); err != nil {
-		return err
-	}
-	mt := timeOf(f.entry.MTime)
-	return dst.Chtimes(f.rel, mt, mt)
 }

@@ -118,7 +118,7 @@ func (s *Service) update(ctx context.Context, w keyring.DirWriteCap, op func(*fo
 		}
 		parent := v.ptr.Snapshot
 		next.Parent = &parent
-		won, err := s.publish(ctx, w, v.rec.Seq()+1, next)
+		won, err := s.publish(ctx, w, v.rec.Seq()+1, next, &parent)
 		if err != nil || won {
 			return err
 		}
@@ -137,8 +137,8 @@ func (s *Service) update(ctx context.Context, w keyring.DirWriteCap, op func(*fo
 
 // publish stores snap and publishes it as folder w's version seq; won is
 // whether a majority of the holders kept it.
-func (s *Service) publish(ctx context.Context, w keyring.DirWriteCap, seq uint64, snap *format.Snapshot) (won bool, err error) {
-	c, err := s.putSnapshot(ctx, snap)
+func (s *Service) publish(ctx context.Context, w keyring.DirWriteCap, seq uint64, snap *format.Snapshot, prior *keyring.ReadCap) (won bool, err error) {
+	c, err := s.putSnapshot(ctx, snap, prior)
 	if err != nil {
 		return false, err
 	}
@@ -159,7 +159,7 @@ func (s *Service) publish(ctx context.Context, w keyring.DirWriteCap, seq uint64
 
 // create publishes the first version of a new folder: empty.
 func (s *Service) create(ctx context.Context, w keyring.DirWriteCap) error {
-	won, err := s.publish(ctx, w, 1, &format.Snapshot{})
+	won, err := s.publish(ctx, w, 1, &format.Snapshot{}, nil)
 	if err == nil && !won {
 		err = fmt.Errorf("%w: a new folder's first record was refused", ErrConflict)
 	}

@@ -25,6 +25,10 @@ type PutOptions struct {
 	// Progress, if set, is called with the number of plaintext bytes
 	// consumed after each chunk is stored.
 	Progress func(n int64)
+	// Prior, if set, is an earlier version of the same data put by this
+	// node (a folder's previous snapshot): its chunks that recur are not
+	// sealed, coded or placed again (priorChunks).
+	Prior *keyring.ReadCap
 }
 
 func (o *PutOptions) shards() (int, int) {
@@ -128,8 +132,12 @@ func (e *Engine) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult,
 		}
 		return chunkIn{buf: buf, data: c.Data}, nil
 	}
+	prior := e.priorFor(ctx, o, k, m)
 	store := func(ctx context.Context, in chunkIn) (placed, error) {
 		defer scratchBufs.put(in.buf)
+		if p, ok := e.reuse(prior, in.data); ok {
+			return p, nil
+		}
 		return e.storeChunk(ctx, coder, in, o.RandomKey, sess)
 	}
 	points := &durability{sess: sess}

@@ -129,7 +129,12 @@ func (s *Snapshot) Remove(name string) bool {
 // Encode returns the snapshot's plaintext (docs/format.md, "Folder
 // snapshot"). The entries must be sorted, unique and valid.
 func (s *Snapshot) Encode() ([]byte, error) {
-	b := []byte{SnapshotVersion, 0}
+	n := 2 + 64 + 4
+	for i := range s.Entries {
+		n += entryLen(&s.Entries[i])
+	}
+	b := make([]byte, 2, min(n, MaxSnapshot+1))
+	b[0] = SnapshotVersion
 	if s.Parent != nil {
 		b[1] = 1
 		root := s.Parent.Root()
@@ -170,6 +175,20 @@ func (e *DirEntry) check() error {
 		return fmt.Errorf("%w: entry kind 0x%02x", ErrSnapshot, byte(e.Kind))
 	}
 	return nil
+}
+
+// entryLen is the encoded length of e.
+func entryLen(e *DirEntry) int {
+	n := 1 + len(e.Name) + 1 + 2 + 8
+	switch e.Kind {
+	case EntryFile:
+		n += 8 + 64
+	case EntryInline:
+		n += 2 + len(e.Data)
+	case EntryDir:
+		n += 64 + 1 + 32
+	}
+	return n
 }
 
 func appendEntry(b []byte, e *DirEntry) []byte {

@@ -73,4 +73,22 @@ func main() {
 	fmt.Printf("  %-28s %8.0f MiB    goal ≤ 200\n", "daemon peak RSS (max of 5)", metric["Network5Nodes1GiB daemon-peak-RSS-MiB"])
 	fmt.Printf("  %-28s %8.0f MB/s   (ceiling: one libp2p TCP stream between two hosts)\n", "raw libp2p stream", raw)
 	fmt.Printf("  %-28s %8.2f / %.2f / %.2f\n", "put, get, get2down / raw", np/raw, ng/raw, ng2/raw)
+	folders(metric)
+}
+
+// folders prints the folder benchmark's figures, if it ran.
+func folders(metric map[string]float64) {
+	m := func(k string) float64 { return metric["Folders5Nodes "+k] }
+	if m("put-r-files/s") == 0 {
+		return
+	}
+	fmt.Println()
+	fmt.Println("umbra folders, 5 daemons on 127.0.0.1, 10,000 files of 4 KiB in one folder, same run (CLI start included)")
+	fmt.Printf("  %-28s %8.0f files/s  goal ≥ 2000 (until durable)\n", "put -r", m("put-r-files/s"))
+	fmt.Printf("  %-28s %8.0f files/s  goal ≥ 3000\n", "get -r, to disk", m("get-r-files/s"))
+	fmt.Printf("  %-28s %8.0f files/s  (umbra without the disk)\n", "get -r, to tmpfs", m("get-r-tmpfs-files/s"))
+	fmt.Printf("  %-28s %8.0f ms       goal < 1000\n", "ls -l, node never read it", m("ls-l-10k-cold-ms"))
+	fmt.Printf("  %-28s %8.0f ms       goal < 300\n", "put one file into it", m("put-into-10k-ms"))
+	fmt.Printf("  %-28s %8.0f ms       goal < 200\n", "resolve 5 folders deep, cold", m("resolve-depth5-cold-ms"))
+	fmt.Printf("  %-28s %8.0f ms\n", "CLI start (alias list)", m("cli-start-ms"))
 }
