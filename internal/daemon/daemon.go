@@ -28,6 +28,7 @@ import (
 	"github.com/umbra-store/umbra/internal/placement"
 	"github.com/umbra-store/umbra/internal/retrieval"
 	"github.com/umbra-store/umbra/internal/shard"
+	"github.com/umbra-store/umbra/keyring"
 )
 
 // InfoFile is written in the node directory while the daemon runs.
@@ -191,6 +192,7 @@ func Run(ctx context.Context, o Options) error {
 	go bootstrap(ctx, g.h, g.dht, cfg.Network.Bootstrap, log)
 	go g.dht.Reannounce(ctx, reannounceFirst, reannounceEvery, n.Store.AllKeysChan)
 	go g.dht.RepublishFolders(ctx, min(reannounceFirst, g.republish), g.republish)
+	go refreshFolders(ctx, g.dirs, node.OpenAliases(n.Path), log)
 
 	info := Info{PID: os.Getpid(), PeerID: g.h.ID().String(), Addrs: addrs(g.h), Socket: sock}
 	if err := writeInfo(filepath.Join(o.Path, InfoFile), info); err != nil {
@@ -219,6 +221,42 @@ func Run(ctx context.Context, o Options) error {
 	}
 	stopNet()
 	return nil
+}
+
+// Folder renewal: the folders this node's aliases can write are looked
+// at first after refreshFirst, then every refreshEvery.
+const (
+	refreshFirst = 2 * time.Minute
+	refreshEvery = 6 * time.Hour
+)
+
+// refreshFolders renews the records of the folders the node's aliases can
+// write before they expire (dirs.Service.Refresh), until ctx ends.
+func refreshFolders(ctx context.Context, d *dirs.Service, aliases *node.Aliases, log *slog.Logger) {
+	t := time.NewTimer(refreshFirst)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		as, err := aliases.List()
+		if err != nil {
+			log.Warn("folder refresh: aliases", "err", err)
+		}
+		for _, a := range as {
+			c, err := keyring.ParseCap(a.Cap)
+			w, ok := c.(keyring.DirWriteCap)
+			if err != nil || !ok {
+				continue
+			}
+			if n, err := d.Refresh(ctx, w); err != nil || n > 0 {
+				log.Info("folder records renewed", "alias", a.Name, "renewed", n, "err", err)
+			}
+		}
+		t.Reset(refreshEvery)
+	}
 }
 
 // bootstrap connects to the bootstrap peers, retrying those that fail for a

@@ -373,3 +373,51 @@ func TestMerge3(t *testing.T) {
 		t.Fatalf("union: %s", got)
 	}
 }
+
+// TestLinkCycle: a folder linked inside itself is refused by get -r, not
+// followed for ever; ls still works.
+func TestLinkCycle(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	c := o.newFolder(t, "h")
+	if _, err := o.svc.Mkdir(ctx, "h:a", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.svc.Link(ctx, c, "h:a/loop"); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, o, "h:a/loop/a/loop/a"); got != "loop/" {
+		t.Fatalf("ls through the loop: %q", got)
+	}
+	droot, _ := os.OpenRoot(t.TempDir())
+	defer droot.Close()
+	if _, err := o.svc.GetTree(ctx, "h:", droot, false, nil); !errors.Is(err, ErrCycle) {
+		t.Fatalf("get -r of a cycle: %v", err)
+	}
+}
+
+// TestRefresh: records with less than half their validity left are renewed
+// (the folder and the writable folders under it), the others left alone.
+func TestRefresh(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	c := o.newFolder(t, "h")
+	if _, err := o.svc.Mkdir(ctx, "h:a/b", true); err != nil {
+		t.Fatal(err)
+	}
+	w, _ := keyring.ParseCap(c)
+	if n, err := o.svc.Refresh(ctx, w.(keyring.DirWriteCap)); n != 0 || err != nil {
+		t.Fatalf("fresh records renewed: %d %v", n, err)
+	}
+	later := New(o.svc.eng, network.LocalFolders{K: o.keeper}, o.aliases, Options{Now: func() time.Time { return time.Now().Add(DefaultValidity * 3 / 4) }})
+	if n, err := later.Refresh(ctx, w.(keyring.DirWriteCap)); n != 3 || err != nil {
+		t.Fatalf("renewed %d of 3: %v", n, err)
+	}
+	rec, _ := o.keeper.Get(ctx, w.(keyring.DirWriteCap).ID())
+	if rec.Expiry().Before(time.Now().Add(DefaultValidity)) {
+		t.Fatal("expiry not pushed back")
+	}
+	if got := names(t, o, "h:a"); got != "b/" {
+		t.Fatalf("content changed by a refresh: %q", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"sort"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umbra-store/umbra/internal/format"
+	"github.com/umbra-store/umbra/internal/kind"
 	"github.com/umbra-store/umbra/keyring"
 )
 
@@ -25,7 +27,19 @@ type remoteDir struct {
 	rel   string
 	entry *format.DirEntry // nil at the top
 	depth int
+	// above are the ids of the folders it is in: a folder linked into
+	// itself or below itself would make the tree endless.
+	above map[[32]byte]bool
 }
+
+// Bounds of a fetched tree: a writer can link folders into one another.
+const (
+	maxTreeDepth   = 256
+	maxTreeEntries = 10_000_000
+)
+
+// ErrCycle: a folder is linked inside itself.
+var ErrCycle = kind.New(kind.Corrupt, "dirs: a folder is linked inside itself")
 
 type remoteFile struct {
 	rel   string
@@ -102,13 +116,25 @@ func (s *Service) listTree(ctx context.Context, c keyring.DirReadCap, dst *os.Ro
 	g, gctx := errgroup.WithContext(ctx)
 	sem := make(chan struct{}, folderWorkers)
 	var visit func(c keyring.DirReadCap, d remoteDir) error
+	var entries atomic.Int64
 	visit = func(c keyring.DirReadCap, d remoteDir) error {
+		if d.above[c.ID()] {
+			return fmt.Errorf("%w: %s", ErrCycle, d.rel)
+		}
+		if d.depth > maxTreeDepth {
+			return fmt.Errorf("%w: %s: more than %d folders deep", ErrBadPath, d.rel, maxTreeDepth)
+		}
 		sem <- struct{}{}
 		v, err := s.resolve(gctx, c)
 		<-sem
 		if err != nil {
 			return fmt.Errorf("%s: %w", d.rel, err)
 		}
+		if entries.Add(int64(len(v.snap.Entries))) > maxTreeEntries {
+			return fmt.Errorf("%w: more than %d entries in the tree", ErrBadPath, maxTreeEntries)
+		}
+		above := maps.Clone(d.above)
+		above[c.ID()] = true
 		mu.Lock()
 		dirs = append(dirs, d)
 		mu.Unlock()
@@ -124,11 +150,11 @@ func (s *Service) listTree(ctx context.Context, c keyring.DirReadCap, dst *os.Ro
 			if err := dst.Mkdir(rel, 0o700); err != nil && !(force && errors.Is(err, fs.ErrExist)) {
 				return err
 			}
-			g.Go(func() error { return visit(e.Dir, remoteDir{rel: rel, entry: &e, depth: d.depth + 1}) })
+			g.Go(func() error { return visit(e.Dir, remoteDir{rel: rel, entry: &e, depth: d.depth + 1, above: above}) })
 		}
 		return nil
 	}
-	g.Go(func() error { return visit(c, remoteDir{rel: "."}) })
+	g.Go(func() error { return visit(c, remoteDir{rel: ".", above: map[[32]byte]bool{}}) })
 	err := g.Wait()
 	return dirs, files, err
 }
