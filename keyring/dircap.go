@@ -185,3 +185,30 @@ func (c DirWriteCap) OpenChild(pub [32]byte, sealed [32]byte) (child DirWriteCap
 	}
 	return child, true
 }
+
+// parentKeyLabel keys the pad that seals a snapshot's parent's read key.
+const parentKeyLabel = "umbra dir parent-key v1"
+
+// SealParent seals the read key of parent, the snapshot a new snapshot of
+// this folder was made from: key XOR HMAC(write key, "umbra dir parent-key
+// v1" ‖ parent root). Only write-capability holders open it (OpenParent);
+// readers cannot walk back to earlier versions.
+func (c DirWriteCap) SealParent(parent ReadCap) [32]byte {
+	pad := c.WriteKey().MAC([]byte(parentKeyLabel), parent.root[:])
+	var out [32]byte
+	for i := range out {
+		out[i] = parent.key.b[i] ^ pad.b[i]
+	}
+	return out
+}
+
+// OpenParent opens a parent's read key sealed by SealParent. A wrong key
+// is found out when the snapshot is opened (its root's key commitment).
+func (c DirWriteCap) OpenParent(root [32]byte, sealed [32]byte) ReadCap {
+	pad := c.WriteKey().MAC([]byte(parentKeyLabel), root[:])
+	var k Key
+	for i := range k.b {
+		k.b[i] = sealed[i] ^ pad.b[i]
+	}
+	return ReadCap{root: root, key: k}
+}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	ds "github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
 
 	"github.com/umbra-store/umbra/blockstore"
@@ -419,5 +420,154 @@ func TestRefresh(t *testing.T) {
 	}
 	if got := names(t, o, "h:a"); got != "b/" {
 		t.Fatalf("content changed by a refresh: %q", got)
+	}
+}
+
+// twoSides are the holders of two halves of a network: apart, a writer
+// reaches its own side's keeper; healed, both.
+type twoSides struct {
+	keepers [2]*dht.Keeper
+	side    int
+	healed  *bool
+}
+
+func (t twoSides) reach() []*dht.Keeper {
+	if *t.healed {
+		return t.keepers[:]
+	}
+	return t.keepers[t.side : t.side+1]
+}
+
+func (t twoSides) Resolve(ctx context.Context, id [32]byte) ([]*format.Record, error) {
+	var out []*format.Record
+	for _, k := range t.reach() {
+		r, err := k.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if r != nil && (len(out) == 0 || !out[0].Equal(r)) {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 2 && out[1].Supersedes(out[0]) {
+		out[0], out[1] = out[1], out[0]
+	}
+	return out, nil
+}
+
+func (t twoSides) Publish(ctx context.Context, rec *format.Record) (network.Published, error) {
+	res := network.Published{}
+	for _, k := range t.reach() {
+		res.Holders++
+		if _, err := k.Offer(ctx, rec.Bytes()); err == nil {
+			res.Accepted++
+		}
+	}
+	return res, nil
+}
+
+// TestPartitionedWritersMerge: two writers apart each win with the holders
+// they see; once healed, the next write keeps both sides' changes (and a
+// removal made on one side stays removed).
+func TestPartitionedWritersMerge(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	c := o.newFolder(t, "f")
+	o.put(t, []byte("base"), "f:base")
+	o.put(t, []byte("gone"), "f:gone")
+	other := dht.NewKeeper(dssync.MutexWrap(ds.NewMapDatastore()))
+	w, _ := keyring.ParseCap(c)
+	rec, _ := o.keeper.Get(ctx, w.(keyring.DirWriteCap).ID())
+	other.Offer(ctx, rec.Bytes())
+	healed := false
+	side := func(i int) *Service {
+		return New(o.svc.eng, twoSides{keepers: [2]*dht.Keeper{o.keeper, other}, side: i, healed: &healed}, o.aliases, Options{})
+	}
+	a, b := side(0), side(1)
+	put := func(s *Service, name string) {
+		if _, err := s.PutFile(ctx, strings.NewReader(name), "f:"+name, "", FileMeta{}, engine.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(a, "one")
+	if err := b.Remove(ctx, "f:gone", false); err != nil {
+		t.Fatal(err)
+	}
+	put(b, "two")
+	put(b, "three")
+	healed = true
+	put(a, "later")
+	es, err := a.List(ctx, "f:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, e.Name)
+	}
+	if strings.Join(got, " ") != "base later one three two" {
+		t.Fatalf("after healing: %v", got)
+	}
+}
+
+// TestParentHiddenFromReaders: a snapshot's parent opens for writers only:
+// a reader cannot walk back to versions before the one it is given.
+func TestParentHiddenFromReaders(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	c := o.newFolder(t, "f")
+	o.put(t, []byte("password=hunter2"), "f:creds.txt")
+	if err := o.svc.Remove(ctx, "f:creds.txt", false); err != nil {
+		t.Fatal(err)
+	}
+	w, _ := keyring.ParseCap(c)
+	wc := w.(keyring.DirWriteCap)
+	rec, _ := o.keeper.Get(ctx, wc.ID())
+	ptr, err := rec.Open(wc.Read())
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := o.svc.readSnapshot(ctx, ptr.Snapshot)
+	if err != nil || snap.Parent == nil {
+		t.Fatalf("no parent: %v", err)
+	}
+	// The sealed key is not the parent's read key; the write key opens it.
+	prev := wc.OpenParent(snap.Parent.Root, snap.Parent.SealedKey)
+	if bytes.Equal(snap.Parent.SealedKey[:], prev.ReadKey().Bytes()) {
+		t.Fatal("parent read key in the clear")
+	}
+	old, err := o.svc.readSnapshot(ctx, prev)
+	if err != nil || len(old.Entries) != 1 {
+		t.Fatalf("writer cannot open the parent: %v", err)
+	}
+	// What a reader holds (the snapshot bytes) opens nothing older.
+	asKey, _ := keyring.KeyFromBytes(snap.Parent.SealedKey[:])
+	if _, err := o.svc.fetchSnapshot(ctx, keyring.NewReadCap(snap.Parent.Root, asKey)); err == nil {
+		t.Fatal("the parent opened with what a reader sees")
+	}
+}
+
+// TestCacheNeedsTheKey: a record naming another folder's snapshot root
+// with a key of its own opens nothing, though that snapshot is cached.
+func TestCacheNeedsTheKey(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	c := o.newFolder(t, "private")
+	o.put(t, []byte("TOP SECRET"), "private:secret.txt")
+	names(t, o, "private:") // cached now
+	w, _ := keyring.ParseCap(c)
+	rec, _ := o.keeper.Get(ctx, w.(keyring.DirWriteCap).ID())
+	ptr, _ := rec.Open(w.(keyring.DirWriteCap).Read())
+	att := keyring.GenerateDirWriteCap()
+	forged := format.SignRecord(att, 7, time.Now().Add(time.Hour), format.Pointer{Snapshot: keyring.NewReadCap(ptr.Snapshot.Root(), keyring.GenerateKey())})
+	if _, err := o.keeper.Offer(ctx, forged); err != nil {
+		t.Fatal(err)
+	}
+	o.aliases["att"] = att.Encode()
+	if es, err := o.svc.List(ctx, "att:"); err == nil {
+		t.Fatalf("another folder's cached snapshot served: %v", es)
+	}
+	if n, _ := o.svc.Refresh(ctx, att); n != 0 {
+		t.Fatal("refresh republished a snapshot it could not open")
 	}
 }

@@ -3,9 +3,7 @@ package dirs
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/umbra-store/umbra/internal/engine"
@@ -75,16 +73,7 @@ type Service struct {
 	aliases Aliases
 	o       Options
 
-	mu    sync.Mutex
-	cache map[[32]byte]*cached
-	used  int
-	tick  uint64
-}
-
-type cached struct {
-	snap *format.Snapshot
-	size int
-	used uint64
+	cache *snapCache
 }
 
 // New returns the folders over eng and recs; aliases may be nil.
@@ -98,7 +87,7 @@ func New(eng *engine.Engine, recs Records, aliases Aliases, o Options) *Service 
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Service{eng: eng, recs: recs, aliases: aliases, o: o, cache: map[[32]byte]*cached{}}
+	return &Service{eng: eng, recs: recs, aliases: aliases, o: o, cache: newSnapCache(cacheBytes)}
 }
 
 // version is a folder as read: the best record, and the snapshot it points
@@ -108,100 +97,6 @@ type version struct {
 	snap   *format.Snapshot
 	ptr    format.Pointer
 	merged bool // snap joins racing versions
-}
-
-// resolve reads the newest version of folder c.
-func (s *Service) resolve(ctx context.Context, c keyring.DirReadCap) (*version, error) {
-	recs, err := s.recs.Resolve(ctx, c.ID())
-	if err != nil {
-		return nil, err
-	}
-	if len(recs) == 0 {
-		return nil, ErrNoFolder
-	}
-	best := recs[0]
-	ptr, err := best.Open(c)
-	if err != nil {
-		return nil, err
-	}
-	snap, err := s.readSnapshot(ctx, ptr.Snapshot)
-	if err != nil {
-		return nil, err
-	}
-	v := &version{rec: best, snap: snap, ptr: ptr}
-	var forks []*format.Snapshot
-	for _, r := range recs[1:] {
-		if r.Seq() != best.Seq() {
-			break
-		}
-		p, err := r.Open(c)
-		if err != nil {
-			continue // signed by the folder, but not openable: skip it
-		}
-		fs, err := s.readSnapshot(ctx, p.Snapshot)
-		if err != nil {
-			s.o.Log.Warn("folder: a racing version is unreadable", "err", err)
-			continue
-		}
-		forks = append(forks, fs)
-	}
-	if len(forks) > 0 {
-		v.snap, v.merged = s.merge(ctx, snap, forks), true
-	}
-	return v, nil
-}
-
-// readSnapshot fetches and decodes a snapshot (from the cache if seen).
-func (s *Service) readSnapshot(ctx context.Context, c keyring.ReadCap) (*format.Snapshot, error) {
-	root := c.Root()
-	s.mu.Lock()
-	if e, ok := s.cache[root]; ok {
-		s.tick++
-		e.used = s.tick
-		s.mu.Unlock()
-		return e.snap, nil
-	}
-	s.mu.Unlock()
-	info, err := s.eng.Stat(ctx, c)
-	if err != nil {
-		return nil, fmt.Errorf("folder snapshot: %w", err)
-	}
-	if info.Size > format.MaxSnapshot {
-		return nil, fmt.Errorf("%w: a snapshot of %d bytes", format.ErrSnapshot, info.Size)
-	}
-	var buf bytes.Buffer
-	buf.Grow(int(info.Size))
-	if err := s.eng.Get(ctx, c, &buf); err != nil {
-		return nil, fmt.Errorf("folder snapshot: %w", err)
-	}
-	snap, err := format.DecodeSnapshot(buf.Bytes())
-	if err != nil {
-		return nil, err
-	}
-	s.remember(root, snap, buf.Len())
-	return snap, nil
-}
-
-func (s *Service) remember(root [32]byte, snap *format.Snapshot, size int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.cache[root]; ok || size > cacheBytes {
-		return
-	}
-	s.tick++
-	s.cache[root] = &cached{snap: snap, size: size, used: s.tick}
-	s.used += size
-	for s.used > cacheBytes {
-		var oldest [32]byte
-		first := true
-		for k, e := range s.cache {
-			if first || e.used < s.cache[oldest].used {
-				oldest, first = k, false
-			}
-		}
-		s.used -= s.cache[oldest].size
-		delete(s.cache, oldest)
-	}
 }
 
 // putSnapshot stores a snapshot and returns its read capability; the
@@ -216,7 +111,7 @@ func (s *Service) putSnapshot(ctx context.Context, snap *format.Snapshot, prior 
 	if err != nil {
 		return keyring.ReadCap{}, err
 	}
-	s.remember(res.Cap.Root(), snap, len(plain))
+	s.cache.put(res.Cap, snap)
 	return res.Cap, nil
 }
 

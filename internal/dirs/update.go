@@ -5,37 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 
 	"github.com/umbra-store/umbra/internal/format"
 	"github.com/umbra-store/umbra/keyring"
 )
-
-// merge joins versions of one seq that writers published at the same
-// time. When they share a parent, each one's changes against it are kept
-// (a three-way merge); otherwise every name any of them has is kept. An
-// entry both changed keeps the later mtime, and a change beats a removal:
-// nothing a writer added is lost.
-func (s *Service) merge(ctx context.Context, best *format.Snapshot, forks []*format.Snapshot) *format.Snapshot {
-	var base *format.Snapshot
-	if best.Parent != nil {
-		same := true
-		for _, f := range forks {
-			same = same && f.Parent != nil && f.Parent.Equal(*best.Parent)
-		}
-		if same {
-			if b, err := s.readSnapshot(ctx, *best.Parent); err == nil {
-				base = b
-			}
-		}
-	}
-	out := best
-	for _, f := range forks {
-		out = merge3(base, out, f)
-	}
-	return out
-}
 
 // merge3 merges a and b against base (nil: none, keep the union).
 func merge3(base, a, b *format.Snapshot) *format.Snapshot {
@@ -101,9 +77,12 @@ var errUnchanged = errors.New("dirs: unchanged")
 // its change; it returns errUnchanged when there is nothing to publish.
 func (s *Service) update(ctx context.Context, w keyring.DirWriteCap, op func(*format.Snapshot) error) error {
 	for attempt := 0; ; attempt++ {
-		v, err := s.resolve(ctx, w.Read())
+		v, err := s.resolveAs(ctx, w.Read(), &w)
 		if err != nil {
 			return err
+		}
+		if v.rec.Seq() == math.MaxUint64 {
+			return fmt.Errorf("%w: the folder's sequence numbers are used up", ErrConflict)
 		}
 		next := clone(v.snap)
 		if err := op(next); err != nil {
@@ -117,7 +96,7 @@ func (s *Service) update(ctx context.Context, w keyring.DirWriteCap, op func(*fo
 			// the race ends.
 		}
 		parent := v.ptr.Snapshot
-		next.Parent = &parent
+		next.Parent = &format.Parent{Root: parent.Root(), SealedKey: w.SealParent(parent)}
 		won, err := s.publish(ctx, w, v.rec.Seq()+1, next, &parent)
 		if err != nil || won {
 			return err

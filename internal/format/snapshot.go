@@ -64,11 +64,20 @@ type DirEntry struct {
 	HasSeed bool
 }
 
+// Parent names a snapshot's parent: its root digest and its read key,
+// sealed.
+type Parent struct {
+	Root      [32]byte
+	SealedKey [32]byte
+}
+
 // Snapshot is a folder's content at one version.
 type Snapshot struct {
 	// Parent is the snapshot this one was made from, if any: a writer that
-	// finds two versions merges them against it.
-	Parent  *keyring.ReadCap
+	// finds two versions merges them against it. Its read key is sealed
+	// for the folder's writers (keyring.DirWriteCap.SealParent): a reader
+	// never walks back to versions before the one it was given.
+	Parent  *Parent
 	Entries []DirEntry // sorted by name (bytes), names unique
 }
 
@@ -137,9 +146,8 @@ func (s *Snapshot) Encode() ([]byte, error) {
 	b[0] = SnapshotVersion
 	if s.Parent != nil {
 		b[1] = 1
-		root := s.Parent.Root()
-		b = append(b, root[:]...)
-		b = append(b, s.Parent.ReadKey().Bytes()...)
+		b = append(b, s.Parent.Root[:]...)
+		b = append(b, s.Parent.SealedKey[:]...)
 	}
 	b = binary.BigEndian.AppendUint32(b, uint32(len(s.Entries)))
 	for i := range s.Entries {
@@ -239,9 +247,7 @@ func DecodeSnapshot(b []byte) (*Snapshot, error) {
 	case flags == 1:
 		root, key := r.take(32), r.take(32)
 		if r.err == nil {
-			k, _ := keyring.KeyFromBytes(key)
-			p := keyring.NewReadCap([32]byte(root), k)
-			s.Parent = &p
+			s.Parent = &Parent{Root: [32]byte(root), SealedKey: [32]byte(key)}
 		}
 	case flags != 0:
 		return nil, fmt.Errorf("%w: flags 0x%02x", ErrSnapshot, flags)

@@ -47,8 +47,8 @@ func TestSnapshotKnownAnswer(t *testing.T) {
 
 func TestSnapshotRoundTrip(t *testing.T) {
 	s := fixedSnapshot()
-	p := fixedPointer().Snapshot
-	s.Parent = &p
+	p := fixedFolder().SealParent(fixedPointer().Snapshot)
+	s.Parent = &Parent{Root: fixedPointer().Snapshot.Root(), SealedKey: p}
 	s.Set(DirEntry{Name: "ro", Kind: EntryDir, Dir: keyring.GenerateDirWriteCap().Read()})
 	s.Set(DirEntry{Name: "é 漢字 ☃", Kind: EntryInline})
 	s.Set(DirEntry{Name: "a.txt", Kind: EntryInline, Size: 3, Data: []byte("new")})
@@ -61,7 +61,8 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	b2, _ := got.Encode()
-	if !bytes.Equal(b, b2) || len(got.Entries) != 5 || got.Parent == nil || !got.Parent.Equal(p) {
+	if !bytes.Equal(b, b2) || len(got.Entries) != 5 || got.Parent == nil || got.Parent.SealedKey != p ||
+		!fixedFolder().OpenParent(got.Parent.Root, got.Parent.SealedKey).Equal(fixedPointer().Snapshot) {
 		t.Fatalf("round trip: %d entries", len(got.Entries))
 	}
 	if i, ok := got.Find("a.txt"); !ok || string(got.Entries[i].Data) != "new" {
