@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
 	dsq "github.com/ipfs/go-datastore/query"
 	record "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/umbra-store/umbra/internal/format"
 	"github.com/umbra-store/umbra/internal/kind"
@@ -26,6 +28,7 @@ func FolderKey(id [32]byte) string { return "/" + FolderNamespace + "/" + string
 var (
 	ErrRecordExpired = kind.New(kind.Corrupt, "dht: folder record expired")
 	ErrRecordKey     = kind.New(kind.Corrupt, "dht: folder record stored under another folder's key")
+	ErrRecordTooLong = kind.New(kind.Corrupt, "dht: folder record valid for more than two years")
 	// ErrStale: a holder keeps a better record than the one offered.
 	ErrStale = kind.New(kind.Conflict, "dht: a newer folder record is kept")
 )
@@ -59,8 +62,15 @@ func (v FolderValidator) Check(key string, value []byte) (*format.Record, error)
 	if r.Expired(v.now()) {
 		return nil, ErrRecordExpired
 	}
+	if r.Expiry().After(v.now().Add(MaxRecordValidity)) {
+		return nil, ErrRecordTooLong
+	}
 	return r, nil
 }
+
+// MaxRecordValidity bounds how far ahead a folder record's expiry may be:
+// a record that never expires would be kept for ever.
+const MaxRecordValidity = 2 * 365 * 24 * time.Hour
 
 // Validate implements record.Validator.
 func (v FolderValidator) Validate(key string, value []byte) error {
@@ -96,15 +106,40 @@ func Better(a, b *format.Record) bool { return a.Supersedes(b) }
 type Keeper struct {
 	store ds.Batching
 	v     FolderValidator
-	mu    sync.Mutex
+	max   int // folders kept at most
+
+	mu      sync.Mutex
+	counted bool
+	n       int            // folders kept
+	perPeer map[string]int // folders each peer brought since start
 }
+
+// Keeper limits: any peer can make folders of its own, for nothing.
+const (
+	// DefaultMaxFolders bounds the folders a keeper keeps records of
+	// (some 400 bytes each on disk, within the DHT's record limit): past
+	// it a record of a new folder is refused, records of folders kept
+	// still renew.
+	DefaultMaxFolders = 100_000
+	// maxFoldersPerPeer bounds the new folders one peer can make a node
+	// keep, from one start of the node to the next.
+	maxFoldersPerPeer = 10_000
+	// maxPeersCounted bounds the peers counted; past it, a peer not yet
+	// counted brings no new folder.
+	maxPeersCounted = 16_384
+)
+
+// ErrTooManyFolders: the keeper or the peer's share of it is full.
+var ErrTooManyFolders = kind.New(kind.Full, "dht: no room for another folder's record")
 
 const keptPrefix = "/umbra-folder/"
 
 // NewKeeper returns a keeper over store (a node without its daemon keeps
 // its own folders' records in it; the DHT's keeper shares its capped
 // datastore).
-func NewKeeper(store ds.Batching) *Keeper { return &Keeper{store: store} }
+func NewKeeper(store ds.Batching) *Keeper {
+	return &Keeper{store: store, max: DefaultMaxFolders, perPeer: map[string]int{}}
+}
 
 func keptKey(id [32]byte) ds.Key { return ds.NewKey(keptPrefix + hex.EncodeToString(id[:])) }
 
@@ -112,18 +147,29 @@ func keptKey(id [32]byte) ds.Key { return ds.NewKey(keptPrefix + hex.EncodeToStr
 // ErrStale, with the kept record, when the kept one has a higher sequence
 // number or the same one with other bytes (a writer that raced and lost).
 func (k *Keeper) Offer(ctx context.Context, raw []byte) (kept []byte, err error) {
-	r, err := format.DecodeRecord(raw)
+	return k.OfferFrom(ctx, "", raw)
+}
+
+// OfferFrom is Offer for a record peer from sent ("": this node), which
+// counts in that peer's share if the folder is new here.
+func (k *Keeper) OfferFrom(ctx context.Context, from string, raw []byte) (kept []byte, err error) {
+	r, err := k.v.Check(FolderKey(keyOf(raw)), raw)
 	if err != nil {
 		return nil, err
-	}
-	if r.Expired(k.v.now()) {
-		return nil, ErrRecordExpired
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if err := k.count(ctx); err != nil {
+		return nil, err
+	}
 	cur, err := k.getLocked(ctx, r.ID())
 	if err != nil {
 		return nil, err
+	}
+	if cur == nil {
+		if err := k.admit(from); err != nil {
+			return nil, err
+		}
 	}
 	if cur != nil {
 		if cur.Equal(r) {
@@ -136,7 +182,57 @@ func (k *Keeper) Offer(ctx context.Context, raw []byte) (kept []byte, err error)
 	if err := k.store.Put(ctx, keptKey(r.ID()), r.Bytes()); err != nil {
 		return nil, err
 	}
+	if cur == nil {
+		k.n++
+		if from != "" {
+			k.perPeer[from]++
+		}
+	}
 	return r.Bytes(), nil
+}
+
+// keyOf is the id a record claims (checked against its key by Check).
+func keyOf(raw []byte) [32]byte {
+	r, err := format.DecodeRecord(raw)
+	if err != nil {
+		return [32]byte{}
+	}
+	return r.ID()
+}
+
+// admit checks there is room for one more folder, from peer from.
+func (k *Keeper) admit(from string) error {
+	if k.n >= k.max {
+		return fmt.Errorf("%w (%d folders kept)", ErrTooManyFolders, k.n)
+	}
+	if from == "" {
+		return nil
+	}
+	n, counted := k.perPeer[from]
+	if n >= maxFoldersPerPeer || (!counted && len(k.perPeer) >= maxPeersCounted) {
+		return fmt.Errorf("%w: this peer's share is used", ErrTooManyFolders)
+	}
+	return nil
+}
+
+// count counts the folders kept, once.
+func (k *Keeper) count(ctx context.Context) error {
+	if k.counted {
+		return nil
+	}
+	res, err := k.store.Query(ctx, dsq.Query{Prefix: keptPrefix, KeysOnly: true})
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	for e := range res.Next() {
+		if e.Error != nil {
+			return e.Error
+		}
+		k.n++
+	}
+	k.counted = true
+	return nil
 }
 
 // Get returns the kept record of folder id, nil if none (or expired).
@@ -157,7 +253,9 @@ func (k *Keeper) getLocked(ctx context.Context, id [32]byte) (*format.Record, er
 	r, err := k.v.Check(FolderKey(id), raw)
 	if err != nil {
 		// Expired, or damaged on disk: forget it.
-		_ = k.store.Delete(ctx, keptKey(id))
+		if k.store.Delete(ctx, keptKey(id)) == nil && k.counted {
+			k.n--
+		}
 		return nil, nil
 	}
 	return r, nil
@@ -188,7 +286,13 @@ func (k *Keeper) All(ctx context.Context) ([]*format.Record, error) {
 // one kept (Keeper.Offer). It returns the record kept afterwards and
 // whether it is raw; an invalid record is an error of kind Corrupt.
 func (d *DHT) KeepFolder(ctx context.Context, raw []byte) (kept []byte, accepted bool, err error) {
-	kept, err = d.keeper.Offer(ctx, raw)
+	return d.KeepFolderFrom(ctx, "", raw)
+}
+
+// KeepFolderFrom is KeepFolder for a record peer from sent: a new folder
+// counts in that peer's share.
+func (d *DHT) KeepFolderFrom(ctx context.Context, from peer.ID, raw []byte) (kept []byte, accepted bool, err error) {
+	kept, err = d.keeper.OfferFrom(ctx, string(from), raw)
 	if errors.Is(err, ErrStale) {
 		return kept, false, nil
 	}

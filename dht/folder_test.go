@@ -150,3 +150,41 @@ func waitRoutingTable(t *testing.T, d *DHT, n int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestKeeperBounded: records valid for ever are refused; one peer's new
+// folders stop at its share, the keeper's at its limit, while kept folders
+// still renew.
+func TestKeeperBounded(t *testing.T) {
+	_, ds := testDHTs(t, 1)
+	d, ctx := ds[0], context.Background()
+	w := keyring.GenerateDirWriteCap()
+	if _, _, err := d.KeepFolder(ctx, testRecord(w, 1, 100*365*24*time.Hour)); !errors.Is(err, ErrRecordTooLong) {
+		t.Fatalf("a record valid for a century: %v", err)
+	}
+	k := d.Keeper()
+	k.max = 5
+	kept := keyring.GenerateDirWriteCap()
+	if _, _, err := d.KeepFolderFrom(ctx, "rogue", testRecord(kept, 1, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		if _, _, err := d.KeepFolderFrom(ctx, "rogue", testRecord(keyring.GenerateDirWriteCap(), 1, time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, err := d.KeepFolderFrom(ctx, "honest", testRecord(keyring.GenerateDirWriteCap(), 1, time.Hour))
+	if !errors.Is(err, ErrTooManyFolders) || kind.Of(err) != kind.Full {
+		t.Fatalf("a folder past the limit: %v", err)
+	}
+	if _, ok, err := d.KeepFolderFrom(ctx, "honest", testRecord(kept, 2, time.Hour)); !ok || err != nil {
+		t.Fatalf("a kept folder's renewal refused: %v", err)
+	}
+	k.max = 1 << 30
+	k.perPeer["rogue"] = maxFoldersPerPeer
+	if _, _, err := d.KeepFolderFrom(ctx, "rogue", testRecord(keyring.GenerateDirWriteCap(), 1, time.Hour)); !errors.Is(err, ErrTooManyFolders) {
+		t.Fatalf("a peer past its share: %v", err)
+	}
+	if _, _, err := d.KeepFolderFrom(ctx, "honest", testRecord(keyring.GenerateDirWriteCap(), 1, time.Hour)); err != nil {
+		t.Fatalf("another peer refused: %v", err)
+	}
+}

@@ -41,7 +41,7 @@ type folders interface {
 	Link(ctx context.Context, capText, path string) error
 	Share(ctx context.Context, path, as string) (string, error)
 	PutTree(ctx context.Context, dir *os.File, path string, progress func(bytes, files int64)) (dirs.TreeResult, error)
-	GetTree(ctx context.Context, path string, dir *os.File, force bool, progress func(bytes, files int64)) (dirs.TreeResult, error)
+	GetTree(ctx context.Context, path string, dir *os.File, o dirs.GetOptions, progress func(bytes, files int64)) (dirs.TreeResult, error)
 }
 
 // openStore opens the store of the node at --path: through its daemon, or

@@ -49,13 +49,13 @@ func (s *offlineStore) PutTree(ctx context.Context, dir *os.File, path string, p
 	return s.dirs.PutTree(ctx, root, path, engine.PutOptions{}, treeCallback(progress))
 }
 
-func (s *offlineStore) GetTree(ctx context.Context, path string, dir *os.File, force bool, progress func(bytes, files int64)) (dirs.TreeResult, error) {
+func (s *offlineStore) GetTree(ctx context.Context, path string, dir *os.File, o dirs.GetOptions, progress func(bytes, files int64)) (dirs.TreeResult, error) {
 	root, err := rootOf(dir)
 	if err != nil {
 		return dirs.TreeResult{}, err
 	}
 	defer root.Close()
-	return s.dirs.GetTree(ctx, path, root, force, treeCallback(progress))
+	return s.dirs.GetTree(ctx, path, root, o, treeCallback(progress))
 }
 
 func treeCallback(progress func(bytes, files int64)) func(dirs.Progress) {

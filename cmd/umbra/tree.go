@@ -113,7 +113,7 @@ func runGetTree(c *cli.Context, o getOptions) error {
 	}
 	defer s.Close()
 	bar := treeBar("", "get")
-	res, err := s.GetTree(c.Context, o.cap, dir, o.force, treeSetter(bar))
+	res, err := s.GetTree(c.Context, o.cap, dir, dirs.GetOptions{Force: o.force, Umask: umask()}, treeSetter(bar))
 	finish(bar)
 	if err != nil {
 		return err

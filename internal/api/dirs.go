@@ -23,7 +23,7 @@ import (
 //	POST /v1/ln                       Umbra-Capability, Umbra-Path
 //	GET  /v1/share?as=read|verify|write  Umbra-Path → {"cap"}
 //	POST /v1/put-tree                 Umbra-Path; a directory handed over (umbra-fd/1)
-//	POST /v1/get-tree?force=1         Umbra-Path; a directory handed over (umbra-fd/1)
+//	POST /v1/get-tree?force=1&umask=022  Umbra-Path; a directory handed over (umbra-fd/1)
 //
 // A put with Umbra-Path (and name, mode, mtime) stores into a folder; a get
 // or stat takes a path in Umbra-Capability.
@@ -142,14 +142,23 @@ func (s *Server) getTree(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, errNeedFD)
 		return
 	}
-	src, force := r.Header.Get(PathHeader), r.URL.Query().Get("force") == "1"
+	src := r.Header.Get(PathHeader)
+	o := dirs.GetOptions{Force: r.URL.Query().Get("force") == "1", Umask: 0o022}
+	if v := r.URL.Query().Get("umask"); v != "" {
+		m, err := strconv.ParseUint(v, 8, 32)
+		if err != nil || m > 0o777 {
+			s.fail(w, kind.New(kind.Usage, fmt.Sprintf("api: umask %q: octal, at most 777", v)))
+			return
+		}
+		o.Umask = uint32(m)
+	}
 	s.upgrade(w, r, true, func(ctx context.Context, f *os.File, progress func(bytes, files int64)) (any, error) {
 		root, err := openRoot(f)
 		if err != nil {
 			return nil, err
 		}
 		defer root.Close()
-		return s.b.Dirs().GetTree(ctx, src, root, force, treeProgress(progress))
+		return s.b.Dirs().GetTree(ctx, src, root, o, treeProgress(progress))
 	})
 }
 
@@ -225,10 +234,10 @@ func (c *Client) PutTree(ctx context.Context, dir *os.File, path string, progres
 }
 
 // GetTree has the daemon write the folder at path into the directory dir.
-func (c *Client) GetTree(ctx context.Context, path string, dir *os.File, force bool, progress func(bytes, files int64)) (dirs.TreeResult, error) {
-	q := ""
-	if force {
-		q = "?force=1"
+func (c *Client) GetTree(ctx context.Context, path string, dir *os.File, o dirs.GetOptions, progress func(bytes, files int64)) (dirs.TreeResult, error) {
+	q := "?umask=" + strconv.FormatUint(uint64(o.Umask), 8)
+	if o.Force {
+		q += "&force=1"
 	}
 	var res dirs.TreeResult
 	err := c.withFD(ctx, http.MethodPost, "/v1/get-tree"+q, map[string]string{PathHeader: path}, dir, progress, &res)

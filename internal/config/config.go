@@ -73,8 +73,8 @@ type Folders struct {
 func (f Folders) Durations() (validity, age, republish time.Duration, err error) {
 	validity, age = 365*24*time.Hour, 0
 	if f.Validity != "" {
-		if validity, err = time.ParseDuration(f.Validity); err != nil || validity < time.Minute {
-			return 0, 0, 0, fmt.Errorf("config: Folders.Validity %q: a duration of at least 1m", f.Validity)
+		if validity, err = time.ParseDuration(f.Validity); err != nil || validity < time.Minute || validity > 17520*time.Hour {
+			return 0, 0, 0, fmt.Errorf("config: Folders.Validity %q: a duration from 1m to 17520h (two years)", f.Validity)
 		}
 	}
 	if f.DHTRecordAge != "" {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -275,7 +276,7 @@ func TestTreeRoundTrip(t *testing.T) {
 	dst := t.TempDir()
 	droot, _ := os.OpenRoot(dst)
 	defer droot.Close()
-	got, err := o.svc.GetTree(ctx, "t:up", droot, false, nil)
+	got, err := o.svc.GetTree(ctx, "t:up", droot, GetOptions{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +302,7 @@ func TestTreeRoundTrip(t *testing.T) {
 		t.Fatalf("empty dir: %v", err)
 	}
 	// Again into the same place: files exist, refused without force.
-	if _, err := o.svc.GetTree(ctx, "t:up", droot, false, nil); err == nil {
+	if _, err := o.svc.GetTree(ctx, "t:up", droot, GetOptions{}, nil); err == nil {
 		t.Fatal("get -r over existing files without force")
 	}
 }
@@ -392,7 +393,7 @@ func TestLinkCycle(t *testing.T) {
 	}
 	droot, _ := os.OpenRoot(t.TempDir())
 	defer droot.Close()
-	if _, err := o.svc.GetTree(ctx, "h:", droot, false, nil); !errors.Is(err, ErrCycle) {
+	if _, err := o.svc.GetTree(ctx, "h:", droot, GetOptions{}, nil); !errors.Is(err, ErrCycle) {
 		t.Fatalf("get -r of a cycle: %v", err)
 	}
 }
@@ -569,5 +570,54 @@ func TestCacheNeedsTheKey(t *testing.T) {
 	}
 	if n, _ := o.svc.Refresh(ctx, att); n != 0 {
 		t.Fatal("refresh republished a snapshot it could not open")
+	}
+}
+
+// TestGetTreeModes: setuid, setgid and sticky bits are never restored, and
+// the umask applies.
+func TestGetTreeModes(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	o.newFolder(t, "m")
+	if _, err := o.svc.PutFile(ctx, strings.NewReader("#!/bin/sh"), "m:tool", "", FileMeta{Mode: 0o6777}, engine.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	droot, _ := os.OpenRoot(dst)
+	defer droot.Close()
+	if _, err := o.svc.GetTree(ctx, "m:", droot, GetOptions{Umask: 0o027}, nil); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(dst, "tool"))
+	if err != nil || st.Mode() != 0o750 {
+		t.Fatalf("mode %v (%v), want 0750 and no special bits", st.Mode(), err)
+	}
+}
+
+// TestGetTreeBounded: a folder linked into many places (no cycle) is
+// counted before anything is made: past the limit, get -r stops.
+func TestGetTreeBounded(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	o.newFolder(t, "a")
+	if _, err := o.svc.Mkdir(ctx, "a:b", false); err != nil {
+		t.Fatal(err)
+	}
+	bc, _ := o.svc.Share(ctx, "a:b", "read")
+	for i := range 20 {
+		if err := o.svc.Link(ctx, bc, fmt.Sprintf("a:b%02d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func(f int) { maxTreeFolders = f }(maxTreeFolders)
+	maxTreeFolders = 10
+	dst := t.TempDir()
+	droot, _ := os.OpenRoot(dst)
+	defer droot.Close()
+	if _, err := o.svc.GetTree(ctx, "a:", droot, GetOptions{}, nil); !errors.Is(err, ErrBadPath) {
+		t.Fatalf("a tree over the folder limit: %v", err)
+	}
+	if ents, _ := os.ReadDir(dst); len(ents) != 0 {
+		t.Fatalf("%d folders made before the limit was found", len(ents))
 	}
 }

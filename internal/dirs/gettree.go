@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"sort"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -33,9 +32,11 @@ type remoteDir struct {
 }
 
 // Bounds of a fetched tree: a writer can link folders into one another.
-const (
+// (Variables: a test lowers them to perform the attack they stop.)
+var (
 	maxTreeDepth   = 256
-	maxTreeEntries = 10_000_000
+	maxTreeEntries = 2_000_000
+	maxTreeFolders = 200_000
 )
 
 // ErrCycle: a folder is linked inside itself.
@@ -46,10 +47,18 @@ type remoteFile struct {
 	entry format.DirEntry
 }
 
+// GetOptions tune GetTree.
+type GetOptions struct {
+	Force bool   // replace existing files
+	Umask uint32 // cleared from every mode, as for any file the user makes
+}
+
 // GetTree fetches the folder at path into dst: its files and folders,
-// with their names, modes and mtimes. Existing files are not replaced
-// unless force.
-func (s *Service) GetTree(ctx context.Context, p string, dst *os.Root, force bool, progress func(Progress)) (TreeResult, error) {
+// with their names, mtimes and permission bits (less the umask; setuid,
+// setgid and sticky are never restored from a folder someone else may
+// have written). Existing files are not replaced unless o.Force.
+func (s *Service) GetTree(ctx context.Context, p string, dst *os.Root, o GetOptions, progress func(Progress)) (TreeResult, error) {
+	force := o.Force
 	t, err := s.parse(p)
 	if err != nil {
 		return TreeResult{}, err
@@ -74,7 +83,7 @@ func (s *Service) GetTree(ctx context.Context, p string, dst *os.Root, force boo
 	var nFiles, nBytes atomic.Int64
 	for _, f := range files {
 		g.Go(func() error {
-			if err := s.fetchFile(gctx, dst, f, force); err != nil {
+			if err := s.fetchFile(gctx, dst, f, o); err != nil {
 				return fmt.Errorf("%s: %w", f.rel, err)
 			}
 			pr := Progress{Files: nFiles.Add(1), Bytes: nBytes.Add(int64(f.entry.Size))}
@@ -96,7 +105,7 @@ func (s *Service) GetTree(ctx context.Context, p string, dst *os.Root, force boo
 		if d.entry == nil {
 			continue
 		}
-		if err := dst.Chmod(d.rel, fileMode(d.entry.Mode)); err != nil {
+		if err := dst.Chmod(d.rel, fileMode(d.entry.Mode, o.Umask)); err != nil {
 			return res, err
 		}
 		mt := timeOf(d.entry.MTime)
@@ -107,61 +116,76 @@ func (s *Service) GetTree(ctx context.Context, p string, dst *os.Root, force boo
 	return res, nil
 }
 
-// listTree resolves every folder under c (folderWorkers at once), makes
-// each in dst, and returns the folders and the files.
+// listTree resolves every folder under c, a level at a time
+// (folderWorkers at once), makes each in dst, and returns the folders and
+// the files. A tree's folders and entries are counted before any is made:
+// a writer can link one folder into many places.
 func (s *Service) listTree(ctx context.Context, c keyring.DirReadCap, dst *os.Root, force bool) ([]remoteDir, []remoteFile, error) {
-	var mu sync.Mutex
+	type pending struct {
+		c keyring.DirReadCap
+		d remoteDir
+	}
+	level := []pending{{c, remoteDir{rel: ".", above: map[[32]byte]bool{}}}}
 	var dirs []remoteDir
 	var files []remoteFile
-	g, gctx := errgroup.WithContext(ctx)
-	sem := make(chan struct{}, folderWorkers)
-	var visit func(c keyring.DirReadCap, d remoteDir) error
-	var entries atomic.Int64
-	visit = func(c keyring.DirReadCap, d remoteDir) error {
-		if d.above[c.ID()] {
-			return fmt.Errorf("%w: %s", ErrCycle, d.rel)
-		}
-		if d.depth > maxTreeDepth {
-			return fmt.Errorf("%w: %s: more than %d folders deep", ErrBadPath, d.rel, maxTreeDepth)
-		}
-		sem <- struct{}{}
-		v, err := s.resolve(gctx, c)
-		<-sem
-		if err != nil {
-			return fmt.Errorf("%s: %w", d.rel, err)
-		}
-		if entries.Add(int64(len(v.snap.Entries))) > maxTreeEntries {
-			return fmt.Errorf("%w: more than %d entries in the tree", ErrBadPath, maxTreeEntries)
-		}
-		above := maps.Clone(d.above)
-		above[c.ID()] = true
-		mu.Lock()
-		dirs = append(dirs, d)
-		mu.Unlock()
-		for i := range v.snap.Entries {
-			e := v.snap.Entries[i]
-			rel := path.Join(d.rel, e.Name)
-			if e.Kind != format.EntryDir {
-				mu.Lock()
-				files = append(files, remoteFile{rel: rel, entry: e})
-				mu.Unlock()
-				continue
+	entries := 0
+	for len(level) > 0 {
+		snaps := make([]*format.Snapshot, len(level))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(folderWorkers)
+		for i, p := range level {
+			if p.d.above[p.c.ID()] {
+				return nil, nil, fmt.Errorf("%w: %s", ErrCycle, p.d.rel)
 			}
-			if err := dst.Mkdir(rel, 0o700); err != nil && !(force && errors.Is(err, fs.ErrExist)) {
-				return err
-			}
-			g.Go(func() error { return visit(e.Dir, remoteDir{rel: rel, entry: &e, depth: d.depth + 1, above: above}) })
+			g.Go(func() error {
+				v, err := s.resolve(gctx, p.c)
+				if err != nil {
+					return fmt.Errorf("%s: %w", p.d.rel, err)
+				}
+				snaps[i] = v.snap
+				return nil
+			})
 		}
-		return nil
+		if err := g.Wait(); err != nil {
+			return nil, nil, err
+		}
+		var next []pending
+		for i, p := range level {
+			dirs = append(dirs, p.d)
+			if entries += len(snaps[i].Entries); entries > maxTreeEntries || len(dirs)+len(next) > maxTreeFolders {
+				return nil, nil, fmt.Errorf("%w: more than %d entries or %d folders in the tree", ErrBadPath, maxTreeEntries, maxTreeFolders)
+			}
+			above := maps.Clone(p.d.above)
+			above[p.c.ID()] = true
+			for j := range snaps[i].Entries {
+				e := snaps[i].Entries[j]
+				rel := path.Join(p.d.rel, e.Name)
+				if e.Kind != format.EntryDir {
+					files = append(files, remoteFile{rel: rel, entry: e})
+					continue
+				}
+				if p.d.depth+1 > maxTreeDepth {
+					return nil, nil, fmt.Errorf("%w: %s: more than %d folders deep", ErrBadPath, rel, maxTreeDepth)
+				}
+				next = append(next, pending{e.Dir, remoteDir{rel: rel, entry: &e, depth: p.d.depth + 1, above: above}})
+			}
+		}
+		if len(dirs)+len(next) > maxTreeFolders {
+			return nil, nil, fmt.Errorf("%w: more than %d folders in the tree", ErrBadPath, maxTreeFolders)
+		}
+		for _, p := range next {
+			if err := dst.Mkdir(p.d.rel, 0o700); err != nil && !(force && errors.Is(err, fs.ErrExist)) {
+				return nil, nil, err
+			}
+		}
+		level = next
 	}
-	g.Go(func() error { return visit(c, remoteDir{rel: ".", above: map[[32]byte]bool{}}) })
-	err := g.Wait()
-	return dirs, files, err
+	return dirs, files, nil
 }
 
-func (s *Service) fetchFile(ctx context.Context, dst *os.Root, f remoteFile, force bool) error {
+func (s *Service) fetchFile(ctx context.Context, dst *os.Root, f remoteFile, o GetOptions) error {
 	flag := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-	if force {
+	if o.Force {
 		flag = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
 	}
 	fh, err := dst.OpenFile(f.rel, flag, 0o600)
@@ -176,7 +200,7 @@ func (s *Service) fetchFile(ctx context.Context, dst *os.Root, f remoteFile, for
 	}
 	// Mode and times through the open file: no second lookup of its name.
 	if err == nil {
-		err = fh.Chmod(fileMode(f.entry.Mode))
+		err = fh.Chmod(fileMode(f.entry.Mode, o.Umask))
 	}
 	if err == nil {
 		err = setTimes(fh, timeOf(f.entry.MTime))

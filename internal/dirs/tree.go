@@ -145,19 +145,9 @@ func modeBits(m fs.FileMode) uint32 {
 	return b
 }
 
-func fileMode(b uint32) fs.FileMode {
-	m := fs.FileMode(b & 0o777)
-	if b&0o4000 != 0 {
-		m |= fs.ModeSetuid
-	}
-	if b&0o2000 != 0 {
-		m |= fs.ModeSetgid
-	}
-	if b&0o1000 != 0 {
-		m |= fs.ModeSticky
-	}
-	return m
-}
+// fileMode is the mode a fetched file or folder gets: its permission
+// bits less umask; never setuid, setgid or sticky.
+func fileMode(b, umask uint32) fs.FileMode { return fs.FileMode(b & 0o777 &^ umask) }
 
 // PutTree stores the tree under src at dest: a new folder there, or, if
 // dest is a folder already, merged into it (files of the same name

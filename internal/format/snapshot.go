@@ -27,6 +27,10 @@ const (
 	// MaxSnapshot bounds a snapshot's plaintext; a reader refuses a larger
 	// one before fetching it.
 	MaxSnapshot = 64 << 20
+	// MaxEntries bounds a folder's entries: a decoded entry takes some
+	// 250 bytes of memory, so a 64 MiB snapshot of tiny entries would
+	// otherwise take 15 times its size.
+	MaxEntries = 100_000
 	// maxMode keeps permission, setuid, setgid and sticky bits.
 	maxMode = 0o7777
 )
@@ -149,6 +153,9 @@ func (s *Snapshot) Encode() ([]byte, error) {
 		b = append(b, s.Parent.Root[:]...)
 		b = append(b, s.Parent.SealedKey[:]...)
 	}
+	if len(s.Entries) > MaxEntries {
+		return nil, fmt.Errorf("%w: %d entries (at most %d in one folder)", ErrSnapshot, len(s.Entries), MaxEntries)
+	}
 	b = binary.BigEndian.AppendUint32(b, uint32(len(s.Entries)))
 	for i := range s.Entries {
 		e := &s.Entries[i]
@@ -256,7 +263,7 @@ func DecodeSnapshot(b []byte) (*Snapshot, error) {
 	if r.err != nil {
 		return nil, fmt.Errorf("%w: truncated header", ErrSnapshot)
 	}
-	if uint64(count)*minEntryLen > uint64(len(r.b)) {
+	if count > MaxEntries || uint64(count)*minEntryLen > uint64(len(r.b)) {
 		return nil, fmt.Errorf("%w: %d entries in %d bytes", ErrSnapshot, count, len(r.b))
 	}
 	s.Entries = make([]DirEntry, count)

@@ -3,6 +3,7 @@ package format
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -110,6 +111,13 @@ func TestSnapshotDecodeStrict(t *testing.T) {
 	dup := &Snapshot{Entries: []DirEntry{{Name: "x", Kind: EntryInline}, {Name: "x", Kind: EntryInline}}}
 	if _, err := dup.Encode(); !errors.Is(err, ErrSnapshot) {
 		t.Errorf("duplicate names encoded: %v", err)
+	}
+	many := &Snapshot{Entries: make([]DirEntry, MaxEntries+1)}
+	for i := range many.Entries {
+		many.Entries[i] = DirEntry{Name: fmt.Sprintf("%07d", i), Kind: EntryInline}
+	}
+	if _, err := many.Encode(); !errors.Is(err, ErrSnapshot) {
+		t.Errorf("over MaxEntries encoded: %v", err)
 	}
 	big := &Snapshot{Entries: []DirEntry{{Name: "x", Kind: EntryInline, Size: MaxInline + 1, Data: make([]byte, MaxInline+1)}}}
 	if _, err := big.Encode(); !errors.Is(err, ErrSnapshot) {

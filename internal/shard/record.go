@@ -24,11 +24,12 @@ const (
 // maxRecord bounds a folder record on the wire (format.RecordSize is 321).
 const maxRecord = 1024
 
-// Records keeps folder records (the DHT's keeper). Keep returns the record
-// kept afterwards, and whether it is the one offered; an invalid record is
-// an error of kind Corrupt.
+// Records keeps folder records (the DHT's keeper). KeepFolderFrom returns
+// the record kept afterwards, and whether it is the one offered; an invalid
+// record is an error of kind Corrupt, no room for a new folder (the node's,
+// or the peer's share of it) of kind Full.
 type Records interface {
-	KeepFolder(ctx context.Context, raw []byte) (kept []byte, accepted bool, err error)
+	KeepFolderFrom(ctx context.Context, from peer.ID, raw []byte) (kept []byte, accepted bool, err error)
 	KeptFolder(ctx context.Context, id [32]byte) ([]byte, error)
 }
 
@@ -41,7 +42,7 @@ func (s *Server) serveRecordPut(ctx context.Context, remote peer.ID, payload []b
 	case s.accept != nil && !s.accept(remote):
 		return writeErr(w, CodeRefused, "this node does not store for you")
 	}
-	kept, accepted, err := s.records.KeepFolder(ctx, payload)
+	kept, accepted, err := s.records.KeepFolderFrom(ctx, remote, payload)
 	if err != nil {
 		switch kind.Of(err) {
 		case kind.Corrupt:
