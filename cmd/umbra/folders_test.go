@@ -374,6 +374,21 @@ func TestRogueCannotReplaceFolder(t *testing.T) {
 	if out := mustRunArgs(t, reader.UmbraPath, "ls", "f:"); strings.Join(strings.Fields(out), " ") != "more.txt real.txt" {
 		t.Fatalf("a write with a rogue holder: %q", out)
 	}
+	// A holder that never answers does not hold every resolve and
+	// publish up to its timeout (3 s): a majority's answers are enough.
+	stall := make(chan struct{})
+	defer close(stall)
+	rogue.mu.Lock()
+	rogue.record = func(shard.Type, []byte) []byte { <-stall; return []byte{shard.RecordNone} }
+	rogue.mu.Unlock()
+	start := time.Now()
+	mustRunArgs(t, owner.UmbraPath, "put", writeFile(t, []byte("again")), "f:again.txt")
+	if out := mustRunArgs(t, reader.UmbraPath, "ls", "f:"); !strings.Contains(out, "again.txt") {
+		t.Fatalf("with a stalling holder: %q", out)
+	}
+	if d := time.Since(start); d > 2500*time.Millisecond {
+		t.Fatalf("a put and an ls took %v with one holder stalling", d)
+	}
 }
 
 // TestFolderBadNames: malformed names and paths through a file are clear

@@ -122,7 +122,8 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, write bool, op 
 			b.Kind = kind.BrokenPipe.String() // the reader went away: not the daemon's failure
 		case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		default:
-			s.log.Warn("request failed", "path", r.URL.Path, "err", err)
+			// The kind only: the message may hold a file or folder name.
+			s.log.Warn("request failed", "path", r.URL.Path, "kind", kind.Of(err).String())
 		}
 		_ = send(fdLine{Error: b.Error, Kind: b.Kind})
 		return

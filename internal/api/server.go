@@ -281,7 +281,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	if err := s.readRange(r.Context(), f, off, length, w); err != nil {
 		b, _ := json.Marshal(body(err))
 		w.Header().Set(ErrorHeader, string(b))
-		s.log.Warn("get failed", "err", err)
+		s.log.Warn("get failed", "kind", kind.Of(err).String()) // the message may hold a name
 	}
 }
 

@@ -621,3 +621,22 @@ func TestGetTreeBounded(t *testing.T) {
 		t.Fatalf("%d folders made before the limit was found", len(ents))
 	}
 }
+
+// TestMoveIntoItself: moving a folder into itself, or below, is refused
+// and loses nothing.
+func TestMoveIntoItself(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	o.newFolder(t, "h")
+	if _, err := o.svc.Mkdir(ctx, "h:a/b", true); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{"h:a", "h:a/b", "h:a/b/c"} {
+		if err := o.svc.Move(ctx, "h:a", to); !errors.Is(err, ErrBadPath) {
+			t.Fatalf("mv h:a %s: %v", to, err)
+		}
+	}
+	if got := names(t, o, "h:a"); got != "b/" {
+		t.Fatalf("after refused moves: %q", got)
+	}
+}

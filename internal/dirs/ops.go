@@ -223,6 +223,9 @@ func (s *Service) Move(ctx context.Context, from, to string) error {
 	if src.write == nil || dst.write == nil {
 		return ErrReadOnly
 	}
+	if n.isDir() && dst.inside(n.dir.ID()) {
+		return fmt.Errorf("%w: a folder cannot move into itself", ErrBadPath)
+	}
 	e := *n.entry
 	e.Name = dname
 	if e.Kind == format.EntryDir && e.HasSeed {

@@ -96,6 +96,21 @@ type node struct {
 	file   *keyring.ReadCap // a file of its own
 	inline []byte           // a file inside its folder (entry.Kind == EntryInline)
 	verify keyring.Cap      // a verify capability: nothing can be walked
+	// within are the ids of the folders the path came through.
+	within [][32]byte
+}
+
+// inside reports whether the path to n goes through folder id, or n is it.
+func (n *node) inside(id [32]byte) bool {
+	if n.dir != nil && n.dir.ID() == id {
+		return true
+	}
+	for _, w := range n.within {
+		if w == id {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *node) isDir() bool { return n.dir != nil }
@@ -116,7 +131,7 @@ func rootNode(c keyring.Cap) *node {
 
 // child is the node of entry e in folder n.
 func child(n *node, e *format.DirEntry) *node {
-	c := &node{entry: e}
+	c := &node{entry: e, within: append(append([][32]byte(nil), n.within...), n.dir.ID())}
 	switch e.Kind {
 	case format.EntryDir:
 		r := e.Dir

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -61,22 +60,48 @@ type answer struct {
 	err error
 }
 
-// ask runs fn on every holder at once; the local keeper answers for this
-// node.
+// errNoAnswer marks a holder that had not answered when ask returned.
+var errNoAnswer = errors.New("network: holder did not answer in time")
+
+// ask runs fn on every holder at once (the local keeper answers for this
+// node) and returns once all have answered, or a majority has and a grace
+// of twice the time that took (at least 20 ms) has passed: one holder
+// that never answers must not slow every resolve and publish down to its
+// timeout. Holders that had not answered are marked errNoAnswer.
 func (f *Folders) ask(ctx context.Context, holders []peer.ID, fn func(ctx context.Context, p peer.ID) answer) []answer {
-	out := make([]answer, len(holders))
-	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		i int
+		a answer
+	}
+	results := make(chan result, len(holders)) // stragglers never block
+	start := time.Now()
 	for i, p := range holders {
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			hctx, cancel := context.WithTimeout(ctx, holderTimeout)
-			defer cancel()
-			out[i] = fn(hctx, p)
-			out[i].p = p
+			hctx, hcancel := context.WithTimeout(ctx, holderTimeout)
+			defer hcancel()
+			a := fn(hctx, p)
+			results <- result{i, a}
 		}()
 	}
-	wg.Wait()
+	out := make([]answer, len(holders))
+	for i, p := range holders {
+		out[i] = answer{p: p, err: errNoAnswer}
+	}
+	var grace <-chan time.Time
+	for n := 0; n < len(holders); n++ {
+		select {
+		case r := <-results:
+			r.a.p = holders[r.i]
+			out[r.i] = r.a
+		case <-grace:
+			return out
+		}
+		if grace == nil && 2*(n+1) > len(holders) {
+			grace = time.After(max(2*time.Since(start), 20*time.Millisecond))
+		}
+	}
 	return out
 }
 
