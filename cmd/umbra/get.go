@@ -32,7 +32,8 @@ func getCommand() *cli.Command {
 			"a file of that name is never replaced, and a hidden name (.bashrc) never\n" +
 			"taken, unless --force is given. With -r, fetches the folder at the path\n" +
 			"into the directory -o DIR (new or empty; --force writes into a full one),\n" +
-			"restoring names, modes and modification times.",
+			"restoring names, modification times and permissions (less your umask;\n" +
+			"setuid, setgid and sticky bits are never restored).",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "where to write: `FILE`, or - for standard output"},
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "without -o: take the stored name even for a hidden file, and replace an existing file of that name"},
