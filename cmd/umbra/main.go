@@ -76,6 +76,8 @@ func newApp() *cli.App {
 			lnCommand(),
 			shareCommand(),
 			aliasCommand(),
+			mountCommand(),
+			unmountCommand(),
 			capCommand(),
 			daemonCommand(),
 			statusCommand(),

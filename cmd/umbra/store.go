@@ -36,6 +36,9 @@ type store interface {
 type folders interface {
 	Mkdir(ctx context.Context, path string, parents bool) (string, error)
 	List(ctx context.Context, path string) ([]dirs.Entry, error)
+	ListRefs(ctx context.Context, path string) ([]dirs.Entry, error)
+	Chunks(ctx context.Context, capText string) ([]uint64, error)
+	GetRange(ctx context.Context, capText string, off, length int64, w io.Writer) error
 	Remove(ctx context.Context, path string, recursive bool) error
 	Move(ctx context.Context, from, to string) error
 	Link(ctx context.Context, capText, path string) error

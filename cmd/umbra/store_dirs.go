@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/umbra-store/umbra/internal/dirs"
 	"github.com/umbra-store/umbra/internal/engine"
+	"github.com/umbra-store/umbra/keyring"
 )
 
 // The folder operations of an offlineStore: the daemon's, run here.
@@ -17,6 +19,26 @@ func (s *offlineStore) Mkdir(ctx context.Context, path string, parents bool) (st
 
 func (s *offlineStore) List(ctx context.Context, path string) ([]dirs.Entry, error) {
 	return s.dirs.List(ctx, path)
+}
+
+func (s *offlineStore) ListRefs(ctx context.Context, path string) ([]dirs.Entry, error) {
+	return s.dirs.ListRefs(ctx, path)
+}
+
+func (s *offlineStore) Chunks(ctx context.Context, capText string) ([]uint64, error) {
+	c, err := keyring.ParseReadCap(capText)
+	if err != nil {
+		return nil, err
+	}
+	return s.eng.Chunks(ctx, c)
+}
+
+func (s *offlineStore) GetRange(ctx context.Context, capText string, off, length int64, w io.Writer) error {
+	c, err := keyring.ParseReadCap(capText)
+	if err != nil {
+		return err
+	}
+	return s.eng.ReadRange(ctx, c, off, length, w)
 }
 
 func (s *offlineStore) Remove(ctx context.Context, path string, recursive bool) error {

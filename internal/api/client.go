@@ -31,7 +31,8 @@ func Dial(dir string) (*Client, error) {
 		return nil, fmt.Errorf("%w (%s)", ErrNoDaemon, dir)
 	}
 	c.Close()
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	// Several idle connections: a mount reads chunks in parallel.
+	tr := &http.Transport{MaxIdleConnsPerHost: 32, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", path)
 	}}
@@ -141,7 +142,17 @@ func (c *Client) Stat(ctx context.Context, capText string) (Stat, error) {
 // Get streams the file to w. An error after the first byte is reported from
 // the response trailer.
 func (c *Client) Get(ctx context.Context, capText string, w io.Writer) error {
-	resp, err := c.do(ctx, http.MethodGet, "/v1/get", map[string]string{CapHeader: capText}, nil)
+	return c.GetRange(ctx, capText, 0, -1, w)
+}
+
+// GetRange streams length bytes of the file from off (length -1: to the
+// end) to w.
+func (c *Client) GetRange(ctx context.Context, capText string, off, length int64, w io.Writer) error {
+	path := "/v1/get"
+	if off != 0 || length >= 0 {
+		path += fmt.Sprintf("?offset=%d&length=%d", off, length)
+	}
+	resp, err := c.do(ctx, http.MethodGet, path, map[string]string{CapHeader: capText}, nil)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,25 @@ type Entry struct {
 	Inline bool   `json:"inline,omitempty"`
 	// Writable: a folder whose write capability this path reaches.
 	Writable bool `json:"writable,omitempty"`
+	// With ListRefs only: the entry's capability (a folder's write one if
+	// reached, else its read one; a file's read one), or an inline file's
+	// bytes.
+	Ref  string `json:"ref,omitempty"`
+	Data []byte `json:"data,omitempty"`
+}
+
+// entryRef is an entry's capability text, or its inline bytes.
+func entryRef(n *node, e *format.DirEntry) (string, []byte) {
+	c := child(n, e)
+	switch {
+	case c.write != nil:
+		return c.write.Encode(), nil
+	case c.dir != nil:
+		return c.dir.Encode(), nil
+	case c.file != nil:
+		return c.file.Encode(), nil
+	}
+	return "", append([]byte{}, c.inline...)
 }
 
 func listing(n *node, e *format.DirEntry) Entry {
@@ -107,8 +126,19 @@ func (s *Service) setEntry(ctx context.Context, w keyring.DirWriteCap, e format.
 
 func isNotFound(err error) bool { return err != nil && errors.Is(err, ErrNotFound) }
 
+// ListRefs lists a folder with each entry's capability or inline bytes:
+// what a caller that holds the folder's capability can derive anyway,
+// handed over so that it can address the entries directly (a mount).
+func (s *Service) ListRefs(ctx context.Context, path string) ([]Entry, error) {
+	return s.list(ctx, path, true)
+}
+
 // List lists a folder, or shows a file as a one-entry listing.
 func (s *Service) List(ctx context.Context, path string) ([]Entry, error) {
+	return s.list(ctx, path, false)
+}
+
+func (s *Service) list(ctx context.Context, path string, refs bool) ([]Entry, error) {
 	t, err := s.parse(path)
 	if err != nil {
 		return nil, err
@@ -131,7 +161,11 @@ func (s *Service) List(ctx context.Context, path string) ([]Entry, error) {
 	}
 	out := make([]Entry, len(v.snap.Entries))
 	for i := range v.snap.Entries {
-		out[i] = listing(n, &v.snap.Entries[i])
+		e := &v.snap.Entries[i]
+		out[i] = listing(n, e)
+		if refs {
+			out[i].Ref, out[i].Data = entryRef(n, e)
+		}
 	}
 	return out, nil
 }

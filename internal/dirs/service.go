@@ -30,10 +30,10 @@ type Aliases interface {
 // Errors.
 var (
 	ErrNotFound   = kind.New(kind.NotFound, "dirs: not found")
-	ErrNotDir     = kind.New(kind.Usage, "dirs: not a folder")
-	ErrIsDir      = kind.New(kind.Usage, "dirs: is a folder")
+	ErrNotDir     = kind.New(kind.NotDir, "dirs: not a folder")
+	ErrIsDir      = kind.New(kind.IsDir, "dirs: is a folder")
 	ErrExists     = kind.New(kind.Exists, "dirs: exists")
-	ErrReadOnly   = kind.New(kind.Usage, "dirs: read-only: a folder write capability is needed")
+	ErrReadOnly   = kind.New(kind.ReadOnly, "dirs: read-only: a folder write capability is needed")
 	ErrConflict   = kind.New(kind.Conflict, "dirs: other writers kept winning; try again")
 	ErrNoFolder   = kind.New(kind.NotFound, "dirs: no record of this folder found (no holder or DHT peer keeps one)")
 	ErrBadPath    = kind.New(kind.Usage, "dirs: bad path")

@@ -62,3 +62,24 @@ func TestPutReusesPrior(t *testing.T) {
 		t.Fatal("a prior of other shards was reused")
 	}
 }
+
+func TestChunks(t *testing.T) {
+	ctx := context.Background()
+	e := New(openStore(t), testSecrets(3))
+	data := randstream.Bytes(3, 9<<20)
+	r, err := e.Put(ctx, bytes.NewReader(data), PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sizes, err := e.Chunks(ctx, r.Cap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum uint64
+	for _, s := range sizes {
+		sum += s
+	}
+	if len(sizes) != r.Chunks || sum != uint64(len(data)) {
+		t.Fatalf("%d chunks summing to %d; put made %d of %d bytes", len(sizes), sum, r.Chunks, len(data))
+	}
+}

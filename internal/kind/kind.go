@@ -31,6 +31,9 @@ const (
 	BrokenPipe              // the reader of the output went away
 	Exists                  // a name is taken (mkdir, or put without --force)
 	Conflict                // a newer version won; read again and retry
+	NotDir                  // a path goes through, or names, a file where a folder is needed
+	IsDir                   // a folder where a file is needed
+	ReadOnly                // a change through a read capability
 )
 
 // row is how one kind shows to the outside.
@@ -54,6 +57,9 @@ var table = [...]row{
 	BrokenPipe:  {"broken_pipe", 499, 141}, // 128 + SIGPIPE
 	Exists:      {"exists", http.StatusConflict, 1},
 	Conflict:    {"conflict", http.StatusPreconditionFailed, 1},
+	NotDir:      {"not_folder", http.StatusBadRequest, 2},
+	IsDir:       {"is_folder", http.StatusBadRequest, 2},
+	ReadOnly:    {"read_only", http.StatusForbidden, 2},
 }
 
 func (k Kind) row() row {

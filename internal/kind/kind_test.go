@@ -43,6 +43,7 @@ func TestTable(t *testing.T) {
 		Corrupt: {"corrupt", 422, 4}, FewPeers: {"few_peers", 409, 1}, Full: {"full", 507, 1},
 		Busy: {"busy", 503, 1}, IO: {"io", 500, 1}, Interrupted: {"interrupted", 499, 130},
 		BrokenPipe: {"broken_pipe", 499, 141}, Exists: {"exists", 409, 1}, Conflict: {"conflict", 412, 1},
+		NotDir: {"not_folder", 400, 2}, IsDir: {"is_folder", 400, 2}, ReadOnly: {"read_only", 403, 2},
 	}
 	for k, w := range want {
 		if got := [3]any{k.String(), k.HTTPStatus(), k.ExitCode()}; got != w {

@@ -1,0 +1,219 @@
+package fuse
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/umbra-store/umbra/internal/dirs"
+	"github.com/umbra-store/umbra/internal/kind"
+)
+
+// Options tune a mount; zero fields take the defaults.
+type Options struct {
+	Log *slog.Logger
+	// CacheBytes bounds the decrypted chunks kept. Default 64 MiB.
+	CacheBytes int64
+	// ReadAhead is how many chunks a sequential reader has fetched ahead
+	// of it. Default 4.
+	ReadAhead int
+	// ListTTL is how long a folder's listing is used before it is taken
+	// again. Default 2 s.
+	ListTTL time.Duration
+	// EntryTimeout is how long the kernel keeps names and attributes.
+	// Default 1 s.
+	EntryTimeout time.Duration
+}
+
+// Root is what is mounted: a folder, or a single file (shown in a folder
+// of its own under Name).
+type Root struct {
+	Ref      string
+	IsFolder bool
+	Writable bool
+	Name     string // a file's name in the mount
+	Size     uint64 // a file's size
+}
+
+// Mount is a mounted folder.
+type Mount struct {
+	Dir string
+	srv *fuse.Server
+	m   *mount
+}
+
+// mount is the state every node shares.
+type mount struct {
+	store Store
+	o     Options
+	log   *slog.Logger
+	cache *chunkCache
+	ahead chan struct{} // read-ahead fetches in flight
+	bg    context.Context
+	stop  context.CancelFunc
+	since time.Time
+}
+
+// ErrMounted: the directory is already a live mount.
+var ErrMounted = kind.New(kind.Busy, "fuse: the directory is already mounted")
+
+// New mounts root on dir. As root it mounts directly (no fusermount).
+func New(dir string, st Store, root Root, o Options) (*Mount, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.CacheBytes == 0 {
+		o.CacheBytes = 64 << 20
+	}
+	if o.ReadAhead == 0 {
+		o.ReadAhead = 4
+	}
+	if o.ListTTL == 0 {
+		o.ListTTL = 2 * time.Second
+	}
+	if o.EntryTimeout == 0 {
+		o.EntryTimeout = time.Second
+	}
+	m := &mount{store: st, o: o, log: o.Log, cache: newChunkCache(o.CacheBytes),
+		ahead: make(chan struct{}, o.ReadAhead), since: time.Now()}
+	m.bg, m.stop = context.WithCancel(context.Background())
+	var top fs.InodeEmbedder
+	attr := dirs.Entry{Kind: "folder", Mode: 0o555, MTime: m.since.UnixNano()}
+	if root.Writable {
+		attr.Mode = 0o755
+	}
+	if root.IsFolder {
+		top = &dirNode{m: m, ref: root.Ref, attr: attr}
+	} else {
+		f := dirs.Entry{Name: root.Name, Kind: "file", Ref: root.Ref, Size: root.Size, Mode: 0o444, MTime: m.since.UnixNano()}
+		top = &fileDir{m: m, file: f, attr: attr}
+	}
+	mo := fuse.MountOptions{FsName: "umbra", Name: "umbra", MaxReadAhead: 1 << 20, MaxWrite: 1 << 20,
+		DisableXAttrs: true}
+	if os.Geteuid() == 0 {
+		mo.DirectMount, mo.DirectMountStrict = true, true
+	}
+	if !root.Writable {
+		mo.Options = append(mo.Options, "ro")
+	}
+	srv, err := fs.Mount(dir, top, &fs.Options{MountOptions: mo, EntryTimeout: &o.EntryTimeout,
+		AttrTimeout: &o.EntryTimeout, NegativeTimeout: &o.EntryTimeout})
+	if err != nil {
+		m.stop()
+		return nil, fmt.Errorf("fuse: mount %s: %w", dir, err)
+	}
+	return &Mount{Dir: dir, srv: srv, m: m}, nil
+}
+
+// Unmount unmounts, and waits for the requests in flight.
+func (mt *Mount) Unmount() error {
+	err := mt.srv.Unmount()
+	mt.m.stop()
+	return err
+}
+
+// Wait waits until the mount is unmounted (by Unmount, or from outside).
+func (mt *Mount) Wait() { mt.srv.Wait() }
+
+// node makes the node of entry e, and its file type.
+func (m *mount) node(e dirs.Entry) (fs.InodeEmbedder, uint32) {
+	if e.Kind == "folder" {
+		return &dirNode{m: m, ref: e.Ref, attr: e}, fuse.S_IFDIR
+	}
+	return &fileNode{m: m, e: e}, fuse.S_IFREG
+}
+
+// fill sets the attributes of entry e.
+func (m *mount) fill(e dirs.Entry, a *fuse.Attr) {
+	mt := time.Unix(0, e.MTime)
+	a.Mode = e.Mode & 0o7777
+	if e.Kind == "folder" {
+		a.Mode |= fuse.S_IFDIR
+		a.Nlink = 2
+	} else {
+		a.Mode |= fuse.S_IFREG
+		a.Nlink = 1
+		a.Size = e.Size
+		a.Blocks = (e.Size + 511) / 512
+	}
+	a.SetTimes(&mt, &mt, &mt)
+	a.Blksize = 1 << 20
+}
+
+// ClearStale unmounts dir if a mount process that died left it behind (the
+// kernel answers ENOTCONN for it), and says whether it did. A live mount
+// there is ErrMounted.
+func ClearStale(dir string) (bool, error) {
+	_, err := os.Stat(dir)
+	if errors.Is(err, syscall.ENOTCONN) {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			return false, fmt.Errorf("fuse: clear the stale mount on %s: %w", dir, err)
+		}
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	mounted, err := isMountPoint(dir)
+	if err != nil {
+		return false, err
+	}
+	if mounted {
+		return false, fmt.Errorf("%w: %s", ErrMounted, dir)
+	}
+	return false, nil
+}
+
+// Unmount unmounts dir from outside (umbra unmount): a stale mount is
+// detached.
+func Unmount(dir string) error {
+	if stale, err := ClearStale(dir); stale || (err != nil && !errors.Is(err, ErrMounted)) {
+		return err
+	}
+	if err := unix.Unmount(dir, 0); err != nil {
+		if errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("fuse: %s is not mounted", dir)
+		}
+		return fmt.Errorf("fuse: unmount %s: %w", dir, err)
+	}
+	return nil
+}
+
+// isMountPoint reports whether dir is a mount point (/proc/self/mountinfo).
+func isMountPoint(dir string) (bool, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return false, err
+	}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && unescape(fields[4]) == abs {
+			return true, nil
+		}
+	}
+	return false, sc.Err()
+}
+
+// unescape undoes mountinfo's octal escapes of space, tab, newline and
+// backslash.
+func unescape(s string) string {
+	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
+	return r.Replace(s)
+}

@@ -1,0 +1,62 @@
+package fuse
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"syscall"
+
+	"github.com/umbra-store/umbra/internal/dirs"
+	"github.com/umbra-store/umbra/internal/kind"
+)
+
+// Store is what the filesystem needs of umbra. A ref is a capability's
+// text: a folder's (write or read) or a file's (read).
+type Store interface {
+	// ListRefs lists a folder with each entry's ref, or an inline file's
+	// bytes (dirs.Service.ListRefs).
+	ListRefs(ctx context.Context, folder string) ([]dirs.Entry, error)
+	// Chunks returns the plaintext size of each of a file's chunks.
+	Chunks(ctx context.Context, file string) ([]uint64, error)
+	// GetRange writes length bytes of a file from off to w.
+	GetRange(ctx context.Context, file string, off, length int64, w io.Writer) error
+}
+
+// errno maps an error to the errno the kernel is given: the one place
+// where umbra's errors meet POSIX. An error of no mapped kind is logged
+// and becomes EIO.
+func errno(err error, log *slog.Logger) syscall.Errno {
+	if err == nil {
+		return 0
+	}
+	var e syscall.Errno
+	if errors.As(err, &e) {
+		return e
+	}
+	switch kind.Of(err) {
+	case kind.NotFound:
+		return syscall.ENOENT
+	case kind.Exists:
+		return syscall.EEXIST
+	case kind.NotDir:
+		return syscall.ENOTDIR
+	case kind.IsDir:
+		return syscall.EISDIR
+	case kind.ReadOnly:
+		return syscall.EROFS
+	case kind.Usage:
+		return syscall.EINVAL
+	case kind.Full:
+		return syscall.ENOSPC
+	case kind.Busy, kind.Conflict, kind.FewPeers:
+		return syscall.EAGAIN
+	case kind.Interrupted:
+		return syscall.EINTR
+	}
+	if errors.Is(err, context.Canceled) {
+		return syscall.EINTR
+	}
+	log.Warn("fuse: I/O error", "kind", kind.Of(err).String())
+	return syscall.EIO
+}
