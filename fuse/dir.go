@@ -18,13 +18,24 @@ import (
 // dirNode is a folder of the mount.
 type dirNode struct {
 	fs.Inode
-	m    *mount
-	ref  string
-	attr dirs.Entry // mode and mtime, from the parent's listing
+	m        *mount
+	ref      string
+	writable bool       // ref is the folder's write capability
+	attr     dirs.Entry // mode and mtime, from the parent's listing
 
 	mu      sync.Mutex
 	listed  time.Time
-	entries []dirs.Entry // by name
+	entries []dirs.Entry     // as published, by name
+	pend    map[string]*pend // changes made here, not yet published
+	tick    uint64
+}
+
+// pend is a change to one name of a folder, not yet published.
+type pend struct {
+	removed bool
+	entry   dirs.Entry // an entry to set (a file by Ref or Data, a folder by Ref)
+	file    *fileNode  // a file written here: its entry once uploaded
+	tick    uint64     // the change's number: a publish clears only what it carried
 }
 
 var (
@@ -33,20 +44,44 @@ var (
 	_ = (fs.NodeGetattrer)((*dirNode)(nil))
 )
 
-// list returns the folder's entries, listed afresh after ListTTL.
+// list returns the folder's entries with the changes made here on top;
+// the published listing is taken afresh after ListTTL.
 func (d *dirNode) list(ctx context.Context) ([]dirs.Entry, error) {
 	d.mu.Lock()
+	stale := d.entries == nil || time.Since(d.listed) >= d.m.o.ListTTL
+	d.mu.Unlock()
+	if stale {
+		es, err := d.m.store.ListRefs(ctx, d.ref)
+		if err != nil {
+			return nil, err
+		}
+		sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })
+		d.mu.Lock()
+		d.entries, d.listed = es, time.Now()
+		d.mu.Unlock()
+	}
+	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.entries != nil && time.Since(d.listed) < d.m.o.ListTTL {
+	if len(d.pend) == 0 {
 		return d.entries, nil
 	}
-	es, err := d.m.store.ListRefs(ctx, d.ref)
-	if err != nil {
-		return nil, err
+	out := make([]dirs.Entry, 0, len(d.entries)+len(d.pend))
+	for _, e := range d.entries {
+		if _, changed := d.pend[e.Name]; !changed {
+			out = append(out, e)
+		}
 	}
-	sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })
-	d.entries, d.listed = es, time.Now()
-	return es, nil
+	for name, p := range d.pend {
+		switch {
+		case p.removed:
+		case p.file != nil:
+			out = append(out, p.file.entry(name))
+		default:
+			out = append(out, p.entry)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }
 
 func find(es []dirs.Entry, name string) (dirs.Entry, bool) {
@@ -72,6 +107,14 @@ func ino(folder string, e dirs.Entry) uint64 {
 }
 
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	d.mu.Lock()
+	if p, ok := d.pend[name]; ok && p.file != nil {
+		fn := p.file
+		d.mu.Unlock()
+		d.m.fill(fn.entry(name), &out.Attr)
+		return fn.EmbeddedInode(), 0
+	}
+	d.mu.Unlock()
 	es, err := d.list(ctx)
 	if err != nil {
 		return nil, errno(err, d.m.log)
@@ -80,11 +123,28 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if !ok {
 		return nil, syscall.ENOENT
 	}
-	node, mode := d.m.node(e)
+	if ch := d.GetChild(name); ch != nil && sameNode(ch, e) {
+		d.m.fill(e, &out.Attr)
+		return ch, 0
+	}
+	node, mode := d.m.node(d, e)
 	d.m.fill(e, &out.Attr)
 	out.SetEntryTimeout(d.m.o.EntryTimeout)
 	out.SetAttrTimeout(d.m.o.EntryTimeout)
 	return d.NewInode(ctx, node, fs.StableAttr{Mode: mode, Ino: ino(d.ref, e)}), 0
+}
+
+// sameNode reports whether the inode ch already stands for entry e.
+func sameNode(ch *fs.Inode, e dirs.Entry) bool {
+	switch n := ch.Operations().(type) {
+	case *dirNode:
+		return e.Kind == "folder" && n.ref == e.Ref
+	case *fileNode:
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return e.Kind == "file" && n.stage == nil && n.e.Ref == e.Ref && string(n.e.Data) == string(e.Data)
+	}
+	return false
 }
 
 func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
@@ -94,14 +154,20 @@ func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	}
 	out := make([]fuse.DirEntry, len(es))
 	for i, e := range es {
-		_, mode := d.m.node(e)
+		mode := uint32(fuse.S_IFREG)
+		if e.Kind == "folder" {
+			mode = fuse.S_IFDIR
+		}
 		out[i] = fuse.DirEntry{Name: e.Name, Mode: mode, Ino: ino(d.ref, e)}
 	}
 	return fs.NewListDirStream(out), 0
 }
 
 func (d *dirNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	d.m.fill(d.attr, &out.Attr)
+	d.mu.Lock()
+	a := d.attr
+	d.mu.Unlock()
+	d.m.fill(a, &out.Attr)
 	out.SetTimeout(d.m.o.EntryTimeout)
 	return 0
 }

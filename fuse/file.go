@@ -3,55 +3,250 @@ package fuse
 import (
 	"bytes"
 	"context"
+	"io"
 	"sort"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/umbra-store/umbra/internal/dirs"
+	"github.com/umbra-store/umbra/internal/format"
 )
 
-// fileNode is a file of the mount. Its content never changes.
+// fileNode is a file of the mount: published (by Ref, or inline Data),
+// or being written (its content staged until it is uploaded).
 type fileNode struct {
 	fs.Inode
 	m *mount
-	e dirs.Entry
 
 	mu      sync.Mutex
-	starts  []int64 // each chunk's offset, and the end
-	lastEnd int64   // where the last read ended: the next at it is sequential
+	dir     *dirNode // the folder it is in; nil once unlinked
+	name    string
+	e       dirs.Entry // its published form, mode and mtime
+	starts  []int64    // each chunk's offset, and the end
+	lastEnd int64      // where the last read ended: the next at it is sequential
+
+	stage     *stage // being written: the content is here (and at e.Ref once upGen is gen)
+	gen       uint64 // bumps with each change to the staged content
+	upGen     uint64 // the gen e.Ref holds (uploaded)
+	opens     int    // open file descriptions: the stage stays while any is open
+	uploading chan struct{}
+	upErr     error
 }
 
 var (
 	_ = (fs.NodeOpener)((*fileNode)(nil))
 	_ = (fs.NodeReader)((*fileNode)(nil))
+	_ = (fs.NodeWriter)((*fileNode)(nil))
+	_ = (fs.NodeFlusher)((*fileNode)(nil))
+	_ = (fs.NodeFsyncer)((*fileNode)(nil))
+	_ = (fs.NodeReleaser)((*fileNode)(nil))
 	_ = (fs.NodeGetattrer)((*fileNode)(nil))
+	_ = (fs.NodeSetattrer)((*fileNode)(nil))
 )
 
+// entry is the file's listing now, under name.
+func (f *fileNode) entry(name string) dirs.Entry {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.e
+	e.Name, e.Kind = name, "file"
+	if f.stagedLocked() {
+		e.Size, e.Ref, e.Data = uint64(f.stage.size), "", nil
+	}
+	return e
+}
+
+// stagedLocked reports whether the file has content not yet uploaded.
+func (f *fileNode) stagedLocked() bool { return f.stage != nil && f.upGen != f.gen }
+
 func (f *fileNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	f.m.fill(f.e, &out.Attr)
+	f.mu.Lock()
+	name := f.name
+	f.mu.Unlock()
+	f.m.fill(f.entry(name), &out.Attr)
 	out.SetTimeout(f.m.o.EntryTimeout)
 	return 0
 }
 
-// Open: the content never changes, so the kernel keeps its pages.
+const writeFlags = syscall.O_WRONLY | syscall.O_RDWR | syscall.O_TRUNC | syscall.O_APPEND
+
+// Open: a published file never changes, so the kernel keeps its pages; one
+// opened for writing is staged.
 func (f *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	if flags&(syscall.O_WRONLY|syscall.O_RDWR|syscall.O_TRUNC|syscall.O_APPEND) != 0 {
-		return nil, 0, syscall.EROFS
+	if flags&writeFlags != 0 {
+		if err := f.toStage(ctx, flags&syscall.O_TRUNC != 0); err != 0 {
+			return nil, 0, err
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.opens++
+	if f.stage != nil {
+		return nil, 0, 0
 	}
 	return nil, fuse.FOPEN_KEEP_CACHE, 0
 }
 
+// Release (the last close of an open file description) uploads what was
+// written, and lets the stage go once uploaded and closed everywhere.
+func (f *fileNode) Release(ctx context.Context, _ fs.FileHandle) syscall.Errno {
+	f.mu.Lock()
+	f.opens--
+	if f.opens <= 0 && f.stage != nil && !f.stagedLocked() && f.uploading == nil {
+		f.stage.Close()
+		f.stage, f.starts = nil, nil
+	}
+	f.mu.Unlock()
+	f.startUpload()
+	return 0
+}
+
+// toStage makes the file one being written (its content copied into a
+// stage, unless trunc), and puts it among its folder's changes.
+func (f *fileNode) toStage(ctx context.Context, trunc bool) syscall.Errno {
+	f.mu.Lock()
+	d, name := f.dir, f.name
+	if d == nil || !d.writable {
+		f.mu.Unlock()
+		return syscall.EROFS
+	}
+	if f.stage != nil {
+		var err error
+		if trunc {
+			f.gen++
+			err = f.stage.Truncate(0)
+		}
+		f.mu.Unlock()
+		d.setPend(name, &pend{file: f}) // lock order: a folder before its files
+		return errno(err, f.m.log)
+	}
+	e := f.e
+	f.mu.Unlock()
+	st := newStage(f.m.stageDir)
+	if !trunc {
+		if err := copyInto(ctx, f.m.store, e, st); err != nil {
+			st.Close()
+			return errno(err, f.m.log)
+		}
+	}
+	f.mu.Lock()
+	if f.stage != nil { // another opener won
+		f.mu.Unlock()
+		st.Close()
+		return 0
+	}
+	f.stage, f.starts = st, nil
+	f.gen++
+	f.mu.Unlock()
+	d.setPend(name, &pend{file: f})
+	return 0
+}
+
+// copyInto copies a published file's content into st.
+func copyInto(ctx context.Context, s Store, e dirs.Entry, st *stage) error {
+	if e.Ref == "" {
+		return st.WriteAt(e.Data, 0)
+	}
+	return s.GetRange(ctx, e.Ref, 0, -1, &stageWriter{st: st})
+}
+
+type stageWriter struct {
+	st  *stage
+	off int64
+}
+
+func (w *stageWriter) Write(p []byte) (int, error) {
+	if err := w.st.WriteAt(p, w.off); err != nil {
+		return 0, err
+	}
+	w.off += int64(len(p))
+	return len(p), nil
+}
+
+func (f *fileNode) Write(ctx context.Context, _ fs.FileHandle, data []byte, off int64) (uint32, syscall.Errno) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stage == nil {
+		return 0, syscall.EBADF
+	}
+	if err := f.stage.WriteAt(data, off); err != nil {
+		return 0, errno(err, f.m.log)
+	}
+	f.gen++
+	f.e.MTime = time.Now().UnixNano()
+	return uint32(len(data)), 0
+}
+
+// Flush (each close) starts the upload of what was written.
+func (f *fileNode) Flush(ctx context.Context, _ fs.FileHandle) syscall.Errno {
+	f.startUpload()
+	return 0
+}
+
+// Fsync uploads the file and publishes its folder before it returns.
+func (f *fileNode) Fsync(ctx context.Context, _ fs.FileHandle, _ uint32) syscall.Errno {
+	if err := f.waitUpload(ctx); err != nil {
+		return errno(err, f.m.log)
+	}
+	f.mu.Lock()
+	d := f.dir
+	f.mu.Unlock()
+	if d != nil {
+		return errno(d.flush(ctx, true), f.m.log)
+	}
+	return 0
+}
+
+func (f *fileNode) Setattr(ctx context.Context, _ fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if size, ok := in.GetSize(); ok {
+		if err := f.toStage(ctx, size == 0); err != 0 {
+			return err
+		}
+		f.mu.Lock()
+		err := f.stage.Truncate(int64(size))
+		f.gen++
+		f.mu.Unlock()
+		if err != nil {
+			return errno(err, f.m.log)
+		}
+	}
+	mode, modeOK := in.GetMode()
+	mtime, mtimeOK := in.GetMTime()
+	if modeOK || mtimeOK {
+		f.mu.Lock()
+		d, name, staged := f.dir, f.name, f.stage != nil
+		if d == nil || !d.writable {
+			f.mu.Unlock()
+			return syscall.EROFS
+		}
+		if modeOK {
+			f.e.Mode = mode & 0o7777
+		}
+		if mtimeOK {
+			f.e.MTime = mtime.UnixNano()
+		}
+		e := f.e
+		f.mu.Unlock()
+		if !staged {
+			e.Name, e.Kind = name, "file"
+			d.setPend(name, &pend{entry: e})
+		}
+	}
+	return f.Getattr(ctx, nil, out)
+}
+
 // chunks returns the chunks' offsets, read once.
-func (f *fileNode) chunks(ctx context.Context) ([]int64, error) {
+func (f *fileNode) chunks(ctx context.Context, ref string) ([]int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.starts != nil {
 		return f.starts, nil
 	}
-	sizes, err := f.m.store.Chunks(ctx, f.e.Ref)
+	sizes, err := f.m.store.Chunks(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -63,12 +258,12 @@ func (f *fileNode) chunks(ctx context.Context) ([]int64, error) {
 	return starts, nil
 }
 
-// chunk returns chunk i, from the cache or fetched.
-func (f *fileNode) chunk(ctx context.Context, starts []int64, i int) ([]byte, error) {
-	return f.m.cache.get(ctx, chunkKey{f.e.Ref, i}, func(ctx context.Context) ([]byte, error) {
+// chunk returns chunk i of ref, from the cache or fetched.
+func (f *fileNode) chunk(ctx context.Context, ref string, starts []int64, i int) ([]byte, error) {
+	return f.m.cache.get(ctx, chunkKey{ref, i}, func(ctx context.Context) ([]byte, error) {
 		n := starts[i+1] - starts[i]
 		buf := bytes.NewBuffer(make([]byte, 0, n))
-		if err := f.m.store.GetRange(ctx, f.e.Ref, starts[i], n, buf); err != nil {
+		if err := f.m.store.GetRange(ctx, ref, starts[i], n, buf); err != nil {
 			return nil, err
 		}
 		if int64(buf.Len()) != n {
@@ -79,13 +274,24 @@ func (f *fileNode) chunk(ctx context.Context, starts []int64, i int) ([]byte, er
 }
 
 func (f *fileNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	if f.e.Ref == "" { // inline
-		if off >= int64(len(f.e.Data)) {
+	f.mu.Lock()
+	if f.stage != nil {
+		defer f.mu.Unlock()
+		n, err := f.stage.ReadAt(dest, off)
+		if err != nil && err != io.EOF {
+			return nil, errno(err, f.m.log)
+		}
+		return fuse.ReadResultData(dest[:n]), 0
+	}
+	e := f.e
+	f.mu.Unlock()
+	if e.Ref == "" { // inline
+		if off >= int64(len(e.Data)) {
 			return fuse.ReadResultData(nil), 0
 		}
-		return fuse.ReadResultData(f.e.Data[off:min(int64(len(f.e.Data)), off+int64(len(dest)))]), 0
+		return fuse.ReadResultData(e.Data[off:min(int64(len(e.Data)), off+int64(len(dest)))]), 0
 	}
-	starts, err := f.chunks(ctx)
+	starts, err := f.chunks(ctx, e.Ref)
 	if err != nil {
 		return nil, errno(err, f.m.log)
 	}
@@ -100,11 +306,11 @@ func (f *fileNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off i
 	f.lastEnd = want
 	f.mu.Unlock()
 	if sequential || off == 0 {
-		f.readAhead(starts, i+1)
+		f.readAhead(e.Ref, starts, i+1)
 	}
 	n := 0
 	for pos := off; pos < want; i++ {
-		data, err := f.chunk(ctx, starts, i)
+		data, err := f.chunk(ctx, e.Ref, starts, i)
 		if err != nil {
 			return nil, errno(err, f.m.log)
 		}
@@ -116,9 +322,9 @@ func (f *fileNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off i
 
 // readAhead fetches the chunks from i on, ReadAhead of them, in the
 // background (at most ReadAhead fetches at once for the whole mount).
-func (f *fileNode) readAhead(starts []int64, i int) {
+func (f *fileNode) readAhead(ref string, starts []int64, i int) {
 	for j := i; j < min(i+f.m.o.ReadAhead, len(starts)-1); j++ {
-		if f.m.cache.has(chunkKey{f.e.Ref, j}) {
+		if f.m.cache.has(chunkKey{ref, j}) {
 			continue
 		}
 		select {
@@ -128,7 +334,16 @@ func (f *fileNode) readAhead(starts []int64, i int) {
 		}
 		go func() {
 			defer func() { <-f.m.ahead }()
-			_, _ = f.chunk(f.m.bg, starts, j)
+			_, _ = f.chunk(f.m.bg, ref, starts, j)
 		}()
 	}
 }
+
+// setPlace records the folder and name the file is under (nil: unlinked).
+func (f *fileNode) setPlace(d *dirNode, name string) {
+	f.mu.Lock()
+	f.dir, f.name = d, name
+	f.mu.Unlock()
+}
+
+var _ = format.MaxInline

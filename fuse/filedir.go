@@ -24,7 +24,7 @@ var (
 )
 
 func (d *fileDir) OnAdd(ctx context.Context) {
-	node, mode := d.m.node(d.file)
+	node, mode := d.m.node(&dirNode{m: d.m}, d.file)
 	d.AddChild(d.file.Name, d.NewPersistentInode(ctx, node, fs.StableAttr{Mode: mode, Ino: ino("", d.file)}), false)
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -34,7 +35,16 @@ type Options struct {
 	// EntryTimeout is how long the kernel keeps names and attributes.
 	// Default 1 s.
 	EntryTimeout time.Duration
+	// FlushInterval is how often folders changed here are published.
+	// Default 1 s.
+	FlushInterval time.Duration
+	// StageDir holds the sealed staging files of a read-write mount.
+	// Default: the system's temporary directory.
+	StageDir string
 }
+
+// uploadWorkers is how many files a read-write mount uploads at once.
+const uploadWorkers = 16
 
 // Root is what is mounted: a folder, or a single file (shown in a folder
 // of its own under Name).
@@ -55,7 +65,12 @@ type Mount struct {
 
 // mount is the state every node shares.
 type mount struct {
-	store Store
+	store    Store
+	w        Writer // nil: read-only
+	stageDir string
+	uploads  chan struct{}
+	mu       sync.Mutex
+	dirty    map[*dirNode]bool
 	o     Options
 	log   *slog.Logger
 	cache *chunkCache
@@ -85,8 +100,20 @@ func New(dir string, st Store, root Root, o Options) (*Mount, error) {
 	if o.EntryTimeout == 0 {
 		o.EntryTimeout = time.Second
 	}
+	if o.FlushInterval == 0 {
+		o.FlushInterval = time.Second
+	}
+	if o.StageDir == "" {
+		o.StageDir = os.TempDir()
+	}
 	m := &mount{store: st, o: o, log: o.Log, cache: newChunkCache(o.CacheBytes),
-		ahead: make(chan struct{}, o.ReadAhead), since: time.Now()}
+		ahead: make(chan struct{}, o.ReadAhead), since: time.Now(), stageDir: o.StageDir,
+		uploads: make(chan struct{}, uploadWorkers), dirty: map[*dirNode]bool{}}
+	if w, ok := st.(Writer); ok && root.Writable {
+		m.w = w
+	} else {
+		root.Writable = false
+	}
 	m.bg, m.stop = context.WithCancel(context.Background())
 	var top fs.InodeEmbedder
 	attr := dirs.Entry{Kind: "folder", Mode: 0o555, MTime: m.since.UnixNano()}
@@ -94,7 +121,7 @@ func New(dir string, st Store, root Root, o Options) (*Mount, error) {
 		attr.Mode = 0o755
 	}
 	if root.IsFolder {
-		top = &dirNode{m: m, ref: root.Ref, attr: attr}
+		top = &dirNode{m: m, ref: root.Ref, attr: attr, writable: root.Writable}
 	} else {
 		f := dirs.Entry{Name: root.Name, Kind: "file", Ref: root.Ref, Size: root.Size, Mode: 0o444, MTime: m.since.UnixNano()}
 		top = &fileDir{m: m, file: f, attr: attr}
@@ -113,25 +140,40 @@ func New(dir string, st Store, root Root, o Options) (*Mount, error) {
 		m.stop()
 		return nil, fmt.Errorf("fuse: mount %s: %w", dir, err)
 	}
+	if m.w != nil {
+		go m.flusher()
+	}
 	return &Mount{Dir: dir, srv: srv, m: m}, nil
 }
 
-// Unmount unmounts, and waits for the requests in flight.
+// Unmount publishes every change made (files closed or not), unmounts,
+// and waits for the requests in flight.
 func (mt *Mount) Unmount() error {
+	ferr := mt.Close()
 	err := mt.srv.Unmount()
 	mt.m.stop()
-	return err
+	return errors.Join(ferr, err)
+}
+
+// Close publishes every change made: the files written (closed or not)
+// are uploaded and their folders published. After an unmount from outside
+// it is what is left to do.
+func (mt *Mount) Close() error {
+	if mt.m.w == nil {
+		return nil
+	}
+	return mt.m.flushAll(mt.m.bg, true)
 }
 
 // Wait waits until the mount is unmounted (by Unmount, or from outside).
 func (mt *Mount) Wait() { mt.srv.Wait() }
 
-// node makes the node of entry e, and its file type.
-func (m *mount) node(e dirs.Entry) (fs.InodeEmbedder, uint32) {
+// node makes the node of entry e of folder d, and its file type.
+func (m *mount) node(d *dirNode, e dirs.Entry) (fs.InodeEmbedder, uint32) {
 	if e.Kind == "folder" {
-		return &dirNode{m: m, ref: e.Ref, attr: e}, fuse.S_IFDIR
+		return &dirNode{m: m, ref: e.Ref, attr: e, writable: d.writable && e.Writable}, fuse.S_IFDIR
 	}
-	return &fileNode{m: m, e: e}, fuse.S_IFREG
+	return &fileNode{m: m, e: e, dir: d, name: e.Name}, fuse.S_IFREG
 }
 
 // fill sets the attributes of entry e.

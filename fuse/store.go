@@ -23,6 +23,15 @@ type Store interface {
 	GetRange(ctx context.Context, file string, off, length int64, w io.Writer) error
 }
 
+// Writer is what a read-write mount needs besides: storing a file's bytes
+// (no folder changes), and one change of many ops to a folder.
+type Writer interface {
+	PutData(ctx context.Context, r io.Reader) (ref string, size uint64, err error)
+	Apply(ctx context.Context, folder string, ops []dirs.Op) (made map[string]string, err error)
+}
+
+func kindOf(err error) string { return kind.Of(err).String() }
+
 // errno maps an error to the errno the kernel is given: the one place
 // where umbra's errors meet POSIX. An error of no mapped kind is logged
 // and becomes EIO.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -66,7 +67,11 @@ func runMount(c *cli.Context, ref, dir string) error {
 	if err != nil {
 		return err
 	}
-	mt, err := fuse.New(dir, s, root, fuse.Options{Log: logger(c)})
+	stageDir := filepath.Join(c.String("path"), "staging")
+	if err := os.MkdirAll(stageDir, 0o700); err != nil {
+		return err
+	}
+	mt, err := fuse.New(dir, s, root, fuse.Options{Log: logger(c), StageDir: stageDir})
 	if err != nil {
 		return err
 	}
@@ -88,8 +93,8 @@ func runMount(c *cli.Context, ref, dir string) error {
 	select {
 	case <-c.Context.Done():
 		return mt.Unmount()
-	case <-done: // unmounted from outside (umbra unmount)
-		return nil
+	case <-done: // unmounted from outside (umbra unmount): publish what is left
+		return mt.Close()
 	}
 }
 
@@ -119,8 +124,7 @@ func mountRoot(c *cli.Context, s store, ref string) (fuse.Root, error) {
 	case keyring.KindDirRead:
 		return fuse.Root{Ref: capText, IsFolder: true}, nil
 	case keyring.KindDirWrite:
-		// Read-write mounts are not built yet: mounted read-only.
-		return fuse.Root{Ref: cp.(keyring.DirWriteCap).Read().Encode(), IsFolder: true}, nil
+		return fuse.Root{Ref: capText, IsFolder: true, Writable: true}, nil
 	case keyring.KindFileRead:
 		st, err := s.Stat(c.Context, capText)
 		if err != nil {

@@ -39,6 +39,8 @@ type folders interface {
 	ListRefs(ctx context.Context, path string) ([]dirs.Entry, error)
 	Chunks(ctx context.Context, capText string) ([]uint64, error)
 	GetRange(ctx context.Context, capText string, off, length int64, w io.Writer) error
+	Apply(ctx context.Context, path string, ops []dirs.Op) (map[string]string, error)
+	PutData(ctx context.Context, r io.Reader) (string, uint64, error)
 	Remove(ctx context.Context, path string, recursive bool) error
 	Move(ctx context.Context, from, to string) error
 	Link(ctx context.Context, capText, path string) error

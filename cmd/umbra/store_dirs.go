@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/umbra-store/umbra/internal/config"
 	"github.com/umbra-store/umbra/internal/dirs"
 	"github.com/umbra-store/umbra/internal/engine"
 	"github.com/umbra-store/umbra/keyring"
@@ -39,6 +40,22 @@ func (s *offlineStore) GetRange(ctx context.Context, capText string, off, length
 		return err
 	}
 	return s.eng.ReadRange(ctx, c, off, length, w)
+}
+
+func (s *offlineStore) Apply(ctx context.Context, path string, ops []dirs.Op) (map[string]string, error) {
+	return s.dirs.Apply(ctx, path, ops)
+}
+
+func (s *offlineStore) PutData(ctx context.Context, r io.Reader) (string, uint64, error) {
+	k, m, err := config.ParseShards(s.n.Config.Put.Shards)
+	if err != nil {
+		return "", 0, err
+	}
+	res, err := s.eng.Put(ctx, r, engine.PutOptions{K: k, M: m})
+	if err != nil {
+		return "", 0, err
+	}
+	return res.Cap.Encode(), res.Size, nil
 }
 
 func (s *offlineStore) Remove(ctx context.Context, path string, recursive bool) error {

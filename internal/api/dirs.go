@@ -1,9 +1,11 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,6 +22,7 @@ import (
 //	POST /v1/mkdir?parents=1          Umbra-Path (none: a new folder) → {"cap"}
 //	GET  /v1/ls?refs=1                Umbra-Path → [entry] (with refs: each entry's capability or inline bytes)
 //	GET  /v1/chunks                   Umbra-Capability (a file's) → {"sizes":[…]}: its chunks' sizes
+//	POST /v1/apply                    Umbra-Path; body [op] (dirs.Op) → {"made":{name: cap}}: one change
 //	POST /v1/rm?recursive=1           Umbra-Path
 //	POST /v1/mv                       Umbra-Path, Umbra-To
 //	POST /v1/ln                       Umbra-Capability, Umbra-Path
@@ -34,6 +37,7 @@ func (s *Server) dirRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/mkdir", s.mkdir)
 	mux.HandleFunc("GET /v1/ls", s.ls)
 	mux.HandleFunc("GET /v1/chunks", s.chunks)
+	mux.HandleFunc("POST /v1/apply", s.apply)
 	mux.HandleFunc("POST /v1/rm", s.rm)
 	mux.HandleFunc("POST /v1/mv", s.mv)
 	mux.HandleFunc("POST /v1/ln", s.link)
@@ -288,4 +292,46 @@ func (s *Server) chunks(w http.ResponseWriter, r *http.Request) {
 	}
 	sizes, err := s.b.Engine().Chunks(r.Context(), c)
 	s.reply(w, ChunkSizes{Sizes: sizes}, err)
+}
+
+// maxApplyBody bounds an apply's ops (each inline file at most 4 KiB).
+const maxApplyBody = 64 << 20
+
+// ApplyResult is the answer to an apply: the folders it made.
+type ApplyResult struct {
+	Made map[string]string `json:"made"`
+}
+
+func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
+	defer s.b.Working()()
+	var ops []dirs.Op
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxApplyBody))
+	if err := dec.Decode(&ops); err != nil {
+		s.fail(w, kind.New(kind.Usage, "api: apply: "+err.Error()))
+		return
+	}
+	made, err := s.b.Dirs().Apply(r.Context(), r.Header.Get(PathHeader), ops)
+	s.reply(w, ApplyResult{Made: made}, err)
+}
+
+// Apply makes ops one change to the folder at path (dirs.Service.Apply).
+func (c *Client) Apply(ctx context.Context, path string, ops []dirs.Op) (map[string]string, error) {
+	body, err := json.Marshal(ops)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.do(ctx, http.MethodPost, "/v1/apply", map[string]string{PathHeader: path}, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var res ApplyResult
+	return res.Made, json.NewDecoder(resp.Body).Decode(&res)
+}
+
+// PutData stores r as a file of its own and returns its capability and
+// size.
+func (c *Client) PutData(ctx context.Context, r io.Reader) (string, uint64, error) {
+	res, err := c.Put(ctx, r, PutOptions{})
+	return res.Cap, res.Size, err
 }

@@ -640,3 +640,39 @@ func TestMoveIntoItself(t *testing.T) {
 		t.Fatalf("after refused moves: %q", got)
 	}
 }
+
+// TestApply: many changes, one publish; made folders are writable.
+func TestApply(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	c := o.newFolder(t, "h")
+	o.put(t, []byte("old"), "h:gone")
+	w, _ := keyring.ParseCap(c)
+	before, _ := o.keeper.Get(ctx, w.(keyring.DirWriteCap).ID())
+	big, err := o.svc.eng.Put(ctx, bytes.NewReader(randstream.Bytes(5, 10000)), engine.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	made, err := o.svc.Apply(ctx, "h:", []Op{
+		{Kind: "set", Name: "small", Data: []byte("hi"), Mode: 0o600},
+		{Kind: "set", Name: "big", Ref: big.Cap.Encode(), Size: 10000, Mode: 0o644},
+		{Kind: "mkdir", Name: "sub", Mode: 0o755},
+		{Kind: "remove", Name: "gone"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := o.keeper.Get(ctx, w.(keyring.DirWriteCap).ID())
+	if after.Seq() != before.Seq()+1 {
+		t.Fatalf("%d publishes for one Apply", after.Seq()-before.Seq())
+	}
+	if got := names(t, o, "h:"); got != "big small sub/" {
+		t.Fatalf("after apply: %q", got)
+	}
+	if _, err := o.svc.Apply(ctx, made["sub"], []Op{{Kind: "set", Name: "x", Data: []byte("x")}}); err != nil {
+		t.Fatalf("made folder not writable: %v", err)
+	}
+	if got := names(t, o, "h:sub"); got != "x" {
+		t.Fatalf("sub: %q", got)
+	}
+}

@@ -1,0 +1,275 @@
+package fuse
+
+import (
+	"context"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/umbra-store/umbra/internal/dirs"
+	"github.com/umbra-store/umbra/internal/format"
+)
+
+var (
+	_ = (fs.NodeCreater)((*dirNode)(nil))
+	_ = (fs.NodeMkdirer)((*dirNode)(nil))
+	_ = (fs.NodeUnlinker)((*dirNode)(nil))
+	_ = (fs.NodeRmdirer)((*dirNode)(nil))
+	_ = (fs.NodeRenamer)((*dirNode)(nil))
+	_ = (fs.NodeSetattrer)((*dirNode)(nil))
+	_ = (fs.NodeFsyncer)((*dirNode)(nil))
+	_ = (fs.NodeStatfser)((*dirNode)(nil))
+)
+
+// checkName checks a new name: writable folder, valid name.
+func (d *dirNode) checkName(name string) syscall.Errno {
+	if !d.writable {
+		return syscall.EROFS
+	}
+	if len(name) > format.MaxNameLen {
+		return syscall.ENAMETOOLONG
+	}
+	if format.CheckName(name) != nil {
+		return syscall.EINVAL
+	}
+	return 0
+}
+
+func (d *dirNode) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	if e := d.checkName(name); e != 0 {
+		return nil, nil, 0, e
+	}
+	es, err := d.list(ctx)
+	if err != nil {
+		return nil, nil, 0, errno(err, d.m.log)
+	}
+	if e, ok := find(es, name); ok && e.Kind == "folder" {
+		return nil, nil, 0, syscall.EISDIR
+	}
+	f := &fileNode{m: d.m, dir: d, name: name, stage: newStage(d.m.stageDir), gen: 1, opens: 1,
+		e: dirs.Entry{Name: name, Kind: "file", Mode: mode & 0o7777, MTime: time.Now().UnixNano()}}
+	d.setPend(name, &pend{file: f})
+	d.m.fill(f.entry(name), &out.Attr)
+	return d.NewInode(ctx, f, fs.StableAttr{Mode: fuse.S_IFREG}), nil, 0, 0
+}
+
+// Mkdir makes the folder at once (its parent is published with it): the
+// new folder's capability is needed to write into it.
+func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if e := d.checkName(name); e != 0 {
+		return nil, e
+	}
+	es, err := d.list(ctx)
+	if err != nil {
+		return nil, errno(err, d.m.log)
+	}
+	if _, ok := find(es, name); ok {
+		return nil, syscall.EEXIST
+	}
+	mt := time.Now().UnixNano()
+	made, err := d.m.w.Apply(ctx, d.ref, []dirs.Op{{Kind: "mkdir", Name: name, Mode: mode & 0o7777, MTime: mt}})
+	if err != nil {
+		return nil, errno(err, d.m.log)
+	}
+	e := dirs.Entry{Name: name, Kind: "folder", Mode: mode & 0o7777, MTime: mt, Ref: made[name], Writable: true}
+	d.mu.Lock()
+	d.entries = insert(d.entries, e)
+	d.mu.Unlock()
+	node, m := d.m.node(d, e)
+	d.m.fill(e, &out.Attr)
+	return d.NewInode(ctx, node, fs.StableAttr{Mode: m, Ino: ino(d.ref, e)}), 0
+}
+
+// insert puts e into the sorted es, replacing one of the same name.
+func insert(es []dirs.Entry, e dirs.Entry) []dirs.Entry {
+	i := 0
+	for i < len(es) && es[i].Name < e.Name {
+		i++
+	}
+	if i < len(es) && es[i].Name == e.Name {
+		es[i] = e
+		return es
+	}
+	return append(es[:i], append([]dirs.Entry{e}, es[i:]...)...)
+}
+
+// entryOf returns name's entry and, if it is a file being written here,
+// its node.
+func (d *dirNode) entryOf(ctx context.Context, name string) (dirs.Entry, *fileNode, syscall.Errno) {
+	es, err := d.list(ctx)
+	if err != nil {
+		return dirs.Entry{}, nil, errno(err, d.m.log)
+	}
+	e, ok := find(es, name)
+	if !ok {
+		return e, nil, syscall.ENOENT
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p := d.pend[name]; p != nil && p.file != nil {
+		return e, p.file, 0
+	}
+	return e, nil, 0
+}
+
+func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	if !d.writable {
+		return syscall.EROFS
+	}
+	e, f, errno := d.entryOf(ctx, name)
+	if errno != 0 {
+		return errno
+	}
+	if e.Kind == "folder" {
+		return syscall.EISDIR
+	}
+	if f != nil {
+		f.setPlace(nil, "") // still open, perhaps: written on, never published
+	}
+	d.setPend(name, &pend{removed: true})
+	return 0
+}
+
+func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if !d.writable {
+		return syscall.EROFS
+	}
+	e, _, errno := d.entryOf(ctx, name)
+	if errno != 0 {
+		return errno
+	}
+	if e.Kind != "folder" {
+		return syscall.ENOTDIR
+	}
+	if empty, err := d.emptyFolder(ctx, name, e); err != 0 || !empty {
+		if err != 0 {
+			return err
+		}
+		return syscall.ENOTEMPTY
+	}
+	d.setPend(name, &pend{removed: true})
+	return 0
+}
+
+// emptyFolder reports whether the folder entry e (named name here) is
+// empty, its changes made here included.
+func (d *dirNode) emptyFolder(ctx context.Context, name string, e dirs.Entry) (bool, syscall.Errno) {
+	if ch := d.GetChild(name); ch != nil {
+		if cd, ok := ch.Operations().(*dirNode); ok {
+			es, err := cd.list(ctx)
+			return len(es) == 0, errno(err, d.m.log)
+		}
+	}
+	es, err := d.m.store.ListRefs(ctx, e.Ref)
+	return len(es) == 0, errno(err, d.m.log)
+}
+
+// Rename moves name to newName in newParent. Across folders the entry is
+// published in the new folder before it leaves the old one.
+func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	nd, ok := newParent.(*dirNode)
+	if !ok {
+		return syscall.EXDEV
+	}
+	if !d.writable || !nd.writable {
+		return syscall.EROFS
+	}
+	if flags&^uint32(unix.RENAME_NOREPLACE) != 0 {
+		return syscall.EINVAL // RENAME_EXCHANGE, RENAME_WHITEOUT: not supported
+	}
+	if e := nd.checkName(newName); e != 0 {
+		return e
+	}
+	src, f, e := d.entryOf(ctx, name)
+	if e != 0 {
+		return e
+	}
+	if dst, _, e := nd.entryOf(ctx, newName); e == 0 {
+		switch {
+		case flags&unix.RENAME_NOREPLACE != 0:
+			return syscall.EEXIST
+		case dst.Kind == "folder" && src.Kind != "folder":
+			return syscall.EISDIR
+		case dst.Kind != "folder" && src.Kind == "folder":
+			return syscall.ENOTDIR
+		case dst.Kind == "folder":
+			empty, err := nd.emptyFolder(ctx, newName, dst)
+			if err != 0 {
+				return err
+			}
+			if !empty {
+				return syscall.ENOTEMPTY
+			}
+		}
+	}
+	if src.Kind == "folder" && nd.within(src.Ref) {
+		return syscall.EINVAL // into itself
+	}
+	if d == nd && name == newName {
+		return 0
+	}
+	if f != nil {
+		f.setPlace(nd, newName)
+		nd.setPend(newName, &pend{file: f})
+	} else {
+		src.Name = newName
+		nd.setPend(newName, &pend{entry: src})
+	}
+	d.setPend(name, &pend{removed: true})
+	if d != nd {
+		if err := nd.flush(ctx, true); err != nil {
+			return errno(err, d.m.log)
+		}
+		return errno(d.flush(ctx, true), d.m.log)
+	}
+	return 0
+}
+
+// within reports whether d is the folder ref or inside it.
+func (d *dirNode) within(ref string) bool {
+	for in := d.EmbeddedInode(); in != nil; {
+		if dn, ok := in.Operations().(*dirNode); ok && dn.ref == ref {
+			return true
+		}
+		_, in = in.Parent()
+	}
+	return false
+}
+
+// Setattr changes a folder's mode or mtime: its entry in its parent.
+func (d *dirNode) Setattr(ctx context.Context, _ fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if !d.writable {
+		return syscall.EROFS
+	}
+	d.mu.Lock()
+	if mode, ok := in.GetMode(); ok {
+		d.attr.Mode = mode & 0o7777
+	}
+	if mt, ok := in.GetMTime(); ok {
+		d.attr.MTime = mt.UnixNano()
+	}
+	e := d.attr
+	d.mu.Unlock()
+	if name, parent := d.Parent(); parent != nil {
+		if pd, ok := parent.Operations().(*dirNode); ok && pd.writable {
+			e.Name, e.Kind, e.Ref = name, "folder", d.ref
+			pd.setPend(name, &pend{entry: e})
+		}
+	}
+	return d.Getattr(ctx, nil, out)
+}
+
+// Fsync publishes the folder.
+func (d *dirNode) Fsync(ctx context.Context, _ fs.FileHandle, _ uint32) syscall.Errno {
+	return errno(d.flush(ctx, true), d.m.log)
+}
+
+func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	out.Bsize, out.Frsize, out.NameLen = 1<<20, 1<<20, format.MaxNameLen
+	out.Blocks, out.Bfree, out.Bavail = 1<<30, 1<<30, 1<<30
+	out.Files, out.Ffree = 1<<30, 1<<30
+	return 0
+}

@@ -1,0 +1,273 @@
+package fuse
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/umbra-store/umbra/internal/dirs"
+	"github.com/umbra-store/umbra/internal/format"
+)
+
+// Writes reach umbra in two steps. A file written here is uploaded (a file
+// of its own, or inline when small) once it is closed, in the background,
+// uploadWorkers at once. Its folder is then published with every change
+// made to it since the last publish, one Apply: at most every
+// FlushInterval, at fsync, and at unmount. A crash of the mount loses what
+// was not yet published; published folders are never lost.
+
+// lockedReader reads a file's stage under the file's lock.
+type lockedReader struct{ f *fileNode }
+
+func (r lockedReader) ReadAt(p []byte, off int64) (int, error) {
+	r.f.mu.Lock()
+	defer r.f.mu.Unlock()
+	if r.f.stage == nil {
+		return 0, io.ErrUnexpectedEOF
+	}
+	return r.f.stage.ReadAt(p, off)
+}
+
+// startUpload uploads the staged content in the background, unless an
+// upload of it is in flight already.
+func (f *fileNode) startUpload() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.stagedLocked() || f.uploading != nil {
+		return
+	}
+	ch := make(chan struct{})
+	f.uploading = ch
+	go f.upload(ch, f.gen, f.stage.size)
+}
+
+func (f *fileNode) upload(done chan struct{}, gen uint64, size int64) {
+	m := f.m
+	m.uploads <- struct{}{}
+	ref, data, err := "", []byte(nil), error(nil)
+	if size <= format.MaxInline {
+		data = make([]byte, size)
+		_, err = lockedReader{f}.ReadAt(data, 0)
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+	} else {
+		ref, _, err = m.w.PutData(m.bg, io.NewSectionReader(lockedReader{f}, 0, size))
+	}
+	<-m.uploads
+	f.mu.Lock()
+	f.uploading = nil
+	again := false
+	switch {
+	case err != nil:
+		f.upErr = err
+		m.log.Warn("fuse: upload failed", "err", err)
+	case f.gen != gen || f.stage == nil || f.stage.size != size:
+		// Written meanwhile: the next close uploads it, or now if closed.
+		again = f.stage != nil && f.opens <= 0
+	default:
+		f.upErr = nil
+		f.e.Ref, f.e.Data, f.e.Size, f.upGen = ref, data, uint64(size), gen
+		f.starts = nil
+		if f.opens <= 0 {
+			f.stage.Close()
+			f.stage = nil
+		}
+	}
+	d := f.dir
+	f.mu.Unlock()
+	close(done)
+	if again {
+		f.startUpload()
+	}
+	if err == nil && d != nil {
+		m.markDirty(d)
+	}
+}
+
+// waitUpload uploads what was written and waits for it.
+func (f *fileNode) waitUpload(ctx context.Context) error {
+	for {
+		f.startUpload()
+		f.mu.Lock()
+		ch, staged, err := f.uploading, f.stagedLocked(), f.upErr
+		f.mu.Unlock()
+		if !staged {
+			return nil
+		}
+		if ch == nil {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		f.mu.Lock()
+		err = f.upErr
+		f.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// setPend records a change to name, to be published.
+func (d *dirNode) setPend(name string, p *pend) {
+	d.mu.Lock()
+	if d.pend == nil {
+		d.pend = map[string]*pend{}
+	}
+	d.tick++
+	p.tick = d.tick
+	d.pend[name] = p
+	d.mu.Unlock()
+	d.m.markDirty(d)
+}
+
+func setOp(e dirs.Entry) dirs.Op {
+	return dirs.Op{Kind: "set", Name: e.Name, Ref: e.Ref, Data: e.Data, Size: e.Size, Mode: e.Mode, MTime: e.MTime}
+}
+
+// flush publishes the folder's changes. A file still being written or
+// uploaded waits for the next flush, unless wait, when flush waits for it.
+func (d *dirNode) flush(ctx context.Context, wait bool) error {
+	type took struct {
+		name string
+		tick uint64
+	}
+	d.mu.Lock()
+	var ops []dirs.Op
+	var taken []took
+	var files []*fileNode
+	for name, p := range d.pend {
+		switch {
+		case p.removed:
+			ops = append(ops, dirs.Op{Kind: "remove", Name: name})
+		case p.file != nil:
+			e := p.file.entry(name)
+			if e.Ref == "" && e.Data == nil && e.Size > 0 || p.file.staged() {
+				files = append(files, p.file)
+				continue
+			}
+			ops = append(ops, setOp(e))
+		default:
+			ops = append(ops, setOp(p.entry))
+		}
+		taken = append(taken, took{name, p.tick})
+	}
+	d.mu.Unlock()
+	if wait && len(files) > 0 {
+		for _, f := range files {
+			if err := f.waitUpload(ctx); err != nil {
+				return err
+			}
+		}
+		return d.flush(ctx, true)
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	sort.Slice(ops, func(i, j int) bool { return ops[i].Name < ops[j].Name })
+	if _, err := d.m.w.Apply(ctx, d.ref, ops); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	for _, t := range taken {
+		if p := d.pend[t.name]; p != nil && p.tick == t.tick {
+			delete(d.pend, t.name)
+		}
+	}
+	for _, op := range ops { // the published listing, as it now is
+		i := sort.Search(len(d.entries), func(i int) bool { return d.entries[i].Name >= op.Name })
+		found := i < len(d.entries) && d.entries[i].Name == op.Name
+		switch {
+		case op.Kind == "remove" && found:
+			d.entries = append(d.entries[:i], d.entries[i+1:]...)
+		case op.Kind == "set":
+			e := dirs.Entry{Name: op.Name, Kind: "file", Ref: op.Ref, Data: op.Data, Size: op.Size, Mode: op.Mode, MTime: op.MTime}
+			if isFolderRef(op.Ref) {
+				e.Kind, e.Size = "folder", 0
+			}
+			if found {
+				d.entries[i] = e
+			} else {
+				d.entries = append(d.entries[:i], append([]dirs.Entry{e}, d.entries[i:]...)...)
+			}
+		}
+	}
+	d.mu.Unlock()
+	return nil
+}
+
+// staged reports whether the file has content not yet uploaded.
+func (f *fileNode) staged() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stagedLocked()
+}
+
+func isFolderRef(ref string) bool {
+	return len(ref) > 9 && (ref[:9] == "umbra:dw:" || ref[:9] == "umbra:dr:")
+}
+
+// markDirty puts d among the folders the flusher publishes.
+func (m *mount) markDirty(d *dirNode) {
+	m.mu.Lock()
+	m.dirty[d] = true
+	m.mu.Unlock()
+}
+
+// flusher publishes dirty folders every FlushInterval until the mount
+// ends.
+func (m *mount) flusher() {
+	t := time.NewTicker(m.o.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.bg.Done():
+			return
+		case <-t.C:
+		}
+		m.flushAll(m.bg, false)
+	}
+}
+
+// flushAll publishes every folder with changes; with wait, until none is
+// left (uploads waited for). It returns the first error.
+func (m *mount) flushAll(ctx context.Context, wait bool) error {
+	for {
+		m.mu.Lock()
+		ds := make([]*dirNode, 0, len(m.dirty))
+		for d := range m.dirty {
+			ds = append(ds, d)
+		}
+		clear(m.dirty)
+		m.mu.Unlock()
+		if len(ds) == 0 {
+			return nil
+		}
+		var first error
+		for _, d := range ds {
+			err := d.flush(ctx, wait)
+			d.mu.Lock()
+			left := len(d.pend) > 0
+			d.mu.Unlock()
+			if err != nil || left {
+				m.markDirty(d)
+			}
+			if err != nil && first == nil {
+				first = err
+				m.log.Warn("fuse: publishing a folder failed", "kind", kindOf(err))
+			}
+		}
+		if !wait || first != nil {
+			return first
+		}
+	}
+}
