@@ -128,6 +128,10 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	}
 	if f != nil {
 		f.setPlace(nil, "") // still open, perhaps: written on, never published
+	} else if ch := d.GetChild(name); ch != nil {
+		if fn, ok := ch.Operations().(*fileNode); ok {
+			fn.setPlace(nil, "")
+		}
 	}
 	d.setPend(name, &pend{removed: true})
 	return 0
@@ -210,6 +214,11 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 	}
 	if d == nd && name == newName {
 		return 0
+	}
+	if ch := nd.GetChild(newName); ch != nil {
+		if over, ok := ch.Operations().(*fileNode); ok && over != f {
+			over.setPlace(nil, "") // replaced: still open, perhaps, but nameless
+		}
 	}
 	if f != nil {
 		f.setPlace(nd, newName)

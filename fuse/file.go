@@ -11,6 +11,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/umbra-store/umbra/internal/dirs"
 	"github.com/umbra-store/umbra/internal/format"
@@ -44,6 +45,7 @@ var (
 	_ = (fs.NodeFlusher)((*fileNode)(nil))
 	_ = (fs.NodeFsyncer)((*fileNode)(nil))
 	_ = (fs.NodeReleaser)((*fileNode)(nil))
+	_ = (fs.NodeAllocater)((*fileNode)(nil))
 	_ = (fs.NodeGetattrer)((*fileNode)(nil))
 	_ = (fs.NodeSetattrer)((*fileNode)(nil))
 )
@@ -65,10 +67,34 @@ func (f *fileNode) stagedLocked() bool { return f.stage != nil && f.upGen != f.g
 
 func (f *fileNode) Getattr(ctx context.Context, _ fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	f.mu.Lock()
-	name := f.name
+	name, unlinked := f.name, f.dir == nil
 	f.mu.Unlock()
 	f.m.fill(f.entry(name), &out.Attr)
+	if unlinked {
+		out.Nlink = 0
+	}
 	out.SetTimeout(f.m.o.EntryTimeout)
+	return 0
+}
+
+// Allocate grows the file (fallocate); with FALLOC_FL_KEEP_SIZE it does
+// nothing: space is not reserved ahead in umbra.
+func (f *fileNode) Allocate(ctx context.Context, _ fs.FileHandle, off, size uint64, mode uint32) syscall.Errno {
+	if mode&^uint32(unix.FALLOC_FL_KEEP_SIZE) != 0 {
+		return syscall.EOPNOTSUPP
+	}
+	if mode&unix.FALLOC_FL_KEEP_SIZE != 0 {
+		return 0
+	}
+	if err := f.toStage(ctx, false); err != 0 {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if end := int64(off + size); end > f.stage.size {
+		f.gen++
+		return errno(f.stage.Truncate(end), f.m.log)
+	}
 	return 0
 }
 
@@ -218,7 +244,7 @@ func (f *fileNode) Setattr(ctx context.Context, _ fs.FileHandle, in *fuse.SetAtt
 	mtime, mtimeOK := in.GetMTime()
 	if modeOK || mtimeOK {
 		f.mu.Lock()
-		d, name, staged := f.dir, f.name, f.stage != nil
+		d, name, staged := f.dir, f.name, f.stagedLocked()
 		if d == nil || !d.writable {
 			f.mu.Unlock()
 			return syscall.EROFS
@@ -231,7 +257,11 @@ func (f *fileNode) Setattr(ctx context.Context, _ fs.FileHandle, in *fuse.SetAtt
 		}
 		e := f.e
 		f.mu.Unlock()
-		if !staged {
+		// Always a change of its own: the file's last one may be
+		// published already.
+		if staged {
+			d.setPend(name, &pend{file: f})
+		} else {
 			e.Name, e.Kind = name, "file"
 			d.setPend(name, &pend{entry: e})
 		}

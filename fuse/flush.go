@@ -76,14 +76,16 @@ func (f *fileNode) upload(done chan struct{}, gen uint64, size int64) {
 			f.stage = nil
 		}
 	}
-	d := f.dir
+	d, name := f.dir, f.name
 	f.mu.Unlock()
 	close(done)
 	if again {
 		f.startUpload()
 	}
 	if err == nil && d != nil {
-		m.markDirty(d)
+		// A change of its own: the file's last one may be published
+		// already (a file written again while it stayed open).
+		d.setPend(name, &pend{file: f})
 	}
 }
 

@@ -71,13 +71,13 @@ type mount struct {
 	uploads  chan struct{}
 	mu       sync.Mutex
 	dirty    map[*dirNode]bool
-	o     Options
-	log   *slog.Logger
-	cache *chunkCache
-	ahead chan struct{} // read-ahead fetches in flight
-	bg    context.Context
-	stop  context.CancelFunc
-	since time.Time
+	o        Options
+	log      *slog.Logger
+	cache    *chunkCache
+	ahead    chan struct{} // read-ahead fetches in flight
+	bg       context.Context
+	stop     context.CancelFunc
+	since    time.Time
 }
 
 // ErrMounted: the directory is already a live mount.

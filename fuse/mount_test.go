@@ -1,0 +1,161 @@
+package fuse
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	dssync "github.com/ipfs/go-datastore/sync"
+
+	"github.com/umbra-store/umbra/blockstore"
+	"github.com/umbra-store/umbra/dht"
+	"github.com/umbra-store/umbra/internal/dirs"
+	"github.com/umbra-store/umbra/internal/engine"
+	"github.com/umbra-store/umbra/internal/network"
+	"github.com/umbra-store/umbra/internal/randstream"
+	"github.com/umbra-store/umbra/keyring"
+)
+
+// needFUSE skips, saying why, when /dev/fuse cannot be opened.
+func needFUSE(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no FUSE here: /dev/fuse: %v", err)
+	}
+	f.Close()
+}
+
+// local is one node's store without a daemon, as a mount's Store and
+// Writer (cmd/umbra's offline store does the same).
+type local struct {
+	eng  *engine.Engine
+	dirs *dirs.Service
+}
+
+func (l *local) ListRefs(ctx context.Context, folder string) ([]dirs.Entry, error) {
+	return l.dirs.ListRefs(ctx, folder)
+}
+
+func (l *local) Chunks(ctx context.Context, file string) ([]uint64, error) {
+	c, err := keyring.ParseReadCap(file)
+	if err != nil {
+		return nil, err
+	}
+	return l.eng.Chunks(ctx, c)
+}
+
+func (l *local) GetRange(ctx context.Context, file string, off, length int64, w io.Writer) error {
+	c, err := keyring.ParseReadCap(file)
+	if err != nil {
+		return err
+	}
+	return l.eng.ReadRange(ctx, c, off, length, w)
+}
+
+func (l *local) PutData(ctx context.Context, r io.Reader) (string, uint64, error) {
+	res, err := l.eng.Put(ctx, r, engine.PutOptions{})
+	return res.Cap.Encode(), res.Size, err
+}
+
+func (l *local) Apply(ctx context.Context, folder string, ops []dirs.Op) (map[string]string, error) {
+	return l.dirs.Apply(ctx, folder, ops)
+}
+
+func newLocal(t *testing.T) *local {
+	t.Helper()
+	st, err := blockstore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	eng := engine.New(st, keyring.NewSecrets(keyring.GenerateKey()))
+	k := dht.NewKeeper(dssync.MutexWrap(st.Datastore()))
+	return &local{eng: eng, dirs: dirs.New(eng, network.LocalFolders{K: k}, nil, dirs.Options{})}
+}
+
+// mountNew makes a new folder on l and mounts it read-write.
+func mountNew(t *testing.T, l *local) (string, string, *Mount) {
+	t.Helper()
+	c, err := l.dirs.Mkdir(context.Background(), "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	mt, err := New(dir, l, Root{Ref: c, IsFolder: true, Writable: true}, Options{StageDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := mt.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+		}
+	})
+	return c, dir, mt
+}
+
+// TestWritesPublished: what is written through a mount is in the folder
+// once it is unmounted, and many files make one publish per interval.
+func TestWritesPublished(t *testing.T) {
+	needFUSE(t)
+	l := newLocal(t)
+	ctx := context.Background()
+	c, err := l.dirs.Mkdir(ctx, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	mt, err := New(dir, l, Root{Ref: c, IsFolder: true, Writable: true}, Options{StageDir: t.TempDir(), FlushInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := randstream.Bytes(7, 3<<20)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			mt.Unmount()
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(dir, "a", "b"), 0o755))
+	for i := range 50 {
+		must(os.WriteFile(filepath.Join(dir, "a", fmt.Sprintf("f%02d", i)), []byte(fmt.Sprint(i)), 0o640))
+	}
+	must(os.WriteFile(filepath.Join(dir, "a", "b", "big"), big, 0o600))
+	must(os.Rename(filepath.Join(dir, "a", "f00"), filepath.Join(dir, "moved")))
+	must(os.Remove(filepath.Join(dir, "a", "f01")))
+	must(os.Chmod(filepath.Join(dir, "a", "f02"), 0o604))
+	got, err := os.ReadFile(filepath.Join(dir, "a", "b", "big"))
+	must(err)
+	if !bytes.Equal(got, big) {
+		t.Fatal("a staged file reads back wrong")
+	}
+	if err := mt.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	es, err := l.dirs.List(ctx, c+"/a")
+	if err != nil || len(es) != 49 { // b, f02..f49
+		t.Fatalf("a lists %d entries: %v", len(es), err)
+	}
+	for _, e := range es {
+		if e.Name == "f02" && e.Mode != 0o604 {
+			t.Fatalf("chmod not published: %o", e.Mode)
+		}
+	}
+	f, err := l.dirs.OpenFile(ctx, c+"/a/b/big")
+	if err != nil || f.Cap == nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := l.eng.Get(ctx, *f.Cap, &buf); err != nil || !bytes.Equal(buf.Bytes(), big) {
+		t.Fatalf("published big file: %v", err)
+	}
+	if m, err := l.dirs.OpenFile(ctx, c+"/moved"); err != nil || string(m.Inline) != "0" {
+		t.Fatalf("moved: %v", err)
+	}
+}
