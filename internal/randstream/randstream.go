@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"encoding/binary"
 	"io"
 )
 
@@ -39,5 +40,19 @@ func (r *Reader) Read(p []byte) (int, error) {
 func Bytes(seed byte, n int) []byte {
 	b := make([]byte, n)
 	_, _ = io.ReadFull(New(seed, int64(n)), b)
+	return b
+}
+
+// At returns n bytes of the stream of seed from offset off, without the
+// bytes before it: a test checks random reads of a large stream with it.
+func At(seed byte, off int64, n int) []byte {
+	blk, _ := aes.NewCipher(bytes.Repeat([]byte{seed, 1}, 16))
+	iv := make([]byte, 16)
+	binary.BigEndian.PutUint64(iv[8:], uint64(off/16))
+	s := cipher.NewCTR(blk, iv)
+	skip := make([]byte, off%16)
+	s.XORKeyStream(skip, skip)
+	b := make([]byte, n)
+	s.XORKeyStream(b, b)
 	return b
 }
