@@ -17,9 +17,11 @@ build:
 # The whole suite: unit, integration (real binary, real Pebble on disk),
 # crash and memory tests. The CLI tests use the binary built here.
 test: build
+	@./scripts/test-deps.sh
 	UMBRA_BIN=$(BIN) $(GO) test -count=1 -timeout 40m $(PKGS)
 
 test-short: build
+	@./scripts/test-deps.sh
 	UMBRA_BIN=$(BIN) $(GO) test -count=1 -short $(PKGS)
 
 # Benchmarks on a 1 GiB random file: local put and get, and beside them the
