@@ -23,12 +23,12 @@ type fileNode struct {
 	fs.Inode
 	m *mount
 
-	mu      sync.Mutex
-	dir     *dirNode // the folder it is in; nil once unlinked
-	name    string
-	e       dirs.Entry // its published form, mode and mtime
-	starts  []int64    // each chunk's offset, and the end
-	lastEnd int64      // where the last read ended: the next at it is sequential
+	mu        sync.Mutex
+	dir       *dirNode // the folder it is in; nil once unlinked
+	name      string
+	e         dirs.Entry // its published form, mode and mtime
+	starts    []int64    // each chunk's offset, and the end
+	lastChunk int        // the chunk the last read started in: reads near after it are sequential
 
 	stage     *stage // being written: the content is here (and at e.Ref once upGen is gen)
 	gen       uint64 // bumps with each change to the staged content
@@ -331,12 +331,22 @@ func (f *fileNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off i
 	}
 	want := min(end, off+int64(len(dest)))
 	i := sort.Search(len(starts)-1, func(i int) bool { return starts[i+1] > off })
+	// The kernel reads ahead itself, several requests at once and not
+	// always in order: a read in the chunk of the last one or the next two
+	// is taken as sequential.
 	f.mu.Lock()
-	sequential := off == f.lastEnd
-	f.lastEnd = want
+	sequential := i >= f.lastChunk && i <= f.lastChunk+2
+	f.lastChunk = i
 	f.mu.Unlock()
-	if sequential || off == 0 {
+	if sequential {
 		f.readAhead(e.Ref, starts, i+1)
+	}
+	if want <= starts[i+1] { // within one chunk: its bytes, not a copy
+		data, err := f.chunk(ctx, e.Ref, starts, i)
+		if err != nil {
+			return nil, errno(err, f.m.log)
+		}
+		return fuse.ReadResultData(data[off-starts[i] : want-starts[i]]), 0
 	}
 	n := 0
 	for pos := off; pos < want; i++ {

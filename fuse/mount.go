@@ -24,10 +24,10 @@ import (
 // Options tune a mount; zero fields take the defaults.
 type Options struct {
 	Log *slog.Logger
-	// CacheBytes bounds the decrypted chunks kept. Default 64 MiB.
+	// CacheBytes bounds the decrypted chunks kept. Default 32 MiB.
 	CacheBytes int64
 	// ReadAhead is how many chunks a sequential reader has fetched ahead
-	// of it. Default 4.
+	// of it. Default 8.
 	ReadAhead int
 	// ListTTL is how long a folder's listing is used before it is taken
 	// again. Default 2 s.
@@ -89,10 +89,10 @@ func New(dir string, st Store, root Root, o Options) (*Mount, error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.CacheBytes == 0 {
-		o.CacheBytes = 64 << 20
+		o.CacheBytes = 32 << 20
 	}
 	if o.ReadAhead == 0 {
-		o.ReadAhead = 4
+		o.ReadAhead = 8
 	}
 	if o.ListTTL == 0 {
 		o.ListTTL = 2 * time.Second
@@ -143,6 +143,7 @@ func New(dir string, st Store, root Root, o Options) (*Mount, error) {
 	if m.w != nil {
 		go m.flusher()
 	}
+	raiseReadAhead(dir, o.Log)
 	return &Mount{Dir: dir, srv: srv, m: m}, nil
 }
 
@@ -258,4 +259,22 @@ func isMountPoint(dir string) (bool, error) {
 func unescape(s string) string {
 	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
 	return r.Replace(s)
+}
+
+// readAheadKB is the kernel read-ahead asked for a mount: the kernel's
+// default (128 KiB) sends one small read at a time, each a round trip;
+// umbra reads whole chunks anyway (about 1 MiB).
+const readAheadKB = 8192
+
+// raiseReadAhead sets the mount's read-ahead through its backing device
+// info in sysfs (as root; best effort).
+func raiseReadAhead(dir string, log *slog.Logger) {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return
+	}
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	if err := os.WriteFile(p, []byte(fmt.Sprint(readAheadKB)), 0o644); err != nil {
+		log.Debug("fuse: read-ahead not raised", "err", err)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -15,9 +16,9 @@ import (
 	"github.com/umbra-store/umbra/keyring"
 )
 
-// mountMemory bounds the mount process's Go heap: the chunk cache (64 MiB)
+// mountMemory bounds the mount process's Go heap: the chunk cache (32 MiB)
 // and the chunks in flight fit, and RSS stays under 200 MiB.
-const mountMemory = 160 << 20
+const mountMemory = 128 << 20
 
 func mountCommand() *cli.Command {
 	return &cli.Command{
@@ -28,7 +29,10 @@ func mountCommand() *cli.Command {
 			"Reads fetch only the chunks they need, keep recent ones in memory and read\n" +
 			"ahead; changes made elsewhere show within about 3 seconds. A stale mount\n" +
 			"left on DIR by a mount process that died is cleared first.",
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print the mount's status as JSON once mounted"}},
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: "print the mount's status as JSON once mounted"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to `FILE` until the mount ends", Hidden: true},
+		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 2 {
 				return usageError{errors.New("mount takes CAP or ALIAS:path, and DIR")}
@@ -48,6 +52,17 @@ type mountStatus struct {
 
 func runMount(c *cli.Context, ref, dir string) error {
 	setMemoryLimit(mountMemory)
+	if p := c.String("cpuprofile"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
 		return usageError{fmt.Errorf("%s is not a directory", dir)}
 	}

@@ -102,6 +102,7 @@ type Engine struct {
 	net     Network
 
 	setWorkers bool
+	nodes      nodeCache // opened manifest nodes
 }
 
 // netWorkers is the default worker count with a network.

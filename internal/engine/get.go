@@ -31,8 +31,24 @@ func (e *Engine) openNode(ctx context.Context, digest [32]byte, readKey keyring.
 	return n, err
 }
 
-// openNodeSize is openNode, also returning the block's size.
+// openNodeSize is openNode, also returning the block's size. Opened nodes
+// are kept (nodeCache): ranged reads of one file (a mount reads a chunk at
+// a time) open its root and interior nodes again and again.
 func (e *Engine) openNodeSize(ctx context.Context, digest [32]byte, readKey keyring.Key) (*format.Node, int, error) {
+	var id [64]byte
+	copy(id[:32], digest[:])
+	copy(id[32:], readKey.Bytes())
+	if n, size, ok := e.nodes.get(id); ok {
+		return n, size, nil
+	}
+	n, size, err := e.fetchNode(ctx, digest, readKey)
+	if err == nil {
+		e.nodes.put(id, n, size)
+	}
+	return n, size, err
+}
+
+func (e *Engine) fetchNode(ctx context.Context, digest [32]byte, readKey keyring.Key) (*format.Node, int, error) {
 	raw, err := e.getBlock(ctx, digest, format.MaxNodeBlock, nil, true)
 	if isNotFound(err) {
 		return nil, 0, fmt.Errorf("%w: manifest block %x… is not in the store", ErrNotFound, digest[:6])

@@ -74,6 +74,22 @@ func main() {
 	fmt.Printf("  %-28s %8.0f MB/s   (ceiling: one libp2p TCP stream between two hosts)\n", "raw libp2p stream", raw)
 	fmt.Printf("  %-28s %8.2f / %.2f / %.2f\n", "put, get, get2down / raw", np/raw, ng/raw, ng2/raw)
 	folders(metric)
+	mount(metric)
+}
+
+// mount prints the mount benchmark's figures, if it ran.
+func mount(metric map[string]float64) {
+	m := func(k string) float64 { return metric["Mount5Nodes "+k] }
+	if m("mount-read-MB/s") == 0 {
+		return
+	}
+	fmt.Println()
+	fmt.Println("umbra mount, 5 daemons on 127.0.0.1, same run")
+	fmt.Printf("  %-28s %8.0f MB/s   (umbra get of the same file: %.0f MB/s; ratio %.2f, goal ≥ 0.70)\n", "1 GiB read, cold node", m("mount-read-MB/s"), m("get-MB/s"), m("mount/get"))
+	fmt.Printf("  %-28s %8.0f MB/s   goal ≥ 1500\n", "same read again (warm)", m("mount-warm-MB/s"))
+	fmt.Printf("  %-28s %8.1f ms     goal ≤ 100\n", "first byte, 100 MiB file", m("ttfb-ms"))
+	fmt.Printf("  %-28s %8.0f files/s  goal ≥ 500 (until unmount returns)\n", "cp -r 1,000 × 16 KiB", m("cp-r-files/s"))
+	fmt.Printf("  %-28s %8.0f MiB    goal ≤ 200\n", "mount peak RSS (1 GiB read)", m("mount-peak-RSS-MiB"))
 }
 
 // folders prints the folder benchmark's figures, if it ran.
