@@ -54,7 +54,13 @@ func (f *fileNode) upload(done chan struct{}, gen uint64, size int64) {
 			err = nil
 		}
 	} else {
-		ref, _, err = m.w.PutData(m.bg, io.NewSectionReader(lockedReader{f}, 0, size))
+		// Tried twice: a peer that fails a durability point fails the
+		// put, and the next one places around it.
+		for try := 0; try < 2 && m.bg.Err() == nil; try++ {
+			if ref, _, err = m.w.PutData(m.bg, io.NewSectionReader(lockedReader{f}, 0, size)); err == nil {
+				break
+			}
+		}
 	}
 	<-m.uploads
 	f.mu.Lock()

@@ -199,23 +199,28 @@ func (m *mount) fill(e dirs.Entry, a *fuse.Attr) {
 // there is ErrMounted.
 func ClearStale(dir string) (bool, error) {
 	_, err := os.Stat(dir)
-	if errors.Is(err, syscall.ENOTCONN) {
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			return false, fmt.Errorf("fuse: clear the stale mount on %s: %w", dir, err)
-		}
-		return true, nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, syscall.ENOTCONN) {
 		return false, err
 	}
-	mounted, err := isMountPoint(dir)
-	if err != nil {
-		return false, err
+	mounted, merr := isMountPoint(dir)
+	if merr != nil {
+		return false, merr
 	}
-	if mounted {
+	if err == nil && !mounted {
+		return false, nil
+	}
+	// The kernel may answer stat of the root from its cache: statfs must
+	// reach the mount's process, and fails with ENOTCONN once it is gone.
+	var st unix.Statfs_t
+	if serr := unix.Statfs(dir, &st); serr == nil {
 		return false, fmt.Errorf("%w: %s", ErrMounted, dir)
+	} else if !errors.Is(serr, syscall.ENOTCONN) && !errors.Is(err, syscall.ENOTCONN) {
+		return false, serr
 	}
-	return false, nil
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+		return false, fmt.Errorf("fuse: clear the stale mount on %s: %w", dir, err)
+	}
+	return true, nil
 }
 
 // Unmount unmounts dir from outside (umbra unmount): a stale mount is

@@ -14,12 +14,14 @@ import (
 
 	"github.com/umbra-store/umbra/internal/engine"
 	"github.com/umbra-store/umbra/internal/format"
+	"github.com/umbra-store/umbra/internal/kind"
 	"github.com/umbra-store/umbra/keyring"
 )
 
 // Tree transfer parallelism.
 const (
 	treeWorkers   = 16 // files stored or fetched at once
+	netPuts       = 4  // of which files of their own (each a put with its own durability point)
 	bigPuts       = 2  // of which files over bigFile (each such put is parallel itself)
 	bigFile       = 4 << 20
 	folderWorkers = 16 // folders published or resolved at once
@@ -214,16 +216,23 @@ func (s *Service) storeFiles(ctx context.Context, src *os.Root, files []*localFi
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(treeWorkers)
 	big := make(chan struct{}, bigPuts)
+	puts := make(chan struct{}, netPuts)
 	var nFiles, nBytes atomic.Int64
 	for _, f := range files {
 		g.Go(func() error {
-			if f.size > bigFile {
+			for _, sem := range []struct {
+				c    chan struct{}
+				need bool
+			}{{puts, !f.inline}, {big, f.size > bigFile}} {
+				if !sem.need {
+					continue
+				}
 				select {
-				case big <- struct{}{}:
+				case sem.c <- struct{}{}:
 				case <-ctx.Done():
 					return ctx.Err()
 				}
-				defer func() { <-big }()
+				defer func() { <-sem.c }()
 			}
 			e, err := s.storeLocal(ctx, src, f, o)
 			if err != nil {
@@ -244,13 +253,25 @@ func (s *Service) storeFiles(ctx context.Context, src *os.Root, files []*localFi
 	return err
 }
 
+// storeLocal stores one file of the tree. A put that fails is tried once
+// more: a peer that fails a durability point fails the put, and the next
+// one places around it (what was stored already is not sent again).
 func (s *Service) storeLocal(ctx context.Context, src *os.Root, f *localFile, o engine.PutOptions) (format.DirEntry, error) {
-	fh, err := src.Open(f.rel)
-	if err != nil {
-		return format.DirEntry{}, err
+	var e format.DirEntry
+	var err error
+	for try := 0; try < 2 && ctx.Err() == nil; try++ {
+		var fh *os.File
+		if fh, err = src.Open(f.rel); err != nil {
+			return e, err
+		}
+		e, err = s.storeFile(ctx, fh, f.name, FileMeta{Mode: f.mode, MTime: f.mtime}, o, f.inline)
+		fh.Close()
+		if err == nil || kind.Of(err) == kind.Usage {
+			return e, err
+		}
+		s.o.Log.Info("folder tree: a file's put failed, trying again", "kind", kind.Of(err).String())
 	}
-	defer fh.Close()
-	return s.storeFile(ctx, fh, f.name, FileMeta{Mode: f.mode, MTime: f.mtime}, o, f.inline)
+	return e, err
 }
 
 // newDir publishes d, and its folders first, as new folders.
