@@ -97,3 +97,35 @@ func (c *chunkCache) add(k chunkKey, data []byte) {
 		c.used -= int64(len(e.data))
 	}
 }
+
+// claim marks as in flight the keys from the start of ks that are neither
+// cached nor in flight, stopping at the first that is, and returns their
+// calls: a fetch of several chunks at once then finishes each.
+func (c *chunkCache) claim(ks []chunkKey) []*chunkCall {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var calls []*chunkCall
+	for _, k := range ks {
+		_, cached := c.m[k]
+		_, busy := c.inflight[k]
+		if cached || busy {
+			break
+		}
+		call := &chunkCall{done: make(chan struct{})}
+		c.inflight[k] = call
+		calls = append(calls, call)
+	}
+	return calls
+}
+
+// finish ends a claimed fetch of k.
+func (c *chunkCache) finish(k chunkKey, call *chunkCall, data []byte, err error) {
+	call.data, call.err = data, err
+	c.mu.Lock()
+	delete(c.inflight, k)
+	if err == nil {
+		c.add(k, data)
+	}
+	c.mu.Unlock()
+	close(call.done)
+}

@@ -360,23 +360,81 @@ func (f *fileNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off i
 	return fuse.ReadResultData(dest[:min(n, int(want-off))]), 0
 }
 
+// groupChunks is how many chunks one read-ahead fetch asks for: one
+// request, the daemon's pipeline working on them together.
+const groupChunks = 4
+
 // readAhead fetches the chunks from i on, ReadAhead of them, in the
-// background (at most ReadAhead fetches at once for the whole mount).
+// background, groupChunks per request (at most ReadAhead/groupChunks
+// requests at once for the whole mount).
 func (f *fileNode) readAhead(ref string, starts []int64, i int) {
-	for j := i; j < min(i+f.m.o.ReadAhead, len(starts)-1); j++ {
-		if f.m.cache.has(chunkKey{ref, j}) {
-			continue
+	end := min(i+f.m.o.ReadAhead, len(starts)-1)
+	for j := i; j < end; {
+		var ks []chunkKey
+		for g := j; g < min(j+groupChunks, end); g++ {
+			ks = append(ks, chunkKey{ref, g})
 		}
 		select {
 		case f.m.ahead <- struct{}{}:
 		default:
 			return // enough in flight
 		}
-		go func() {
+		calls := f.m.cache.claim(ks)
+		if len(calls) == 0 {
+			<-f.m.ahead
+			j++
+			continue
+		}
+		go func(first int, calls []*chunkCall) {
 			defer func() { <-f.m.ahead }()
-			_, _ = f.chunk(f.m.bg, ref, starts, j)
-		}()
+			f.fetchGroup(ref, starts, first, calls)
+		}(j, calls)
+		j += len(calls)
 	}
+}
+
+// fetchGroup fetches the chunks from first on, one per claimed call, in
+// one ranged read, finishing each call as its chunk completes.
+func (f *fileNode) fetchGroup(ref string, starts []int64, first int, calls []*chunkCall) {
+	last := first + len(calls)
+	w := &splitter{starts: starts, i: first, cur: make([]byte, 0, starts[first+1]-starts[first])}
+	w.done = func(i int, data []byte) { f.m.cache.finish(chunkKey{ref, i}, calls[i-first], data, nil) }
+	err := f.m.store.GetRange(f.m.bg, ref, starts[first], starts[last]-starts[first], w)
+	if err == nil && w.i != last {
+		err = syscall.EIO
+	}
+	for i := w.i; i < last; i++ {
+		f.m.cache.finish(chunkKey{ref, i}, calls[i-first], nil, err)
+	}
+}
+
+// splitter cuts a ranged read into chunks.
+type splitter struct {
+	starts []int64
+	i      int
+	cur    []byte
+	done   func(i int, data []byte)
+}
+
+func (s *splitter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if s.i+1 >= len(s.starts) {
+			return n - len(p), io.ErrShortWrite
+		}
+		size := int(s.starts[s.i+1] - s.starts[s.i])
+		take := min(len(p), size-len(s.cur))
+		s.cur = append(s.cur, p[:take]...)
+		p = p[take:]
+		if len(s.cur) == size {
+			s.done(s.i, s.cur)
+			s.i++
+			if s.i+1 < len(s.starts) {
+				s.cur = make([]byte, 0, s.starts[s.i+1]-s.starts[s.i])
+			}
+		}
+	}
+	return n, nil
 }
 
 // setPlace records the folder and name the file is under (nil: unlinked).
