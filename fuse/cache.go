@@ -39,15 +39,6 @@ func newChunkCache(max int64) *chunkCache {
 	return &chunkCache{max: max, lru: list.New(), m: map[chunkKey]*list.Element{}, inflight: map[chunkKey]*chunkCall{}}
 }
 
-// has reports whether k is cached or being fetched.
-func (c *chunkCache) has(k chunkKey) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.m[k]
-	_, busy := c.inflight[k]
-	return ok || busy
-}
-
 // get returns chunk k, fetching it with fetch on a miss.
 func (c *chunkCache) get(ctx context.Context, k chunkKey, fetch func(context.Context) ([]byte, error)) ([]byte, error) {
 	c.mu.Lock()
