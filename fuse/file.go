@@ -135,7 +135,7 @@ func (f *fileNode) Release(ctx context.Context, _ fs.FileHandle) syscall.Errno {
 // stage, unless trunc), and puts it among its folder's changes.
 func (f *fileNode) toStage(ctx context.Context, trunc bool) syscall.Errno {
 	f.mu.Lock()
-	d, name := f.dir, f.name
+	d := f.dir
 	if d == nil || !d.writable {
 		f.mu.Unlock()
 		return syscall.EROFS
@@ -147,7 +147,7 @@ func (f *fileNode) toStage(ctx context.Context, trunc bool) syscall.Errno {
 			err = f.stage.Truncate(0)
 		}
 		f.mu.Unlock()
-		d.setPend(name, &pend{file: f}) // lock order: a folder before its files
+		f.pendHere() // lock order: a folder before its files
 		return errno(err, f.m.log)
 	}
 	e := f.e
@@ -168,7 +168,7 @@ func (f *fileNode) toStage(ctx context.Context, trunc bool) syscall.Errno {
 	f.stage, f.starts = st, nil
 	f.gen++
 	f.mu.Unlock()
-	d.setPend(name, &pend{file: f})
+	f.pendHere()
 	return 0
 }
 

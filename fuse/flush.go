@@ -82,16 +82,45 @@ func (f *fileNode) upload(done chan struct{}, gen uint64, size int64) {
 			f.stage = nil
 		}
 	}
-	d, name := f.dir, f.name
 	f.mu.Unlock()
 	close(done)
 	if again {
 		f.startUpload()
 	}
-	if err == nil && d != nil {
+	if err == nil {
 		// A change of its own: the file's last one may be published
 		// already (a file written again while it stayed open).
-		d.setPend(name, &pend{file: f})
+		f.pendHere()
+	}
+}
+
+// pendHere records the file as a change of the folder it is in now, under
+// its name now: checked with the folder locked, so that a rename running
+// at the same time cannot leave it under its old name.
+func (f *fileNode) pendHere() {
+	for {
+		f.mu.Lock()
+		d := f.dir
+		f.mu.Unlock()
+		if d == nil {
+			return
+		}
+		d.mu.Lock()
+		f.mu.Lock()
+		same, name := f.dir == d, f.name
+		f.mu.Unlock()
+		if !same {
+			d.mu.Unlock()
+			continue
+		}
+		if d.pend == nil {
+			d.pend = map[string]*pend{}
+		}
+		d.tick++
+		d.pend[name] = &pend{file: f, tick: d.tick}
+		d.mu.Unlock()
+		d.m.markDirty(d)
+		return
 	}
 }
 
