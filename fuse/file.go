@@ -362,7 +362,7 @@ func (f *fileNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off i
 
 // groupChunks is how many chunks one read-ahead fetch asks for: one
 // request, the daemon's pipeline working on them together.
-const groupChunks = 4
+const groupChunks = 8
 
 // readAhead fetches the chunks from i on, ReadAhead of them, in the
 // background, groupChunks per request (at most ReadAhead/groupChunks

@@ -27,7 +27,7 @@ type Options struct {
 	// CacheBytes bounds the decrypted chunks kept. Default 32 MiB.
 	CacheBytes int64
 	// ReadAhead is how many chunks a sequential reader has fetched ahead
-	// of it. Default 8.
+	// of it. Default 16.
 	ReadAhead int
 	// ListTTL is how long a folder's listing is used before it is taken
 	// again. Default 2 s.
@@ -92,7 +92,7 @@ func New(dir string, st Store, root Root, o Options) (*Mount, error) {
 		o.CacheBytes = 32 << 20
 	}
 	if o.ReadAhead == 0 {
-		o.ReadAhead = 8
+		o.ReadAhead = 16
 	}
 	if o.ListTTL == 0 {
 		o.ListTTL = 2 * time.Second

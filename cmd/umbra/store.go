@@ -107,6 +107,27 @@ func (d daemonStore) Put(ctx context.Context, in io.Reader, _ int64, o api.PutOp
 	return d.Client.Put(ctx, in, o)
 }
 
+// GetRange (a mount's chunk reads) hands the daemon a pipe: the bytes are
+// not framed by HTTP, and the daemon writes them as it opens them.
+func (d daemonStore) GetRange(ctx context.Context, capText string, off, length int64, w io.Writer) error {
+	r, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	copied := make(chan error, 1)
+	go func() {
+		_, err := io.CopyBuffer(w, r, make([]byte, 256<<10))
+		r.Close()
+		copied <- err
+	}()
+	err = d.Client.GetRangeTo(ctx, capText, off, length, pw)
+	pw.Close()
+	if cerr := <-copied; err == nil {
+		err = cerr
+	}
+	return err
+}
+
 func (d daemonStore) Stat(ctx context.Context, capText string) (api.Stat, error) {
 	return d.Client.Stat(ctx, capText)
 }
