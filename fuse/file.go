@@ -339,7 +339,9 @@ func (f *fileNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off i
 	f.lastChunk = i
 	f.mu.Unlock()
 	if sequential {
-		f.readAhead(e.Ref, starts, i+1)
+		// After this read's own chunk: ahead fetches must not slow the
+		// first byte down.
+		defer f.readAhead(e.Ref, starts, i+1)
 	}
 	if want <= starts[i+1] { // within one chunk: its bytes, not a copy
 		data, err := f.chunk(ctx, e.Ref, starts, i)

@@ -44,7 +44,7 @@ type Options struct {
 }
 
 // uploadWorkers is how many files a read-write mount uploads at once.
-const uploadWorkers = 16
+const uploadWorkers = 8
 
 // Root is what is mounted: a folder, or a single file (shown in a folder
 // of its own under Name).
