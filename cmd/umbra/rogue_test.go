@@ -310,15 +310,22 @@ func TestForgedShardRefused(t *testing.T) {
 		return d
 	}
 	rogue.mu.Unlock()
+	avoided := 0
 	for _, i := range []int{1, 2} {
 		got := getBytes(t, st.Nodes[i], capText)
 		if bytes.Contains(got, []byte("900 EUR")) || !bytes.Equal(got, data) {
 			t.Fatalf("node %d read the forged file", i)
 		}
 		raw, _ := os.ReadFile(st.Nodes[i].Log)
-		if !strings.Contains(string(raw), "avoiding peer") || !strings.Contains(string(raw), rogue.h.ID().ShortString()) {
-			t.Fatalf("node %d did not avoid the forger", i)
+		if strings.Contains(string(raw), "avoiding peer") && strings.Contains(string(raw), rogue.h.ID().ShortString()) {
+			avoided++
 		}
+	}
+	// A node whose stripe completed from parity before the forger's answer
+	// came (a hedged read, under load) never saw the forgery: one that did
+	// must have refused it.
+	if avoided == 0 {
+		t.Fatal("no node received the forged shard: the attack was not exercised")
 	}
 }
 
