@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umbra-store/umbra/internal/dirs"
-	"github.com/umbra-store/umbra/internal/format"
 )
 
 // fileNode is a file of the mount: published (by Ref, or inline Data),
@@ -445,5 +444,3 @@ func (f *fileNode) setPlace(d *dirNode, name string) {
 	f.dir, f.name = d, name
 	f.mu.Unlock()
 }
-
-var _ = format.MaxInline

@@ -203,20 +203,40 @@ func (s *Service) OpenFile(ctx context.Context, path string) (File, error) {
 	return f, nil
 }
 
+// writableParent parses path and walks to the folder its last name is
+// in, which must be writable.
+func (s *Service) writableParent(ctx context.Context, path string) (target, *node, string, error) {
+	t, err := s.parse(path)
+	if err != nil {
+		return t, nil, "", err
+	}
+	parent, name, err := s.walkParent(ctx, t)
+	if err != nil {
+		return t, nil, "", err
+	}
+	if parent.write == nil {
+		return t, nil, "", fmt.Errorf("%w: %s", ErrReadOnly, prefix(t.text, t.names[:len(t.names)-1]))
+	}
+	return t, parent, name, nil
+}
+
+// removeName is the change that removes name (none if it is gone).
+func removeName(name string) func(*format.Snapshot) error {
+	return func(snap *format.Snapshot) error {
+		if !snap.Remove(name) {
+			return errUnchanged
+		}
+		return nil
+	}
+}
+
 // Remove removes path's entry from its folder; a folder only with
 // recursive. Nothing is deleted from the store (its blocks are collected
 // once no lease holds them).
 func (s *Service) Remove(ctx context.Context, path string, recursive bool) error {
-	t, err := s.parse(path)
+	t, parent, name, err := s.writableParent(ctx, path)
 	if err != nil {
 		return err
-	}
-	parent, name, err := s.walkParent(ctx, t)
-	if err != nil {
-		return err
-	}
-	if parent.write == nil {
-		return fmt.Errorf("%w: %s", ErrReadOnly, prefix(t.text, t.names[:len(t.names)-1]))
 	}
 	n, err := s.walkFrom(ctx, parent, []string{name}, t.text)
 	if err != nil {
@@ -225,12 +245,7 @@ func (s *Service) Remove(ctx context.Context, path string, recursive bool) error
 	if n.isDir() && !recursive {
 		return fmt.Errorf("%w: %s (rm -r removes a folder)", ErrIsDir, prefix(t.text, t.names))
 	}
-	return s.update(ctx, *parent.write, func(snap *format.Snapshot) error {
-		if !snap.Remove(name) {
-			return errUnchanged
-		}
-		return nil
-	})
+	return s.update(ctx, *parent.write, removeName(name))
 }
 
 // Move moves from's entry to to (into it, if to is a folder). Within one
@@ -291,12 +306,7 @@ func (s *Service) Move(ctx context.Context, from, to string) error {
 	if err := s.setEntry(ctx, *dst.write, e, false); err != nil {
 		return err
 	}
-	return s.update(ctx, *src.write, func(snap *format.Snapshot) error {
-		if !snap.Remove(name) {
-			return errUnchanged
-		}
-		return nil
-	})
+	return s.update(ctx, *src.write, removeName(name))
 }
 
 // destination resolves where a new entry goes: into path if it is a
@@ -326,16 +336,9 @@ func (s *Service) Link(ctx context.Context, capText, path string) error {
 	if err != nil {
 		return err
 	}
-	t, err := s.parse(path)
+	_, parent, name, err := s.writableParent(ctx, path)
 	if err != nil {
 		return err
-	}
-	parent, name, err := s.walkParent(ctx, t)
-	if err != nil {
-		return err
-	}
-	if parent.write == nil {
-		return ErrReadOnly
 	}
 	e := format.DirEntry{Name: name, MTime: s.o.Now().UnixNano()}
 	switch c := c.(type) {
