@@ -17,6 +17,9 @@ const (
 	MaxSize = 4 << 20
 )
 
+// minWindow is the read-ahead window's first size.
+const minWindow = 64 << 10
+
 // gearInfo is the HKDF info that derives the gear table from the key.
 const gearInfo = "umbra chunker gear v1"
 
@@ -54,7 +57,7 @@ type Chunker struct {
 	gear          [256]uint64
 	min, avg, max int
 	maskS, maskL  uint64
-	buf           []byte // read-ahead window
+	buf           []byte // read-ahead window, grown as needed up to 2*max
 	start, end    int    // unread bytes are buf[start:end]
 	eof           bool
 	pos           uint64
@@ -78,7 +81,6 @@ func New(r io.Reader, key *[32]byte, opts ...Option) (*Chunker, error) {
 	b := bits.TrailingZeros(uint(cfg.avg))
 	c.maskS = topBits(b + 2)
 	c.maskL = topBits(b - 2)
-	c.buf = make([]byte, 2*cfg.max)
 	return c, nil
 }
 
@@ -120,7 +122,17 @@ func (c *Chunker) fill() error {
 		c.end = copy(c.buf, c.buf[c.start:c.end])
 		c.start = 0
 	}
-	for c.end < len(c.buf) && !c.eof {
+	for !c.eof {
+		if c.end == len(c.buf) {
+			// Grown on demand: a small file does not pay for (and zero) a
+			// window of twice the largest chunk.
+			if len(c.buf) >= 2*c.max {
+				break
+			}
+			nb := make([]byte, min(max(2*len(c.buf), minWindow), 2*c.max))
+			copy(nb, c.buf[:c.end])
+			c.buf = nb
+		}
 		n, err := c.r.Read(c.buf[c.end:])
 		c.end += n
 		if errors.Is(err, io.EOF) {
