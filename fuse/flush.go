@@ -45,15 +45,18 @@ func (f *fileNode) startUpload() {
 
 func (f *fileNode) upload(done chan struct{}, gen uint64, size int64) {
 	m := f.m
-	m.uploads <- struct{}{}
 	ref, data, err := "", []byte(nil), error(nil)
-	if size <= format.MaxInline {
+	switch {
+	case size <= format.MaxInline:
 		data = make([]byte, size)
 		_, err = lockedReader{f}.ReadAt(data, 0)
 		if errors.Is(err, io.EOF) {
 			err = nil
 		}
-	} else {
+	case size <= BatchFile:
+		ref, err = m.putSmall(m.bg, io.NewSectionReader(lockedReader{f}, 0, size))
+	default:
+		m.uploads <- struct{}{}
 		// Tried twice: a peer that fails a durability point fails the
 		// put, and the next one places around it.
 		for try := 0; try < 2 && m.bg.Err() == nil; try++ {
@@ -61,8 +64,8 @@ func (f *fileNode) upload(done chan struct{}, gen uint64, size int64) {
 				break
 			}
 		}
+		<-m.uploads
 	}
-	<-m.uploads
 	f.mu.Lock()
 	f.uploading = nil
 	again := false
@@ -188,9 +191,15 @@ func (d *dirNode) flush(ctx context.Context, wait bool) error {
 			ops = append(ops, dirs.Op{Kind: "remove", Name: name})
 		case p.file != nil:
 			e := p.file.entry(name)
-			if e.Ref == "" && e.Data == nil && e.Size > 0 || p.file.staged() {
+			if p.file.staged() {
 				files = append(files, p.file)
 				continue
+			}
+			if e.Ref == "" && e.Data == nil && e.Size > 0 {
+				// Not staged, not stored: never so, but publishing it
+				// would lose the file, and waiting would never end.
+				d.mu.Unlock()
+				return errors.New("fuse: a file has neither staged nor stored content")
 			}
 			ops = append(ops, setOp(e))
 		default:

@@ -68,7 +68,8 @@ type mount struct {
 	store    Store
 	w        Writer // nil: read-only
 	stageDir string
-	uploads  chan struct{}
+	uploads  chan struct{} // files over BatchFile uploading
+	batch    *batcher
 	mu       sync.Mutex
 	dirty    map[*dirNode]bool
 	o        Options
@@ -108,7 +109,7 @@ func New(dir string, st Store, root Root, o Options) (*Mount, error) {
 	}
 	m := &mount{store: st, o: o, log: o.Log, cache: newChunkCache(o.CacheBytes),
 		ahead: make(chan struct{}, o.ReadAhead), since: time.Now(), stageDir: o.StageDir,
-		uploads: make(chan struct{}, uploadWorkers), dirty: map[*dirNode]bool{}}
+		uploads: make(chan struct{}, uploadWorkers), batch: newBatcher(), dirty: map[*dirNode]bool{}}
 	if w, ok := st.(Writer); ok && root.Writable {
 		m.w = w
 	} else {
@@ -142,6 +143,9 @@ func New(dir string, st Store, root Root, o Options) (*Mount, error) {
 	}
 	if m.w != nil {
 		go m.flusher()
+		for range batchWorkers {
+			go m.batchWorker()
+		}
 	}
 	raiseReadAhead(dir, o.Log)
 	return &Mount{Dir: dir, srv: srv, m: m}, nil

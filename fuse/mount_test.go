@@ -63,6 +63,19 @@ func (l *local) PutData(ctx context.Context, r io.Reader) (string, uint64, error
 	return res.Cap.Encode(), res.Size, err
 }
 
+func (l *local) PutFiles(ctx context.Context, files []*io.SectionReader) ([]string, error) {
+	rs := make([]io.Reader, len(files))
+	for i, f := range files {
+		rs[i] = f
+	}
+	res, err := l.eng.PutFiles(ctx, engine.PutOptions{}, rs)
+	refs := make([]string, len(res))
+	for i, r := range res {
+		refs[i] = r.Cap.Encode()
+	}
+	return refs, err
+}
+
 func (l *local) Apply(ctx context.Context, folder string, ops []dirs.Op) (map[string]string, error) {
 	return l.dirs.Apply(ctx, folder, ops)
 }
@@ -127,6 +140,11 @@ func TestWritesPublished(t *testing.T) {
 		must(os.WriteFile(filepath.Join(dir, "a", fmt.Sprintf("f%02d", i)), []byte(fmt.Sprint(i)), 0o640))
 	}
 	must(os.WriteFile(filepath.Join(dir, "a", "b", "big"), big, 0o600))
+	var mid [][]byte // uploaded in batches
+	for i := range 30 {
+		mid = append(mid, randstream.Bytes(byte(100+i), 4097+i*9000))
+		must(os.WriteFile(filepath.Join(dir, "a", "b", fmt.Sprintf("m%02d", i)), mid[i], 0o600))
+	}
 	must(os.Rename(filepath.Join(dir, "a", "f00"), filepath.Join(dir, "moved")))
 	must(os.Remove(filepath.Join(dir, "a", "f01")))
 	must(os.Chmod(filepath.Join(dir, "a", "f02"), 0o604))
@@ -157,5 +175,15 @@ func TestWritesPublished(t *testing.T) {
 	}
 	if m, err := l.dirs.OpenFile(ctx, c+"/moved"); err != nil || string(m.Inline) != "0" {
 		t.Fatalf("moved: %v", err)
+	}
+	for i, want := range mid {
+		f, err := l.dirs.OpenFile(ctx, fmt.Sprintf("%s/a/b/m%02d", c, i))
+		if err != nil || f.Cap == nil {
+			t.Fatalf("m%02d: %v", i, err)
+		}
+		var got bytes.Buffer
+		if err := l.eng.Get(ctx, *f.Cap, &got); err != nil || !bytes.Equal(got.Bytes(), want) {
+			t.Fatalf("m%02d reads back wrong: %v", i, err)
+		}
 	}
 }

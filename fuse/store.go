@@ -27,6 +27,9 @@ type Store interface {
 // (no folder changes), and one change of many ops to a folder.
 type Writer interface {
 	PutData(ctx context.Context, r io.Reader) (ref string, size uint64, err error)
+	// PutFiles stores small files (each at most BatchFile bytes) as files
+	// of their own, durable together, and returns their refs in order.
+	PutFiles(ctx context.Context, files []*io.SectionReader) ([]string, error)
 	Apply(ctx context.Context, folder string, ops []dirs.Op) (made map[string]string, err error)
 }
 

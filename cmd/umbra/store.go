@@ -41,6 +41,7 @@ type folders interface {
 	GetRange(ctx context.Context, capText string, off, length int64, w io.Writer) error
 	Apply(ctx context.Context, path string, ops []dirs.Op) (map[string]string, error)
 	PutData(ctx context.Context, r io.Reader) (string, uint64, error)
+	PutFiles(ctx context.Context, files []*io.SectionReader) ([]string, error)
 	Remove(ctx context.Context, path string, recursive bool) error
 	Move(ctx context.Context, from, to string) error
 	Link(ctx context.Context, capText, path string) error
@@ -140,6 +141,19 @@ func (d daemonStore) Get(ctx context.Context, capText string, w io.Writer, progr
 		w = io.MultiWriter(w, &counter{progress: progress})
 	}
 	return d.Client.Get(ctx, capText, w)
+}
+
+// PutFiles stores small files in one batch (api.Client.PutBatch).
+func (d daemonStore) PutFiles(ctx context.Context, files []*io.SectionReader) ([]string, error) {
+	res, err := d.PutBatch(ctx, files)
+	if err != nil {
+		return nil, err
+	}
+	refs := make([]string, len(res))
+	for i, r := range res {
+		refs[i] = r.Cap
+	}
+	return refs, nil
 }
 
 func (daemonStore) Close() error { return nil }

@@ -58,6 +58,26 @@ func (s *offlineStore) PutData(ctx context.Context, r io.Reader) (string, uint64
 	return res.Cap.Encode(), res.Size, nil
 }
 
+func (s *offlineStore) PutFiles(ctx context.Context, files []*io.SectionReader) ([]string, error) {
+	k, m, err := config.ParseShards(s.n.Config.Put.Shards)
+	if err != nil {
+		return nil, err
+	}
+	rs := make([]io.Reader, len(files))
+	for i, f := range files {
+		rs[i] = f
+	}
+	res, err := s.eng.PutFiles(ctx, engine.PutOptions{K: k, M: m}, rs)
+	if err != nil {
+		return nil, err
+	}
+	refs := make([]string, len(res))
+	for i, r := range res {
+		refs[i] = r.Cap.Encode()
+	}
+	return refs, nil
+}
+
 func (s *offlineStore) Remove(ctx context.Context, path string, recursive bool) error {
 	return s.dirs.Remove(ctx, path, recursive)
 }

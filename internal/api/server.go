@@ -73,6 +73,7 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 	mux.HandleFunc("GET /v1/stat", s.stat)
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("GET /v1/peers", s.peers)
+	mux.HandleFunc("POST /v1/put-batch", s.putBatch)
 	s.dirRoutes(mux)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil

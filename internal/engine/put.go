@@ -99,6 +99,32 @@ type chunkIn struct {
 // durable.
 func (e *Engine) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult, error) {
 	k, m := o.shards()
+	var sess PutSession
+	if e.net != nil {
+		var err error
+		if sess, err = e.net.NewPutSession(k, m, o.AllowFewerPeers); err != nil {
+			return PutResult{}, err
+		}
+	}
+	res, err := e.put(ctx, r, o, sess)
+	if err != nil {
+		return PutResult{}, err
+	}
+	if sess != nil {
+		if err := sess.Flush(ctx); err != nil {
+			return PutResult{}, err
+		}
+		res.Warnings = sess.Warnings()
+	} else if err := e.bs.Sync(ctx); err != nil {
+		return PutResult{}, err
+	}
+	return res, nil
+}
+
+// put stores r through sess (nil: offline) up to its last durability
+// point, which the caller runs.
+func (e *Engine) put(ctx context.Context, r io.Reader, o PutOptions, sess PutSession) (PutResult, error) {
+	k, m := o.shards()
 	coder, err := erasure.New(k, m)
 	if err != nil {
 		return PutResult{}, err
@@ -107,12 +133,6 @@ func (e *Engine) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult,
 	ch, err := chunker.New(r, ck.Array(), e.chunkOp...)
 	if err != nil {
 		return PutResult{}, err
-	}
-	var sess PutSession
-	if e.net != nil {
-		if sess, err = e.net.NewPutSession(k, m, o.AllowFewerPeers); err != nil {
-			return PutResult{}, err
-		}
 	}
 	b := &treeBuilder{e: e, k: k, m: m, random: o.RandomKey, sess: sess}
 	b.levels = []*levelNode{{n: &format.Node{Level: 0, K: k, M: m, Suite: seal.SuiteAES256GCM}}}
@@ -165,17 +185,8 @@ func (e *Engine) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult,
 	if err != nil {
 		return PutResult{}, err
 	}
-	var warnings []string
-	if sess != nil {
-		if err := sess.Flush(ctx); err != nil {
-			return PutResult{}, err
-		}
-		warnings = sess.Warnings()
-	} else if err := e.bs.Sync(ctx); err != nil {
-		return PutResult{}, err
-	}
 	e.log.Debug("put", "bytes", done, "chunks", chunks, "shards", fmt.Sprintf("%d+%d", k, m))
-	return PutResult{Cap: root, Size: uint64(done), Chunks: chunks, Warnings: warnings}, nil
+	return PutResult{Cap: root, Size: uint64(done), Chunks: chunks}, nil
 }
 
 // storeChunk seals, stripes and stores one chunk and returns its manifest
