@@ -310,15 +310,15 @@ func (f *fileNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off i
 		if err != nil && err != io.EOF {
 			return nil, errno(err, f.m.log)
 		}
-		return fuse.ReadResultData(dest[:n]), 0
+		return readResult(dest[:n]), 0
 	}
 	e := f.e
 	f.mu.Unlock()
 	if e.Ref == "" { // inline
 		if off >= int64(len(e.Data)) {
-			return fuse.ReadResultData(nil), 0
+			return readResult(nil), 0
 		}
-		return fuse.ReadResultData(e.Data[off:min(int64(len(e.Data)), off+int64(len(dest)))]), 0
+		return readResult(e.Data[off:min(int64(len(e.Data)), off+int64(len(dest)))]), 0
 	}
 	starts, err := f.chunks(ctx, e.Ref)
 	if err != nil {
@@ -326,7 +326,7 @@ func (f *fileNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off i
 	}
 	end := starts[len(starts)-1]
 	if off >= end {
-		return fuse.ReadResultData(nil), 0
+		return readResult(nil), 0
 	}
 	want := min(end, off+int64(len(dest)))
 	i := sort.Search(len(starts)-1, func(i int) bool { return starts[i+1] > off })
@@ -347,19 +347,23 @@ func (f *fileNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off i
 		if err != nil {
 			return nil, errno(err, f.m.log)
 		}
-		return fuse.ReadResultData(data[off-starts[i] : want-starts[i]]), 0
+		return readResult(data[off-starts[i] : want-starts[i]]), 0
 	}
-	n := 0
+	var vec [][]byte // the chunks' bytes, written to the kernel as they are
 	for pos := off; pos < want; i++ {
 		data, err := f.chunk(ctx, e.Ref, starts, i)
 		if err != nil {
 			return nil, errno(err, f.m.log)
 		}
-		n += copy(dest[n:], data[pos-starts[i]:])
+		vec = append(vec, data[pos-starts[i]:min(want, starts[i+1])-starts[i]])
 		pos = starts[i+1]
 	}
-	return fuse.ReadResultData(dest[:min(n, int(want-off))]), 0
+	return fuse.ReadResultVector(vec), 0
 }
+
+// readResult answers a read with b, written to the kernel as it is (a
+// plain ReadResultData would first be tried for a splice it cannot do).
+func readResult(b []byte) fuse.ReadResult { return fuse.ReadResultVector([][]byte{b}) }
 
 // groupChunks is how many chunks one read-ahead fetch asks for: one
 // request, the daemon's pipeline working on them together.
@@ -417,6 +421,51 @@ type splitter struct {
 	done   func(i int, data []byte)
 }
 
+// ReadFrom reads r straight into the chunks' buffers (io.Copy's own buffer
+// would be one more copy of every byte).
+func (s *splitter) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for {
+		if s.i+1 >= len(s.starts) {
+			// Past the last chunk: anything more is an error.
+			n, err := r.Read(make([]byte, 1))
+			if n > 0 {
+				return total, io.ErrShortWrite
+			}
+			if err == io.EOF {
+				return total, nil
+			}
+			return total, err
+		}
+		size := int(s.starts[s.i+1] - s.starts[s.i])
+		if len(s.cur) == size { // an empty chunk
+			s.next()
+			continue
+		}
+		n, err := r.Read(s.cur[len(s.cur):size])
+		s.cur = s.cur[:len(s.cur)+n]
+		total += int64(n)
+		if len(s.cur) == size {
+			s.next()
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// next hands the completed chunk on and starts the next one.
+func (s *splitter) next() {
+	s.done(s.i, s.cur)
+	s.i++
+	if s.i+1 < len(s.starts) {
+		s.cur = make([]byte, 0, s.starts[s.i+1]-s.starts[s.i])
+	}
+}
+
 func (s *splitter) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
@@ -428,11 +477,7 @@ func (s *splitter) Write(p []byte) (int, error) {
 		s.cur = append(s.cur, p[:take]...)
 		p = p[take:]
 		if len(s.cur) == size {
-			s.done(s.i, s.cur)
-			s.i++
-			if s.i+1 < len(s.starts) {
-				s.cur = make([]byte, 0, s.starts[s.i+1]-s.starts[s.i])
-			}
+			s.next()
 		}
 	}
 	return n, nil

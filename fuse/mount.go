@@ -127,8 +127,9 @@ func New(dir string, st Store, root Root, o Options) (*Mount, error) {
 		f := dirs.Entry{Name: root.Name, Kind: "file", Ref: root.Ref, Size: root.Size, Mode: 0o444, MTime: m.since.UnixNano()}
 		top = &fileDir{m: m, file: f, attr: attr}
 	}
+	// No splice: reads answer from memory, never from a file descriptor.
 	mo := fuse.MountOptions{FsName: "umbra", Name: "umbra", MaxReadAhead: 1 << 20, MaxWrite: 1 << 20,
-		DisableXAttrs: true}
+		DisableXAttrs: true, DisableSplice: true, Logger: slog.NewLogLogger(o.Log.Handler(), slog.LevelDebug)}
 	if os.Geteuid() == 0 {
 		mo.DirectMount, mo.DirectMountStrict = true, true
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/umbra-store/umbra/dht"
@@ -115,6 +116,8 @@ func (d daemonStore) GetRange(ctx context.Context, capText string, off, length i
 	if err != nil {
 		return err
 	}
+	// A pipe of a chunk's size: the daemon writes a chunk in one go.
+	_, _ = unix.FcntlInt(pw.Fd(), unix.F_SETPIPE_SZ, 1<<20)
 	copied := make(chan error, 1)
 	go func() {
 		_, err := io.CopyBuffer(w, r, make([]byte, 256<<10))

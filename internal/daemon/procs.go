@@ -3,6 +3,7 @@ package daemon
 import (
 	"runtime"
 	"sync"
+	"time"
 )
 
 // procs sizes the Go scheduler: serve Ps while the daemon only serves peers,
@@ -18,10 +19,18 @@ type procs struct {
 
 	mu      sync.Mutex
 	working int
+	gen     uint64                      // bumped by every begin: a pending lowering checks it
+	after   func(time.Duration, func()) // runs a lowering later (time.AfterFunc)
 }
+
+// idleDelay is how long every core stays in use after the last user
+// operation ends: a mount's reads come as many short requests, and
+// resizing the scheduler stops the world each time.
+const idleDelay = 250 * time.Millisecond
 
 func newProcs(serve int) *procs {
 	p := &procs{all: runtime.GOMAXPROCS(0)}
+	p.after = func(d time.Duration, f func()) { time.AfterFunc(d, f) }
 	p.serve = min(serve, p.all)
 	if p.serve > 0 && p.serve < p.all {
 		runtime.GOMAXPROCS(p.serve)
@@ -35,7 +44,8 @@ func (p *procs) begin() func() {
 		return func() {}
 	}
 	p.mu.Lock()
-	if p.working++; p.working == 1 {
+	p.gen++
+	if p.working++; p.working == 1 && runtime.GOMAXPROCS(0) != p.all {
 		runtime.GOMAXPROCS(p.all)
 	}
 	p.mu.Unlock()
@@ -43,10 +53,18 @@ func (p *procs) begin() func() {
 	return func() {
 		once.Do(func() {
 			p.mu.Lock()
-			if p.working--; p.working == 0 {
-				runtime.GOMAXPROCS(p.serve)
+			defer p.mu.Unlock()
+			if p.working--; p.working > 0 {
+				return
 			}
-			p.mu.Unlock()
+			gen := p.gen
+			p.after(idleDelay, func() {
+				p.mu.Lock()
+				defer p.mu.Unlock()
+				if p.working == 0 && p.gen == gen {
+					runtime.GOMAXPROCS(p.serve)
+				}
+			})
 		})
 	}
 }
