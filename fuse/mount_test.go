@@ -5,12 +5,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	dssync "github.com/ipfs/go-datastore/sync"
+	"golang.org/x/sys/unix"
 
 	"github.com/umbra-store/umbra/blockstore"
 	"github.com/umbra-store/umbra/dht"
@@ -184,6 +186,69 @@ func TestWritesPublished(t *testing.T) {
 		var got bytes.Buffer
 		if err := l.eng.Get(ctx, *f.Cap, &got); err != nil || !bytes.Equal(got.Bytes(), want) {
 			t.Fatalf("m%02d reads back wrong: %v", i, err)
+		}
+	}
+}
+
+// TestReadsUnderEviction: concurrent reads at random offsets through a
+// cache far smaller than the file return the right bytes while chunk
+// buffers are evicted and reused under them.
+func TestReadsUnderEviction(t *testing.T) {
+	needFUSE(t)
+	l := newLocal(t)
+	ctx := context.Background()
+	c, err := l.dirs.Mkdir(ctx, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := randstream.Bytes(9, 24<<20)
+	ref, size, err := l.PutData(ctx, bytes.NewReader(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Apply(ctx, c, []dirs.Op{{Kind: "set", Name: "f", Ref: ref, Size: size, Mode: 0o644}}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	mt, err := New(dir, l, Root{Ref: c, IsFolder: true}, Options{CacheBytes: 3 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mt.Unmount()
+	errs := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			f, err := os.Open(filepath.Join(dir, "f"))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer f.Close()
+			rng := rand.New(rand.NewPCG(uint64(g), 1))
+			buf := make([]byte, 2<<20)
+			for range 60 {
+				n := 4096 + rng.IntN(2<<20-4096)
+				off := rng.Int64N(int64(len(src) - n))
+				// Out of the kernel's page cache: every read reaches the mount.
+				if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := f.ReadAt(buf[:n], off); err != nil {
+					errs <- err
+					return
+				}
+				if !bytes.Equal(buf[:n], src[off:off+int64(n)]) {
+					errs <- fmt.Errorf("%d bytes at %d read back wrong", n, off)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
 		}
 	}
 }
