@@ -66,6 +66,10 @@ type Store struct {
 	dsSynced uint64 // under syncMu
 
 	quota quota
+
+	// leaseMu orders lease changes with GC's check that a block is left
+	// without a lease.
+	leaseMu sync.Mutex
 }
 
 // Index value encodings (first byte). Values are part of the on-disk format;

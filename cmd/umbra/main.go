@@ -81,6 +81,7 @@ func newApp() *cli.App {
 			capCommand(),
 			daemonCommand(),
 			statusCommand(),
+			gcCommand(),
 			peersCommand(),
 			testnetCommand(),
 		},

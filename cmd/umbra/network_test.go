@@ -474,7 +474,7 @@ func TestSyncedBlocksSurviveKill(t *testing.T) {
 	var synced []blocks.Block
 	for range 32 {
 		b := newBlock()
-		if err := c.Store(ctx, p, b, 0); err != nil {
+		if err := c.Store(ctx, p, b, shard.Lease{}); err != nil {
 			t.Fatal(err)
 		}
 		synced = append(synced, b)
@@ -494,7 +494,7 @@ func TestSyncedBlocksSurviveKill(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < len(more); i += 4 {
-				if c.Store(ctx, p, more[i], 0) != nil {
+				if c.Store(ctx, p, more[i], shard.Lease{}) != nil {
 					return
 				}
 				if acked.Add(1) == 16 {

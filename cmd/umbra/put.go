@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -23,6 +24,7 @@ type putOptions struct {
 	name      string
 	allowFew  bool
 	json      bool
+	expire    time.Duration // self-destruct after; 0: no
 }
 
 func putCommand() *cli.Command {
@@ -43,6 +45,7 @@ func putCommand() *cli.Command {
 			&cli.BoolFlag{Name: "allow-fewer-peers", Usage: "store even with fewer than K+1 peers (losing one may lose data)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the result as JSON"},
 			&cli.BoolFlag{Name: "recursive", Aliases: []string{"r"}, Usage: "store the tree under DIR into a folder"},
+			&cli.DurationFlag{Name: "expire", Usage: "self-destruct: a copy under random keys that peers delete `DURATION` from now (1h, 30m); a file of its own only"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() < 1 || c.NArg() > 2 {
@@ -51,6 +54,10 @@ func putCommand() *cli.Command {
 			o := putOptions{
 				file: c.Args().First(), dest: c.Args().Get(1), recursive: c.Bool("recursive"), shards: c.String("shards"),
 				randomKey: c.Bool("random-key"), name: c.String("name"), allowFew: c.Bool("allow-fewer-peers"), json: c.Bool("json"),
+				expire: c.Duration("expire"),
+			}
+			if o.expire != 0 && (o.expire < time.Second || o.dest != "" || o.recursive) {
+				return usageError{fmt.Errorf("--expire takes a duration of at least 1s, for a file of its own (not a folder path)")}
 			}
 			if o.recursive {
 				return runPutTree(c, o)
@@ -103,7 +110,7 @@ func runPut(c *cli.Context, o putOptions) error {
 	}
 	defer s.Close()
 	bar := newProgress(size, "put")
-	po := api.PutOptions{Shards: o.shards, RandomKey: o.randomKey, Name: name, AllowFewerPeers: o.allowFew}
+	po := api.PutOptions{Shards: o.shards, RandomKey: o.randomKey, Name: name, AllowFewerPeers: o.allowFew, Expire: o.expire}
 	if o.dest != "" {
 		po.Path, po.Mode, po.MTime = o.dest, mode, mtime
 	}

@@ -383,7 +383,7 @@ func TestOnePeerCannotExhaustANode(t *testing.T) {
 	big := make([]byte, 2<<20)
 	crand.Read(big)
 	bigBlock, _ := blockstore.NewBlock(big)
-	if err := shard.NewClient(h).Store(ctx, ai.ID, bigBlock, 0); err != nil {
+	if err := shard.NewClient(h).Store(ctx, ai.ID, bigBlock, shard.Lease{}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -177,7 +177,7 @@ func (s *offlineStore) Put(ctx context.Context, in io.Reader, _ int64, o api.Put
 	if err != nil {
 		return api.PutResult{}, usageError{err}
 	}
-	eo := engine.PutOptions{K: k, M: m, RandomKey: o.RandomKey, Name: o.Name, Progress: progress}
+	eo := api.SelfDestruct(engine.PutOptions{K: k, M: m, RandomKey: o.RandomKey, Name: o.Name, Progress: progress}, o.Expire)
 	if o.Path != "" {
 		e, err := s.dirs.PutFile(ctx, in, o.Path, o.Name, dirs.FileMeta{Mode: o.Mode, MTime: o.MTime}, eo)
 		return api.PutResult{Size: e.Size, Entry: &e}, err

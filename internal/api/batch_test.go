@@ -26,6 +26,9 @@ func (b backend) DefaultShards() string                      { return "3+2" }
 func (b backend) Status(ctx context.Context) (Status, error) { return Status{}, nil }
 func (b backend) Peers(ctx context.Context) []Peer           { return nil }
 func (b backend) Working() func()                            { return func() {} }
+func (b backend) GC(context.Context) (blockstore.GCStats, error) {
+	return blockstore.GCStats{}, nil
+}
 
 func serve(t *testing.T) (*Client, *engine.Engine) {
 	t.Helper()

@@ -12,6 +12,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/umbra-store/umbra/internal/engine"
 )
 
 // ErrNoDaemon is returned by Dial when no daemon answers for the node.
@@ -90,6 +93,19 @@ type PutOptions struct {
 	Path  string
 	Mode  uint32
 	MTime int64
+	// Expire, if set, makes the file self-destruct: a copy under random
+	// keys whose leases end this long from now and are never renewed.
+	Expire time.Duration
+}
+
+// SelfDestruct returns the engine options of a put that expires after d
+// (0: none): random keys, so that the copy shares no block with a lasting
+// one, and leases ending then.
+func SelfDestruct(o engine.PutOptions, d time.Duration) engine.PutOptions {
+	if d > 0 {
+		o.RandomKey, o.Expiry = true, uint64(time.Now().Add(d).Unix())
+	}
+	return o
 }
 
 func (o PutOptions) header() map[string]string {
@@ -118,6 +134,9 @@ func (o PutOptions) query() string {
 	}
 	if o.MTime != 0 {
 		q.Set("mtime", strconv.FormatInt(o.MTime, 10))
+	}
+	if o.Expire > 0 {
+		q.Set("expire", strconv.FormatInt(int64(o.Expire/time.Second), 10))
 	}
 	return q.Encode()
 }

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/umbra-store/umbra/blockstore"
 	"github.com/umbra-store/umbra/internal/config"
 	"github.com/umbra-store/umbra/internal/dirs"
 	"github.com/umbra-store/umbra/internal/engine"
@@ -32,6 +33,8 @@ type Backend interface {
 	// Working marks a put or get running for the user; the returned func
 	// ends it.
 	Working() func()
+	// GC collects the blocks whose leases all expired, now.
+	GC(ctx context.Context) (blockstore.GCStats, error)
 }
 
 // Server serves the API.
@@ -74,6 +77,7 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("GET /v1/peers", s.peers)
 	mux.HandleFunc("POST /v1/put-batch", s.putBatch)
+	mux.HandleFunc("POST /v1/gc", s.gc)
 	s.dirRoutes(mux)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
@@ -165,6 +169,14 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dest := r.Header.Get(PathHeader)
+	if e := q.Get("expire"); e != "" {
+		secs, err := strconv.ParseInt(e, 10, 64)
+		if err != nil || secs < 1 || dest != "" {
+			s.fail(w, kind.New(kind.Usage, "api: expire: seconds ≥ 1, for a file of its own"))
+			return
+		}
+		opts = SelfDestruct(opts, time.Duration(secs)*time.Second)
+	}
 	run := func(ctx context.Context, in io.Reader, progress func(int64)) (any, error) {
 		opts.Progress = progress
 		if dest != "" {
@@ -318,4 +330,20 @@ func rangeOf(r *http.Request) (off, length int64, err error) {
 		}
 	}
 	return off, length, nil
+}
+
+func (s *Server) gc(w http.ResponseWriter, r *http.Request) {
+	st, err := s.b.GC(r.Context())
+	s.reply(w, st, err)
+}
+
+// GC has the daemon collect expired blocks now.
+func (c *Client) GC(ctx context.Context) (blockstore.GCStats, error) {
+	resp, err := c.do(ctx, http.MethodPost, "/v1/gc", nil, nil)
+	if err != nil {
+		return blockstore.GCStats{}, err
+	}
+	defer resp.Body.Close()
+	var st blockstore.GCStats
+	return st, json.NewDecoder(resp.Body).Decode(&st)
 }

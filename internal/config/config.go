@@ -27,6 +27,7 @@ type Config struct {
 	Network Network
 	Storage Storage
 	Folders Folders
+	Leases  Leases
 }
 
 // Network configures the libp2p host. Nothing dials out unless Bootstrap
@@ -119,6 +120,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: Storage.Accept is %q, want \"anyone\" or \"allowlist\"", c.Storage.Accept)
 	}
 	if _, _, _, err := c.Folders.Durations(); err != nil {
+		return err
+	}
+	if _, _, _, err := c.Leases.Durations(); err != nil {
 		return err
 	}
 	if c.Storage.MaxBytes < 0 {

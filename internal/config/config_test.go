@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/umbra-store/umbra/erasure"
 )
@@ -47,5 +48,23 @@ func TestWriteLoad(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, File), []byte(`{"Version":1,"Put":{"Shards":"0+1"}}`), 0o600)
 	if _, err := Load(dir); err == nil {
 		t.Fatal("invalid shards accepted")
+	}
+}
+
+func TestLeaseDurations(t *testing.T) {
+	length, interval, grace, err := Leases{}.Durations()
+	if err != nil || length != 0 || interval != time.Hour || grace != time.Hour {
+		t.Fatalf("defaults: %v %v %v %v", length, interval, grace, err)
+	}
+	length, interval, grace, err = Leases{Length: "2s", GCInterval: "1s", GCGrace: "0s"}.Durations()
+	if err != nil || length != 2*time.Second || interval != time.Second || grace != 0 {
+		t.Fatalf("a test network's: %v %v %v %v", length, interval, grace, err)
+	}
+	for _, bad := range []Leases{{Length: "0s"}, {GCInterval: "soon"}, {GCGrace: "-1s"}} {
+		c := Default()
+		c.Leases = bad
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"os"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 
@@ -18,6 +19,7 @@ type backend struct {
 	g     *graph
 	quota int64
 	procs *procs
+	grace time.Duration // GC's
 }
 
 var _ api.Backend = (*backend)(nil)

@@ -123,9 +123,10 @@ func build(ctx context.Context, n *node.Node, cfg config.Config, o Options, log 
 	client := shard.NewClient(g.h)
 	g.bitswap = retrieval.NewBitswap(ctx, g.h, g.dht, n.Store)
 	fetch := retrieval.New(g.h, n.Store, client, g.dht, g.bitswap, log)
-	place := placement.Deps{Self: g.h.ID(), Remote: client, Local: n.Store, Ann: g.dht, Log: log}
+	place := placement.Deps{Self: g.h.ID(), Remote: client, Local: n.Store, Ann: g.dht, Log: log, LeaseKey: n.Keys.Secrets.LeaseKey()}
 	g.net = network.New(g.h, place, fetch)
-	g.eng = engine.New(n.Store, n.Keys.Secrets, engine.WithLogger(log), engine.WithNetwork(g.net))
+	length, _, _, _ := cfg.Leases.Durations() // validated
+	g.eng = engine.New(n.Store, n.Keys.Secrets, engine.WithLogger(log), engine.WithNetwork(g.net), engine.WithLeaseLength(length))
 	k, m, _ := config.ParseShards(cfg.Put.Shards) // validated
 	folders := network.NewFolders(ctx, g.net, client, g.dht)
 	g.dirs = dirs.New(g.eng, folders, node.OpenAliases(n.Path), dirs.Options{K: k, M: m, Validity: validity, Log: log})
@@ -178,7 +179,8 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer g.close()
-	b := &backend{n: n, g: g, quota: cfg.Storage.MaxBytes, procs: newProcs(o.ServeProcs)}
+	_, gcEvery, grace, _ := cfg.Leases.Durations() // validated
+	b := &backend{n: n, g: g, quota: cfg.Storage.MaxBytes, procs: newProcs(o.ServeProcs), grace: grace}
 
 	sock := filepath.Join(o.Path, api.SocketName)
 	srv, err := api.Listen(sock, b, log)
@@ -193,6 +195,7 @@ func Run(ctx context.Context, o Options) error {
 	go g.dht.Reannounce(ctx, reannounceFirst, reannounceEvery, n.Store.AllKeysChan)
 	go g.dht.RepublishFolders(ctx, min(reannounceFirst, g.republish), g.republish)
 	go refreshFolders(ctx, g.dirs, node.OpenAliases(n.Path), log)
+	go collect(ctx, n.Store, gcEvery, grace, log)
 
 	info := Info{PID: os.Getpid(), PeerID: g.h.ID().String(), Addrs: addrs(g.h), Socket: sock}
 	if err := writeInfo(filepath.Join(o.Path, InfoFile), info); err != nil {

@@ -2,7 +2,13 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"io"
+
+	blocks "github.com/ipfs/go-block-format"
+
+	"github.com/umbra-store/umbra/blockstore"
+	"github.com/umbra-store/umbra/keyring"
 )
 
 // Batch stores several files with one durability point for all of them:
@@ -18,22 +24,17 @@ type Batch struct {
 }
 
 // NewBatch starts a batch whose files are coded and placed as o says (its
-// K, M and AllowFewerPeers; each Put's own are ignored).
+// K, M, AllowFewerPeers and Expiry; each Put's own are ignored).
 func (e *Engine) NewBatch(o PutOptions) (*Batch, error) {
 	b := &Batch{e: e, o: o}
-	if e.net != nil {
-		k, m := o.shards()
-		var err error
-		if b.sess, err = e.net.NewPutSession(k, m, o.AllowFewerPeers); err != nil {
-			return nil, err
-		}
-	}
-	return b, nil
+	var err error
+	b.sess, err = e.newSession(o)
+	return b, err
 }
 
 // Put stores r; it is durable once Flush returns.
 func (b *Batch) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult, error) {
-	o.K, o.M, o.AllowFewerPeers = b.o.K, b.o.M, b.o.AllowFewerPeers
+	o.K, o.M, o.AllowFewerPeers, o.Expiry = b.o.K, b.o.M, b.o.AllowFewerPeers, b.o.Expiry
 	return b.e.put(ctx, r, o, b.sess)
 }
 
@@ -67,3 +68,41 @@ func (e *Engine) PutFiles(ctx context.Context, o PutOptions, files []io.Reader) 
 	}
 	return out, nil
 }
+
+// localSession stores an offline put with an expiry in this node's store,
+// each block under a lease of this node's that ends then (an offline put
+// without one writes no lease: such blocks are kept).
+type localSession struct {
+	bs     Blocks
+	lease  blockstore.Lease
+	leases keyring.Key
+}
+
+func (e *Engine) newLocalSession(expiry uint64) *localSession {
+	return &localSession{bs: e.bs, lease: blockstore.Lease{Expiry: expiry}, leases: e.secrets.LeaseKey()}
+}
+
+func (s *localSession) put(ctx context.Context, bs []blocks.Block) error {
+	if err := s.bs.PutManyDeferred(ctx, bs); err != nil {
+		return fmt.Errorf("engine: store shards: %w", err)
+	}
+	for _, b := range bs {
+		l := s.lease
+		l.Hash = keyring.RenewHash(keyring.RenewSecret(s.leases, b.Cid().Hash(), nil))
+		if err := s.bs.AddLease(ctx, b.Cid(), l, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *localSession) PlaceStripe(ctx context.Context, shards []blocks.Block) ([][]byte, error) {
+	return make([][]byte, len(shards)), s.put(ctx, shards)
+}
+
+func (s *localSession) Replicate(ctx context.Context, b blocks.Block) error {
+	return s.put(ctx, []blocks.Block{b})
+}
+
+func (s *localSession) Flush(ctx context.Context) error { return s.bs.Sync(ctx) }
+func (s *localSession) Warnings() []string              { return nil }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"time"
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
@@ -29,8 +30,10 @@ const (
 // Errors.
 var (
 	// ErrNotFound is returned by Get, ReadRange and Stat when the file's root
-	// block (or a manifest node under it) is not in the store.
-	ErrNotFound = kind.New(kind.NotFound, "engine: file not found in the store")
+	// block (or a manifest node under it) is not in the store, or no peer
+	// holds a shard of a chunk: the file expired (its leases ended and the
+	// peers collected it), or never was.
+	ErrNotFound = kind.New(kind.NotFound, "engine: file expired or not found")
 	// ErrCorrupt is returned when a chunk cannot be authenticated even after
 	// dropping shards that fail their hash check.
 	ErrCorrupt = kind.New(kind.Corrupt, "engine: data failed authentication")
@@ -49,6 +52,7 @@ type Blocks interface {
 	PutManyDeferred(context.Context, []blocks.Block) error
 	Sync(context.Context) error
 	DeleteBlock(context.Context, cid.Cid) error
+	AddLease(ctx context.Context, c cid.Cid, l blockstore.Lease, forever bool) error
 }
 
 var _ Blocks = (*blockstore.Store)(nil)
@@ -56,8 +60,9 @@ var _ Blocks = (*blockstore.Store)(nil)
 // Network places shards on peers and fetches blocks from them. Without one,
 // the engine works on its local block store alone.
 type Network interface {
-	// NewPutSession starts placing one file's shards with k+m coding.
-	NewPutSession(k, m int, allowFewerPeers bool) (PutSession, error)
+	// NewPutSession starts placing one file's shards with k+m coding,
+	// each under a lease until expiry (unix seconds; 0: none).
+	NewPutSession(k, m int, allowFewerPeers bool, expiry uint64) (PutSession, error)
 	// Fetch returns a block of at most size bytes whose bytes match c, from
 	// the local store or from peers (hint, if set, is the peer ID that
 	// should hold it), or an error satisfying ipld.IsNotFound. Nothing
@@ -100,6 +105,7 @@ type Engine struct {
 	chunkOp []chunker.Option
 	maxNode int // manifest node plaintext limit; tests lower it
 	net     Network
+	lease   time.Duration // how long a put's leases run; 0: no expiry
 
 	setWorkers bool
 	nodes      nodeCache // opened manifest nodes
@@ -113,6 +119,10 @@ func WithNetwork(n Network) Option { return func(e *Engine) { e.net = n } }
 
 // Option configures an Engine.
 type Option func(*Engine)
+
+// WithLeaseLength makes every put's leases run for d (a put's own
+// PutOptions.Expiry wins). Default 0: no expiry.
+func WithLeaseLength(d time.Duration) Option { return func(e *Engine) { e.lease = d } }
 
 // WithLogger sets the logger. Default: discard.
 func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }

@@ -477,6 +477,9 @@ func (e *Engine) openShards(coder *erasure.Coder, j chunkJob, shards [][]byte, s
 	// Decode on a copy of the slice: it fills missing data shards with
 	// rebuilt ones, which a later repair must not mistake for fetched data.
 	data, err := coder.Decode(sealed, append([][]byte(nil), shards...), j.ent.SealedLen)
+	if se := (*erasure.StripeError)(nil); errors.As(err, &se) && se.Have == 0 {
+		return nil, fmt.Errorf("%w: chunk %d: %w", ErrNotFound, j.index, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("engine: chunk %d: %w", j.index, err)
 	}

@@ -133,7 +133,9 @@ func (s fakeSession) Replicate(ctx context.Context, b blocks.Block) error {
 func (fakeSession) Flush(context.Context) error { return nil }
 func (fakeSession) Warnings() []string          { return nil }
 
-func (f *fakeNet) NewPutSession(int, int, bool) (PutSession, error) { return fakeSession{f.bs}, nil }
+func (f *fakeNet) NewPutSession(int, int, bool, uint64) (PutSession, error) {
+	return fakeSession{f.bs}, nil
+}
 
 func (f *fakeNet) Release([]byte) {}
 

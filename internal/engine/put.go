@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"time"
 
 	blocks "github.com/ipfs/go-block-format"
 
@@ -25,6 +26,10 @@ type PutOptions struct {
 	// Progress, if set, is called with the number of plaintext bytes
 	// consumed after each chunk is stored.
 	Progress func(n int64)
+	// Expiry, if set, ends the leases of every block of the put (unix
+	// seconds): past it and the peers' grace the file is gone. 0: the
+	// blocks are kept as long as peers allow (blockstore.MaxLeaseTerm).
+	Expiry uint64
 	// Prior, if set, is an earlier version of the same data put by this
 	// node (a folder's previous snapshot): its chunks that recur are not
 	// sealed, coded or placed again (priorChunks).
@@ -98,13 +103,9 @@ type chunkIn struct {
 // Put stores the stream r and returns its read capability once every block is
 // durable.
 func (e *Engine) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult, error) {
-	k, m := o.shards()
-	var sess PutSession
-	if e.net != nil {
-		var err error
-		if sess, err = e.net.NewPutSession(k, m, o.AllowFewerPeers); err != nil {
-			return PutResult{}, err
-		}
+	sess, err := e.newSession(o)
+	if err != nil {
+		return PutResult{}, err
 	}
 	res, err := e.put(ctx, r, o, sess)
 	if err != nil {
@@ -119,6 +120,23 @@ func (e *Engine) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult,
 		return PutResult{}, err
 	}
 	return res, nil
+}
+
+// newSession starts placing a put's blocks: on the network, or in this
+// node's store with leases (an offline put with an expiry), or nil (an
+// offline put without one).
+func (e *Engine) newSession(o PutOptions) (PutSession, error) {
+	if o.Expiry == 0 && e.lease > 0 {
+		o.Expiry = uint64(time.Now().Add(e.lease).Unix())
+	}
+	switch {
+	case e.net != nil:
+		k, m := o.shards()
+		return e.net.NewPutSession(k, m, o.AllowFewerPeers, o.Expiry)
+	case o.Expiry != 0:
+		return e.newLocalSession(o.Expiry), nil
+	}
+	return nil, nil
 }
 
 // put stores r through sess (nil: offline) up to its last durability

@@ -57,8 +57,8 @@ func (n *Net) ShardPeers() []peer.ID {
 
 // NewPutSession starts placing one file's shards on the peers connected
 // now (and this node).
-func (n *Net) NewPutSession(k, m int, allowFewer bool) (engine.PutSession, error) {
-	return placement.New(n.place, n.ShardPeers(), k, m, allowFewer)
+func (n *Net) NewPutSession(k, m int, allowFewer bool, expiry uint64) (engine.PutSession, error) {
+	return placement.New(n.place, n.ShardPeers(), k, m, allowFewer, expiry)
 }
 
 // Fetch returns a block of at most size bytes checked against c

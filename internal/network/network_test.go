@@ -23,6 +23,7 @@ import (
 	"github.com/umbra-store/umbra/internal/placement"
 	"github.com/umbra-store/umbra/internal/retrieval"
 	"github.com/umbra-store/umbra/internal/shard"
+	"github.com/umbra-store/umbra/keyring"
 )
 
 type testNode struct {
@@ -66,7 +67,7 @@ func newNodes(t *testing.T, n int, withBitswap bool, quota int64) []testNode {
 			bs = b
 		}
 		f := retrieval.New(h, st, client, d, bs, log)
-		nt := New(h, placement.Deps{Self: h.ID(), Remote: client, Local: st, Ann: d, Log: log}, f)
+		nt := New(h, placement.Deps{Self: h.ID(), Remote: client, Local: st, Ann: d, Log: log, LeaseKey: keyring.GenerateKey()}, f)
 		t.Cleanup(func() { d.Close(); h.Close(); st.Close() })
 		if i > 0 {
 			if err := h.Connect(ctx, peer.AddrInfo{ID: out[0].id, Addrs: out[0].h.Addrs()}); err != nil {
@@ -179,7 +180,7 @@ func TestPlacementSpreadsAndRefuses(t *testing.T) {
 	ctx := context.Background()
 	ns := newNodes(t, 5, false, 0)
 	warmUp(t, ns)
-	sess, err := ns[0].net.NewPutSession(3, 2, false)
+	sess, err := ns[0].net.NewPutSession(3, 2, false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +211,7 @@ func TestPlacementSpreadsAndRefuses(t *testing.T) {
 		}
 	}
 	two := newNodes(t, 2, false, 0)
-	if _, err := two[0].net.NewPutSession(3, 2, false); !errors.Is(err, placement.ErrFewPeers) {
+	if _, err := two[0].net.NewPutSession(3, 2, false, 0); !errors.Is(err, placement.ErrFewPeers) {
 		t.Fatalf("2 peers for 3+2: %v", err)
 	}
 }
@@ -221,7 +222,7 @@ func TestPlacementNamesTheShortage(t *testing.T) {
 	ctx := context.Background()
 	ns := newNodes(t, 3, false, 1) // room for no shard
 	warmUp(t, ns)
-	sess, err := ns[0].net.NewPutSession(2, 1, false)
+	sess, err := ns[0].net.NewPutSession(2, 1, false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +251,7 @@ func TestEveryWriteCounted(t *testing.T) {
 	ctx := context.Background()
 	ns := newNodes(t, 3, true, 1<<30)
 	warmUp(t, ns)
-	sess, err := ns[0].net.NewPutSession(2, 1, false)
+	sess, err := ns[0].net.NewPutSession(2, 1, false, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,7 +68,7 @@ func TestAllowlistGatesTCPAndQUIC(t *testing.T) {
 				t.Fatal(err)
 			}
 			b, _ := blockstore.NewBlock([]byte("from a friend over " + transport))
-			if err := shard.NewClient(friend).Store(ctx, srv.ID(), b, 0); err != nil {
+			if err := shard.NewClient(friend).Store(ctx, srv.ID(), b, shard.Lease{}); err != nil {
 				t.Fatalf("listed peer cannot store: %v", err)
 			}
 			for _, c := range friend.Network().ConnsToPeer(srv.ID()) {
@@ -80,7 +80,7 @@ func TestAllowlistGatesTCPAndQUIC(t *testing.T) {
 			_ = stranger.Connect(ctx, ai) // its error is not the test
 			c := shard.NewClient(stranger)
 			sb, _ := blockstore.NewBlock([]byte("from a stranger over " + transport))
-			if err := c.Store(ctx, srv.ID(), sb, 0); err == nil {
+			if err := c.Store(ctx, srv.ID(), sb, shard.Lease{}); err == nil {
 				t.Fatal("a peer outside the allowlist stored a block")
 			}
 			if _, err := c.Fetch(ctx, srv.ID(), b.Cid(), 1<<20); err == nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/umbra-store/umbra/dht"
 	"github.com/umbra-store/umbra/internal/kind"
 	"github.com/umbra-store/umbra/internal/shard"
+	"github.com/umbra-store/umbra/keyring"
 )
 
 // ErrFewPeers is returned by New when a put would have fewer than k+1
@@ -31,7 +32,7 @@ const (
 
 // Remote stores blocks on peers: the shard protocol's client.
 type Remote interface {
-	Store(ctx context.Context, p peer.ID, b blocks.Block, lease uint64) error
+	Store(ctx context.Context, p peer.ID, b blocks.Block, lease shard.Lease) error
 	Sync(ctx context.Context, p peer.ID) error
 }
 
@@ -39,6 +40,7 @@ type Remote interface {
 type Local interface {
 	PutManyDeferred(ctx context.Context, bs []blocks.Block) error
 	Sync(ctx context.Context) error
+	AddLease(ctx context.Context, c cid.Cid, l blockstore.Lease, forever bool) error
 }
 
 // Announcer announces blocks this node holds: the DHT.
@@ -58,6 +60,8 @@ type Session struct {
 	local  Local
 	ann    Announcer
 	log    *slog.Logger
+	leases keyring.Key
+	expiry uint64 // every lease's; 0: none (as long as peers allow)
 
 	mu       sync.Mutex
 	touched  map[peer.ID]bool   // hold shards: their SYNC must succeed
@@ -73,19 +77,22 @@ type Deps struct {
 	Local  Local
 	Ann    Announcer
 	Log    *slog.Logger
+	// LeaseKey derives each lease's renew secret (keyring.RenewSecret).
+	LeaseKey keyring.Key
 }
 
 // New starts a session placing k+m shards per stripe on peers (this node,
-// d.Self, is added). Fewer than k+1 candidates is ErrFewPeers unless
-// allowFewer; fewer than k+m is a warning.
-func New(d Deps, peers []peer.ID, k, m int, allowFewer bool) (*Session, error) {
+// d.Self, is added), each block under a lease until expiry (unix seconds;
+// 0: none). Fewer than k+1 candidates is ErrFewPeers unless allowFewer;
+// fewer than k+m is a warning.
+func New(d Deps, peers []peer.ID, k, m int, allowFewer bool, expiry uint64) (*Session, error) {
 	peers = append(append([]peer.ID(nil), peers...), d.Self)
 	if len(peers) < k+1 && !allowFewer {
 		return nil, fmt.Errorf("%w: %d peers (this node included) for %d+%d shards; a stripe needs at least %d so that losing one peer loses no data (connect more peers, or pass --allow-fewer-peers)",
 			ErrFewPeers, len(peers), k, m, k+1)
 	}
 	s := &Session{self: d.Self, peers: peers, remote: d.Remote, local: d.Local, ann: d.Ann, log: d.Log,
-		touched: map[peer.ID]bool{}, replicas: map[peer.ID]bool{}, excluded: map[peer.ID]string{}}
+		leases: d.LeaseKey, expiry: expiry, touched: map[peer.ID]bool{}, replicas: map[peer.ID]bool{}, excluded: map[peer.ID]string{}}
 	if len(peers) < k+m {
 		s.warn(fmt.Sprintf("only %d peers for %d+%d shards: some peers hold two shards of a stripe", len(peers), k, m))
 	}
@@ -151,14 +158,14 @@ func describeStoreErr(err error) string {
 // protocol.
 func (s *Session) storeOn(ctx context.Context, p peer.ID, b blocks.Block) error {
 	if p == s.self {
-		if err := s.local.PutManyDeferred(ctx, []blocks.Block{b}); err != nil {
+		if err := s.storeHere(ctx, b); err != nil {
 			return err
 		}
 		s.ann.Announce(b.Cid())
 	} else {
 		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 		defer cancel()
-		if err := s.remote.Store(sctx, p, b, 0); err != nil {
+		if err := s.remote.Store(sctx, p, b, s.lease(b.Cid(), p)); err != nil {
 			return err
 		}
 	}
@@ -166,6 +173,24 @@ func (s *Session) storeOn(ctx context.Context, p peer.ID, b blocks.Block) error 
 	s.touched[p] = true
 	s.mu.Unlock()
 	return nil
+}
+
+// lease is this session's lease on block c at peer p.
+func (s *Session) lease(c cid.Cid, p peer.ID) shard.Lease {
+	return shard.Lease{Expiry: s.expiry, Hash: keyring.RenewHash(keyring.RenewSecret(s.leases, c.Hash(), []byte(p)))}
+}
+
+// storeHere stores b in this node's store: a block of a put with an
+// expiry gets this node's lease too; without one it is kept (a block
+// without a lease is never collected).
+func (s *Session) storeHere(ctx context.Context, b blocks.Block) error {
+	if err := s.local.PutManyDeferred(ctx, []blocks.Block{b}); err != nil {
+		return err
+	}
+	if s.expiry == 0 {
+		return nil
+	}
+	return s.local.AddLease(ctx, b.Cid(), s.lease(b.Cid(), s.self), false)
 }
 
 // PlaceStripe stores one stripe's shards on distinct peers where it can,
@@ -239,7 +264,7 @@ func (s *Session) PlaceStripe(ctx context.Context, shards []blocks.Block) ([][]b
 // always): manifest blocks are small, and a reader needs the root first.
 // Only this node's copy is required; the others are best effort.
 func (s *Session) Replicate(ctx context.Context, b blocks.Block) error {
-	if err := s.local.PutManyDeferred(ctx, []blocks.Block{b}); err != nil {
+	if err := s.storeHere(ctx, b); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -256,7 +281,7 @@ func (s *Session) Replicate(ctx context.Context, b blocks.Block) error {
 			defer wg.Done()
 			sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 			defer cancel()
-			if err := s.remote.Store(sctx, p, b, 0); err != nil {
+			if err := s.remote.Store(sctx, p, b, s.lease(b.Cid(), p)); err != nil {
 				s.log.Info("manifest replica not stored", "peer", p.ShortString(), "err", err)
 				return
 			}

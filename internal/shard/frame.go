@@ -27,7 +27,7 @@ type Type byte
 
 // Request types.
 const (
-	TypeStore Type = 0x01 // lease u64 ‖ cidLen u8 ‖ cid ‖ data
+	// 0x01: STORE without a renew hash, retired.
 	TypeFetch Type = 0x02 // cidLen u8 ‖ cid
 	TypeHas   Type = 0x03 // cidLen u8 ‖ cid
 	TypeSync  Type = 0x04 // empty: make every store before it durable
@@ -35,6 +35,14 @@ const (
 	TypeRecordPut Type = 0x05
 	// TypeRecordGet asks for the record kept for a folder: its id (32).
 	TypeRecordGet Type = 0x06
+	// TypeStore stores a block under a lease: expiry u64 ‖ renew hash (32)
+	// ‖ cidLen u8 ‖ cid ‖ data.
+	TypeStore Type = 0x07
+	// TypeRenew runs a lease until a later expiry, or adds it: expiry u64
+	// ‖ renew secret (32) ‖ cidLen u8 ‖ cid.
+	TypeRenew Type = 0x08
+	// TypeCancel ends a lease now: renew secret (32) ‖ cidLen u8 ‖ cid.
+	TypeCancel Type = 0x09
 )
 
 // Response types.

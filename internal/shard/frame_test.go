@@ -9,10 +9,12 @@ import (
 
 func TestFrameKnownAnswer(t *testing.T) {
 	var b bytes.Buffer
-	if err := WriteFrame(&b, TypeStore, StoreParts(7, []byte{1, 2}, []byte("ab"))...); err != nil {
+	l := Lease{Expiry: 7, Hash: [32]byte{0: 0xaa, 31: 0xbb}}
+	if err := WriteFrame(&b, TypeStore, StoreParts(l, []byte{1, 2}, []byte("ab"))...); err != nil {
 		t.Fatal(err)
 	}
-	want := []byte{0x01, 0x01, 0, 0, 0, 13, 0, 0, 0, 0, 0, 0, 0, 7, 2, 1, 2, 'a', 'b'}
+	want := append([]byte{0x01, 0x07, 0, 0, 0, 45, 0, 0, 0, 0, 0, 0, 0, 7, 0xaa}, make([]byte, 30)...)
+	want = append(want, 0xbb, 2, 1, 2, 'a', 'b')
 	if !bytes.Equal(b.Bytes(), want) {
 		t.Fatalf("store frame % x", b.Bytes())
 	}
@@ -21,8 +23,27 @@ func TestFrameKnownAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := ParseStore(f.Payload)
-	if err != nil || s.Lease != 7 || !bytes.Equal(s.CID, []byte{1, 2}) || string(s.Data) != "ab" {
+	if err != nil || s.Lease != l || !bytes.Equal(s.CID, []byte{1, 2}) || string(s.Data) != "ab" {
 		t.Fatalf("parsed %+v %v", s, err)
+	}
+	secret := [32]byte{0: 0x5e}
+	renew := LeaseParts(TypeRenew, 9, secret, []byte{3, 4})
+	wantRenew := append(append([]byte{0, 0, 0, 0, 0, 0, 0, 9}, secret[:]...), 2, 3, 4)
+	if !bytes.Equal(renew, wantRenew) {
+		t.Fatalf("renew payload % x", renew)
+	}
+	r, err := ParseLease(TypeRenew, renew)
+	if err != nil || r.Expiry != 9 || r.Secret != secret || !bytes.Equal(r.CID, []byte{3, 4}) {
+		t.Fatalf("renew parsed %+v %v", r, err)
+	}
+	cancel := LeaseParts(TypeCancel, 9, secret, []byte{3, 4})
+	if !bytes.Equal(cancel, wantRenew[8:]) {
+		t.Fatalf("cancel payload % x", cancel)
+	}
+	for _, bad := range [][]byte{nil, wantRenew[:40], append(bytes.Clone(wantRenew), 5), append(bytes.Clone(wantRenew[:40]), 0)} {
+		if _, err := ParseLease(TypeRenew, bad); err == nil {
+			t.Fatalf("renew % x parsed", bad)
+		}
 	}
 }
 
@@ -62,7 +83,10 @@ func TestPayloadParsers(t *testing.T) {
 // and a decoded frame re-encodes to the bytes it came from.
 func FuzzReadFrame(f *testing.F) {
 	var b bytes.Buffer
-	WriteFrame(&b, TypeStore, StoreParts(1, []byte{1, 85, 18, 32}, []byte("shard"))...)
+	WriteFrame(&b, TypeStore, StoreParts(Lease{Expiry: 1}, []byte{1, 85, 18, 32}, []byte("shard"))...)
+	f.Add(b.Bytes())
+	b.Reset()
+	WriteFrame(&b, TypeRenew, LeaseParts(TypeRenew, 5, [32]byte{1}, []byte{1, 85, 18, 32}))
 	f.Add(b.Bytes())
 	f.Add([]byte{1, 0x82, 0, 0, 0, 1, 9})
 	f.Add([]byte{1, 0xE0, 0, 0, 0, 2, 0, 3})
@@ -86,6 +110,12 @@ func FuzzReadFrame(f *testing.F) {
 		case TypeStore:
 			if s, err := ParseStore(fr.Payload); err == nil && len(s.CID) == 0 {
 				t.Fatal("empty CID accepted")
+			}
+		case TypeRenew, TypeCancel:
+			if r, err := ParseLease(fr.Type, fr.Payload); err == nil {
+				if len(r.CID) == 0 || !bytes.Equal(LeaseParts(fr.Type, r.Expiry, r.Secret, r.CID), fr.Payload) {
+					t.Fatal("lease request does not round-trip")
+				}
 			}
 		case TypeFetch, TypeHas:
 			_, _ = ParseCID(fr.Payload)

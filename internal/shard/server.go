@@ -50,6 +50,8 @@ type Store interface {
 	GetInto(ctx context.Context, c cid.Cid, get func(n int) []byte) ([]byte, error)
 	PutManyDeferred(ctx context.Context, bs []blocks.Block) error
 	Sync(ctx context.Context) error
+	AddLease(ctx context.Context, c cid.Cid, l blockstore.Lease, forever bool) error
+	CancelLease(ctx context.Context, c cid.Cid, hash [32]byte) error
 }
 
 var _ Store = (*blockstore.Store)(nil)
@@ -194,6 +196,8 @@ func (s *Server) serve(st network.Stream, remote peer.ID, f Frame, w *bufio.Writ
 		return s.serveRecordPut(ctx, remote, f.Payload, w)
 	case TypeRecordGet:
 		return s.serveRecordGet(ctx, remote, f.Payload, w)
+	case TypeRenew, TypeCancel:
+		return s.serveLease(ctx, remote, f, w)
 	}
 	_ = writeErr(w, CodeMalformed, fmt.Sprintf("unknown request type 0x%02x", byte(f.Type)))
 	return fmt.Errorf("unknown request type 0x%02x", byte(f.Type))

@@ -82,7 +82,7 @@ func TestShardProtocol(t *testing.T) {
 	ctx := context.Background()
 	c, p, st := pair(t, serverOpts{quota: 1 << 20})
 	b, _ := blockstore.NewBlock(make([]byte, 300000))
-	if err := c.Store(ctx, p, b, 0); err != nil {
+	if err := c.Store(ctx, p, b, Lease{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Sync(ctx, p); err != nil {
@@ -101,11 +101,11 @@ func TestShardProtocol(t *testing.T) {
 	var re *RemoteError
 	other, _ := blockstore.NewBlock([]byte("other"))
 	bad, _ := blocks.NewBlockWithCid([]byte("not it"), other.Cid())
-	if err := c.Store(ctx, p, bad, 0); !errors.As(err, &re) || re.Code != CodeHash {
+	if err := c.Store(ctx, p, bad, Lease{}); !errors.As(err, &re) || re.Code != CodeHash {
 		t.Fatalf("bad block: %v", err)
 	}
 	big, _ := blockstore.NewBlock(make([]byte, 900000))
-	if err := c.Store(ctx, p, big, 0); !errors.As(err, &re) || re.Code != CodeFull {
+	if err := c.Store(ctx, p, big, Lease{}); !errors.As(err, &re) || re.Code != CodeFull {
 		t.Fatalf("over quota: %v", err)
 	}
 	if _, err := c.Fetch(ctx, p, big.Cid(), 4<<20); !errors.As(err, &re) || re.Code != CodeNotFound {
@@ -129,7 +129,7 @@ func TestQuotaConcurrentStores(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = c.Store(ctx, p, b, 0)
+			errs[i] = c.Store(ctx, p, b, Lease{})
 		}()
 	}
 	wg.Wait()
@@ -184,7 +184,7 @@ func TestMalformedFrameEndsStream(t *testing.T) {
 	}
 	s.Close()
 	b, _ := blockstore.NewBlock([]byte("still serving"))
-	if err := c.Store(ctx, p, b, 0); err != nil {
+	if err := c.Store(ctx, p, b, Lease{}); err != nil {
 		t.Fatalf("service died: %v", err)
 	}
 }
@@ -195,7 +195,7 @@ func TestPooledStreamSurvivesReconnect(t *testing.T) {
 	ctx := context.Background()
 	c, p, _ := pair(t, serverOpts{})
 	b, _ := blockstore.NewBlock([]byte("first"))
-	if err := c.Store(ctx, p, b, 0); err != nil {
+	if err := c.Store(ctx, p, b, Lease{}); err != nil {
 		t.Fatal(err)
 	}
 	addrs := c.h.Peerstore().Addrs(p)
@@ -206,7 +206,7 @@ func TestPooledStreamSurvivesReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	b2, _ := blockstore.NewBlock([]byte("second"))
-	if err := c.Store(ctx, p, b2, 0); err != nil {
+	if err := c.Store(ctx, p, b2, Lease{}); err != nil {
 		t.Fatalf("store after reconnect: %v", err)
 	}
 	if err := c.Sync(ctx, p); err != nil {
@@ -223,7 +223,7 @@ func TestInflightBudget(t *testing.T) {
 	const budget = 1 << 20
 	srv.mem = newBudget(budget, budget)
 	big, _ := blockstore.NewBlock(make([]byte, 700<<10))
-	parts := StoreParts(0, big.Cid().Bytes(), big.RawData())
+	parts := StoreParts(Lease{}, big.Cid().Bytes(), big.RawData())
 	var frame bytes.Buffer
 	if err := WriteFrame(&frame, TypeStore, parts...); err != nil {
 		t.Fatal(err)
@@ -238,7 +238,7 @@ func TestInflightBudget(t *testing.T) {
 	}
 	second, _ := blockstore.NewBlock(bytes.Repeat([]byte{1}, 600<<10))
 	done := make(chan error, 1)
-	go func() { done <- c.Store(ctx, p, second, 0) }()
+	go func() { done <- c.Store(ctx, p, second, Lease{}) }()
 	// The stalled frame holds its payload: what is left cannot take the
 	// second store, which waits.
 	for srv.mem.all.TryAcquire(budget - int64(len(raw)) + 100) {
@@ -329,7 +329,7 @@ func TestQuotaBypassRefused(t *testing.T) {
 		h, _ := mh.Encode(sum[:n], mh.SHA2_256)
 		forged, _ := blocks.NewBlockWithCid(make([]byte, 65536), cid.NewCidV1(cid.Raw, h))
 		var re *RemoteError
-		if err := c.Store(ctx, p, forged, 0); !errors.As(err, &re) || re.Code != CodeMalformed {
+		if err := c.Store(ctx, p, forged, Lease{}); !errors.As(err, &re) || re.Code != CodeMalformed {
 			t.Fatalf("digest of %d bytes: %v", n, err)
 		}
 		if _, err := c.Fetch(ctx, p, forged.Cid(), 4<<20); !errors.As(err, &re) || re.Code != CodeMalformed {
@@ -342,7 +342,7 @@ func TestQuotaBypassRefused(t *testing.T) {
 	m5 := md5.Sum(data)
 	h, _ := mh.Encode(m5[:], mh.MD5)
 	md5Block, _ := blocks.NewBlockWithCid(data, cid.NewCidV1(cid.Raw, h))
-	if err := c.Store(ctx, p, md5Block, 0); err == nil {
+	if err := c.Store(ctx, p, md5Block, Lease{}); err == nil {
 		t.Fatal("an MD5 block was stored")
 	}
 	// Tiny blocks are charged their overhead: the quota holds far fewer
@@ -350,7 +350,7 @@ func TestQuotaBypassRefused(t *testing.T) {
 	taken := 0
 	for i := 0; ; i++ {
 		b, _ := blockstore.NewBlock([]byte{byte(i), byte(i >> 8)})
-		err := c.Store(ctx, p, b, 0)
+		err := c.Store(ctx, p, b, Lease{})
 		if err != nil {
 			var re *RemoteError
 			if !errors.As(err, &re) || re.Code != CodeFull {
@@ -374,7 +374,7 @@ func TestQuotaBypassRefused(t *testing.T) {
 	huge, _ := blockstore.NewBlock(make([]byte, maxStoreBlock+1))
 	c2, p2, _, _ := pairServer(t, serverOpts{})
 	var re *RemoteError
-	if err := c2.Store(ctx, p2, huge, 0); !errors.As(err, &re) || re.Code != CodeMalformed {
+	if err := c2.Store(ctx, p2, huge, Lease{}); !errors.As(err, &re) || re.Code != CodeMalformed {
 		t.Fatalf("block of %d bytes: %v", maxStoreBlock+1, err)
 	}
 }

@@ -8,45 +8,58 @@ import (
 	"fmt"
 
 	blocks "github.com/ipfs/go-block-format"
+	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/umbra-store/umbra/blockstore"
 	"github.com/umbra-store/umbra/erasure"
 )
 
-// STORE: lease u64 ‖ cidLen u8 ‖ CID ‖ block data. Answered OK once the
-// block is verified against its CID and written (durable after the next
-// SYNC), or ERROR.
+// STORE: expiry u64 ‖ renew hash (32) ‖ cidLen u8 ‖ CID ‖ block data.
+// Answered OK once the block is verified against its CID and written with
+// the lease (durable after the next SYNC), or ERROR.
 
 // maxStoreBlock is the largest block a STORE may carry: a shard (at most
 // erasure.MaxShardSize) or a manifest node (at most format.MaxNodeBlock).
 const maxStoreBlock = erasure.MaxShardSize
 
+// Lease is what a storer asks a block be kept for: until Expiry (unix
+// seconds; 0: as long as the peer allows, blockstore.MaxLeaseTerm), under
+// the SHA-256 of a renew secret only the storer knows.
+type Lease = blockstore.Lease
+
 // StoreRequest is a decoded STORE payload.
 type StoreRequest struct {
-	Lease uint64 // unix seconds; 0: no expiry
+	Lease Lease
 	CID   []byte
 	Data  []byte
 }
 
+const storeHead = 8 + 32 + 1
+
 // StoreParts returns the payload parts of a STORE.
-func StoreParts(lease uint64, cid, data []byte) [][]byte {
-	var l [9]byte
-	binary.BigEndian.PutUint64(l[:8], lease)
-	l[8] = byte(len(cid))
-	return [][]byte{l[:], cid, data}
+func StoreParts(l Lease, cid, data []byte) [][]byte {
+	var h [storeHead]byte
+	binary.BigEndian.PutUint64(h[:8], l.Expiry)
+	copy(h[8:40], l.Hash[:])
+	h[40] = byte(len(cid))
+	return [][]byte{h[:], cid, data}
 }
 
 // ParseStore decodes a STORE payload.
 func ParseStore(p []byte) (StoreRequest, error) {
-	if len(p) < 9 {
+	if len(p) < storeHead {
 		return StoreRequest{}, fmt.Errorf("%w: store of %d bytes", ErrMalformed, len(p))
 	}
-	cl := int(p[8])
-	if cl == 0 || len(p) < 9+cl {
+	cl := int(p[40])
+	if cl == 0 || len(p) < storeHead+cl {
 		return StoreRequest{}, fmt.Errorf("%w: store CID length %d", ErrMalformed, cl)
 	}
-	return StoreRequest{Lease: binary.BigEndian.Uint64(p), CID: p[9 : 9+cl], Data: p[9+cl:]}, nil
+	var r StoreRequest
+	r.Lease.Expiry = binary.BigEndian.Uint64(p)
+	copy(r.Lease.Hash[:], p[8:40])
+	r.CID, r.Data = p[storeHead:storeHead+cl], p[storeHead+cl:]
+	return r, nil
 }
 
 // serveStore answers a STORE. The store hashes the data against its CID
@@ -73,10 +86,21 @@ func (s *Server) serveStore(ctx context.Context, remote peer.ID, payload []byte,
 		return writeErr(w, CodeMalformed, "bad block")
 	}
 	held, err := s.store.Has(ctx, c)
-	if err == nil {
-		err = s.store.PutManyDeferred(ctx, []blocks.Block{blk})
+	// A GC between the put and the lease may delete a block just found
+	// held: then it is put again.
+	for try := 0; try < 2 && err == nil; try++ {
+		if err = s.store.PutManyDeferred(ctx, []blocks.Block{blk}); err == nil {
+			err = s.store.AddLease(ctx, c, req.Lease, false)
+			if ipld.IsNotFound(err) && try == 0 {
+				err = nil
+				continue
+			}
+		}
+		break
 	}
 	switch {
+	case errors.Is(err, blockstore.ErrTooManyLeases):
+		return writeErr(w, CodeFull, "the block has as many leases as it may")
 	case errors.Is(err, blockstore.ErrFull):
 		return writeErr(w, CodeFull, "storage quota reached")
 	case errors.Is(err, blockstore.ErrHashMismatch):
@@ -92,7 +116,7 @@ func (s *Server) serveStore(ctx context.Context, remote peer.ID, payload []byte,
 }
 
 // Store pushes one block to p (durable after the next Sync to p).
-func (c *Client) Store(ctx context.Context, p peer.ID, b blocks.Block, lease uint64) error {
+func (c *Client) Store(ctx context.Context, p peer.ID, b blocks.Block, lease Lease) error {
 	f, err := c.roundTrip(ctx, p, 0, TypeStore, StoreParts(lease, b.Cid().Bytes(), b.RawData())...)
 	if err != nil {
 		return err

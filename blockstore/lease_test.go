@@ -1,0 +1,121 @@
+package blockstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"testing"
+	"time"
+
+	blocks "github.com/ipfs/go-block-format"
+	ipld "github.com/ipfs/go-ipld-format"
+)
+
+func leaseOf(secret string, exp time.Time) Lease {
+	return Lease{Expiry: uint64(exp.Unix()), Hash: sha256.Sum256([]byte(secret))}
+}
+
+// TestGCKeepsWhatOneLeaseHolds: two storers of one block (convergent data
+// stored by two owners): the first lease expiring leaves it, the second
+// expiring (after the grace) deletes it and gives its bytes back.
+func TestGCKeepsWhatOneLeaseHolds(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now()
+	b := rawBlock(make([]byte, 100<<10))
+	kept := rawBlock([]byte("no lease: kept"))
+	if err := s.AddLease(ctx, b.Cid(), leaseOf("a", now), false); !ipld.IsNotFound(err) {
+		t.Fatalf("lease on a block not held: %v", err)
+	}
+	if err := s.PutMany(ctx, []blocks.Block{b, kept}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := s.Stats(ctx)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.AddLease(ctx, b.Cid(), leaseOf("a", now.Add(time.Minute)), false))
+	must(s.AddLease(ctx, b.Cid(), leaseOf("b", now.Add(time.Hour)), false))
+	must(s.AddLease(ctx, b.Cid(), leaseOf("a", now.Add(time.Second)), false)) // earlier: no change
+	st, err := s.GC(ctx, now.Add(2*time.Minute), time.Second)
+	if err != nil || st.Leases != 1 || st.Blocks != 0 {
+		t.Fatalf("first lease expired: %+v %v", st, err)
+	}
+	if ok, _ := s.Has(ctx, b.Cid()); !ok {
+		t.Fatal("GC deleted a block one lease still holds")
+	}
+	if st, _ := s.GC(ctx, now.Add(time.Hour+30*time.Second), time.Minute); st.Leases != 0 {
+		t.Fatalf("a lease went within its grace: %+v", st)
+	}
+	st, err = s.GC(ctx, now.Add(2*time.Hour), time.Minute)
+	if err != nil || st.Leases != 1 || st.Blocks != 1 || st.Bytes != int64(len(b.RawData())) {
+		t.Fatalf("last lease expired: %+v %v", st, err)
+	}
+	if ok, _ := s.Has(ctx, b.Cid()); ok {
+		t.Fatal("a block whose leases all expired is still held")
+	}
+	if ok, _ := s.Has(ctx, kept.Cid()); !ok {
+		t.Fatal("GC deleted a block that never had a lease")
+	}
+	after, _ := s.Stats(ctx)
+	if before.Blocks-after.Blocks != 1 || s.quota.base+s.quota.delta.Load() != after.Charged() {
+		t.Fatalf("counts after GC: %+v → %+v, quota %d", before, after, s.quota.base+s.quota.delta.Load())
+	}
+}
+
+// TestLeaseLimits: a lease is cut to MaxLeaseTerm; a block takes at most
+// MaxLeases; a cancelled lease ends now; a lease for ever (this node's own)
+// never expires.
+func TestLeaseLimits(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now()
+	b, own := rawBlock([]byte("leased")), rawBlock([]byte("own"))
+	if err := s.PutMany(ctx, []blocks.Block{b, own}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddLease(ctx, b.Cid(), leaseOf("far", now.Add(10*MaxLeaseTerm)), false); err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := s.Leases(ctx, b.Cid())
+	if len(ls) != 1 || ls[0].Expiry > uint64(now.Add(MaxLeaseTerm+time.Minute).Unix()) {
+		t.Fatalf("a lease past the term: %+v", ls)
+	}
+	for i := 1; i < MaxLeases; i++ {
+		if err := s.AddLease(ctx, b.Cid(), leaseOf(string(rune('a'+i)), now.Add(time.Hour)), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.AddLease(ctx, b.Cid(), leaseOf("one too many", now.Add(time.Hour)), false); !errors.Is(err, ErrTooManyLeases) {
+		t.Fatalf("lease %d: %v", MaxLeases+1, err)
+	}
+	if err := s.CancelLease(ctx, b.Cid(), sha256.Sum256([]byte("nobody"))); !ipld.IsNotFound(err) {
+		t.Fatalf("cancel of a lease not there: %v", err)
+	}
+	if err := s.CancelLease(ctx, b.Cid(), sha256.Sum256([]byte("far"))); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.GC(ctx, now.Add(time.Minute), 0); st.Leases != 1 || st.Blocks != 0 {
+		t.Fatalf("GC after a cancel: %+v", st)
+	}
+	if err := s.AddLease(ctx, own.Cid(), Lease{Hash: sha256.Sum256([]byte("me"))}, true); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.GC(ctx, now.Add(100*MaxLeaseTerm), 0); st.Blocks != 1 {
+		t.Fatalf("GC far ahead: %+v (want the leased block only)", st)
+	}
+	if ok, _ := s.Has(ctx, own.Cid()); !ok {
+		t.Fatal("a lease for ever expired")
+	}
+}

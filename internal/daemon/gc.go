@@ -1,0 +1,35 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/umbra-store/umbra/blockstore"
+)
+
+// collect deletes the blocks whose leases all expired more than grace
+// ago, every interval, until ctx ends.
+func collect(ctx context.Context, st *blockstore.Store, interval, grace time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s, err := st.GC(ctx, time.Now(), grace)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("garbage collection failed", "err", err)
+		case s.Leases > 0:
+			log.Info("garbage collected", "leases", s.Leases, "blocks", s.Blocks, "bytes", s.Bytes)
+		}
+	}
+}
+
+// GC collects expired blocks now.
+func (b *backend) GC(ctx context.Context) (blockstore.GCStats, error) {
+	return b.n.Store.GC(ctx, time.Now(), b.grace)
+}
