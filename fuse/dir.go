@@ -23,9 +23,14 @@ type dirNode struct {
 	writable bool       // ref is the folder's write capability
 	attr     dirs.Entry // mode and mtime, from the parent's listing
 
+	// pubMu makes publishes of the folder one at a time: an older Apply
+	// finishing last would undo a newer one.
+	pubMu sync.Mutex
+
 	mu      sync.Mutex
 	listed  time.Time
-	entries []dirs.Entry     // as published, by name
+	entries []dirs.Entry     // as published, by name; replaced, never changed in place
+	pubs    uint64           // publishes done here: a listing fetched across one is stale
 	pend    map[string]*pend // changes made here, not yet published
 	tick    uint64
 }
@@ -49,6 +54,7 @@ var (
 func (d *dirNode) list(ctx context.Context) ([]dirs.Entry, error) {
 	d.mu.Lock()
 	stale := d.entries == nil || time.Since(d.listed) >= d.m.o.ListTTL
+	pubs := d.pubs
 	d.mu.Unlock()
 	if stale {
 		es, err := d.m.store.ListRefs(ctx, d.ref)
@@ -57,7 +63,9 @@ func (d *dirNode) list(ctx context.Context) ([]dirs.Entry, error) {
 		}
 		sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })
 		d.mu.Lock()
-		d.entries, d.listed = es, time.Now()
+		if d.pubs == pubs || d.entries == nil { // else a publish here is newer than what was fetched
+			d.entries, d.listed = es, time.Now()
+		}
 		d.mu.Unlock()
 	}
 	d.mu.Lock()

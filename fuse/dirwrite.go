@@ -2,6 +2,7 @@ package fuse
 
 import (
 	"context"
+	"sort"
 	"syscall"
 	"time"
 
@@ -70,30 +71,42 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 		return nil, syscall.EEXIST
 	}
 	mt := time.Now().UnixNano()
+	d.pubMu.Lock()
 	made, err := d.m.w.Apply(ctx, d.ref, []dirs.Op{{Kind: "mkdir", Name: name, Mode: mode & 0o7777, MTime: mt}})
 	if err != nil {
+		d.pubMu.Unlock()
 		return nil, errno(err, d.m.log)
 	}
 	e := dirs.Entry{Name: name, Kind: "folder", Mode: mode & 0o7777, MTime: mt, Ref: made[name], Writable: true}
 	d.mu.Lock()
 	d.entries = insert(d.entries, e)
+	d.pubs++
 	d.mu.Unlock()
+	d.pubMu.Unlock()
 	node, m := d.m.node(d, e)
 	d.m.fill(e, &out.Attr)
 	return d.NewInode(ctx, node, fs.StableAttr{Mode: m, Ino: ino(d.ref, e)}), 0
 }
 
-// insert puts e into the sorted es, replacing one of the same name.
+// insert returns the sorted es with e put in, replacing one of the same
+// name; es itself is left as it is (readers may hold it).
 func insert(es []dirs.Entry, e dirs.Entry) []dirs.Entry {
-	i := 0
-	for i < len(es) && es[i].Name < e.Name {
+	i := sort.Search(len(es), func(i int) bool { return es[i].Name >= e.Name })
+	out := make([]dirs.Entry, 0, len(es)+1)
+	out = append(append(out, es[:i]...), e)
+	if i < len(es) && es[i].Name == e.Name {
 		i++
 	}
-	if i < len(es) && es[i].Name == e.Name {
-		es[i] = e
+	return append(out, es[i:]...)
+}
+
+// without returns the sorted es without name, es itself left as it is.
+func without(es []dirs.Entry, name string) []dirs.Entry {
+	i := sort.Search(len(es), func(i int) bool { return es[i].Name >= name })
+	if i == len(es) || es[i].Name != name {
 		return es
 	}
-	return append(es[:i], append([]dirs.Entry{e}, es[i:]...)...)
+	return append(append(make([]dirs.Entry, 0, len(es)-1), es[:i]...), es[i+1:]...)
 }
 
 // entryOf returns name's entry and, if it is a file being written here,
@@ -108,9 +121,21 @@ func (d *dirNode) entryOf(ctx context.Context, name string) (dirs.Entry, *fileNo
 		return e, nil, syscall.ENOENT
 	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if p := d.pend[name]; p != nil && p.file != nil {
+	p := d.pend[name]
+	d.mu.Unlock()
+	if p != nil && p.file != nil {
 		return e, p.file, 0
+	}
+	// A published file the kernel knows: its node must follow a rename.
+	if ch := d.GetChild(name); ch != nil && e.Kind == "file" {
+		if f, ok := ch.Operations().(*fileNode); ok {
+			f.mu.Lock()
+			same := f.e.Ref == e.Ref && string(f.e.Data) == string(e.Data)
+			f.mu.Unlock()
+			if same {
+				return e, f, 0
+			}
+		}
 	}
 	return e, nil, 0
 }
@@ -227,14 +252,17 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 		src.Name = newName
 		nd.setPend(newName, &pend{entry: src})
 	}
-	d.setPend(name, &pend{removed: true})
-	if d != nd {
-		if err := nd.flush(ctx, true); err != nil {
-			return errno(err, d.m.log)
-		}
-		return errno(d.flush(ctx, true), d.m.log)
+	if d == nd {
+		d.setPend(name, &pend{removed: true})
+		return 0
 	}
-	return 0
+	// Across folders: the destination is published before the source
+	// loses the name, so a crash between leaves it in both, never neither.
+	if err := nd.flush(ctx, true); err != nil {
+		return errno(err, d.m.log)
+	}
+	d.setPend(name, &pend{removed: true})
+	return errno(d.flush(ctx, true), d.m.log)
 }
 
 // within reports whether d is the folder ref or inside it.

@@ -175,31 +175,94 @@ func setOp(e dirs.Entry) dirs.Op {
 }
 
 // flush publishes the folder's changes. A file still being written or
-// uploaded waits for the next flush, unless wait, when flush waits for it.
+// uploaded waits for the next flush, unless wait, when flush first waits
+// for the uploads of the files written before it was called. Publishes of
+// one folder run one at a time.
 func (d *dirNode) flush(ctx context.Context, wait bool) error {
-	type took struct {
-		name string
-		tick uint64
+	if wait {
+		for _, f := range d.stagedFiles() {
+			if err := f.waitUpload(ctx); err != nil {
+				return err
+			}
+		}
 	}
+	d.pubMu.Lock()
+	defer d.pubMu.Unlock()
+	ops, taken, err := d.takeOps()
+	if err != nil || len(ops) == 0 {
+		return err
+	}
+	if _, err := d.m.w.Apply(ctx, d.ref, ops); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, t := range taken {
+		if p := d.pend[t.name]; p != nil && p.tick == t.tick {
+			delete(d.pend, t.name)
+		}
+	}
+	es := d.entries // the published listing, as it now is (a new slice: readers may hold the old)
+	for _, op := range ops {
+		switch op.Kind {
+		case "remove":
+			es = without(es, op.Name)
+		case "set":
+			e := dirs.Entry{Name: op.Name, Kind: "file", Ref: op.Ref, Data: op.Data, Size: op.Size, Mode: op.Mode, MTime: op.MTime}
+			if isFolderRef(op.Ref) {
+				e.Kind, e.Size = "folder", 0
+			}
+			es = insert(es, e)
+		}
+	}
+	d.entries = es
+	d.pubs++
+	return nil
+}
+
+// took is a change taken for a publish: cleared after it only if not
+// changed again meanwhile.
+type took struct {
+	name string
+	tick uint64
+}
+
+// stagedFiles returns the folder's files with content not yet uploaded.
+func (d *dirNode) stagedFiles() []*fileNode {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var fs []*fileNode
+	for _, p := range d.pend {
+		if p.file != nil && p.file.staged() {
+			fs = append(fs, p.file)
+		}
+	}
+	return fs
+}
+
+// takeOps returns the folder's changes as ops, sorted by name, leaving out
+// files still staged (their uploads are started again if closed: an upload
+// that failed is retried each flush).
+func (d *dirNode) takeOps() ([]dirs.Op, []took, error) {
 	d.mu.Lock()
 	var ops []dirs.Op
 	var taken []took
-	var files []*fileNode
+	var retry []*fileNode
 	for name, p := range d.pend {
 		switch {
 		case p.removed:
 			ops = append(ops, dirs.Op{Kind: "remove", Name: name})
 		case p.file != nil:
-			e := p.file.entry(name)
 			if p.file.staged() {
-				files = append(files, p.file)
+				retry = append(retry, p.file)
 				continue
 			}
+			e := p.file.entry(name)
 			if e.Ref == "" && e.Data == nil && e.Size > 0 {
 				// Not staged, not stored: never so, but publishing it
-				// would lose the file, and waiting would never end.
+				// would lose the file.
 				d.mu.Unlock()
-				return errors.New("fuse: a file has neither staged nor stored content")
+				return nil, nil, errors.New("fuse: a file has neither staged nor stored content")
 			}
 			ops = append(ops, setOp(e))
 		default:
@@ -208,47 +271,16 @@ func (d *dirNode) flush(ctx context.Context, wait bool) error {
 		taken = append(taken, took{name, p.tick})
 	}
 	d.mu.Unlock()
-	if wait && len(files) > 0 {
-		for _, f := range files {
-			if err := f.waitUpload(ctx); err != nil {
-				return err
-			}
+	for _, f := range retry {
+		f.mu.Lock()
+		closed := f.opens <= 0
+		f.mu.Unlock()
+		if closed {
+			f.startUpload()
 		}
-		return d.flush(ctx, true)
-	}
-	if len(ops) == 0 {
-		return nil
 	}
 	sort.Slice(ops, func(i, j int) bool { return ops[i].Name < ops[j].Name })
-	if _, err := d.m.w.Apply(ctx, d.ref, ops); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	for _, t := range taken {
-		if p := d.pend[t.name]; p != nil && p.tick == t.tick {
-			delete(d.pend, t.name)
-		}
-	}
-	for _, op := range ops { // the published listing, as it now is
-		i := sort.Search(len(d.entries), func(i int) bool { return d.entries[i].Name >= op.Name })
-		found := i < len(d.entries) && d.entries[i].Name == op.Name
-		switch {
-		case op.Kind == "remove" && found:
-			d.entries = append(d.entries[:i], d.entries[i+1:]...)
-		case op.Kind == "set":
-			e := dirs.Entry{Name: op.Name, Kind: "file", Ref: op.Ref, Data: op.Data, Size: op.Size, Mode: op.Mode, MTime: op.MTime}
-			if isFolderRef(op.Ref) {
-				e.Kind, e.Size = "folder", 0
-			}
-			if found {
-				d.entries[i] = e
-			} else {
-				d.entries = append(d.entries[:i], append([]dirs.Entry{e}, d.entries[i:]...)...)
-			}
-		}
-	}
-	d.mu.Unlock()
-	return nil
+	return ops, taken, nil
 }
 
 // staged reports whether the file has content not yet uploaded.

@@ -1,0 +1,238 @@
+package fuse
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"sort"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// The read path: a file's chunk offsets, chunk-aligned reads through the
+// mount's cache, read-ahead in groups.
+
+// chunks returns the chunks' offsets of the file at ref, read once (and
+// not under the file's lock: the manifest may be slow to come).
+func (f *fileNode) chunks(ctx context.Context, ref string) ([]int64, error) {
+	f.mu.Lock()
+	if f.starts != nil && f.startsRef == ref {
+		defer f.mu.Unlock()
+		return f.starts, nil
+	}
+	f.mu.Unlock()
+	sizes, err := f.m.store.Chunks(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	starts := make([]int64, len(sizes)+1)
+	for i, s := range sizes {
+		starts[i+1] = starts[i] + int64(s)
+	}
+	f.mu.Lock()
+	if f.e.Ref == ref {
+		f.starts, f.startsRef = starts, ref
+	}
+	f.mu.Unlock()
+	return starts, nil
+}
+
+// chunk returns chunk i of ref, from the cache or fetched.
+func (f *fileNode) chunk(ctx context.Context, ref string, starts []int64, i int) ([]byte, error) {
+	return f.m.cache.get(ctx, chunkKey{ref, i}, func(ctx context.Context) ([]byte, error) {
+		n := starts[i+1] - starts[i]
+		buf := bytes.NewBuffer(make([]byte, 0, n))
+		if err := f.m.store.GetRange(ctx, ref, starts[i], n, buf); err != nil {
+			return nil, err
+		}
+		if int64(buf.Len()) != n {
+			return nil, syscall.EIO
+		}
+		return buf.Bytes(), nil
+	})
+}
+
+func (f *fileNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	f.mu.Lock()
+	if f.stage != nil {
+		defer f.mu.Unlock()
+		n, err := f.stage.ReadAt(dest, off)
+		if err != nil && err != io.EOF {
+			return nil, errno(err, f.m.log)
+		}
+		return readResult(dest[:n]), 0
+	}
+	e := f.e
+	f.mu.Unlock()
+	if e.Ref == "" { // inline
+		if off >= int64(len(e.Data)) {
+			return readResult(nil), 0
+		}
+		return readResult(e.Data[off:min(int64(len(e.Data)), off+int64(len(dest)))]), 0
+	}
+	starts, err := f.chunks(ctx, e.Ref)
+	if err != nil {
+		return nil, errno(err, f.m.log)
+	}
+	end := starts[len(starts)-1]
+	if off >= end {
+		return readResult(nil), 0
+	}
+	want := min(end, off+int64(len(dest)))
+	i := sort.Search(len(starts)-1, func(i int) bool { return starts[i+1] > off })
+	// The kernel reads ahead itself, several requests at once and not
+	// always in order: a read in the chunk of the last one or the next two
+	// is taken as sequential.
+	f.mu.Lock()
+	sequential := i >= f.lastChunk && i <= f.lastChunk+2
+	f.lastChunk = i
+	f.mu.Unlock()
+	if sequential {
+		// After this read's own chunk: ahead fetches must not slow the
+		// first byte down.
+		defer f.readAhead(e.Ref, starts, i+1)
+	}
+	if want <= starts[i+1] { // within one chunk: its bytes, not a copy
+		data, err := f.chunk(ctx, e.Ref, starts, i)
+		if err != nil {
+			return nil, errno(err, f.m.log)
+		}
+		return readResult(data[off-starts[i] : want-starts[i]]), 0
+	}
+	var vec [][]byte // the chunks' bytes, written to the kernel as they are
+	for pos := off; pos < want; i++ {
+		data, err := f.chunk(ctx, e.Ref, starts, i)
+		if err != nil {
+			return nil, errno(err, f.m.log)
+		}
+		vec = append(vec, data[pos-starts[i]:min(want, starts[i+1])-starts[i]])
+		pos = starts[i+1]
+	}
+	return fuse.ReadResultVector(vec), 0
+}
+
+// readResult answers a read with b, written to the kernel as it is (a
+// plain ReadResultData would first be tried for a splice it cannot do).
+func readResult(b []byte) fuse.ReadResult { return fuse.ReadResultVector([][]byte{b}) }
+
+// groupChunks is how many chunks one read-ahead fetch asks for: one
+// request, the daemon's pipeline working on them together.
+const groupChunks = 8
+
+// readAhead fetches the chunks from i on, ReadAhead of them, in the
+// background, groupChunks per request (at most ReadAhead/groupChunks
+// requests at once for the whole mount).
+func (f *fileNode) readAhead(ref string, starts []int64, i int) {
+	end := min(i+f.m.o.ReadAhead, len(starts)-1)
+	for j := i; j < end; {
+		var ks []chunkKey
+		for g := j; g < min(j+groupChunks, end); g++ {
+			ks = append(ks, chunkKey{ref, g})
+		}
+		select {
+		case f.m.ahead <- struct{}{}:
+		default:
+			return // enough in flight
+		}
+		calls := f.m.cache.claim(ks)
+		if len(calls) == 0 {
+			<-f.m.ahead
+			j++
+			continue
+		}
+		go func(first int, calls []*chunkCall) {
+			defer func() { <-f.m.ahead }()
+			f.fetchGroup(ref, starts, first, calls)
+		}(j, calls)
+		j += len(calls)
+	}
+}
+
+// fetchGroup fetches the chunks from first on, one per claimed call, in
+// one ranged read, finishing each call as its chunk completes.
+func (f *fileNode) fetchGroup(ref string, starts []int64, first int, calls []*chunkCall) {
+	last := first + len(calls)
+	w := &splitter{starts: starts, i: first, last: last, cur: make([]byte, 0, starts[first+1]-starts[first])}
+	w.done = func(i int, data []byte) { f.m.cache.finish(chunkKey{ref, i}, calls[i-first], data, nil) }
+	err := f.m.store.GetRange(f.m.bg, ref, starts[first], starts[last]-starts[first], w)
+	if err == nil && w.i != last {
+		err = syscall.EIO
+	}
+	for i := w.i; i < last; i++ {
+		f.m.cache.finish(chunkKey{ref, i}, calls[i-first], nil, err)
+	}
+}
+
+// splitter cuts a ranged read of the chunks before last into chunks; a
+// byte more is an error.
+type splitter struct {
+	starts []int64
+	i      int
+	last   int
+	cur    []byte
+	done   func(i int, data []byte)
+}
+
+// ReadFrom reads r straight into the chunks' buffers (io.Copy's own buffer
+// would be one more copy of every byte).
+func (s *splitter) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for {
+		if s.i >= s.last {
+			// Past the last chunk: anything more is an error.
+			n, err := r.Read(make([]byte, 1))
+			if n > 0 {
+				return total, io.ErrShortWrite
+			}
+			if err == io.EOF {
+				return total, nil
+			}
+			return total, err
+		}
+		size := int(s.starts[s.i+1] - s.starts[s.i])
+		if len(s.cur) == size { // an empty chunk
+			s.next()
+			continue
+		}
+		n, err := r.Read(s.cur[len(s.cur):size])
+		s.cur = s.cur[:len(s.cur)+n]
+		total += int64(n)
+		if len(s.cur) == size {
+			s.next()
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// next hands the completed chunk on and starts the next one.
+func (s *splitter) next() {
+	s.done(s.i, s.cur)
+	s.i++
+	if s.i < s.last {
+		s.cur = make([]byte, 0, s.starts[s.i+1]-s.starts[s.i])
+	}
+}
+
+func (s *splitter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if s.i >= s.last {
+			return n - len(p), io.ErrShortWrite
+		}
+		size := int(s.starts[s.i+1] - s.starts[s.i])
+		take := min(len(p), size-len(s.cur))
+		s.cur = append(s.cur, p[:take]...)
+		p = p[take:]
+		if len(s.cur) == size {
+			s.next()
+		}
+	}
+	return n, nil
+}
