@@ -24,6 +24,10 @@ func TestMain(m *testing.M) {
 		crashWriter(dir)
 		return
 	}
+	if arg := os.Getenv(compactorEnv); arg != "" {
+		compactor(arg)
+		return
+	}
 	os.Exit(m.Run())
 }
 

@@ -25,8 +25,9 @@
 // value separation on. Measured on the 2-core reference machine: Pebble's own
 // write path took 150–220 MB/s of shard bytes (memtable copies, flushes, WAL),
 // pack files with a Pebble index ~550 MB/s in the same benchmark. Storing a
-// block that is already present writes nothing. Space of deleted blocks in
-// packs is not reclaimed yet (that comes with leases and GC).
+// block that is already present writes nothing. Blocks carry leases
+// (lease.go); GC deletes those whose leases all expired, and Compact
+// rewrites the packs they leave mostly dead (compact.go).
 //
 // On-disk layout (docs/format.md "Blockstore"):
 //

@@ -226,6 +226,20 @@ type GCStats struct {
 	Leases int   `json:"leases"` // expired leases removed
 	Blocks int   `json:"blocks"` // blocks deleted: every lease they had expired
 	Bytes  int64 `json:"bytes"`  // their bytes
+	// Compaction (Collect only).
+	Packs     int   `json:"packs"`     // pack files rewritten and removed
+	Reclaimed int64 `json:"reclaimed"` // disk bytes given back
+}
+
+// Collect runs GC, then compacts the packs it left mostly dead.
+func (s *Store) Collect(ctx context.Context, now time.Time, grace time.Duration) (GCStats, error) {
+	st, err := s.GC(ctx, now, grace)
+	if err != nil {
+		return st, err
+	}
+	c, err := s.Compact(ctx, DefaultMinLive)
+	st.Packs, st.Reclaimed = c.Packs, c.Freed
+	return st, err
 }
 
 // gcBatch is how many expired leases one round of GC takes.

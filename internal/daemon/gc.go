@@ -19,17 +19,17 @@ func collect(ctx context.Context, st *blockstore.Store, interval, grace time.Dur
 			return
 		case <-t.C:
 		}
-		s, err := st.GC(ctx, time.Now(), grace)
+		s, err := st.Collect(ctx, time.Now(), grace)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			log.Warn("garbage collection failed", "err", err)
-		case s.Leases > 0:
-			log.Info("garbage collected", "leases", s.Leases, "blocks", s.Blocks, "bytes", s.Bytes)
+		case s.Leases > 0 || s.Packs > 0:
+			log.Info("garbage collected", "leases", s.Leases, "blocks", s.Blocks, "bytes", s.Bytes, "packs", s.Packs, "reclaimed", s.Reclaimed)
 		}
 	}
 }
 
 // GC collects expired blocks now.
 func (b *backend) GC(ctx context.Context) (blockstore.GCStats, error) {
-	return b.n.Store.GC(ctx, time.Now(), b.grace)
+	return b.n.Store.Collect(ctx, time.Now(), b.grace)
 }

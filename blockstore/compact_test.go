@@ -1,0 +1,228 @@
+package blockstore
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	blocks "github.com/ipfs/go-block-format"
+)
+
+// compactFixture fills dir's store with n blocks of 100 KiB in a pack of
+// their own, every other one under a lease that has expired, and collects
+// those: it returns the live blocks and the dead ones.
+func compactFixture(t testing.TB, dir string, seed uint64, n int) (live, dead []blocks.Block) {
+	ctx := context.Background()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(seed, 7))
+	past := time.Now().Add(-time.Hour)
+	for i := range n {
+		d := make([]byte, 100<<10)
+		for j := range d {
+			d[j] = byte(rng.Uint32())
+		}
+		b := rawBlock(d)
+		if err := s.PutMany(ctx, []blocks.Block{b}); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 1 {
+			dead = append(dead, b)
+			if err := s.AddLease(ctx, b.Cid(), Lease{Expiry: uint64(past.Unix()), Hash: sha256.Sum256(d[:8])}, false); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			live = append(live, b)
+		}
+	}
+	if st, err := s.GC(ctx, time.Now(), 0); err != nil || st.Blocks != len(dead) {
+		t.Fatalf("GC: %+v %v", st, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return live, dead
+}
+
+// packBytes returns every pack file's content.
+func packBytes(t *testing.T, dir string) []byte {
+	t.Helper()
+	var all []byte
+	ms, _ := filepath.Glob(filepath.Join(dir, "packs", "*.pack"))
+	for _, m := range ms {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, b...)
+	}
+	return all
+}
+
+// checkStore: every live block is served and verifies; no dead block is
+// held; the quota counter is the sum of the live blocks.
+func checkStore(t *testing.T, s *Store, live, dead []blocks.Block) {
+	t.Helper()
+	ctx := context.Background()
+	var want int64
+	for _, b := range live {
+		got, err := s.Get(ctx, b.Cid())
+		if err != nil || !bytes.Equal(got.RawData(), b.RawData()) {
+			t.Fatalf("live block %s: %v", b.Cid(), err)
+		}
+		want += Charge(len(b.RawData()))
+	}
+	for _, b := range dead {
+		if ok, _ := s.Has(ctx, b.Cid()); ok {
+			t.Fatalf("dead block %s held", b.Cid())
+		}
+	}
+	st, err := s.Stats(ctx)
+	used, uerr := s.Used(ctx)
+	if err != nil || uerr != nil || st.Charged() != want || used != want {
+		t.Fatalf("charged %d (counter %d), live blocks %d: %v %v", st.Charged(), used, want, err, uerr)
+	}
+}
+
+// TestCompactReclaims: after GC and compaction the dead blocks' bytes are
+// gone from the disk, the live ones are served, the pack is smaller.
+func TestCompactReclaims(t *testing.T) {
+	dir := t.TempDir()
+	live, dead := compactFixture(t, dir, 1, 20)
+	before := len(packBytes(t, dir))
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, err := s.Compact(context.Background(), DefaultMinLive)
+	if err != nil || st.Packs != 1 || st.Moved != len(live) {
+		t.Fatalf("compact: %+v %v", st, err)
+	}
+	checkStore(t, s, live, dead)
+	s.Close()
+	after := packBytes(t, dir)
+	if len(after) >= before*3/4 {
+		t.Fatalf("packs %d bytes before, %d after", before, len(after))
+	}
+	for _, b := range dead {
+		if bytes.Contains(after, b.RawData()[1000:1064]) {
+			t.Fatalf("a dead block's bytes are still in a pack")
+		}
+	}
+}
+
+// compactorEnv makes the test binary compact a store and die at a step.
+const compactorEnv = "UMBRA_BLOCKSTORE_COMPACTOR"
+
+// compactor compacts the store in dir (UMBRA_BLOCKSTORE_COMPACTOR=dir:step)
+// and kills itself with SIGKILL at step.
+func compactor(arg string) {
+	dir, step, _ := strings.Cut(arg, ":")
+	compactStep = func(at string) {
+		if at == step {
+			fmt.Println("DYING", at)
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+	}
+	s, err := Open(dir)
+	if err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(1)
+	}
+	if _, err := s.Compact(context.Background(), DefaultMinLive); err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(1)
+	}
+	fmt.Println("DONE")
+	os.Exit(0)
+}
+
+// TestKillDuringCompaction kills a compaction with SIGKILL at each of its
+// steps, one round each, over the same store: after each, every live block
+// is served and verifies, no dead block comes back, and the quota counter
+// is the sum of the live blocks; a last compaction leaves no dead pack.
+func TestKillDuringCompaction(t *testing.T) {
+	dir := t.TempDir()
+	var live, dead []blocks.Block
+	for round, step := range []string{"copied", "synced", "committed"} {
+		l, d := compactFixture(t, dir, uint64(round+10), 8)
+		live, dead = append(live, l...), append(dead, d...)
+		cmd := exec.Command(os.Args[0], "-test.run", "^$")
+		cmd.Env = append(os.Environ(), compactorEnv+"="+dir+":"+step)
+		out, _ := cmd.Output()
+		sc := bufio.NewScanner(bytes.NewReader(out))
+		if !sc.Scan() || sc.Text() != "DYING "+step {
+			t.Fatalf("round %d: the compactor said %q", round, out)
+		}
+		s, err := Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkStore(t, s, live, dead)
+		s.Close()
+	}
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Compact(context.Background(), DefaultMinLive); err != nil {
+		t.Fatal(err)
+	}
+	checkStore(t, s, live, dead)
+	if st, _ := s.Compact(context.Background(), DefaultMinLive); st.Packs != 0 {
+		t.Fatalf("a second compaction found %d packs to rewrite", st.Packs)
+	}
+}
+
+// TestCompactActivePack: a running store's active pack, mostly dead, is
+// closed and rewritten too (a daemon writes one pack for a long time).
+func TestCompactActivePack(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var live, dead []blocks.Block
+	past := uint64(time.Now().Add(-time.Hour).Unix())
+	for i := range 30 {
+		b := rawBlock(bytes.Repeat([]byte{byte(i), byte(i >> 8), 0x5a}, 40000))
+		if err := s.PutMany(ctx, []blocks.Block{b}); err != nil {
+			t.Fatal(err)
+		}
+		if i%3 == 0 {
+			live = append(live, b)
+			continue
+		}
+		dead = append(dead, b)
+		if err := s.AddLease(ctx, b.Cid(), Lease{Expiry: past, Hash: sha256.Sum256([]byte{byte(i)})}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := s.Collect(ctx, time.Now(), 0)
+	if err != nil || st.Blocks != len(dead) || st.Packs != 1 || st.Reclaimed <= 0 {
+		t.Fatalf("collect: %+v %v", st, err)
+	}
+	checkStore(t, s, live, dead)
+	all := packBytes(t, dir)
+	for _, b := range dead {
+		if bytes.Contains(all, b.RawData()[:120]) {
+			t.Fatal("a dead block's bytes are still in a pack")
+		}
+	}
+}
