@@ -4,9 +4,11 @@ import (
 	"context"
 	"os"
 
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/urfave/cli/v2"
 
+	"github.com/umbra-store/umbra/blockstore"
 	"github.com/umbra-store/umbra/internal/shard"
 )
 
@@ -18,23 +20,40 @@ import (
 const (
 	asUmbraEnv       = "UMBRA_TEST_AS_UMBRA"
 	corruptServedEnv = "UMBRA_TEST_CORRUPT_SERVED"
+	dropStoredEnv    = "UMBRA_TEST_DROP_STORED"
 )
 
 // asUmbra runs the test binary as umbra and returns its exit code.
 func asUmbra() int {
 	app := newApp()
-	if os.Getenv(corruptServedEnv) != "" {
+	var wrap func(shard.Store) shard.Store
+	switch {
+	case os.Getenv(corruptServedEnv) != "":
+		wrap = func(s shard.Store) shard.Store { return corrupting{s} }
+	case os.Getenv(dropStoredEnv) != "":
+		wrap = func(s shard.Store) shard.Store { return dropping{s} }
+	}
+	if wrap != nil {
 		for _, c := range app.Commands {
 			if c.Name == "daemon" {
 				c.Action = func(c *cli.Context) error {
 					o := daemonFlags(c)
-					o.served = func(s shard.Store) shard.Store { return corrupting{s} }
+					o.served = wrap
 					return runDaemon(c, o)
 				}
 			}
 		}
 	}
 	return runApp(app)
+}
+
+// dropping acknowledges every STORE (and lease) from peers and keeps
+// nothing: a holder that deleted what it acknowledged.
+type dropping struct{ shard.Store }
+
+func (dropping) PutManyDeferred(context.Context, []blocks.Block) error { return nil }
+func (dropping) AddLease(context.Context, cid.Cid, blockstore.Lease, bool) error {
+	return nil
 }
 
 // corrupting serves every block with one bit flipped.
@@ -51,10 +70,16 @@ func (c corrupting) GetInto(ctx context.Context, id cid.Cid, get func(int) []byt
 // corruptNodes returns testnet options that run the given nodes as
 // corrupting holders.
 func corruptNodes(nodes ...int) (bin map[int]string, env map[int][]string) {
+	return faultyNodes(corruptServedEnv, nodes...)
+}
+
+// faultyNodes returns testnet options that run the given nodes with the
+// fault fault (an environment variable above).
+func faultyNodes(fault string, nodes ...int) (bin map[int]string, env map[int][]string) {
 	bin, env = map[int]string{}, map[int][]string{}
 	for _, i := range nodes {
 		bin[i] = os.Args[0]
-		env[i] = []string{asUmbraEnv + "=1", corruptServedEnv + "=1"}
+		env[i] = []string{asUmbraEnv + "=1", fault + "=1"}
 	}
 	return bin, env
 }

@@ -82,6 +82,8 @@ func newApp() *cli.App {
 			daemonCommand(),
 			statusCommand(),
 			gcCommand(),
+			checkCommand(),
+			repairCommand(),
 			peersCommand(),
 			testnetCommand(),
 		},

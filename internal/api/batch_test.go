@@ -13,6 +13,7 @@ import (
 	"github.com/umbra-store/umbra/internal/dirs"
 	"github.com/umbra-store/umbra/internal/engine"
 	"github.com/umbra-store/umbra/internal/kind"
+	"github.com/umbra-store/umbra/internal/network"
 	"github.com/umbra-store/umbra/internal/randstream"
 	"github.com/umbra-store/umbra/keyring"
 )
@@ -26,6 +27,7 @@ func (b backend) DefaultShards() string                      { return "3+2" }
 func (b backend) Status(ctx context.Context) (Status, error) { return Status{}, nil }
 func (b backend) Peers(ctx context.Context) []Peer           { return nil }
 func (b backend) Working() func()                            { return func() {} }
+func (b backend) Maintainer() *network.Maintainer            { return nil }
 func (b backend) GC(context.Context) (blockstore.GCStats, error) {
 	return blockstore.GCStats{}, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/umbra-store/umbra/internal/dirs"
 	"github.com/umbra-store/umbra/internal/engine"
 	"github.com/umbra-store/umbra/internal/kind"
+	"github.com/umbra-store/umbra/internal/network"
 	"github.com/umbra-store/umbra/keyring"
 )
 
@@ -35,6 +36,8 @@ type Backend interface {
 	Working() func()
 	// GC collects the blocks whose leases all expired, now.
 	GC(ctx context.Context) (blockstore.GCStats, error)
+	// Maintainer checks and repairs files (nil: no network).
+	Maintainer() *network.Maintainer
 }
 
 // Server serves the API.
@@ -78,6 +81,7 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 	mux.HandleFunc("GET /v1/peers", s.peers)
 	mux.HandleFunc("POST /v1/put-batch", s.putBatch)
 	mux.HandleFunc("POST /v1/gc", s.gc)
+	mux.HandleFunc("POST /v1/check", s.check)
 	s.dirRoutes(mux)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil

@@ -73,6 +73,7 @@ type graph struct {
 	net     *network.Net
 	eng     *engine.Engine
 	dirs    *dirs.Service
+	maint   *network.Maintainer
 	// republish is how often kept folder records go to the DHT again.
 	republish time.Duration
 }
@@ -128,6 +129,7 @@ func build(ctx context.Context, n *node.Node, cfg config.Config, o Options, log 
 	length, _, _, _ := cfg.Leases.Durations() // validated
 	g.eng = engine.New(n.Store, n.Keys.Secrets, engine.WithLogger(log), engine.WithNetwork(g.net), engine.WithLeaseLength(length))
 	k, m, _ := config.ParseShards(cfg.Put.Shards) // validated
+	g.maint = network.NewMaintainer(g.net, g.eng, client, n.Store, n.Keys.Secrets.LeaseKey(), length)
 	folders := network.NewFolders(ctx, g.net, client, g.dht)
 	g.dirs = dirs.New(g.eng, folders, node.OpenAliases(n.Path), dirs.Options{K: k, M: m, Validity: validity, Log: log})
 	return g, nil

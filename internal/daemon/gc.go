@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/umbra-store/umbra/blockstore"
+	"github.com/umbra-store/umbra/internal/network"
 )
 
 // collect deletes the blocks whose leases all expired more than grace
@@ -33,3 +34,6 @@ func collect(ctx context.Context, st *blockstore.Store, interval, grace time.Dur
 func (b *backend) GC(ctx context.Context) (blockstore.GCStats, error) {
 	return b.n.Store.Collect(ctx, time.Now(), b.grace)
 }
+
+// Maintainer checks and repairs files.
+func (b *backend) Maintainer() *network.Maintainer { return b.g.maint }

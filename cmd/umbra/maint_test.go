@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/umbra-store/umbra/internal/network"
+	"github.com/umbra-store/umbra/internal/testnet"
+)
+
+func report(t *testing.T, n testnet.Node, args ...string) network.Report {
+	t.Helper()
+	var r network.Report
+	out := mustRunArgs(t, n.UmbraPath, append(args, "--json")...)
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%s: %v", out, err)
+	}
+	return r
+}
+
+// TestChurnRepair: two holders die for good (killed, their directories
+// deleted); check finds the file degraded; repair, with only the verify
+// capability, rebuilds every missing shard onto live peers that hold no
+// other shard of the stripe; check finds it healthy; two more of the
+// original holders die and the file still reads back byte-identical.
+func TestChurnRepair(t *testing.T) {
+	st := up(t, testnet.Options{Nodes: 7})
+	owner, keeper, reader := st.Nodes[0], st.Nodes[1], st.Nodes[4]
+	in, data := randomFile(t, 21, 24<<20)
+	fr := strings.TrimSpace(mustRunArgs(t, owner.UmbraPath, "put", in))
+	fv := strings.TrimSpace(mustRunArgs(t, owner.UmbraPath, "cap", "verify", fr))
+	if r := report(t, keeper, "check", "--verify", fv); r.Status != "healthy" || r.Healthy != r.Stripes || r.Stripes < 20 {
+		t.Fatalf("after the put: %+v", r)
+	}
+	for _, n := range st.Nodes[5:] {
+		kill(t, n)
+		if err := os.RemoveAll(n.UmbraPath); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := report(t, keeper, "check", fv)
+	if r.Status != "degraded" || r.Degraded == 0 || r.Lost != 0 {
+		t.Fatalf("with two holders gone: %+v", r)
+	}
+	r = report(t, keeper, "repair", fv)
+	if r.Repaired == 0 || r.Renewed == 0 || r.Status != "healthy" {
+		t.Fatalf("repair: %+v", r)
+	}
+	if r := report(t, reader, "check", "--verify", fv); r.Status != "healthy" || r.Healthy != r.Stripes {
+		t.Fatalf("after the repair, from another node: %+v", r)
+	}
+	kill(t, st.Nodes[2])
+	kill(t, st.Nodes[3])
+	if got := getBytes(t, reader, fr); !bytes.Equal(got, data) {
+		t.Fatal("read back differs after two more holders died")
+	}
+}
+
+// TestDroppedShardsFound: a holder that acknowledges every STORE and keeps
+// nothing is reported by check, and repair places its shards elsewhere.
+func TestDroppedShardsFound(t *testing.T) {
+	bin, env := faultyNodes(dropStoredEnv, 5)
+	st := up(t, testnet.Options{Nodes: 6, NodeBin: bin, NodeEnv: env})
+	owner, keeper := st.Nodes[0], st.Nodes[1]
+	in, data := randomFile(t, 22, 12<<20)
+	fr := strings.TrimSpace(mustRunArgs(t, owner.UmbraPath, "put", in))
+	r := report(t, keeper, "check", fr)
+	if r.Status != "degraded" || len(r.BadPeers) != 1 || r.BadPeers[0] != st.Nodes[5].PeerID {
+		t.Fatalf("check with a dropping holder: %+v (it is %s)", r, st.Nodes[5].PeerID)
+	}
+	if r = report(t, keeper, "repair", fr); r.Repaired == 0 || r.Status != "healthy" {
+		t.Fatalf("repair: %+v", r)
+	}
+	if r = report(t, keeper, "check", "--verify", fr); r.Status != "healthy" {
+		t.Fatalf("after the repair: %+v", r)
+	}
+	kill(t, st.Nodes[2])
+	kill(t, st.Nodes[3])
+	if got := getBytes(t, st.Nodes[4], fr); !bytes.Equal(got, data) {
+		t.Fatal("read back differs")
+	}
+}

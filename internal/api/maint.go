@@ -1,0 +1,86 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/umbra-store/umbra/internal/kind"
+	"github.com/umbra-store/umbra/internal/network"
+	"github.com/umbra-store/umbra/keyring"
+)
+
+// check answers POST /v1/check?verify=1&repair=1 for the file the
+// Umbra-Capability header names (a read or verify capability, or a path).
+func (s *Server) check(w http.ResponseWriter, r *http.Request) {
+	defer s.b.Working()()
+	m := s.b.Maintainer()
+	if m == nil {
+		s.fail(w, kind.New(kind.Usage, "api: check and repair need the network (a daemon)"))
+		return
+	}
+	vc, inline, err := s.verifyCapOf(r.Context(), r.Header.Get(CapHeader))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if inline {
+		s.reply(w, network.Report{Status: "healthy"}, nil) // stored in its folder's snapshot
+		return
+	}
+	q := r.URL.Query()
+	var rep network.Report
+	if q.Get("repair") == "1" {
+		rep, err = m.Repair(r.Context(), vc)
+	} else {
+		rep, err = m.Check(r.Context(), vc, q.Get("verify") == "1")
+	}
+	s.reply(w, rep, err)
+}
+
+// verifyCapOf returns the verify capability of a file named by a file
+// read or verify capability, or by a path; inline: a file stored in its
+// folder's snapshot, with no blocks of its own.
+func (s *Server) verifyCapOf(ctx context.Context, text string) (vc keyring.VerifyCap, inline bool, err error) {
+	if strings.HasPrefix(text, "umbra:") && !strings.Contains(text, "/") {
+		c, err := keyring.ParseCap(text)
+		if err != nil {
+			return vc, false, err
+		}
+		switch c := c.(type) {
+		case keyring.ReadCap:
+			return c.Verify(), false, nil
+		case keyring.VerifyCap:
+			return c, false, nil
+		}
+		return vc, false, kind.New(kind.Usage, "api: check takes a file's capability (read or verify); folders are not checked yet")
+	}
+	f, err := s.b.Dirs().OpenFile(ctx, text)
+	if err != nil {
+		return vc, false, err
+	}
+	if f.Cap == nil {
+		return vc, true, nil
+	}
+	return f.Cap.Verify(), false, nil
+}
+
+// Check has the daemon check (or with repair, repair) the file capText
+// names.
+func (c *Client) Check(ctx context.Context, capText string, verify, repair bool) (network.Report, error) {
+	path := "/v1/check"
+	switch {
+	case repair:
+		path += "?repair=1"
+	case verify:
+		path += "?verify=1"
+	}
+	resp, err := c.do(ctx, http.MethodPost, path, map[string]string{CapHeader: capText}, nil)
+	if err != nil {
+		return network.Report{}, err
+	}
+	defer resp.Body.Close()
+	var rep network.Report
+	return rep, json.NewDecoder(resp.Body).Decode(&rep)
+}

@@ -1,0 +1,230 @@
+package network
+
+import (
+	"context"
+	"sort"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/umbra-store/umbra/blockstore"
+	"github.com/umbra-store/umbra/erasure"
+	"github.com/umbra-store/umbra/internal/engine"
+	"github.com/umbra-store/umbra/internal/shard"
+)
+
+// stripeResult is what one stripe's check (and repair) found and did.
+type stripeResult struct {
+	holders  [][]peer.ID // per shard
+	alive    int         // shards with a holder
+	distinct int         // shards with a holder of their own
+	repaired int
+	renewed  int
+	bad      map[peer.ID]bool
+}
+
+func (m *Maintainer) stripe(ctx context.Context, peers []peer.ID, s engine.Stripe, verify, repair bool) (stripeResult, error) {
+	r := stripeResult{holders: make([][]peer.ID, len(s.Shards)), bad: map[peer.ID]bool{}}
+	known := map[peer.ID]bool{}
+	for _, p := range peers {
+		known[p] = true
+	}
+	for i, d := range s.Shards {
+		c := blockstore.CIDOf(d)
+		for _, p := range peers {
+			held, bad := m.holds(ctx, p, c, s.ShardSize, verify)
+			if bad {
+				r.bad[p] = true
+			}
+			if held {
+				r.holders[i] = append(r.holders[i], p)
+			}
+		}
+		// The hinted holder acknowledged this shard: one that is up and
+		// does not hold it dropped it.
+		if h := peer.ID(s.Hints[i]); h != "" && known[h] && !contains(r.holders[i], h) {
+			r.bad[h] = true
+		}
+		if len(r.holders[i]) > 0 {
+			r.alive++
+		}
+	}
+	own := assign(r.holders)
+	for _, p := range own {
+		if p != "" {
+			r.distinct++
+		}
+	}
+	if !repair {
+		return r, nil
+	}
+	if r.distinct < len(s.Shards) && r.alive >= s.K {
+		n, err := m.rebuild(ctx, peers, s, &r, own)
+		r.repaired = n
+		if err != nil {
+			return r, err
+		}
+	}
+	for i, hs := range r.holders {
+		for _, p := range hs {
+			if m.renew(ctx, p, blockstore.CIDOf(s.Shards[i])) {
+				r.renewed++
+			}
+		}
+	}
+	return r, nil
+}
+
+func contains(ps []peer.ID, p peer.ID) bool {
+	for _, q := range ps {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// assign gives each shard a holder no other shard is given, where it can
+// (the shards with fewest holders first), and returns it per shard ("":
+// none of its own).
+func assign(holders [][]peer.ID) []peer.ID {
+	order := make([]int, len(holders))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return len(holders[order[a]]) < len(holders[order[b]]) })
+	used := map[peer.ID]bool{}
+	own := make([]peer.ID, len(holders))
+	for _, i := range order {
+		for _, p := range holders[i] {
+			if !used[p] {
+				used[p], own[i] = true, p
+				break
+			}
+		}
+	}
+	return own
+}
+
+// rebuild fetches k shards of the stripe, rebuilds the others, and places
+// each shard without a holder of its own on a live peer that holds no
+// shard of the stripe. It returns how many it placed.
+func (m *Maintainer) rebuild(ctx context.Context, peers []peer.ID, s engine.Stripe, r *stripeResult, own []peer.ID) (int, error) {
+	coder, err := erasure.New(s.K, s.M)
+	if err != nil {
+		return 0, err
+	}
+	shards := make([][]byte, len(s.Shards))
+	got := 0
+	for i, hs := range r.holders {
+		for _, p := range hs {
+			if got == s.K {
+				break
+			}
+			if data := m.fetch(ctx, p, s, i); data != nil {
+				shards[i] = data
+				got++
+				break
+			}
+		}
+	}
+	if got < s.K {
+		return 0, nil // fewer than k could be fetched: reported as found
+	}
+	if err := coder.Rebuild(shards, s.K*s.ShardSize); err != nil {
+		return 0, err
+	}
+	busy := map[peer.ID]bool{}
+	for _, hs := range r.holders {
+		for _, p := range hs {
+			busy[p] = true
+		}
+	}
+	placed := 0
+	for i, p := range own {
+		if p != "" {
+			continue
+		}
+		b, d := blockstore.NewBlock(shards[i])
+		if d != s.Shards[i] {
+			continue // rebuilt bytes disagree with the manifest: leave it
+		}
+		for _, t := range rank(peers, b.Cid()) {
+			if busy[t] || r.bad[t] {
+				continue
+			}
+			if err := m.store(ctx, t, b); err != nil {
+				r.bad[t] = true
+				continue
+			}
+			busy[t] = true
+			if len(r.holders[i]) == 0 {
+				r.alive++
+			}
+			r.holders[i] = append(r.holders[i], t)
+			placed++
+			r.distinct++
+			break
+		}
+	}
+	return placed, nil
+}
+
+// fetch returns shard i of s from p, checked against its digest, or nil.
+func (m *Maintainer) fetch(ctx context.Context, p peer.ID, s engine.Stripe, i int) []byte {
+	c := blockstore.CIDOf(s.Shards[i])
+	var data []byte
+	if p == m.net.h.ID() {
+		b, err := m.local.Get(ctx, c)
+		if err != nil {
+			return nil
+		}
+		data = b.RawData()
+	} else {
+		d, err := m.client.Fetch(ctx, p, c, s.ShardSize)
+		if err != nil {
+			return nil
+		}
+		data = append([]byte(nil), d...)
+		shard.Release(d)
+	}
+	if len(data) != s.ShardSize || blockstore.Verify(c, data) != nil {
+		return nil
+	}
+	return data
+}
+
+// nodeResult is what one manifest node's check (and repair) found and did.
+type nodeResult struct {
+	held, want      int
+	stored, renewed int
+}
+
+// node checks who holds a manifest node block; with repair it stores a
+// copy on every live peer lacking one (a put sends one to every peer) and
+// renews this node's lease on each copy.
+func (m *Maintainer) node(ctx context.Context, peers []peer.ID, digest [32]byte, block []byte, copies int, repair bool) (nodeResult, error) {
+	c := blockstore.CIDOf(digest)
+	r := nodeResult{want: min(copies, len(peers))}
+	var lacking []peer.ID
+	for _, p := range peers {
+		if held, _ := m.holds(ctx, p, c, len(block), false); held {
+			r.held++
+			if repair && m.renew(ctx, p, c) {
+				r.renewed++
+			}
+		} else {
+			lacking = append(lacking, p)
+		}
+	}
+	if !repair {
+		return r, nil
+	}
+	b, _ := blockstore.NewBlock(block)
+	for _, p := range lacking {
+		if m.store(ctx, p, b) == nil {
+			r.stored++
+			r.held++
+		}
+	}
+	return r, nil
+}
