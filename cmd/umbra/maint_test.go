@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/umbra-store/umbra/internal/network"
 	"github.com/umbra-store/umbra/internal/testnet"
@@ -14,32 +15,42 @@ import (
 func report(t *testing.T, n testnet.Node, args ...string) network.Report {
 	t.Helper()
 	var r network.Report
+	t0 := time.Now()
 	out := mustRunArgs(t, n.UmbraPath, append(args, "--json")...)
+	t.Logf("%v: %v", args[0], time.Since(t0))
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("%s: %v", out, err)
 	}
 	return r
 }
 
-// TestChurnRepair: two holders die for good (killed, their directories
-// deleted); check finds the file degraded; repair, with only the verify
-// capability, rebuilds every missing shard onto live peers that hold no
-// other shard of the stripe; check finds it healthy; two more of the
-// original holders die and the file still reads back byte-identical.
+// TestChurnRepair: on a 5-node testnet two holders die for good (killed,
+// their directories deleted) and two new nodes join (testnet add); check
+// finds the file degraded; repair, with only the verify capability,
+// rebuilds every missing shard onto live peers that hold no other shard of
+// the stripe; check finds it healthy; two more of the original nodes die
+// and the file still reads back byte-identical.
 func TestChurnRepair(t *testing.T) {
-	st := up(t, testnet.Options{Nodes: 7})
-	owner, keeper, reader := st.Nodes[0], st.Nodes[1], st.Nodes[4]
-	in, data := randomFile(t, 21, 24<<20)
+	st := up(t, testnet.Options{Nodes: 5})
+	owner, keeper, reader := st.Nodes[0], st.Nodes[1], st.Nodes[2]
+	in, data := randomFile(t, 21, 64<<20)
 	fr := strings.TrimSpace(mustRunArgs(t, owner.UmbraPath, "put", in))
 	fv := strings.TrimSpace(mustRunArgs(t, owner.UmbraPath, "cap", "verify", fr))
-	if r := report(t, keeper, "check", "--verify", fv); r.Status != "healthy" || r.Healthy != r.Stripes || r.Stripes < 20 {
+	if r := report(t, keeper, "check", "--verify", fv); r.Status != "healthy" || r.Healthy != r.Stripes || r.Stripes < 50 {
 		t.Fatalf("after the put: %+v", r)
 	}
-	for _, n := range st.Nodes[5:] {
+	for _, n := range st.Nodes[3:] {
 		kill(t, n)
 		if err := os.RemoveAll(n.UmbraPath); err != nil {
 			t.Fatal(err)
 		}
+	}
+	var grown testnet.State
+	if err := json.Unmarshal([]byte(mustRunArgs(t, "", "testnet", "add", "--dir", st.Dir, "--nodes", "2", "--json")), &grown); err != nil {
+		t.Fatal(err)
+	}
+	if len(grown.Nodes) != 7 || !grown.Nodes[5].Running || !grown.Nodes[6].Running {
+		t.Fatalf("testnet add: %+v", grown.Nodes)
 	}
 	r := report(t, keeper, "check", fv)
 	if r.Status != "degraded" || r.Degraded == 0 || r.Lost != 0 {
@@ -49,13 +60,13 @@ func TestChurnRepair(t *testing.T) {
 	if r.Repaired == 0 || r.Renewed == 0 || r.Status != "healthy" {
 		t.Fatalf("repair: %+v", r)
 	}
-	if r := report(t, reader, "check", "--verify", fv); r.Status != "healthy" || r.Healthy != r.Stripes {
-		t.Fatalf("after the repair, from another node: %+v", r)
+	if r := report(t, grown.Nodes[5], "check", "--verify", fv); r.Status != "healthy" || r.Healthy != r.Stripes {
+		t.Fatalf("after the repair, from a new node: %+v", r)
 	}
-	kill(t, st.Nodes[2])
-	kill(t, st.Nodes[3])
+	kill(t, st.Nodes[0])
+	kill(t, st.Nodes[1])
 	if got := getBytes(t, reader, fr); !bytes.Equal(got, data) {
-		t.Fatal("read back differs after two more holders died")
+		t.Fatal("read back differs after two more of the original nodes died")
 	}
 }
 

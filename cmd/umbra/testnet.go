@@ -27,6 +27,14 @@ func testnetCommand() *cli.Command {
 				},
 			},
 			{
+				Name:  "add",
+				Usage: "start N more daemons joined to the running ones (churn: kill nodes, add new ones)",
+				Flags: []cli.Flag{dirFlag, &cli.IntFlag{Name: "nodes", Value: 1, Usage: "how many nodes to add"}, jsonFlag},
+				Action: func(c *cli.Context) error {
+					return runTestnetAdd(c, c.String("dir"), c.Int("nodes"))
+				},
+			},
+			{
 				Name:   "status",
 				Usage:  "show each node: pid, peer ID, API socket, UMBRA_PATH, running",
 				Flags:  []cli.Flag{dirFlag, jsonFlag},
@@ -48,6 +56,18 @@ func runTestnetUp(c *cli.Context, dir string, nodes int) error {
 		return err
 	}
 	st, err := testnet.Up(c.Context, testnet.Options{Bin: bin, Dir: dir, Nodes: nodes})
+	if err != nil {
+		return err
+	}
+	return printTestnet(c, st)
+}
+
+func runTestnetAdd(c *cli.Context, dir string, nodes int) error {
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	st, err := testnet.Add(c.Context, testnet.Options{Bin: bin, Dir: dir, Nodes: nodes})
 	if err != nil {
 		return err
 	}

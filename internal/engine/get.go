@@ -267,31 +267,32 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) (openChunk, error) 
 	shards := make([][]byte, len(j.ent.Shards))
 	var refused []int // shards the store holds but refused as corrupt
 	var mu sync.Mutex
-	// fetchAll fetches the shards at idxs at once and returns how many came.
-	fetchAll := func(idxs []int, deep bool) int {
+	// fetchAll fetches the shards at idxs at once until enough of them
+	// came (the searches for the others are cancelled: a shard nobody
+	// holds any more costs a whole DHT and bitswap search otherwise).
+	fetchAll := func(idxs []int, deep bool, enough int) {
+		fctx, cancel := context.WithCancel(ctx)
+		defer cancel()
 		var wg sync.WaitGroup
-		got := make([]bool, len(idxs))
-		for x, i := range idxs {
+		got := 0
+		for _, i := range idxs {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				ok, corrupt := e.fetchShard(ctx, j, shards, i, lay[i/n].ShardSize, deep)
-				got[x] = ok
+				ok, corrupt := e.fetchShard(fctx, j, shards, i, lay[i/n].ShardSize, deep)
+				mu.Lock()
+				defer mu.Unlock()
 				if corrupt {
-					mu.Lock()
 					refused = append(refused, i)
-					mu.Unlock()
+				}
+				if ok {
+					if got++; got >= enough {
+						cancel()
+					}
 				}
 			}()
 		}
 		wg.Wait()
-		c := 0
-		for _, ok := range got {
-			if ok {
-				c++
-			}
-		}
-		return c
 	}
 	// Data shards first (no decoding when they all come). A data shard that
 	// fails, or lags far behind the first to arrive (hedging), is covered by
@@ -307,7 +308,7 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) (openChunk, error) 
 					rest = append(rest, si*n+i)
 				}
 			}
-			fetchAll(rest, true)
+			fetchAll(rest, true, coder.K()-have)
 		}
 		if err := ctx.Err(); err != nil {
 			return openChunk{}, err

@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/umbra-store/umbra/blockstore"
+	"github.com/umbra-store/umbra/dht"
 	"github.com/umbra-store/umbra/internal/shard"
 )
 
@@ -26,6 +27,7 @@ const (
 	dialTimeout    = time.Second      // to a holder this node is not connected to
 	bitswapTimeout = 5 * time.Second  // the last resort: bitswap asks every connected peer
 	providers      = 8                // providers asked for per CID
+	nearestAsked   = 4                // connected peers nearest a block asked before the DHT
 )
 
 // Local is this node's block store, as retrieval reads it.
@@ -121,6 +123,15 @@ func (f *Fetcher) Fetch(ctx context.Context, c cid.Cid, size int, hint []byte, d
 	if !deep {
 		return nil, ipld.ErrNotFound{Cid: c}
 	}
+	// Where a put or a repair would have placed it: the connected peers
+	// nearest the block (placement ranks them the same way). A repaired
+	// shard is not where its hint says, and its holder's announcement may
+	// lag.
+	for _, p := range f.nearest(c, nearestAsked) {
+		if d, ok := try(p); ok {
+			return d, nil
+		}
+	}
 	fctx, cancel := context.WithTimeout(ctx, findTimeout)
 	for ai := range f.providers.FindProvidersAsync(fctx, c, providers) {
 		if d, ok := try(ai.ID); ok {
@@ -136,6 +147,22 @@ func (f *Fetcher) Fetch(ctx context.Context, c cid.Cid, size int, hint []byte, d
 		return nil, ctx.Err()
 	}
 	return nil, ipld.ErrNotFound{Cid: c}
+}
+
+// nearest returns up to n connected shard peers, nearest c by XOR first.
+func (f *Fetcher) nearest(c cid.Cid, n int) []peer.ID {
+	var ps []peer.ID
+	for _, p := range f.h.Network().Peers() {
+		if f.h.Network().Connectedness(p) != network.Connected {
+			continue
+		}
+		if ok, _ := f.h.Peerstore().SupportsProtocols(p, shard.Protocol); len(ok) == 0 {
+			continue
+		}
+		ps = append(ps, p)
+	}
+	ps = dht.Rank(ps, c)
+	return ps[:min(n, len(ps))]
 }
 
 // fromPeer asks p for c (dialling it first, waiting for the dial only when
