@@ -84,6 +84,7 @@ func newApp() *cli.App {
 			gcCommand(),
 			checkCommand(),
 			repairCommand(),
+			maintainCommand(),
 			peersCommand(),
 			testnetCommand(),
 		},

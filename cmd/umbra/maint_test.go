@@ -94,3 +94,45 @@ func TestDroppedShardsFound(t *testing.T) {
 		t.Fatal("read back differs")
 	}
 }
+
+// TestMaintenance: a node maintains what its user put, and a friend's node
+// maintains it too with only its verify capability: after two holders die
+// and two nodes join, the friend's maintenance run repairs it and renews
+// (adds) the friend's own leases; status shows the run.
+func TestMaintenance(t *testing.T) {
+	st := up(t, testnet.Options{Nodes: 5})
+	owner, friend := st.Nodes[0], st.Nodes[1]
+	in, data := randomFile(t, 23, 8<<20)
+	fr := strings.TrimSpace(mustRunArgs(t, owner.UmbraPath, "put", in))
+	fv := strings.TrimSpace(mustRunArgs(t, owner.UmbraPath, "cap", "verify", fr))
+	if out := mustRunArgs(t, owner.UmbraPath, "maintain", "list"); !strings.Contains(out, fv) || !strings.Contains(out, "put") {
+		t.Fatalf("the owner's list: %q", out)
+	}
+	mustRunArgs(t, friend.UmbraPath, "maintain", "add", fv)
+	for _, n := range st.Nodes[3:] {
+		kill(t, n)
+		os.RemoveAll(n.UmbraPath)
+	}
+	mustRunArgs(t, "", "testnet", "add", "--dir", st.Dir, "--nodes", "2")
+	var m struct {
+		Files, Healthy, Repaired, Renewed int
+	}
+	if err := json.Unmarshal([]byte(mustRunArgs(t, friend.UmbraPath, "maintain", "run", "--json")), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Files != 1 || m.Healthy != 1 || m.Repaired == 0 || m.Renewed == 0 {
+		t.Fatalf("the friend's run: %+v", m)
+	}
+	var s struct {
+		Maintenance *struct{ Files int }
+	}
+	if err := json.Unmarshal([]byte(mustRunArgs(t, friend.UmbraPath, "status", "--json")), &s); err != nil || s.Maintenance == nil || s.Maintenance.Files != 1 {
+		t.Fatalf("status: %+v %v", s.Maintenance, err)
+	}
+	if r := report(t, st.Nodes[2], "check", "--verify", fv); r.Status != "healthy" {
+		t.Fatalf("after maintenance: %+v", r)
+	}
+	if got := getBytes(t, st.Nodes[2], fr); !bytes.Equal(got, data) {
+		t.Fatal("read back differs")
+	}
+}

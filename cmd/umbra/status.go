@@ -40,5 +40,10 @@ func runStatus(c *cli.Context, asJSON bool) error {
 	for _, a := range st.Addrs {
 		fmt.Fprintf(c.App.Writer, "addr    %s\n", a)
 	}
+	if m := st.Maintenance; m != nil {
+		printMaint(c, *m)
+	} else {
+		fmt.Fprintln(c.App.Writer, "maint   not run yet")
+	}
 	return nil
 }

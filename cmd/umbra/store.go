@@ -186,6 +186,11 @@ func (s *offlineStore) Put(ctx context.Context, in io.Reader, _ int64, o api.Put
 	if err != nil {
 		return api.PutResult{}, err
 	}
+	if eo.Expiry == 0 { // kept alive by the daemon's maintenance
+		if err := node.OpenMaintained(s.n.Path).Add(res.Cap.Verify().Encode(), "put"); err != nil {
+			return api.PutResult{}, err
+		}
+	}
 	return api.PutResult{Cap: res.Cap.Encode(), Size: res.Size, Chunks: res.Chunks, Warnings: res.Warnings}, nil
 }
 

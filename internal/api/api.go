@@ -58,6 +58,23 @@ type Status struct {
 	Blocks       int      `json:"blocks"`
 	Peers        int      `json:"peers"`
 	PID          int      `json:"pid"`
+	// Maintenance is the last maintenance run (nil: none yet).
+	Maintenance *MaintStatus `json:"maintenance,omitempty"`
+}
+
+// MaintStatus sums up one maintenance run over the files a node
+// maintains.
+type MaintStatus struct {
+	At       int64    `json:"at"`   // unix seconds, when it ended
+	Took     float64  `json:"took"` // seconds
+	Files    int      `json:"files"`
+	Healthy  int      `json:"healthy"`
+	Degraded int      `json:"degraded"` // after the run's repairs
+	Lost     int      `json:"lost"`
+	Failed   int      `json:"failed"` // could not be walked (manifest gone, …)
+	Repaired int      `json:"repaired"`
+	Renewed  int      `json:"renewed"`
+	Problems []string `json:"problems,omitempty"` // "STATUS CAP-PREFIX…" of each file not healthy
 }
 
 // Peer is one connected peer.

@@ -28,6 +28,10 @@ func (b backend) Status(ctx context.Context) (Status, error) { return Status{}, 
 func (b backend) Peers(ctx context.Context) []Peer           { return nil }
 func (b backend) Working() func()                            { return func() {} }
 func (b backend) Maintainer() *network.Maintainer            { return nil }
+func (b backend) Maintain(context.Context) (MaintStatus, error) {
+	return MaintStatus{}, nil
+}
+func (b backend) Remember(keyring.VerifyCap) {}
 func (b backend) GC(context.Context) (blockstore.GCStats, error) {
 	return blockstore.GCStats{}, nil
 }

@@ -66,6 +66,23 @@ func (s *Server) verifyCapOf(ctx context.Context, text string) (vc keyring.Verif
 	return f.Cap.Verify(), false, nil
 }
 
+func (s *Server) maintain(w http.ResponseWriter, r *http.Request) {
+	defer s.b.Working()()
+	st, err := s.b.Maintain(r.Context())
+	s.reply(w, st, err)
+}
+
+// Maintain has the daemon run its maintenance now.
+func (c *Client) Maintain(ctx context.Context) (MaintStatus, error) {
+	resp, err := c.do(ctx, http.MethodPost, "/v1/maintain", nil, nil)
+	if err != nil {
+		return MaintStatus{}, err
+	}
+	defer resp.Body.Close()
+	var st MaintStatus
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
 // Check has the daemon check (or with repair, repair) the file capText
 // names.
 func (c *Client) Check(ctx context.Context, capText string, verify, repair bool) (network.Report, error) {

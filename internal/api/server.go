@@ -38,6 +38,10 @@ type Backend interface {
 	GC(ctx context.Context) (blockstore.GCStats, error)
 	// Maintainer checks and repairs files (nil: no network).
 	Maintainer() *network.Maintainer
+	// Maintain runs maintenance over the node's maintain list now.
+	Maintain(ctx context.Context) (MaintStatus, error)
+	// Remember adds a file this node's user stored to the maintain list.
+	Remember(vc keyring.VerifyCap)
 }
 
 // Server serves the API.
@@ -82,6 +86,7 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 	mux.HandleFunc("POST /v1/put-batch", s.putBatch)
 	mux.HandleFunc("POST /v1/gc", s.gc)
 	mux.HandleFunc("POST /v1/check", s.check)
+	mux.HandleFunc("POST /v1/maintain", s.maintain)
 	s.dirRoutes(mux)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
@@ -188,6 +193,9 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 			return PutResult{Size: e.Size, Entry: &e}, err
 		}
 		res, err := s.b.Engine().Put(ctx, in, opts)
+		if err == nil && opts.Expiry == 0 {
+			s.b.Remember(res.Cap.Verify()) // kept alive by this node's maintenance
+		}
 		return putResult(res), err
 	}
 	if wantsFD(r) {

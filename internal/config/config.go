@@ -28,6 +28,8 @@ type Config struct {
 	Storage Storage
 	Folders Folders
 	Leases  Leases
+	// Maintenance: the daemon's periodic check, repair and renewal.
+	Maintenance Maintenance
 }
 
 // Network configures the libp2p host. Nothing dials out unless Bootstrap
@@ -123,6 +125,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if _, _, _, err := c.Leases.Durations(); err != nil {
+		return err
+	}
+	if _, err := c.Maintenance.Every(); err != nil {
 		return err
 	}
 	if c.Storage.MaxBytes < 0 {

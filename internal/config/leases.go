@@ -50,3 +50,23 @@ func (l Leases) Durations() (length, interval, grace time.Duration, err error) {
 	}
 	return length, interval, grace, nil
 }
+
+// Maintenance configures how often the daemon checks, repairs and renews
+// the files it maintains (node.MaintainFile).
+type Maintenance struct {
+	// Interval between runs (each run starts within ±10 % of it). Default
+	// "24h".
+	Interval string `json:",omitempty"`
+}
+
+// Every returns the maintenance interval, default filled in.
+func (m Maintenance) Every() (time.Duration, error) {
+	if m.Interval == "" {
+		return 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(m.Interval)
+	if err != nil || d < time.Second {
+		return 0, fmt.Errorf("config: Maintenance.Interval %q: a duration of at least 1s", m.Interval)
+	}
+	return d, nil
+}

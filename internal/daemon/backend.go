@@ -20,6 +20,7 @@ type backend struct {
 	quota int64
 	procs *procs
 	grace time.Duration // GC's
+	maint *maintenance
 }
 
 var _ api.Backend = (*backend)(nil)
@@ -43,6 +44,7 @@ func (b *backend) Status(ctx context.Context) (api.Status, error) {
 	return api.Status{
 		PeerID: b.g.h.ID().String(), Addrs: addrs(b.g.h), StorageUsed: used, StorageQuota: b.quota,
 		Blocks: st.Blocks, Peers: len(b.g.net.ShardPeers()), PID: os.Getpid(),
+		Maintenance: b.maint.lastRun(),
 	}, nil
 }
 

@@ -182,7 +182,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer g.close()
 	_, gcEvery, grace, _ := cfg.Leases.Durations() // validated
-	b := &backend{n: n, g: g, quota: cfg.Storage.MaxBytes, procs: newProcs(o.ServeProcs), grace: grace}
+	b := &backend{n: n, g: g, quota: cfg.Storage.MaxBytes, procs: newProcs(o.ServeProcs), grace: grace,
+		maint: &maintenance{list: node.OpenMaintained(n.Path), maint: g.maint, log: log}}
+	maintEvery, _ := cfg.Maintenance.Every() // validated
 
 	sock := filepath.Join(o.Path, api.SocketName)
 	srv, err := api.Listen(sock, b, log)
@@ -198,6 +200,7 @@ func Run(ctx context.Context, o Options) error {
 	go g.dht.RepublishFolders(ctx, min(reannounceFirst, g.republish), g.republish)
 	go refreshFolders(ctx, g.dirs, node.OpenAliases(n.Path), log)
 	go collect(ctx, n.Store, gcEvery, grace, log)
+	go b.maint.loop(ctx, maintEvery)
 
 	info := Info{PID: os.Getpid(), PeerID: g.h.ID().String(), Addrs: addrs(g.h), Socket: sock}
 	if err := writeInfo(filepath.Join(o.Path, InfoFile), info); err != nil {

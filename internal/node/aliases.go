@@ -61,16 +61,22 @@ func (a *Aliases) save(m map[string]string) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(a.path), ".aliases-*")
+	return writeAtomic(a.path, append(b, '\n'))
+}
+
+// writeAtomic replaces path with data (mode 0600, synced, renamed into
+// place).
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
 	if err != nil {
-		return fmt.Errorf("node: aliases: %w", err)
+		return fmt.Errorf("node: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	if err := tmp.Chmod(0o600); err != nil {
 		tmp.Close()
 		return err
 	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return err
 	}
@@ -81,7 +87,7 @@ func (a *Aliases) save(m map[string]string) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), a.path)
+	return os.Rename(tmp.Name(), path)
 }
 
 // Lookup returns the capability an alias stands for.
