@@ -3,8 +3,10 @@ package blockstore
 import (
 	"context"
 	"crypto/sha256"
+	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
@@ -71,5 +73,79 @@ func BenchmarkPutManyDeferred5x384K(b *testing.B) {
 	wg.Wait()
 	if err := s.Sync(ctx); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// BenchmarkCollect1GiB: GC and compaction of 1 GiB of expired shards
+// (384 KiB each, a 3+2 stripe's), next to 256 MiB that stay.
+func BenchmarkCollect1GiB(b *testing.B) {
+	ctx := context.Background()
+	for range b.N {
+		b.StopTimer()
+		s, err := Open(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		past := uint64(time.Now().Add(-time.Hour).Unix())
+		src := rand.NewChaCha8([32]byte{9})
+		var live []cid.Cid
+		const shard = 384 << 10
+		for i := range (1<<30 + 256<<20) / shard {
+			d := make([]byte, shard)
+			src.Read(d)
+			blk := rawBlock(d)
+			if err := s.PutManyDeferred(ctx, []blocks.Block{blk}); err != nil {
+				b.Fatal(err)
+			}
+			if i%5 == 4 {
+				live = append(live, blk.Cid())
+			} else { // four in five expire
+				if err := s.AddLease(ctx, blk.Cid(), Lease{Expiry: past, Hash: sha256.Sum256(d[:16])}, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if err := s.Sync(ctx); err != nil {
+			b.Fatal(err)
+		}
+		// Reads of the blocks that stay, alone for as long as the
+		// collection takes, then during it: the ratio is the stall.
+		read := func(stop <-chan struct{}) (n int64) {
+			for {
+				for _, c := range live {
+					select {
+					case <-stop:
+						return n
+					default:
+					}
+					blk, err := s.Get(ctx, c)
+					if err != nil {
+						b.Error(err)
+						return n
+					}
+					n += int64(len(blk.RawData()))
+				}
+			}
+		}
+		stop, got := make(chan struct{}), make(chan int64)
+		go func() { got <- read(stop) }()
+		b.StartTimer()
+		t0 := time.Now()
+		st, err := s.Collect(ctx, time.Now(), 0)
+		took := time.Since(t0)
+		b.StopTimer()
+		close(stop)
+		during := float64(<-got) / took.Seconds()
+		stop = make(chan struct{})
+		go func() { got <- read(stop) }()
+		time.Sleep(took) // the baseline runs as long as the collection did
+		close(stop)
+		alone := float64(<-got) / took.Seconds()
+		b.ReportMetric(during/alone, "reads-during/alone")
+		if err != nil || st.Bytes < 1<<30-shard || st.Packs < 1 {
+			b.Fatalf("%+v %v", st, err)
+		}
+		b.SetBytes(st.Bytes)
+		s.Close()
 	}
 }

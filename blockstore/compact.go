@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -37,6 +38,23 @@ var compactStep = func(string) {}
 // minRotate is how large the active pack must be for a compaction to
 // close it and rewrite it.
 const minRotate = 1 << 20
+
+// compactRate bounds how fast a compaction copies (bytes per second), so
+// that reads and writes running meanwhile keep most of the machine.
+const compactRate = 200 << 20
+
+// pacer sleeps a copy down to compactRate.
+type pacer struct {
+	start time.Time
+	done  int64
+}
+
+func (p *pacer) wait(n int) {
+	p.done += int64(n)
+	if ahead := time.Duration(float64(p.done)/compactRate*float64(time.Second)) - time.Since(p.start); ahead > 0 {
+		time.Sleep(ahead)
+	}
+}
 
 // DefaultMinLive is the live share at or under which Compact rewrites a
 // pack.
@@ -176,6 +194,7 @@ func (s *Store) movePack(ctx context.Context, id uint32) (int, error) {
 	defer s.mu.RUnlock()
 	type move struct{ key, old, new []byte }
 	var moves []move
+	pace := pacer{start: time.Now()}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{blockPrefix}, UpperBound: []byte{blockPrefix + 1}})
 	if err != nil {
 		return 0, fmt.Errorf("blockstore: %w", err)
@@ -205,6 +224,7 @@ func (s *Store) movePack(ctx context.Context, id uint32) (int, error) {
 			return 0, err
 		}
 		moves = append(moves, move{k, old, encodeLocation(nl)})
+		pace.wait(len(data))
 	}
 	compactStep("copied")
 	if err := s.packs.sync(); err != nil {
@@ -236,12 +256,13 @@ func (s *Store) movePack(ctx context.Context, id uint32) (int, error) {
 	return n, nil
 }
 
-// dropPack closes and removes pack id once no operation runs, and returns
-// its size.
+// dropPack takes pack id out of use once no operation runs, then closes
+// and removes it (outside the lock: unlinking a large file takes a while,
+// and no reader can reach it any more).
 func (s *Store) dropPack(id uint32) (int64, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return 0, ErrClosed
 	}
 	p := s.packs
@@ -250,6 +271,7 @@ func (s *Store) dropPack(id uint32) (int64, error) {
 	delete(p.files, id)
 	delete(p.unsynced, id)
 	p.mu.Unlock()
+	s.mu.Unlock()
 	if f == nil {
 		return 0, nil
 	}
