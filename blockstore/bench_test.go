@@ -86,7 +86,7 @@ func BenchmarkCollect1GiB(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		past := uint64(time.Now().Add(-time.Hour).Unix())
+		soon := uint64(time.Now().Add(time.Minute).Unix())
 		src := rand.NewChaCha8([32]byte{9})
 		var live []cid.Cid
 		const shard = 384 << 10
@@ -100,7 +100,7 @@ func BenchmarkCollect1GiB(b *testing.B) {
 			if i%5 == 4 {
 				live = append(live, blk.Cid())
 			} else { // four in five expire
-				if err := s.AddLease(ctx, blk.Cid(), Lease{Expiry: past, Hash: sha256.Sum256(d[:16])}, false); err != nil {
+				if err := s.AddLease(ctx, blk.Cid(), Lease{Expiry: soon, Hash: sha256.Sum256(d[:16])}, ByStore); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -131,7 +131,7 @@ func BenchmarkCollect1GiB(b *testing.B) {
 		go func() { got <- read(stop) }()
 		b.StartTimer()
 		t0 := time.Now()
-		st, err := s.Collect(ctx, time.Now(), 0)
+		st, err := s.Collect(ctx, time.Now().Add(time.Hour), 0, DefaultMinLive)
 		took := time.Since(t0)
 		b.StopTimer()
 		close(stop)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -21,8 +22,8 @@ import (
 //  2. the packs are synced, then the index entries are moved to the new
 //     locations in one synced batch — only those still pointing at the old
 //     record (a block deleted or rewritten meanwhile is left alone);
-//  3. with the store's exclusive lock (no read in flight), the old pack is
-//     closed and unlinked, and the packs directory synced.
+//  3. the old pack is taken out of use, the reads running in it are waited
+//     for, and it is closed and unlinked, and the packs directory synced.
 //
 // A crash before 2 leaves copies nobody points at (dead bytes in the
 // active pack, reclaimed by a later compaction); a crash between 2 and 3
@@ -56,9 +57,12 @@ func (p *pacer) wait(n int) {
 	}
 }
 
-// DefaultMinLive is the live share at or under which Compact rewrites a
-// pack.
-const DefaultMinLive = 0.5
+// DefaultMinLive is the live share at or under which the periodic
+// collection rewrites a pack; AllDead (any dead byte) is `umbra gc`'s.
+const (
+	DefaultMinLive = 0.5
+	AllDead        = 1.0
+)
 
 // CompactStats is what one compaction did.
 type CompactStats struct {
@@ -80,16 +84,14 @@ func (s *Store) Compact(ctx context.Context, minLive float64) (CompactStats, err
 	if err != nil || len(victims) == 0 {
 		return st, err
 	}
-	// A barrier: every operation running now ends before it passes. A
-	// write that reserved space in a victim did so while it was the active
-	// pack, before the victims were picked; its index entry is in before
-	// the scans below.
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
-		return st, ErrClosed
+	// A barrier: a write that reserved space in a victim did so while it
+	// was the active pack, before the victims were picked; its index entry
+	// is in once the pack has no reservation pending.
+	s.packs.mu.Lock()
+	for _, v := range victims {
+		s.packs.waitIdle(v.id, false)
 	}
+	s.packs.mu.Unlock()
 	for _, v := range victims {
 		moved, err := s.movePack(ctx, v.id)
 		if err != nil {
@@ -104,6 +106,16 @@ func (s *Store) Compact(ctx context.Context, minLive float64) (CompactStats, err
 		st.Freed += size - v.use.live
 	}
 	return st, nil
+}
+
+// mostlyDead reports whether a pack of size record bytes, u of them live,
+// has dead bytes and a live share of at most minLive.
+func mostlyDead(u *packUse, size int64, minLive float64) bool {
+	var live int64
+	if u != nil {
+		live = u.live
+	}
+	return live < size && float64(live) <= minLive*float64(size)
 }
 
 type victim struct {
@@ -139,7 +151,7 @@ func (s *Store) compactVictims(ctx context.Context, minLive float64) ([]victim, 
 			u = &packUse{}
 			use[id] = u
 		}
-		u.live += int64(binary.BigEndian.Uint32(v[13:]))
+		u.live += int64(binary.BigEndian.Uint32(v[13:])) + 5 + int64(len(it.Key())-1) // data and record header
 		if n++; n%4096 == 0 && ctx.Err() != nil {
 			it.Close()
 			return nil, ctx.Err()
@@ -154,7 +166,7 @@ func (s *Store) compactVictims(ctx context.Context, minLive float64) ([]victim, 
 	var out []victim
 	// The active pack too, once it is mostly dead: a new one is started
 	// (the barrier in Compact lets the writes reserved in it finish).
-	if u := use[p.active]; p.size-packHeader >= minRotate && (u == nil || float64(u.live) <= minLive*float64(p.size-packHeader)) {
+	if u := use[p.active]; p.size-packHeader >= minRotate && mostlyDead(u, p.size-packHeader, minLive) {
 		if err := p.files[p.active].Truncate(p.size); err != nil {
 			return nil, fmt.Errorf("blockstore: trim pack: %w", err)
 		}
@@ -177,7 +189,7 @@ func (s *Store) compactVictims(ctx context.Context, minLive float64) ([]victim, 
 		if u == nil {
 			u = &packUse{}
 		}
-		if float64(u.live) <= minLive*float64(fi.Size()-packHeader) {
+		if mostlyDead(u, fi.Size()-packHeader, minLive) {
 			out = append(out, victim{id, u})
 		}
 	}
@@ -195,6 +207,8 @@ func (s *Store) movePack(ctx context.Context, id uint32) (int, error) {
 	type move struct{ key, old, new []byte }
 	var moves []move
 	pace := pacer{start: time.Now()}
+	var locs []location
+	defer func() { s.packs.committed(locs) }()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{blockPrefix}, UpperBound: []byte{blockPrefix + 1}})
 	if err != nil {
 		return 0, fmt.Errorf("blockstore: %w", err)
@@ -214,15 +228,19 @@ func (s *Store) movePack(ctx context.Context, id uint32) (int, error) {
 		k, old := bytes.Clone(it.Key()), bytes.Clone(v)
 		loc := location{pack: id, offset: int64(binary.BigEndian.Uint64(old[5:])), length: binary.BigEndian.Uint32(old[13:]), crc: binary.BigEndian.Uint32(old[17:])}
 		data, err := s.packs.read(loc, nil)
-		if err != nil {
+		if errors.Is(err, errCorruptValue) {
 			// A value that fails its CRC is not copied: it stays refused
 			// (it reads as corrupt from nowhere, like a lost pack).
 			continue
+		}
+		if err != nil {
+			return 0, err // a disk error: the pack is kept
 		}
 		nl, err := s.packs.append(k[1:], data)
 		if err != nil {
 			return 0, err
 		}
+		locs = append(locs, nl)
 		moves = append(moves, move{k, old, encodeLocation(nl)})
 		pace.wait(len(data))
 	}
@@ -256,22 +274,20 @@ func (s *Store) movePack(ctx context.Context, id uint32) (int, error) {
 	return n, nil
 }
 
-// dropPack takes pack id out of use once no operation runs, then closes
-// and removes it (outside the lock: unlinking a large file takes a while,
-// and no reader can reach it any more).
+// dropPack takes pack id out of use, waits for the reads running in it,
+// then closes and removes it.
 func (s *Store) dropPack(id uint32) (int64, error) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return 0, ErrClosed
+	if err := s.acquire(); err != nil {
+		return 0, err
 	}
+	defer s.mu.RUnlock()
 	p := s.packs
 	p.mu.Lock()
 	f := p.files[id]
 	delete(p.files, id)
 	delete(p.unsynced, id)
+	p.waitIdle(id, true)
 	p.mu.Unlock()
-	s.mu.Unlock()
 	if f == nil {
 		return 0, nil
 	}

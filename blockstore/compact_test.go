@@ -28,7 +28,7 @@ func compactFixture(t testing.TB, dir string, seed uint64, n int) (live, dead []
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(seed, 7))
-	past := time.Now().Add(-time.Hour)
+	soon := time.Now().Add(time.Minute)
 	for i := range n {
 		d := make([]byte, 100<<10)
 		for j := range d {
@@ -40,14 +40,14 @@ func compactFixture(t testing.TB, dir string, seed uint64, n int) (live, dead []
 		}
 		if i%2 == 1 {
 			dead = append(dead, b)
-			if err := s.AddLease(ctx, b.Cid(), Lease{Expiry: uint64(past.Unix()), Hash: sha256.Sum256(d[:8])}, false); err != nil {
+			if err := s.AddLease(ctx, b.Cid(), Lease{Expiry: uint64(soon.Unix()), Hash: sha256.Sum256(d[:8])}, ByStore); err != nil {
 				t.Fatal(err)
 			}
 		} else {
 			live = append(live, b)
 		}
 	}
-	if st, err := s.GC(ctx, time.Now(), 0); err != nil || st.Blocks != len(dead) {
+	if st, err := s.GC(ctx, time.Now().Add(time.Hour), 0); err != nil || st.Blocks != len(dead) {
 		t.Fatalf("GC: %+v %v", st, err)
 	}
 	if err := s.Close(); err != nil {
@@ -199,7 +199,7 @@ func TestCompactActivePack(t *testing.T) {
 	}
 	defer s.Close()
 	var live, dead []blocks.Block
-	past := uint64(time.Now().Add(-time.Hour).Unix())
+	soon := uint64(time.Now().Add(time.Minute).Unix())
 	for i := range 30 {
 		b := rawBlock(bytes.Repeat([]byte{byte(i), byte(i >> 8), 0x5a}, 40000))
 		if err := s.PutMany(ctx, []blocks.Block{b}); err != nil {
@@ -210,15 +210,18 @@ func TestCompactActivePack(t *testing.T) {
 			continue
 		}
 		dead = append(dead, b)
-		if err := s.AddLease(ctx, b.Cid(), Lease{Expiry: past, Hash: sha256.Sum256([]byte{byte(i)})}, false); err != nil {
+		if err := s.AddLease(ctx, b.Cid(), Lease{Expiry: soon, Hash: sha256.Sum256([]byte{byte(i)})}, ByStore); err != nil {
 			t.Fatal(err)
 		}
 	}
-	st, err := s.Collect(ctx, time.Now(), 0)
+	st, err := s.Collect(ctx, time.Now().Add(time.Hour), 0, DefaultMinLive)
 	if err != nil || st.Blocks != len(dead) || st.Packs != 1 || st.Reclaimed <= 0 {
 		t.Fatalf("collect: %+v %v", st, err)
 	}
 	checkStore(t, s, live, dead)
+	if st, err := s.Compact(ctx, AllDead); err != nil || st.Packs != 0 {
+		t.Fatalf("a pack with no dead byte rewritten: %+v %v", st, err)
+	}
 	all := packBytes(t, dir)
 	for _, b := range dead {
 		if bytes.Contains(all, b.RawData()[:120]) {

@@ -39,9 +39,31 @@ const MaxLeases = 16
 // cut to it.
 const MaxLeaseTerm = 2 * 365 * 24 * time.Hour
 
-// ErrTooManyLeases is returned by AddLease for a block holding MaxLeases
-// leases already.
-var ErrTooManyLeases = kind.New(kind.Full, "blockstore: the block has as many leases as it may")
+// Errors of AddLease.
+var (
+	// ErrTooManyLeases: the block holds as many leases as it may (a RENEW
+	// adding one: half as many).
+	ErrTooManyLeases = kind.New(kind.Full, "blockstore: the block has as many leases as it may")
+	// ErrLeaseExpired: a lease that ends before now is not taken (it could
+	// only make a block collectable that nobody asked to expire).
+	ErrLeaseExpired = kind.New(kind.Usage, "blockstore: the lease has already expired")
+)
+
+// LeaseBy says who adds a lease, which bounds it.
+type LeaseBy int
+
+const (
+	// ByStore: a STORE (a peer that sent the block) or this node's own put
+	// with an expiry: any free slot.
+	ByStore LeaseBy = iota
+	// ByRenew: a RENEW adding a lease to a block held without it; it may
+	// take at most MaxLeases/2 slots, so that strangers who know a CID
+	// cannot fill them all.
+	ByRenew
+	// Forever: this node's own copy, kept without an expiry (0 stays 0,
+	// not cut to MaxLeaseTerm): a lease nobody can end but this node.
+	Forever
+)
 
 // Lease is one storer's claim on a block.
 type Lease struct {
@@ -76,10 +98,11 @@ func clampExpiry(exp uint64, now time.Time) uint64 {
 
 // AddLease gives the held block c the lease l, or, if it has a lease of
 // the same hash, runs that one until l.Expiry if that is later. An expiry
-// past MaxLeaseTerm from now is cut to it (an expiry of 0, none, too, unless
-// allowed by forever: this node's own storing). The change is durable at
-// the next Sync. A block not held is ipld.ErrNotFound.
-func (s *Store) AddLease(ctx context.Context, c cid.Cid, l Lease, forever bool) error {
+// past MaxLeaseTerm from now is cut to it (an expiry of 0, none, too,
+// unless by is Forever); one already past is refused (ErrLeaseExpired).
+// The change is durable at the next Sync. A block not held is
+// ipld.ErrNotFound.
+func (s *Store) AddLease(ctx context.Context, c cid.Cid, l Lease, by LeaseBy) error {
 	if err := s.acquire(); err != nil {
 		return err
 	}
@@ -87,8 +110,12 @@ func (s *Store) AddLease(ctx context.Context, c cid.Cid, l Lease, forever bool) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if !forever {
-		l.Expiry = clampExpiry(l.Expiry, time.Now())
+	now := time.Now()
+	if by != Forever {
+		if l.Expiry != 0 && l.Expiry <= uint64(now.Unix()) {
+			return ErrLeaseExpired
+		}
+		l.Expiry = clampExpiry(l.Expiry, now)
 	}
 	s.leaseMu.Lock()
 	defer s.leaseMu.Unlock()
@@ -115,7 +142,7 @@ func (s *Store) AddLease(ctx context.Context, c cid.Cid, l Lease, forever bool) 
 		if err != nil {
 			return err
 		}
-		if n >= MaxLeases {
+		if limit := MaxLeases; n >= limit || by == ByRenew && n >= limit/2 {
 			return fmt.Errorf("%w (%s)", ErrTooManyLeases, Short(c))
 		}
 	}
@@ -231,13 +258,14 @@ type GCStats struct {
 	Reclaimed int64 `json:"reclaimed"` // disk bytes given back
 }
 
-// Collect runs GC, then compacts the packs it left mostly dead.
-func (s *Store) Collect(ctx context.Context, now time.Time, grace time.Duration) (GCStats, error) {
+// Collect runs GC, then compacts the packs left with a live share of at
+// most minLive (DefaultMinLive, or AllDead).
+func (s *Store) Collect(ctx context.Context, now time.Time, grace time.Duration, minLive float64) (GCStats, error) {
 	st, err := s.GC(ctx, now, grace)
 	if err != nil {
 		return st, err
 	}
-	c, err := s.Compact(ctx, DefaultMinLive)
+	c, err := s.Compact(ctx, minLive)
 	st.Packs, st.Reclaimed = c.Packs, c.Freed
 	return st, err
 }

@@ -28,7 +28,7 @@ func TestGCKeepsWhatOneLeaseHolds(t *testing.T) {
 	now := time.Now()
 	b := rawBlock(make([]byte, 100<<10))
 	kept := rawBlock([]byte("no lease: kept"))
-	if err := s.AddLease(ctx, b.Cid(), leaseOf("a", now), false); !ipld.IsNotFound(err) {
+	if err := s.AddLease(ctx, b.Cid(), leaseOf("a", now.Add(time.Hour)), ByStore); !ipld.IsNotFound(err) {
 		t.Fatalf("lease on a block not held: %v", err)
 	}
 	if err := s.PutMany(ctx, []blocks.Block{b, kept}); err != nil {
@@ -41,9 +41,9 @@ func TestGCKeepsWhatOneLeaseHolds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(s.AddLease(ctx, b.Cid(), leaseOf("a", now.Add(time.Minute)), false))
-	must(s.AddLease(ctx, b.Cid(), leaseOf("b", now.Add(time.Hour)), false))
-	must(s.AddLease(ctx, b.Cid(), leaseOf("a", now.Add(time.Second)), false)) // earlier: no change
+	must(s.AddLease(ctx, b.Cid(), leaseOf("a", now.Add(time.Minute)), ByStore))
+	must(s.AddLease(ctx, b.Cid(), leaseOf("b", now.Add(time.Hour)), ByStore))
+	must(s.AddLease(ctx, b.Cid(), leaseOf("a", now.Add(time.Second)), ByStore)) // earlier: no change
 	st, err := s.GC(ctx, now.Add(2*time.Minute), time.Second)
 	if err != nil || st.Leases != 1 || st.Blocks != 0 {
 		t.Fatalf("first lease expired: %+v %v", st, err)
@@ -85,19 +85,30 @@ func TestLeaseLimits(t *testing.T) {
 	if err := s.PutMany(ctx, []blocks.Block{b, own}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.AddLease(ctx, b.Cid(), leaseOf("far", now.Add(10*MaxLeaseTerm)), false); err != nil {
+	if err := s.AddLease(ctx, b.Cid(), leaseOf("far", now.Add(10*MaxLeaseTerm)), ByStore); err != nil {
 		t.Fatal(err)
 	}
 	ls, _ := s.Leases(ctx, b.Cid())
 	if len(ls) != 1 || ls[0].Expiry > uint64(now.Add(MaxLeaseTerm+time.Minute).Unix()) {
 		t.Fatalf("a lease past the term: %+v", ls)
 	}
-	for i := 1; i < MaxLeases; i++ {
-		if err := s.AddLease(ctx, b.Cid(), leaseOf(string(rune('a'+i)), now.Add(time.Hour)), false); err != nil {
+	if err := s.AddLease(ctx, b.Cid(), leaseOf("past", now.Add(-time.Minute)), ByRenew); !errors.Is(err, ErrLeaseExpired) {
+		t.Fatalf("a lease already expired: %v", err)
+	}
+	for i := 1; i < MaxLeases/2; i++ {
+		if err := s.AddLease(ctx, b.Cid(), leaseOf(string(rune('A'+i)), now.Add(time.Hour)), ByRenew); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.AddLease(ctx, b.Cid(), leaseOf("one too many", now.Add(time.Hour)), false); !errors.Is(err, ErrTooManyLeases) {
+	if err := s.AddLease(ctx, b.Cid(), leaseOf("a stranger's", now.Add(time.Hour)), ByRenew); !errors.Is(err, ErrTooManyLeases) {
+		t.Fatalf("RENEW past half the slots: %v", err)
+	}
+	for i := MaxLeases / 2; i < MaxLeases; i++ {
+		if err := s.AddLease(ctx, b.Cid(), leaseOf(string(rune('a'+i)), now.Add(time.Hour)), ByStore); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.AddLease(ctx, b.Cid(), leaseOf("one too many", now.Add(time.Hour)), ByStore); !errors.Is(err, ErrTooManyLeases) {
 		t.Fatalf("lease %d: %v", MaxLeases+1, err)
 	}
 	if err := s.CancelLease(ctx, b.Cid(), sha256.Sum256([]byte("nobody"))); !ipld.IsNotFound(err) {
@@ -109,7 +120,7 @@ func TestLeaseLimits(t *testing.T) {
 	if st, _ := s.GC(ctx, now.Add(time.Minute), 0); st.Leases != 1 || st.Blocks != 0 {
 		t.Fatalf("GC after a cancel: %+v", st)
 	}
-	if err := s.AddLease(ctx, own.Cid(), Lease{Hash: sha256.Sum256([]byte("me"))}, true); err != nil {
+	if err := s.AddLease(ctx, own.Cid(), Lease{Hash: sha256.Sum256([]byte("me"))}, Forever); err != nil {
 		t.Fatal(err)
 	}
 	if st, _ := s.GC(ctx, now.Add(100*MaxLeaseTerm), 0); st.Blocks != 1 {

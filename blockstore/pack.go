@@ -50,13 +50,20 @@ type packs struct {
 	alloc    int64 // bytes preallocated in the active pack
 	unsynced map[uint32]bool
 	dirDirty bool // a pack was created since the last sync
+	// Compaction's barriers: reservations made in a pack whose index entry
+	// is not committed yet, and reads running in a pack.
+	pending map[uint32]int
+	reading map[uint32]int
+	idle    *sync.Cond // signalled when a count above drops to zero
 }
 
 func openPacks(dir string) (*packs, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("blockstore: %w", err)
 	}
-	p := &packs{dir: dir, files: map[uint32]*os.File{}, unsynced: map[uint32]bool{}}
+	p := &packs{dir: dir, files: map[uint32]*os.File{}, unsynced: map[uint32]bool{},
+		pending: map[uint32]int{}, reading: map[uint32]int{}}
+	p.idle = sync.NewCond(&p.mu)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("blockstore: %w", err)
@@ -170,6 +177,7 @@ func (p *packs) append(mh []byte, data []byte) (location, error) {
 		}
 		p.alloc += step
 	}
+	p.pending[id]++ // until the writer's index commit (committed)
 	p.mu.Unlock()
 
 	hdr := make([]byte, 0, 5+len(mh))
@@ -177,10 +185,12 @@ func (p *packs) append(mh []byte, data []byte) (location, error) {
 	hdr = append(hdr, byte(len(mh)))
 	hdr = append(hdr, mh...)
 	if _, err := f.WriteAt(hdr, off); err != nil {
+		p.committed([]location{{pack: id}})
 		return location{}, fmt.Errorf("blockstore: write pack: %w", err)
 	}
 	dataOff := off + int64(len(hdr))
 	if _, err := f.WriteAt(data, dataOff); err != nil {
+		p.committed([]location{{pack: id}})
 		return location{}, fmt.Errorf("blockstore: write pack: %w", err)
 	}
 	// Mark the pack for sync only now that the bytes are written: a sync that
@@ -236,14 +246,46 @@ func (p *packs) sync() error {
 // errCorruptValue is returned by read when a value fails its CRC.
 var errCorruptValue = errors.New("blockstore: stored value failed its checksum")
 
+// committed marks the reservations of locs as in the index (or given
+// up): compaction may then rewrite their packs.
+func (p *packs) committed(locs []location) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range locs {
+		if p.pending[l.pack]--; p.pending[l.pack] <= 0 {
+			delete(p.pending, l.pack)
+			p.idle.Broadcast()
+		}
+	}
+}
+
+// waitIdle waits until pack id has no reservation pending and, with
+// reads, no read running. Called with p.mu held.
+func (p *packs) waitIdle(id uint32, reads bool) {
+	for p.pending[id] > 0 || reads && p.reading[id] > 0 {
+		p.idle.Wait()
+	}
+}
+
 // read returns the value at loc, checked against its CRC-32C.
 func (p *packs) read(loc location, get func(n int) []byte) ([]byte, error) {
 	p.mu.Lock()
 	f := p.files[loc.pack]
+	if f != nil {
+		p.reading[loc.pack]++
+	}
 	p.mu.Unlock()
 	if f == nil {
 		return nil, fmt.Errorf("%w: pack %d missing", errCorruptValue, loc.pack)
 	}
+	defer func() {
+		p.mu.Lock()
+		if p.reading[loc.pack]--; p.reading[loc.pack] <= 0 {
+			delete(p.reading, loc.pack)
+			p.idle.Broadcast()
+		}
+		p.mu.Unlock()
+	}()
 	var buf []byte
 	if get != nil {
 		buf = get(int(loc.length))

@@ -124,6 +124,8 @@ func (s *Store) plan(bs []blocks.Block) (write []bool, charge int64) {
 func (s *Store) write(bs []blocks.Block, write []bool, wo *pebble.WriteOptions) error {
 	vals := make([][]byte, len(bs))
 	size := 0
+	var locs []location
+	defer func() { s.packs.committed(locs) }() // in the index, or given up
 	for i, b := range bs {
 		if !write[i] {
 			continue
@@ -136,6 +138,7 @@ func (s *Store) write(bs []blocks.Block, write []bool, wo *pebble.WriteOptions) 
 			if err != nil {
 				return err
 			}
+			locs = append(locs, loc)
 			vals[i] = encodeLocation(loc)
 		}
 		size += len(vals[i]) + len(b.Cid().Hash()) + 16
@@ -182,6 +185,10 @@ func (s *Store) DeleteBlock(ctx context.Context, c cid.Cid) error {
 	if err := s.countBase(ctx); err != nil {
 		return err
 	}
+	// With GC's and compaction's lock: a compaction moving this block
+	// must not point the index at it again.
+	s.leaseMu.Lock()
+	defer s.leaseMu.Unlock()
 	k := key(c.Hash())
 	size := -1
 	if v, closer, err := s.db.Get(k); err == nil {

@@ -52,7 +52,7 @@ func asUmbra() int {
 type dropping struct{ shard.Store }
 
 func (dropping) PutManyDeferred(context.Context, []blocks.Block) error { return nil }
-func (dropping) AddLease(context.Context, cid.Cid, blockstore.Lease, bool) error {
+func (dropping) AddLease(context.Context, cid.Cid, blockstore.Lease, blockstore.LeaseBy) error {
 	return nil
 }
 

@@ -20,7 +20,7 @@ func collect(ctx context.Context, st *blockstore.Store, interval, grace time.Dur
 			return
 		case <-t.C:
 		}
-		s, err := st.Collect(ctx, time.Now(), grace)
+		s, err := st.Collect(ctx, time.Now(), grace, blockstore.DefaultMinLive)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			log.Warn("garbage collection failed", "err", err)
@@ -30,9 +30,10 @@ func collect(ctx context.Context, st *blockstore.Store, interval, grace time.Dur
 	}
 }
 
-// GC collects expired blocks now.
+// GC collects expired blocks now, and compacts every pack with a dead
+// byte.
 func (b *backend) GC(ctx context.Context) (blockstore.GCStats, error) {
-	return b.n.Store.Collect(ctx, time.Now(), b.grace)
+	return b.n.Store.Collect(ctx, time.Now(), b.grace, blockstore.AllDead)
 }
 
 // Maintainer checks and repairs files.

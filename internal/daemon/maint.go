@@ -26,6 +26,11 @@ type maintenance struct {
 	last *api.MaintStatus
 }
 
+// maintFileLimit bounds one file's check and repair in a run: a crafted
+// manifest (whoever made the capability wrote it) must not stop the
+// maintenance of every other file.
+const maintFileLimit = 30 * time.Minute
+
 // loop runs maintenance every interval (±10 %) until ctx ends.
 func (m *maintenance) loop(ctx context.Context, interval time.Duration) {
 	for {
@@ -68,7 +73,9 @@ func (m *maintenance) once(ctx context.Context) (api.MaintStatus, error) {
 			st.Failed++
 			continue
 		}
-		rep, err := m.maint.Repair(ctx, vc)
+		fctx, cancel := context.WithTimeout(ctx, maintFileLimit)
+		rep, err := m.maint.Repair(fctx, vc)
+		cancel()
 		st.Repaired += rep.Repaired
 		st.Renewed += rep.Renewed
 		status := rep.Status

@@ -69,9 +69,8 @@ func (e *Engine) PutFiles(ctx context.Context, o PutOptions, files []io.Reader) 
 	return out, nil
 }
 
-// localSession stores an offline put with an expiry in this node's store,
-// each block under a lease of this node's that ends then (an offline put
-// without one writes no lease: such blocks are kept).
+// localSession stores an offline put in this node's store, each block
+// under a lease of this node's: until the put's expiry, or for ever.
 type localSession struct {
 	bs     Blocks
 	lease  blockstore.Lease
@@ -89,7 +88,11 @@ func (s *localSession) put(ctx context.Context, bs []blocks.Block) error {
 	for _, b := range bs {
 		l := s.lease
 		l.Hash = keyring.RenewHash(keyring.RenewSecret(s.leases, b.Cid().Hash(), nil))
-		if err := s.bs.AddLease(ctx, b.Cid(), l, false); err != nil {
+		by := blockstore.ByStore
+		if l.Expiry == 0 {
+			by = blockstore.Forever
+		}
+		if err := s.bs.AddLease(ctx, b.Cid(), l, by); err != nil {
 			return err
 		}
 	}

@@ -129,14 +129,11 @@ func (e *Engine) newSession(o PutOptions) (PutSession, error) {
 	if o.Expiry == 0 && e.lease > 0 {
 		o.Expiry = uint64(time.Now().Add(e.lease).Unix())
 	}
-	switch {
-	case e.net != nil:
+	if e.net != nil {
 		k, m := o.shards()
 		return e.net.NewPutSession(k, m, o.AllowFewerPeers, o.Expiry)
-	case o.Expiry != 0:
-		return e.newLocalSession(o.Expiry), nil
 	}
-	return nil, nil
+	return e.newLocalSession(o.Expiry), nil
 }
 
 // put stores r through sess (nil: offline) up to its last durability

@@ -31,8 +31,13 @@ const maxWalk = 1 << 22
 // and stripe with each stripe of each chunk, in order.
 func (e *Engine) Walk(ctx context.Context, vc keyring.VerifyCap, node func(digest [32]byte, block []byte, copies int) error, stripe func(Stripe) error) error {
 	budget := maxWalk
+	seen := map[[32]byte]bool{} // a node named twice is walked once
 	var visit func(digest [32]byte, vkey keyring.Key, level int, chunk *int) error
 	visit = func(digest [32]byte, vkey keyring.Key, level int, chunk *int) error {
+		if seen[digest] {
+			return nil
+		}
+		seen[digest] = true
 		raw, err := e.getBlock(ctx, digest, format.MaxNodeBlock, nil, true)
 		if isNotFound(err) {
 			return fmt.Errorf("%w: manifest block %x… is not held by any peer", ErrNotFound, digest[:6])

@@ -89,6 +89,7 @@ func (m *Maintainer) run(ctx context.Context, vc keyring.VerifyCap, verify, repa
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(maintStreams / 4)
 	peers := m.candidates()
+	seen := map[[32]byte]bool{}
 	err := m.eng.Walk(ctx, vc, func(digest [32]byte, block []byte, copies int) error {
 		g.Go(func() error {
 			n, err := m.node(gctx, peers, digest, block, copies, repair)
@@ -104,6 +105,10 @@ func (m *Maintainer) run(ctx context.Context, vc keyring.VerifyCap, verify, repa
 		})
 		return nil
 	}, func(s engine.Stripe) error {
+		if seen[s.Shards[0]] {
+			return nil // a stripe named twice (a crafted manifest) is checked once
+		}
+		seen[s.Shards[0]] = true
 		g.Go(func() error {
 			sr, err := m.stripe(gctx, peers, s, verify, repair)
 			mu.Lock()
@@ -184,10 +189,8 @@ func (m *Maintainer) store(ctx context.Context, p peer.ID, b blocks.Block) error
 		if err := m.local.PutMany(ctx, []blocks.Block{b}); err != nil {
 			return err
 		}
-		if l.Expiry != 0 {
-			if err := m.local.AddLease(ctx, b.Cid(), l, false); err != nil {
-				return err
-			}
+		if err := m.local.AddLease(ctx, b.Cid(), l, ownLease(l)); err != nil {
+			return err
 		}
 		m.net.place.Ann.Announce(b.Cid())
 		return m.local.Sync(ctx)
@@ -204,14 +207,20 @@ func (m *Maintainer) store(ctx context.Context, p peer.ID, b blocks.Block) error
 func (m *Maintainer) renew(ctx context.Context, p peer.ID, c cid.Cid) bool {
 	l, secret := m.lease(c, p)
 	if p == m.net.h.ID() {
-		if l.Expiry == 0 {
-			return false // this node's own copy is kept without a lease
-		}
-		return m.local.AddLease(ctx, c, l, false) == nil
+		return m.local.AddLease(ctx, c, l, ownLease(l)) == nil
 	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return m.client.Renew(sctx, p, c, secret, l.Expiry) == nil
+}
+
+// ownLease is how this node leases its own copies: for ever without an
+// expiry.
+func ownLease(l shard.Lease) blockstore.LeaseBy {
+	if l.Expiry == 0 {
+		return blockstore.Forever
+	}
+	return blockstore.ByStore
 }
 
 // rank orders peers for a block: the DHT's order, so repairs of one block

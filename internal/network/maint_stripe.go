@@ -156,6 +156,12 @@ func (m *Maintainer) rebuild(ctx context.Context, peers []peer.ID, s engine.Stri
 				r.bad[t] = true
 				continue
 			}
+			// Acknowledged is not kept: a peer that drops what it took
+			// would be chosen again at every run.
+			if held, _ := m.holds(ctx, t, b.Cid(), s.ShardSize, true); !held {
+				r.bad[t] = true
+				continue
+			}
 			busy[t] = true
 			if len(r.holders[i]) == 0 {
 				r.alive++

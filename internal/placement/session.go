@@ -40,7 +40,7 @@ type Remote interface {
 type Local interface {
 	PutManyDeferred(ctx context.Context, bs []blocks.Block) error
 	Sync(ctx context.Context) error
-	AddLease(ctx context.Context, c cid.Cid, l blockstore.Lease, forever bool) error
+	AddLease(ctx context.Context, c cid.Cid, l blockstore.Lease, by blockstore.LeaseBy) error
 }
 
 // Announcer announces blocks this node holds: the DHT.
@@ -180,17 +180,17 @@ func (s *Session) lease(c cid.Cid, p peer.ID) shard.Lease {
 	return shard.Lease{Expiry: s.expiry, Hash: keyring.RenewHash(keyring.RenewSecret(s.leases, c.Hash(), []byte(p)))}
 }
 
-// storeHere stores b in this node's store: a block of a put with an
-// expiry gets this node's lease too; without one it is kept (a block
-// without a lease is never collected).
+// storeHere stores b in this node's store under this node's lease: until
+// the put's expiry, or for ever (a lease only this node can end).
 func (s *Session) storeHere(ctx context.Context, b blocks.Block) error {
 	if err := s.local.PutManyDeferred(ctx, []blocks.Block{b}); err != nil {
 		return err
 	}
+	by := blockstore.ByStore
 	if s.expiry == 0 {
-		return nil
+		by = blockstore.Forever
 	}
-	return s.local.AddLease(ctx, b.Cid(), s.lease(b.Cid(), s.self), false)
+	return s.local.AddLease(ctx, b.Cid(), s.lease(b.Cid(), s.self), by)
 }
 
 // PlaceStripe stores one stripe's shards on distinct peers where it can,

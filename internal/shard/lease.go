@@ -74,13 +74,15 @@ func (s *Server) serveLease(ctx context.Context, remote peer.ID, f Frame, w *buf
 		if s.accept != nil && !s.accept(remote) {
 			return writeErr(w, CodeRefused, "this node does not store for you")
 		}
-		err = s.store.AddLease(ctx, c, blockstore.Lease{Expiry: req.Expiry, Hash: hash}, false)
+		err = s.store.AddLease(ctx, c, blockstore.Lease{Expiry: req.Expiry, Hash: hash}, blockstore.ByRenew)
 	} else {
 		err = s.store.CancelLease(ctx, c, hash)
 	}
 	switch {
 	case ipld.IsNotFound(err):
 		return writeErr(w, CodeNotFound, "no such block or lease")
+	case errors.Is(err, blockstore.ErrLeaseExpired):
+		return writeErr(w, CodeMalformed, "the lease has already expired")
 	case errors.Is(err, blockstore.ErrTooManyLeases):
 		return writeErr(w, CodeFull, "the block has as many leases as it may")
 	case err != nil:

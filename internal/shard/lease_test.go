@@ -48,6 +48,9 @@ func TestLeaseRequests(t *testing.T) {
 	if err := c.Cancel(ctx, p, b.Cid(), [32]byte{7}); !errors.As(err, &re) || re.Code != CodeNotFound {
 		t.Fatalf("cancel with a secret nobody leased with: %v", err)
 	}
+	if err := c.Renew(ctx, p, b.Cid(), [32]byte{8}, 1); !errors.As(err, &re) || re.Code != CodeMalformed {
+		t.Fatalf("a lease expired in 1970: %v", err)
+	}
 	absent, _ := blockstore.NewBlock([]byte("not stored"))
 	if err := c.Renew(ctx, p, absent.Cid(), secret, soon); !errors.As(err, &re) || re.Code != CodeNotFound {
 		t.Fatalf("renew of a block not held: %v", err)

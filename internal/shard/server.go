@@ -50,7 +50,7 @@ type Store interface {
 	GetInto(ctx context.Context, c cid.Cid, get func(n int) []byte) ([]byte, error)
 	PutManyDeferred(ctx context.Context, bs []blocks.Block) error
 	Sync(ctx context.Context) error
-	AddLease(ctx context.Context, c cid.Cid, l blockstore.Lease, forever bool) error
+	AddLease(ctx context.Context, c cid.Cid, l blockstore.Lease, by blockstore.LeaseBy) error
 	CancelLease(ctx context.Context, c cid.Cid, hash [32]byte) error
 }
 

@@ -90,7 +90,7 @@ func (s *Server) serveStore(ctx context.Context, remote peer.ID, payload []byte,
 	// held: then it is put again.
 	for try := 0; try < 2 && err == nil; try++ {
 		if err = s.store.PutManyDeferred(ctx, []blocks.Block{blk}); err == nil {
-			err = s.store.AddLease(ctx, c, req.Lease, false)
+			err = s.store.AddLease(ctx, c, req.Lease, blockstore.ByStore)
 			if ipld.IsNotFound(err) && try == 0 {
 				err = nil
 				continue
@@ -99,6 +99,8 @@ func (s *Server) serveStore(ctx context.Context, remote peer.ID, payload []byte,
 		break
 	}
 	switch {
+	case errors.Is(err, blockstore.ErrLeaseExpired):
+		return writeErr(w, CodeMalformed, "the lease has already expired")
 	case errors.Is(err, blockstore.ErrTooManyLeases):
 		return writeErr(w, CodeFull, "the block has as many leases as it may")
 	case errors.Is(err, blockstore.ErrFull):
