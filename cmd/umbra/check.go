@@ -20,6 +20,7 @@ func checkCommand() *cli.Command {
 			"lost: fewer than k (that part of the file cannot be read).",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "verify", Usage: "fetch every copy found and hash it (a peer that answers HAS and serves no such block is reported)"},
+			&cli.BoolFlag{Name: "deep", Usage: "a folder: every file and every folder's snapshot under it (a read or write capability, or ALIAS:path)"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
 		},
 		Action: func(c *cli.Context) error { return runCheck(c, false) },
@@ -35,7 +36,10 @@ func repairCommand() *cli.Command {
 			"ciphertext: no key needed), stores it on a live peer that holds no other\n" +
 			"shard of the stripe, copies manifest blocks to peers lacking them, and\n" +
 			"renews (or adds) this node's lease on every copy.",
-		Flags:  []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "deep", Usage: "a folder: every file and every folder's snapshot under it"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON"},
+		},
 		Action: func(c *cli.Context) error { return runCheck(c, true) },
 	}
 }
@@ -51,7 +55,7 @@ func runCheck(c *cli.Context, repair bool) error {
 	if err != nil {
 		return err
 	}
-	rep, err := cl.Check(c.Context, c.Args().First(), c.Bool("verify"), repair)
+	rep, err := cl.Check(c.Context, c.Args().First(), c.Bool("verify"), repair, c.Bool("deep"))
 	if err != nil {
 		return err
 	}
@@ -64,6 +68,9 @@ func runCheck(c *cli.Context, repair bool) error {
 
 func printReport(c *cli.Context, r network.Report, repair bool) {
 	w := c.App.Writer
+	if r.Files > 0 {
+		fmt.Fprintf(w, "%d files and folder snapshots\n", r.Files)
+	}
 	fmt.Fprintf(w, "%s: %d stripes: %d healthy, %d degraded, %d lost; %d manifest blocks, %d short of copies\n",
 		r.Status, r.Stripes, r.Healthy, r.Degraded, r.Lost, r.Nodes, r.NodesShort)
 	for _, p := range r.Problems {

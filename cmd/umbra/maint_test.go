@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +37,13 @@ func TestChurnRepair(t *testing.T) {
 	in, data := randomFile(t, 21, 64<<20)
 	fr := strings.TrimSpace(mustRunArgs(t, owner.UmbraPath, "put", in))
 	fv := strings.TrimSpace(mustRunArgs(t, owner.UmbraPath, "cap", "verify", fr))
+	// And a folder: its files and snapshots are checked and repaired with
+	// --deep, through the read capability a reader was given.
+	src := t.TempDir()
+	makeTree(t, src, 40, 5)
+	mustRunArgs(t, owner.UmbraPath, "mkdir", "--alias", "docs")
+	mustRunArgs(t, owner.UmbraPath, "put", "-r", src, "docs:tree")
+	shareTo(t, owner, reader, "docs:", "docs")
 	if r := report(t, keeper, "check", "--verify", fv); r.Status != "healthy" || r.Healthy != r.Stripes || r.Stripes < 50 {
 		t.Fatalf("after the put: %+v", r)
 	}
@@ -60,6 +68,12 @@ func TestChurnRepair(t *testing.T) {
 	if r.Repaired == 0 || r.Renewed == 0 || r.Status != "healthy" {
 		t.Fatalf("repair: %+v", r)
 	}
+	if r := report(t, reader, "check", "--deep", "docs:"); r.Status != "degraded" || r.Files < 3 {
+		t.Fatalf("the folder with two holders gone: %+v", r)
+	}
+	if r := report(t, reader, "repair", "--deep", "docs:"); r.Status != "healthy" || r.Repaired == 0 {
+		t.Fatalf("the folder's repair: %+v", r)
+	}
 	if r := report(t, grown.Nodes[5], "check", "--verify", fv); r.Status != "healthy" || r.Healthy != r.Stripes {
 		t.Fatalf("after the repair, from a new node: %+v", r)
 	}
@@ -68,6 +82,11 @@ func TestChurnRepair(t *testing.T) {
 	if got := getBytes(t, reader, fr); !bytes.Equal(got, data) {
 		t.Fatal("read back differs after two more of the original nodes died")
 	}
+	dst := filepath.Join(t.TempDir(), "got")
+	if r := runArgs(t, reader.UmbraPath, nil, "get", "-r", "docs:tree", "-o", dst); r.code != 0 {
+		t.Fatalf("get -r: %s", r.stderr)
+	}
+	sameTree(t, src, dst)
 }
 
 // TestDroppedShardsFound: a holder that acknowledges every STORE and keeps
@@ -109,6 +128,11 @@ func TestMaintenance(t *testing.T) {
 		t.Fatalf("the owner's list: %q", out)
 	}
 	mustRunArgs(t, friend.UmbraPath, "maintain", "add", fv)
+	// The owner's aliased folders are maintained too: their snapshots and
+	// files.
+	mustRunArgs(t, owner.UmbraPath, "mkdir", "--alias", "f")
+	inF, _ := randomFile(t, 24, 300<<10)
+	mustRunArgs(t, owner.UmbraPath, "put", inF, "f:a.bin")
 	for _, n := range st.Nodes[3:] {
 		kill(t, n)
 		os.RemoveAll(n.UmbraPath)
@@ -128,6 +152,13 @@ func TestMaintenance(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(mustRunArgs(t, friend.UmbraPath, "status", "--json")), &s); err != nil || s.Maintenance == nil || s.Maintenance.Files != 1 {
 		t.Fatalf("status: %+v %v", s.Maintenance, err)
+	}
+	var om struct{ Files, Healthy int }
+	if err := json.Unmarshal([]byte(mustRunArgs(t, owner.UmbraPath, "maintain", "run", "--json")), &om); err != nil {
+		t.Fatal(err)
+	}
+	if om.Files != 3 || om.Healthy != 3 { // the file, the folder's snapshot, the file in it
+		t.Fatalf("the owner's run: %+v", om)
 	}
 	if r := report(t, st.Nodes[2], "check", "--verify", fv); r.Status != "healthy" {
 		t.Fatalf("after maintenance: %+v", r)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/umbra-store/umbra/internal/kind"
@@ -20,7 +21,25 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, kind.New(kind.Usage, "api: check and repair need the network (a daemon)"))
 		return
 	}
-	vc, inline, err := s.verifyCapOf(r.Context(), r.Header.Get(CapHeader))
+	q := r.URL.Query()
+	text := r.Header.Get(CapHeader)
+	run := func(vc keyring.VerifyCap) (network.Report, error) {
+		if q.Get("repair") == "1" {
+			return m.Repair(r.Context(), vc)
+		}
+		return m.Check(r.Context(), vc, q.Get("verify") == "1")
+	}
+	if q.Get("deep") == "1" {
+		roots, err := s.b.Dirs().Roots(r.Context(), text)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		rep, err := Deep(roots, run)
+		s.reply(w, rep, err)
+		return
+	}
+	vc, inline, err := s.verifyCapOf(r.Context(), text)
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -29,14 +48,21 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, network.Report{Status: "healthy"}, nil) // stored in its folder's snapshot
 		return
 	}
-	q := r.URL.Query()
-	var rep network.Report
-	if q.Get("repair") == "1" {
-		rep, err = m.Repair(r.Context(), vc)
-	} else {
-		rep, err = m.Check(r.Context(), vc, q.Get("verify") == "1")
-	}
+	rep, err := run(vc)
 	s.reply(w, rep, err)
+}
+
+// Deep checks (or repairs) each root of a tree with run and sums up.
+func Deep(roots []keyring.VerifyCap, run func(keyring.VerifyCap) (network.Report, error)) (network.Report, error) {
+	sum := network.Report{Status: "healthy"}
+	for _, vc := range roots {
+		rep, err := run(vc)
+		if err != nil {
+			return sum, err
+		}
+		sum.Merge(rep)
+	}
+	return sum, nil
 }
 
 // verifyCapOf returns the verify capability of a file named by a file
@@ -54,7 +80,7 @@ func (s *Server) verifyCapOf(ctx context.Context, text string) (vc keyring.Verif
 		case keyring.VerifyCap:
 			return c, false, nil
 		}
-		return vc, false, kind.New(kind.Usage, "api: check takes a file's capability (read or verify); folders are not checked yet")
+		return vc, false, kind.New(kind.Usage, "api: a folder: check and repair it with --deep")
 	}
 	f, err := s.b.Dirs().OpenFile(ctx, text)
 	if err != nil {
@@ -85,14 +111,18 @@ func (c *Client) Maintain(ctx context.Context) (MaintStatus, error) {
 
 // Check has the daemon check (or with repair, repair) the file capText
 // names.
-func (c *Client) Check(ctx context.Context, capText string, verify, repair bool) (network.Report, error) {
-	path := "/v1/check"
-	switch {
-	case repair:
-		path += "?repair=1"
-	case verify:
-		path += "?verify=1"
+func (c *Client) Check(ctx context.Context, capText string, verify, repair, deep bool) (network.Report, error) {
+	q := url.Values{}
+	if repair {
+		q.Set("repair", "1")
 	}
+	if verify {
+		q.Set("verify", "1")
+	}
+	if deep {
+		q.Set("deep", "1")
+	}
+	path := "/v1/check?" + q.Encode()
 	resp, err := c.do(ctx, http.MethodPost, path, map[string]string{CapHeader: capText}, nil)
 	if err != nil {
 		return network.Report{}, err

@@ -183,7 +183,7 @@ func Run(ctx context.Context, o Options) error {
 	defer g.close()
 	_, gcEvery, grace, _ := cfg.Leases.Durations() // validated
 	b := &backend{n: n, g: g, quota: cfg.Storage.MaxBytes, procs: newProcs(o.ServeProcs), grace: grace,
-		maint: &maintenance{list: node.OpenMaintained(n.Path), maint: g.maint, log: log}}
+		maint: &maintenance{list: node.OpenMaintained(n.Path), aliases: node.OpenAliases(n.Path), dirs: g.dirs, maint: g.maint, log: log}}
 	maintEvery, _ := cfg.Maintenance.Every() // validated
 
 	sock := filepath.Join(o.Path, api.SocketName)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/umbra-store/umbra/internal/api"
+	"github.com/umbra-store/umbra/internal/dirs"
 	"github.com/umbra-store/umbra/internal/network"
 	"github.com/umbra-store/umbra/internal/node"
 	"github.com/umbra-store/umbra/keyring"
@@ -17,9 +18,11 @@ import (
 // maintain list, one after another (each bounded by network.Maintainer's
 // streams), check, repair and renew.
 type maintenance struct {
-	list  *node.Maintained
-	maint *network.Maintainer
-	log   *slog.Logger
+	list    *node.Maintained
+	aliases *node.Aliases
+	dirs    *dirs.Service
+	maint   *network.Maintainer
+	log     *slog.Logger
 
 	run  sync.Mutex // one run at a time
 	mu   sync.Mutex
@@ -57,7 +60,7 @@ func (m *maintenance) loop(ctx context.Context, interval time.Duration) {
 func (m *maintenance) once(ctx context.Context) (api.MaintStatus, error) {
 	m.run.Lock()
 	defer m.run.Unlock()
-	roots, err := m.list.List()
+	roots, err := m.roots(ctx)
 	if err != nil {
 		return api.MaintStatus{}, err
 	}
@@ -68,11 +71,7 @@ func (m *maintenance) once(ctx context.Context) (api.MaintStatus, error) {
 			return st, ctx.Err()
 		}
 		st.Files++
-		vc, err := keyring.ParseVerifyCap(r.Cap)
-		if err != nil {
-			st.Failed++
-			continue
-		}
+		vc := r
 		fctx, cancel := context.WithTimeout(ctx, maintFileLimit)
 		rep, err := m.maint.Repair(fctx, vc)
 		cancel()
@@ -94,7 +93,8 @@ func (m *maintenance) once(ctx context.Context) (api.MaintStatus, error) {
 			st.Failed++
 		}
 		if len(st.Problems) < 100 {
-			st.Problems = append(st.Problems, status+" "+r.Cap[:min(len(r.Cap), 24)]+"…")
+			text := r.Encode()
+			st.Problems = append(st.Problems, status+" "+text[:min(len(text), 24)]+"…")
 		}
 	}
 	st.At, st.Took = time.Now().Unix(), time.Since(start).Seconds()
@@ -102,6 +102,52 @@ func (m *maintenance) once(ctx context.Context) (api.MaintStatus, error) {
 	m.last = &st
 	m.mu.Unlock()
 	return st, nil
+}
+
+// roots returns what a run maintains: the files of the maintain list, and
+// every file and folder snapshot under the folders of the node's aliases,
+// each once.
+func (m *maintenance) roots(ctx context.Context) ([]keyring.VerifyCap, error) {
+	list, err := m.list.List()
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []keyring.VerifyCap
+	add := func(vc keyring.VerifyCap) {
+		if t := vc.Encode(); !seen[t] {
+			seen[t] = true
+			out = append(out, vc)
+		}
+	}
+	for _, r := range list {
+		if vc, err := keyring.ParseVerifyCap(r.Cap); err == nil {
+			add(vc)
+		}
+	}
+	as, err := m.aliases.List()
+	if err != nil {
+		return out, err
+	}
+	for _, a := range as {
+		c, err := keyring.ParseCap(a.Cap)
+		if err != nil {
+			continue
+		}
+		switch c.(type) {
+		case keyring.DirWriteCap, keyring.DirReadCap:
+		default:
+			continue
+		}
+		rs, err := m.dirs.Roots(ctx, a.Cap)
+		if err != nil {
+			m.log.Warn("maintenance: folder", "alias", a.Name, "err", err)
+		}
+		for _, vc := range rs {
+			add(vc)
+		}
+	}
+	return out, nil
 }
 
 // lastRun returns the last run's summary (nil: none yet).

@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -50,10 +51,39 @@ type Report struct {
 	NodesShort int            `json:"nodes_short"`
 	Problems   []StripeReport `json:"problems,omitempty"` // stripes not healthy (the first 100)
 	BadPeers   []string       `json:"bad_peers,omitempty"`
-	Repaired   int            `json:"repaired"`   // shards rebuilt and placed
-	Replicated int            `json:"replicated"` // manifest node copies stored
-	Renewed    int            `json:"renewed"`    // leases renewed
-	Status     string         `json:"status"`     // healthy, degraded or lost
+	Repaired   int            `json:"repaired"`        // shards rebuilt and placed
+	Replicated int            `json:"replicated"`      // manifest node copies stored
+	Renewed    int            `json:"renewed"`         // leases renewed
+	Status     string         `json:"status"`          // healthy, degraded or lost
+	Files      int            `json:"files,omitempty"` // a deep check: the files and snapshots checked
+}
+
+// Merge adds o (another file of a tree) to r.
+func (r *Report) Merge(o Report) {
+	r.Stripes += o.Stripes
+	r.Healthy += o.Healthy
+	r.Degraded += o.Degraded
+	r.Lost += o.Lost
+	r.Nodes += o.Nodes
+	r.NodesShort += o.NodesShort
+	r.Repaired += o.Repaired
+	r.Replicated += o.Replicated
+	r.Renewed += o.Renewed
+	r.Files++
+	for _, p := range o.Problems {
+		if len(r.Problems) < 100 {
+			r.Problems = append(r.Problems, p)
+		}
+	}
+	for _, p := range o.BadPeers {
+		if !slices.Contains(r.BadPeers, p) {
+			r.BadPeers = append(r.BadPeers, p)
+		}
+	}
+	rank := map[string]int{"": 0, "healthy": 1, "degraded": 2, "lost": 3}
+	if rank[o.Status] > rank[r.Status] {
+		r.Status = o.Status
+	}
 }
 
 // StripeReport is one stripe that is not healthy.
