@@ -47,13 +47,16 @@ func asUmbra() int {
 	return runApp(app)
 }
 
-// dropping acknowledges every STORE (and lease) from peers and keeps
-// nothing: a holder that deleted what it acknowledged.
+// dropping acknowledges every STORE from peers and keeps nothing: a holder
+// that deleted what it acknowledged (a RENEW then finds nothing).
 type dropping struct{ shard.Store }
 
 func (dropping) PutManyDeferred(context.Context, []blocks.Block) error { return nil }
-func (dropping) AddLease(context.Context, cid.Cid, blockstore.Lease, blockstore.LeaseBy) error {
-	return nil
+func (d dropping) AddLease(ctx context.Context, c cid.Cid, l blockstore.Lease, by blockstore.LeaseBy) error {
+	if by == blockstore.ByStore {
+		return nil // the STORE's own lease: acknowledged with the block
+	}
+	return d.Store.AddLease(ctx, c, l, by)
 }
 
 // corrupting serves every block with one bit flipped.

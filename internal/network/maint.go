@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -104,12 +105,12 @@ func (m *Maintainer) Check(ctx context.Context, vc keyring.VerifyCap, verify boo
 	return m.run(ctx, vc, verify, false)
 }
 
-// Repair checks vc's file, rebuilds every missing shard from any k of its
+// Repair checks vc's file, each copy probed by renewing (or adding) this
+// node's lease on it, rebuilds every missing shard from any k of its
 // stripe and places it on a live peer holding no other shard of that
-// stripe, stores manifest node copies where they are short, and renews
-// (or adds) this node's lease on every copy found.
+// stripe, and stores manifest node copies where they are short.
 func (m *Maintainer) Repair(ctx context.Context, vc keyring.VerifyCap) (Report, error) {
-	return m.run(ctx, vc, true, true)
+	return m.run(ctx, vc, false, true)
 }
 
 func (m *Maintainer) run(ctx context.Context, vc keyring.VerifyCap, verify, repair bool) (Report, error) {
@@ -233,15 +234,41 @@ func (m *Maintainer) store(ctx context.Context, p peer.ID, b blocks.Block) error
 	return m.client.Sync(sctx, p)
 }
 
-// renew renews (or adds) this node's lease on c at p.
-func (m *Maintainer) renew(ctx context.Context, p peer.ID, c cid.Cid) bool {
+// probeMode is how a holder is asked for a block.
+type probeMode int
+
+const (
+	probeHas    probeMode = iota // HAS
+	probeVerify                  // HAS, then FETCH and hash
+	probeRenew                   // RENEW this node's lease: OK means held
+)
+
+// probe asks p for c as mode says: whether p holds it, whether p claimed
+// it and did not serve it (verify), whether this node's lease was renewed.
+func (m *Maintainer) probe(ctx context.Context, p peer.ID, c cid.Cid, size int, mode probeMode) (held, bad, renewed bool) {
+	if mode != probeRenew {
+		held, bad = m.holds(ctx, p, c, size, mode == probeVerify)
+		return held, bad, false
+	}
 	l, secret := m.lease(c, p)
 	if p == m.net.h.ID() {
-		return m.local.AddLease(ctx, c, l, ownLease(l)) == nil
+		if ok, _ := m.local.Has(ctx, c); !ok {
+			return false, false, false
+		}
+		return true, false, m.local.AddLease(ctx, c, l, ownLease(l)) == nil
 	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return m.client.Renew(sctx, p, c, secret, l.Expiry) == nil
+	err := m.client.Renew(sctx, p, c, secret, l.Expiry)
+	var re *shard.RemoteError
+	switch {
+	case err == nil:
+		return true, false, true
+	case errors.As(err, &re) && re.Code == shard.CodeFull:
+		// Held, with every lease slot a RENEW may take filled.
+		return true, false, false
+	}
+	return false, false, false
 }
 
 // ownLease is how this node leases its own copies: for ever without an

@@ -24,63 +24,71 @@ type stripeResult struct {
 
 func (m *Maintainer) stripe(ctx context.Context, peers []peer.ID, s engine.Stripe, verify, repair bool) (stripeResult, error) {
 	r := stripeResult{holders: make([][]peer.ID, len(s.Shards)), bad: map[peer.ID]bool{}}
+	mode := probeHas
+	switch {
+	case verify:
+		mode = probeVerify
+	case repair:
+		mode = probeRenew // held is answered by renewing
+	}
 	known := map[peer.ID]bool{}
 	for _, p := range peers {
 		known[p] = true
 	}
-	for i, d := range s.Shards {
-		c := blockstore.CIDOf(d)
-		for _, p := range peers {
-			held, bad := m.holds(ctx, p, c, s.ShardSize, verify)
-			if bad {
-				r.bad[p] = true
-			}
-			if held {
-				r.holders[i] = append(r.holders[i], p)
-			}
+	asked := make([]map[peer.ID]bool, len(s.Shards))
+	ask := func(i int, p peer.ID) {
+		asked[i][p] = true
+		held, bad, renewed := m.probe(ctx, p, blockstore.CIDOf(s.Shards[i]), s.ShardSize, mode)
+		if bad {
+			r.bad[p] = true
 		}
-		// The hinted holder acknowledged this shard: one that is up and
-		// does not hold it dropped it.
-		if h := peer.ID(s.Hints[i]); h != "" && known[h] && !contains(r.holders[i], h) {
-			r.bad[h] = true
+		if held {
+			r.holders[i] = append(r.holders[i], p)
 		}
-		if len(r.holders[i]) > 0 {
-			r.alive++
+		if renewed {
+			r.renewed++
+		}
+	}
+	// First where each shard should be: its hinted holder. Only a shard
+	// not found there is asked of every other peer.
+	for i := range s.Shards {
+		asked[i] = map[peer.ID]bool{}
+		if h := peer.ID(s.Hints[i]); h != "" && known[h] {
+			ask(i, h)
+			if len(r.holders[i]) == 0 {
+				// It acknowledged this shard and is up: it dropped it.
+				r.bad[h] = true
+			}
 		}
 	}
 	own := assign(r.holders)
-	for _, p := range own {
-		if p != "" {
+	for i := range s.Shards {
+		if own[i] != "" {
+			continue
+		}
+		for _, p := range peers {
+			if !asked[i][p] {
+				ask(i, p)
+			}
+		}
+	}
+	own = assign(r.holders)
+	for i := range s.Shards {
+		if len(r.holders[i]) > 0 {
+			r.alive++
+		}
+		if own[i] != "" {
 			r.distinct++
 		}
 	}
-	if !repair {
-		return r, nil
-	}
-	if r.distinct < len(s.Shards) && r.alive >= s.K {
+	if repair && r.distinct < len(s.Shards) && r.alive >= s.K {
 		n, err := m.rebuild(ctx, peers, s, &r, own)
 		r.repaired = n
 		if err != nil {
 			return r, err
 		}
 	}
-	for i, hs := range r.holders {
-		for _, p := range hs {
-			if m.renew(ctx, p, blockstore.CIDOf(s.Shards[i])) {
-				r.renewed++
-			}
-		}
-	}
 	return r, nil
-}
-
-func contains(ps []peer.ID, p peer.ID) bool {
-	for _, q := range ps {
-		if q == p {
-			return true
-		}
-	}
-	return false
 }
 
 // assign gives each shard a holder no other shard is given, where it can
@@ -205,19 +213,25 @@ type nodeResult struct {
 	stored, renewed int
 }
 
-// node checks who holds a manifest node block; with repair it stores a
-// copy on every live peer lacking one (a put sends one to every peer) and
-// renews this node's lease on each copy.
+// node checks who holds a manifest node block; with repair it renews this
+// node's lease on each copy (the renewal answers whether it is held) and
+// stores a copy on every live peer lacking one (a put sends one to every
+// peer).
 func (m *Maintainer) node(ctx context.Context, peers []peer.ID, digest [32]byte, block []byte, copies int, repair bool) (nodeResult, error) {
 	c := blockstore.CIDOf(digest)
 	r := nodeResult{want: min(copies, len(peers))}
+	mode := probeHas
+	if repair {
+		mode = probeRenew
+	}
 	var lacking []peer.ID
 	for _, p := range peers {
-		if held, _ := m.holds(ctx, p, c, len(block), false); held {
+		held, _, renewed := m.probe(ctx, p, c, len(block), mode)
+		if renewed {
+			r.renewed++
+		}
+		if held {
 			r.held++
-			if repair && m.renew(ctx, p, c) {
-				r.renewed++
-			}
 		} else {
 			lacking = append(lacking, p)
 		}
