@@ -110,29 +110,53 @@ func (s *Store) AddLease(ctx context.Context, c cid.Cid, l Lease, by LeaseBy) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	now := time.Now()
-	if by != Forever {
-		if l.Expiry != 0 && l.Expiry <= uint64(now.Unix()) {
-			return ErrLeaseExpired
-		}
-		l.Expiry = clampExpiry(l.Expiry, now)
-	}
 	s.leaseMu.Lock()
 	defer s.leaseMu.Unlock()
-	h := c.Hash()
-	if _, closer, err := s.db.Get(key(h)); err != nil {
+	if _, closer, err := s.db.Get(key(c.Hash())); err != nil {
 		return ipld.ErrNotFound{Cid: c}
 	} else {
 		closer.Close()
 	}
-	lk := leaseKey(h, l.Hash)
 	b := s.db.NewBatch()
 	defer b.Close()
+	changed, err := s.leaseOps(b, c, l, by, time.Now())
+	if err != nil || !changed {
+		return err
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("blockstore: lease: %w", err)
+	}
+	s.wrote()
+	return nil
+}
+
+// checkLease refuses a lease that has already expired (by Forever takes
+// any) and returns it with its expiry cut to MaxLeaseTerm.
+func checkLease(l Lease, by LeaseBy, now time.Time) (Lease, error) {
+	if by == Forever {
+		return l, nil
+	}
+	if l.Expiry != 0 && l.Expiry <= uint64(now.Unix()) {
+		return l, ErrLeaseExpired
+	}
+	l.Expiry = clampExpiry(l.Expiry, now)
+	return l, nil
+}
+
+// leaseOps adds to b the writes that give c the lease l (AddLease's
+// rules), and reports whether there are any. Called with leaseMu held.
+func (s *Store) leaseOps(b *pebble.Batch, c cid.Cid, l Lease, by LeaseBy, now time.Time) (bool, error) {
+	l, err := checkLease(l, by, now)
+	if err != nil {
+		return false, err
+	}
+	h := c.Hash()
+	lk := leaseKey(h, l.Hash)
 	if v, closer, err := s.db.Get(lk); err == nil {
 		old := binary.BigEndian.Uint64(v)
 		closer.Close()
 		if !later(l.Expiry, old) {
-			return nil
+			return false, nil
 		}
 		if old != 0 {
 			_ = b.Delete(expiryKey(old, h, l.Hash), nil)
@@ -140,10 +164,10 @@ func (s *Store) AddLease(ctx context.Context, c cid.Cid, l Lease, by LeaseBy) er
 	} else {
 		n, err := s.countLeases(h)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if limit := MaxLeases; n >= limit || by == ByRenew && n >= limit/2 {
-			return fmt.Errorf("%w (%s)", ErrTooManyLeases, Short(c))
+			return false, fmt.Errorf("%w (%s)", ErrTooManyLeases, Short(c))
 		}
 	}
 	var v [8]byte
@@ -152,11 +176,7 @@ func (s *Store) AddLease(ctx context.Context, c cid.Cid, l Lease, by LeaseBy) er
 	if l.Expiry != 0 {
 		_ = b.Set(expiryKey(l.Expiry, h, l.Hash), nil, nil)
 	}
-	if err := b.Commit(pebble.NoSync); err != nil {
-		return fmt.Errorf("blockstore: lease: %w", err)
-	}
-	s.wrote()
-	return nil
+	return true, nil
 }
 
 // CancelLease ends the lease of hash on c now: the block goes at the next

@@ -130,3 +130,33 @@ func TestLeaseLimits(t *testing.T) {
 		t.Fatal("a lease for ever expired")
 	}
 }
+
+// TestPutLeased: a block and its lease are written together; a block held
+// already gets the lease; a lease already expired writes nothing.
+func TestPutLeased(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now()
+	b := rawBlock(make([]byte, 70<<10))
+	if err := s.PutLeased(ctx, []blocks.Block{b}, []Lease{leaseOf("past", now.Add(-time.Second))}, ByStore); !errors.Is(err, ErrLeaseExpired) {
+		t.Fatalf("an expired lease: %v", err)
+	}
+	if ok, _ := s.Has(ctx, b.Cid()); ok {
+		t.Fatal("a block stored with a lease refused")
+	}
+	for _, who := range []string{"a", "b"} {
+		if err := s.PutLeased(ctx, []blocks.Block{b}, []Lease{leaseOf(who, now.Add(time.Hour))}, ByStore); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ls, _ := s.Leases(ctx, b.Cid()); len(ls) != 2 {
+		t.Fatalf("leases: %+v", ls)
+	}
+	if st, _ := s.GC(ctx, now.Add(2*time.Hour), 0); st.Blocks != 1 {
+		t.Fatalf("GC: %+v", st)
+	}
+}

@@ -3,7 +3,9 @@ package blockstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	blocks "github.com/ipfs/go-block-format"
@@ -25,6 +27,46 @@ func (s *Store) PutMany(ctx context.Context, bs []blocks.Block) error {
 func (s *Store) PutManyDeferred(ctx context.Context, bs []blocks.Block) error {
 	return s.putMany(ctx, bs, pebble.NoSync)
 }
+
+// PutLeased is PutManyDeferred with lease ls[i] given to bs[i] (AddLease's
+// rules, by by), each block and its lease in the one index batch: a crash
+// keeps both or neither.
+func (s *Store) PutLeased(ctx context.Context, bs []blocks.Block, ls []Lease, by LeaseBy) error {
+	if len(ls) != len(bs) {
+		return fmt.Errorf("blockstore: %d leases for %d blocks", len(ls), len(bs))
+	}
+	now := time.Now()
+	for _, l := range ls {
+		if _, err := checkLease(l, by, now); err != nil {
+			return err
+		}
+	}
+	leases := func(b *pebble.Batch, written []bool) error {
+		for i, blk := range bs {
+			if !written[i] {
+				// Held already: GC may have deleted it since it was found.
+				v, closer, err := s.db.Get(key(blk.Cid().Hash()))
+				if err != nil {
+					return errGone
+				}
+				_ = v
+				closer.Close()
+			}
+			if _, err := s.leaseOps(b, blk.Cid(), ls[i], by, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err := s.putManyWith(ctx, bs, pebble.NoSync, leases)
+	if errors.Is(err, errGone) {
+		err = s.putManyWith(ctx, bs, pebble.NoSync, leases) // it is written this time
+	}
+	return err
+}
+
+// errGone: a block found held was deleted before its lease was written.
+var errGone = errors.New("blockstore: block deleted meanwhile")
 
 // Sync makes every write before it durable. Concurrent calls share one
 // disk sync, and a call with nothing new to sync returns at once: a flood of
@@ -59,6 +101,12 @@ func (s *Store) Sync(ctx context.Context) error {
 func (s *Store) wrote() { s.writes.Add(1) }
 
 func (s *Store) putMany(ctx context.Context, bs []blocks.Block, wo *pebble.WriteOptions) error {
+	return s.putManyWith(ctx, bs, wo, nil)
+}
+
+// putManyWith is putMany; leases, if set, adds its writes to the index
+// batch (with leaseMu held), given which blocks the batch writes.
+func (s *Store) putManyWith(ctx context.Context, bs []blocks.Block, wo *pebble.WriteOptions, leases func(*pebble.Batch, []bool) error) error {
 	if err := s.acquire(); err != nil {
 		return err
 	}
@@ -84,7 +132,7 @@ func (s *Store) putMany(ctx context.Context, bs []blocks.Block, wo *pebble.Write
 	if !s.claim(charge) {
 		return fmt.Errorf("%w (%d bytes more would pass %d)", ErrFull, charge, s.quota.max)
 	}
-	if err := s.write(bs, write, wo); err != nil {
+	if err := s.write(bs, write, wo, leases); err != nil {
 		s.release(charge)
 		return err
 	}
@@ -121,7 +169,7 @@ func (s *Store) plan(bs []blocks.Block) (write []bool, charge int64) {
 
 // write stores the blocks marked in write: packed values first, then one
 // index batch (synced with wo.Sync, after the packs).
-func (s *Store) write(bs []blocks.Block, write []bool, wo *pebble.WriteOptions) error {
+func (s *Store) write(bs []blocks.Block, write []bool, wo *pebble.WriteOptions, leases func(*pebble.Batch, []bool) error) error {
 	vals := make([][]byte, len(bs))
 	size := 0
 	var locs []location
@@ -143,7 +191,7 @@ func (s *Store) write(bs []blocks.Block, write []bool, wo *pebble.WriteOptions) 
 		}
 		size += len(vals[i]) + len(b.Cid().Hash()) + 16
 	}
-	if size == 0 {
+	if size == 0 && leases == nil {
 		return nil // every block was held already
 	}
 	if wo.Sync {
@@ -159,6 +207,13 @@ func (s *Store) write(bs []blocks.Block, write []bool, wo *pebble.WriteOptions) 
 		}
 		if err := batch.Set(key(b.Cid().Hash()), vals[i], nil); err != nil {
 			return fmt.Errorf("blockstore: %w", err)
+		}
+	}
+	if leases != nil {
+		s.leaseMu.Lock()
+		defer s.leaseMu.Unlock()
+		if err := leases(batch, write); err != nil {
+			return err
 		}
 	}
 	if err := batch.Commit(wo); err != nil {

@@ -108,7 +108,7 @@ func New(dir string, st Store, root Root, o Options) (*Mount, error) {
 		o.StageDir = os.TempDir()
 	}
 	m := &mount{store: st, o: o, log: o.Log, cache: newChunkCache(o.CacheBytes),
-		ahead: make(chan struct{}, max(2, o.ReadAhead/groupChunks)), since: time.Now(), stageDir: o.StageDir,
+		ahead: make(chan struct{}, o.ReadAhead), since: time.Now(), stageDir: o.StageDir,
 		uploads: make(chan struct{}, uploadWorkers), batch: newBatcher(), dirty: map[*dirNode]bool{}}
 	if w, ok := st.(Writer); ok && root.Writable {
 		m.w = w

@@ -121,14 +121,20 @@ func readResult(b []byte) fuse.ReadResult { return fuse.ReadResultVector([][]byt
 // request, the daemon's pipeline working on them together.
 const groupChunks = 8
 
+// groupBytes bounds one read-ahead request's bytes (with ReadAhead
+// requests at most in flight for the whole mount).
+const groupBytes = 8 << 20
+
 // readAhead fetches the chunks from i on, ReadAhead of them, in the
-// background, groupChunks per request (at most ReadAhead/groupChunks
-// requests at once for the whole mount).
+// background, groupChunks (and about groupBytes) per request, at most
+// ReadAhead requests at once for the whole mount.
 func (f *fileNode) readAhead(ref string, starts []int64, i int) {
 	end := min(i+f.m.o.ReadAhead, len(starts)-1)
 	for j := i; j < end; {
 		var ks []chunkKey
-		for g := j; g < min(j+groupChunks, end); g++ {
+		// At most groupChunks chunks, and groupBytes but for one chunk: a
+		// crafted manifest's 16 MiB chunks do not make a group of 128 MiB.
+		for g := j; g < min(j+groupChunks, end) && (g == j || starts[g]-starts[j] < groupBytes); g++ {
 			ks = append(ks, chunkKey{ref, g})
 		}
 		select {

@@ -52,6 +52,9 @@ func asUmbra() int {
 type dropping struct{ shard.Store }
 
 func (dropping) PutManyDeferred(context.Context, []blocks.Block) error { return nil }
+func (dropping) PutLeased(context.Context, []blocks.Block, []blockstore.Lease, blockstore.LeaseBy) error {
+	return nil
+}
 func (d dropping) AddLease(ctx context.Context, c cid.Cid, l blockstore.Lease, by blockstore.LeaseBy) error {
 	if by == blockstore.ByStore {
 		return nil // the STORE's own lease: acknowledged with the block

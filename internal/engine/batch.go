@@ -82,19 +82,17 @@ func (e *Engine) newLocalSession(expiry uint64) *localSession {
 }
 
 func (s *localSession) put(ctx context.Context, bs []blocks.Block) error {
-	if err := s.bs.PutManyDeferred(ctx, bs); err != nil {
-		return fmt.Errorf("engine: store shards: %w", err)
+	ls := make([]blockstore.Lease, len(bs))
+	for i, b := range bs {
+		ls[i] = s.lease
+		ls[i].Hash = keyring.RenewHash(keyring.RenewSecret(s.leases, b.Cid().Hash(), nil))
 	}
-	for _, b := range bs {
-		l := s.lease
-		l.Hash = keyring.RenewHash(keyring.RenewSecret(s.leases, b.Cid().Hash(), nil))
-		by := blockstore.ByStore
-		if l.Expiry == 0 {
-			by = blockstore.Forever
-		}
-		if err := s.bs.AddLease(ctx, b.Cid(), l, by); err != nil {
-			return err
-		}
+	by := blockstore.ByStore
+	if s.lease.Expiry == 0 {
+		by = blockstore.Forever
+	}
+	if err := s.bs.PutLeased(ctx, bs, ls, by); err != nil {
+		return fmt.Errorf("engine: store shards: %w", err)
 	}
 	return nil
 }

@@ -52,7 +52,7 @@ type Blocks interface {
 	PutManyDeferred(context.Context, []blocks.Block) error
 	Sync(context.Context) error
 	DeleteBlock(context.Context, cid.Cid) error
-	AddLease(ctx context.Context, c cid.Cid, l blockstore.Lease, by blockstore.LeaseBy) error
+	PutLeased(ctx context.Context, bs []blocks.Block, ls []blockstore.Lease, by blockstore.LeaseBy) error
 }
 
 var _ Blocks = (*blockstore.Store)(nil)

@@ -217,10 +217,7 @@ func (m *Maintainer) lease(c cid.Cid, p peer.ID) (shard.Lease, [32]byte) {
 func (m *Maintainer) store(ctx context.Context, p peer.ID, b blocks.Block) error {
 	l, _ := m.lease(b.Cid(), p)
 	if p == m.net.h.ID() {
-		if err := m.local.PutMany(ctx, []blocks.Block{b}); err != nil {
-			return err
-		}
-		if err := m.local.AddLease(ctx, b.Cid(), l, ownLease(l)); err != nil {
+		if err := m.local.PutLeased(ctx, []blocks.Block{b}, []blockstore.Lease{l}, ownLease(l)); err != nil {
 			return err
 		}
 		m.net.place.Ann.Announce(b.Cid())

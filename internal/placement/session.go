@@ -40,7 +40,7 @@ type Remote interface {
 type Local interface {
 	PutManyDeferred(ctx context.Context, bs []blocks.Block) error
 	Sync(ctx context.Context) error
-	AddLease(ctx context.Context, c cid.Cid, l blockstore.Lease, by blockstore.LeaseBy) error
+	PutLeased(ctx context.Context, bs []blocks.Block, ls []blockstore.Lease, by blockstore.LeaseBy) error
 }
 
 // Announcer announces blocks this node holds: the DHT.
@@ -183,14 +183,11 @@ func (s *Session) lease(c cid.Cid, p peer.ID) shard.Lease {
 // storeHere stores b in this node's store under this node's lease: until
 // the put's expiry, or for ever (a lease only this node can end).
 func (s *Session) storeHere(ctx context.Context, b blocks.Block) error {
-	if err := s.local.PutManyDeferred(ctx, []blocks.Block{b}); err != nil {
-		return err
-	}
 	by := blockstore.ByStore
 	if s.expiry == 0 {
 		by = blockstore.Forever
 	}
-	return s.local.AddLease(ctx, b.Cid(), s.lease(b.Cid(), s.self), by)
+	return s.local.PutLeased(ctx, []blocks.Block{b}, []blockstore.Lease{s.lease(b.Cid(), s.self)}, by)
 }
 
 // PlaceStripe stores one stripe's shards on distinct peers where it can,

@@ -51,6 +51,7 @@ type Store interface {
 	PutManyDeferred(ctx context.Context, bs []blocks.Block) error
 	Sync(ctx context.Context) error
 	AddLease(ctx context.Context, c cid.Cid, l blockstore.Lease, by blockstore.LeaseBy) error
+	PutLeased(ctx context.Context, bs []blocks.Block, ls []blockstore.Lease, by blockstore.LeaseBy) error
 	CancelLease(ctx context.Context, c cid.Cid, hash [32]byte) error
 }
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 
 	blocks "github.com/ipfs/go-block-format"
-	ipld "github.com/ipfs/go-ipld-format"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/umbra-store/umbra/blockstore"
@@ -86,17 +85,10 @@ func (s *Server) serveStore(ctx context.Context, remote peer.ID, payload []byte,
 		return writeErr(w, CodeMalformed, "bad block")
 	}
 	held, err := s.store.Has(ctx, c)
-	// A GC between the put and the lease may delete a block just found
-	// held: then it is put again.
-	for try := 0; try < 2 && err == nil; try++ {
-		if err = s.store.PutManyDeferred(ctx, []blocks.Block{blk}); err == nil {
-			err = s.store.AddLease(ctx, c, req.Lease, blockstore.ByStore)
-			if ipld.IsNotFound(err) && try == 0 {
-				err = nil
-				continue
-			}
-		}
-		break
+	if err == nil {
+		// The block and its lease in one write: a crash keeps both or
+		// neither.
+		err = s.store.PutLeased(ctx, []blocks.Block{blk}, []blockstore.Lease{req.Lease}, blockstore.ByStore)
 	}
 	switch {
 	case errors.Is(err, blockstore.ErrLeaseExpired):
