@@ -78,18 +78,29 @@ func (s *Server) serveLease(ctx context.Context, remote peer.ID, f Frame, w *buf
 	} else {
 		err = s.store.CancelLease(ctx, c, hash)
 	}
+	if code, msg, ok := leaseRefusal(err); ok {
+		return writeErr(w, code, msg)
+	}
 	switch {
 	case ipld.IsNotFound(err):
 		return writeErr(w, CodeNotFound, "no such block or lease")
-	case errors.Is(err, blockstore.ErrLeaseExpired):
-		return writeErr(w, CodeMalformed, "the lease has already expired")
-	case errors.Is(err, blockstore.ErrTooManyLeases):
-		return writeErr(w, CodeFull, "the block has as many leases as it may")
 	case err != nil:
 		s.log.Warn("lease change failed", "peer", remote.ShortString(), "cid", blockstore.Short(c), "err", err)
 		return writeErr(w, CodeInternal, "lease change failed")
 	}
 	return WriteFrame(w, TypeOK)
+}
+
+// leaseRefusal is the answer to a lease the store refused; ok false: err
+// is no such refusal.
+func leaseRefusal(err error) (code Code, msg string, ok bool) {
+	switch {
+	case errors.Is(err, blockstore.ErrLeaseExpired):
+		return CodeMalformed, "the lease has already expired", true
+	case errors.Is(err, blockstore.ErrTooManyLeases):
+		return CodeFull, "the block has as many leases as it may", true
+	}
+	return 0, "", false
 }
 
 // Renew runs the lease of secret on block c held by p until expiry, or

@@ -90,11 +90,10 @@ func (s *Server) serveStore(ctx context.Context, remote peer.ID, payload []byte,
 		// neither.
 		err = s.store.PutLeased(ctx, []blocks.Block{blk}, []blockstore.Lease{req.Lease}, blockstore.ByStore)
 	}
+	if code, msg, ok := leaseRefusal(err); ok {
+		return writeErr(w, code, msg)
+	}
 	switch {
-	case errors.Is(err, blockstore.ErrLeaseExpired):
-		return writeErr(w, CodeMalformed, "the lease has already expired")
-	case errors.Is(err, blockstore.ErrTooManyLeases):
-		return writeErr(w, CodeFull, "the block has as many leases as it may")
 	case errors.Is(err, blockstore.ErrFull):
 		return writeErr(w, CodeFull, "storage quota reached")
 	case errors.Is(err, blockstore.ErrHashMismatch):

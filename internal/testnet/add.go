@@ -3,8 +3,6 @@ package testnet
 import (
 	"context"
 	"fmt"
-	"path/filepath"
-	"time"
 )
 
 // ErrNotRunning is returned by Add when no node of the testnet runs.
@@ -14,18 +12,11 @@ var ErrNotRunning = fmt.Errorf("testnet: no node of it runs (start it with 'umbr
 // in o.Dir (churn by hand: nodes killed, new ones added) and returns once
 // each new node sees every running node.
 func Add(ctx context.Context, o Options) (State, error) {
-	if o.Nodes < 1 {
-		return State{}, fmt.Errorf("testnet: --nodes must be at least 1")
-	}
-	if o.Timeout == 0 {
-		o.Timeout = 60 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
-	dir, err := filepath.Abs(o.Dir)
+	ctx, cancel, dir, err := o.start(ctx)
 	if err != nil {
 		return State{}, err
 	}
+	defer cancel()
 	st, err := Read(dir)
 	if err != nil {
 		return State{}, err

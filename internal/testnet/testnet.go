@@ -67,21 +67,31 @@ type Options struct {
 // ErrRunning is returned by Up when the directory's testnet still runs.
 var ErrRunning = errors.New("testnet: already running in this directory (run 'umbra testnet down' first)")
 
-// Up starts the network and returns once every node runs and sees every
-// other node.
-func Up(ctx context.Context, o Options) (State, error) {
+// start checks o and returns the start-up's context (bounded by
+// o.Timeout, default 60 s) and the testnet directory, absolute.
+func (o *Options) start(ctx context.Context) (context.Context, context.CancelFunc, string, error) {
 	if o.Nodes < 1 {
-		return State{}, fmt.Errorf("testnet: --nodes must be at least 1")
+		return nil, nil, "", fmt.Errorf("testnet: --nodes must be at least 1")
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 60 * time.Second
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
-	defer cancel()
 	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	return ctx, cancel, dir, nil
+}
+
+// Up starts the network and returns once every node runs and sees every
+// other node.
+func Up(ctx context.Context, o Options) (State, error) {
+	ctx, cancel, dir, err := o.start(ctx)
 	if err != nil {
 		return State{}, err
 	}
+	defer cancel()
 	if st, err := Read(dir); err == nil {
 		for _, n := range st.Nodes {
 			if ours(n) {
