@@ -67,6 +67,9 @@ func TestSelfDestruct(t *testing.T) {
 	owner, reader := st.Nodes[0], st.Nodes[3]
 	lastIn, lastData := randomFile(t, 1, 3<<20)
 	lasting := strings.TrimSpace(mustRunArgs(t, owner.UmbraPath, "put", lastIn))
+	docIn, docData := randomFile(t, 3, 200<<10)
+	mustRunArgs(t, owner.UmbraPath, "mkdir", "--alias", "x")
+	mustRunArgs(t, owner.UmbraPath, "put", docIn, "x:doc.bin")
 	before := make([]int, len(st.Nodes))
 	packs := make([]map[string]int64, len(st.Nodes))
 	for i, n := range st.Nodes {
@@ -75,6 +78,11 @@ func TestSelfDestruct(t *testing.T) {
 	in, data := randomFile(t, 2, 3<<20)
 	put := time.Now()
 	c := strings.TrimSpace(mustRunArgs(t, owner.UmbraPath, "put", "--expire", "2s", in))
+	// A link to a folder's file that expires, the file itself staying.
+	link := strings.TrimSpace(mustRunArgs(t, owner.UmbraPath, "share", "--expire", "2s", "x:doc.bin"))
+	if got := mustRunArgs(t, reader.UmbraPath, "get", link, "-o", "-"); got != string(docData) {
+		t.Fatal("an expiring link reads back wrong")
+	}
 	if got := mustRunArgs(t, reader.UmbraPath, "get", c, "-o", "-"); got != string(data) {
 		t.Fatal("a file not yet expired reads back wrong")
 	}
@@ -92,7 +100,7 @@ func TestSelfDestruct(t *testing.T) {
 	}
 	// The scenario is time passing: the expiry (whole seconds, from the
 	// daemon's clock at the put), then the grace.
-	time.Sleep(time.Until(put.Add(4500 * time.Millisecond)))
+	time.Sleep(time.Until(put.Add(5 * time.Second)))
 	for i, n := range st.Nodes {
 		mustRunArgs(t, n.UmbraPath, "gc")
 		if got := blockCount(t, n); got != before[i] {
@@ -119,6 +127,12 @@ func TestSelfDestruct(t *testing.T) {
 	}
 	if got := mustRunArgs(t, reader.UmbraPath, "get", lasting, "-o", "-"); got != string(lastData) {
 		t.Fatal("a lasting file reads back wrong after GC")
+	}
+	if r := runArgs(t, reader.UmbraPath, nil, "get", link, "-o", "-"); r.code == 0 || !strings.Contains(r.stderr, "expired or not found") {
+		t.Fatalf("get of an expired link: exit %d, %q", r.code, r.stderr)
+	}
+	if got := mustRunArgs(t, owner.UmbraPath, "get", "x:doc.bin", "-o", "-"); got != string(docData) {
+		t.Fatal("the shared file itself is gone with its link")
 	}
 	if r := runArgs(t, owner.UmbraPath, nil, "put", "--expire", "1h", in, "x:y"); r.code == 0 {
 		t.Fatal("--expire into a folder path accepted")

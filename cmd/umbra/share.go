@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/urfave/cli/v2"
 )
@@ -14,10 +15,13 @@ func shareCommand() *cli.Command {
 		Description: "Prints a read capability: whoever holds it reads that file, or that folder\n" +
 			"and everything under it, and nothing above or beside it. --verify prints a\n" +
 			"verify capability (check and repair, no name and no byte); --write a\n" +
-			"folder's write capability (whoever holds it can change or empty the folder).",
+			"folder's write capability (whoever holds it can change or empty the folder).\n" +
+			"--expire D prints the read capability of a copy of the file under random keys\n" +
+			"that peers delete D from now: a link that stops working (the file stays).",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "verify", Usage: "a verify capability"},
 			&cli.BoolFlag{Name: "write", Usage: "a folder's write capability"},
+			&cli.DurationFlag{Name: "expire", Usage: "a link to a copy of the file under random keys that peers delete `DURATION` from now (24h); the file itself stays"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -32,12 +36,21 @@ func shareCommand() *cli.Command {
 			case c.Bool("write"):
 				as = "write"
 			}
+			d := c.Duration("expire")
+			if d != 0 && (d < time.Second || as != "read") {
+				return usageError{fmt.Errorf("--expire takes a duration of at least 1s, for a read link")}
+			}
 			s, err := openStore(c)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			capText, err := s.Share(c.Context, c.Args().First(), as)
+			var capText string
+			if d != 0 {
+				capText, err = s.ShareExpiring(c.Context, c.Args().First(), d)
+			} else {
+				capText, err = s.Share(c.Context, c.Args().First(), as)
+			}
 			if err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
@@ -47,6 +48,7 @@ type folders interface {
 	Move(ctx context.Context, from, to string) error
 	Link(ctx context.Context, capText, path string) error
 	Share(ctx context.Context, path, as string) (string, error)
+	ShareExpiring(ctx context.Context, path string, d time.Duration) (string, error)
 	PutTree(ctx context.Context, dir *os.File, path string, progress func(bytes, files int64)) (dirs.TreeResult, error)
 	GetTree(ctx context.Context, path string, dir *os.File, o dirs.GetOptions, progress func(bytes, files int64)) (dirs.TreeResult, error)
 }

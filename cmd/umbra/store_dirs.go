@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/umbra-store/umbra/internal/config"
 	"github.com/umbra-store/umbra/internal/dirs"
@@ -92,6 +93,10 @@ func (s *offlineStore) Link(ctx context.Context, capText, path string) error {
 
 func (s *offlineStore) Share(ctx context.Context, path, as string) (string, error) {
 	return s.dirs.Share(ctx, path, as)
+}
+
+func (s *offlineStore) ShareExpiring(ctx context.Context, path string, d time.Duration) (string, error) {
+	return s.dirs.ShareExpiring(ctx, path, d)
 }
 
 // rootOf opens dir as an os.Root.

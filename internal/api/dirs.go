@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/umbra-store/umbra/internal/dirs"
 	"github.com/umbra-store/umbra/internal/engine"
@@ -106,6 +107,17 @@ func (s *Server) share(w http.ResponseWriter, r *http.Request) {
 	case "read", "verify", "write":
 	default:
 		s.fail(w, kind.New(kind.Usage, fmt.Sprintf("api: share as %q: read, verify or write", as)))
+		return
+	}
+	if e := r.URL.Query().Get("expire"); e != "" {
+		secs, err := strconv.ParseInt(e, 10, 64)
+		if err != nil || secs < 1 || as != "read" {
+			s.fail(w, kind.New(kind.Usage, "api: share: expire takes seconds ≥ 1, for a read capability"))
+			return
+		}
+		defer s.b.Working()()
+		c, err := s.b.Dirs().ShareExpiring(r.Context(), r.Header.Get(PathHeader), time.Duration(secs)*time.Second)
+		s.reply(w, CapResult{Cap: c}, err)
 		return
 	}
 	c, err := s.b.Dirs().Share(r.Context(), r.Header.Get(PathHeader), as)
@@ -252,6 +264,14 @@ func (c *Client) Link(ctx context.Context, capText, path string) error {
 func (c *Client) Share(ctx context.Context, path, as string) (string, error) {
 	var res CapResult
 	return res.Cap, c.getJSON(ctx, "/v1/share?as="+url.QueryEscape(as), map[string]string{PathHeader: path}, &res)
+}
+
+// ShareExpiring returns the read capability of a copy of the file at path
+// that expires d from now (dirs.Service.ShareExpiring).
+func (c *Client) ShareExpiring(ctx context.Context, path string, d time.Duration) (string, error) {
+	var res CapResult
+	q := fmt.Sprintf("/v1/share?as=read&expire=%d", int64(d/time.Second))
+	return res.Cap, c.getJSON(ctx, q, map[string]string{PathHeader: path}, &res)
 }
 
 // PutTree has the daemon store the tree under the directory dir at path.
