@@ -83,6 +83,12 @@ func TestSelfDestruct(t *testing.T) {
 	if got := mustRunArgs(t, reader.UmbraPath, "get", link, "-o", "-"); got != string(docData) {
 		t.Fatal("an expiring link reads back wrong")
 	}
+	// And of the whole folder: a copy of the tree, its records and blocks
+	// expiring.
+	flink := strings.TrimSpace(mustRunArgs(t, owner.UmbraPath, "share", "--expire", "2s", "x:"))
+	if got := mustRunArgs(t, reader.UmbraPath, "get", flink+"/doc.bin", "-o", "-"); got != string(docData) {
+		t.Fatal("an expiring folder link reads back wrong")
+	}
 	if got := mustRunArgs(t, reader.UmbraPath, "get", c, "-o", "-"); got != string(data) {
 		t.Fatal("a file not yet expired reads back wrong")
 	}
@@ -133,6 +139,9 @@ func TestSelfDestruct(t *testing.T) {
 	}
 	if got := mustRunArgs(t, owner.UmbraPath, "get", "x:doc.bin", "-o", "-"); got != string(docData) {
 		t.Fatal("the shared file itself is gone with its link")
+	}
+	if r := runArgs(t, reader.UmbraPath, nil, "ls", flink); r.code == 0 || !strings.Contains(r.stderr, "expired or not found") {
+		t.Fatalf("ls of an expired folder link: exit %d, %q", r.code, r.stderr)
 	}
 	if r := runArgs(t, owner.UmbraPath, nil, "put", "--expire", "1h", in, "x:y"); r.code == 0 {
 		t.Fatal("--expire into a folder path accepted")

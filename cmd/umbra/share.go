@@ -16,12 +16,13 @@ func shareCommand() *cli.Command {
 			"and everything under it, and nothing above or beside it. --verify prints a\n" +
 			"verify capability (check and repair, no name and no byte); --write a\n" +
 			"folder's write capability (whoever holds it can change or empty the folder).\n" +
-			"--expire D prints the read capability of a copy of the file under random keys\n" +
-			"that peers delete D from now: a link that stops working (the file stays).",
+			"--expire D prints the read capability of a copy of the file or folder tree\n" +
+			"under random keys that peers delete D from now: a link that stops working\n" +
+			"(the original stays).",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "verify", Usage: "a verify capability"},
 			&cli.BoolFlag{Name: "write", Usage: "a folder's write capability"},
-			&cli.DurationFlag{Name: "expire", Usage: "a link to a copy of the file under random keys that peers delete `DURATION` from now (24h); the file itself stays"},
+			&cli.DurationFlag{Name: "expire", Usage: "a link to a copy under random keys that peers delete `DURATION` from now (24h); the original stays"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {

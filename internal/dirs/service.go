@@ -35,7 +35,7 @@ var (
 	ErrExists     = kind.New(kind.Exists, "dirs: exists")
 	ErrReadOnly   = kind.New(kind.ReadOnly, "dirs: read-only: a folder write capability is needed")
 	ErrConflict   = kind.New(kind.Conflict, "dirs: other writers kept winning; try again")
-	ErrNoFolder   = kind.New(kind.NotFound, "dirs: no record of this folder found (no holder or DHT peer keeps one)")
+	ErrNoFolder   = kind.New(kind.NotFound, "dirs: folder expired or not found (no holder or DHT peer keeps a valid record of it)")
 	ErrBadPath    = kind.New(kind.Usage, "dirs: bad path")
 	ErrVerifyOnly = kind.New(kind.Usage, "dirs: a verify capability cannot list or read")
 )
