@@ -42,7 +42,7 @@ const minRotate = 1 << 20
 
 // compactRate bounds how fast a compaction copies (bytes per second), so
 // that reads and writes running meanwhile keep most of the machine.
-const compactRate = 200 << 20
+const compactRate = 64 << 20
 
 // pacer sleeps a copy down to compactRate.
 type pacer struct {
