@@ -75,11 +75,7 @@ func BenchmarkMount5Nodes(b *testing.B) {
 	if testing.Short() {
 		b.Skip("network benchmark skipped in -short")
 	}
-	if f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0); err != nil {
-		b.Skipf("no FUSE: %v", err)
-	} else {
-		f.Close()
-	}
+	needFUSE(b)
 	const size = 1 << 30
 	for i := 0; i < b.N; i++ {
 		dir := b.TempDir()

@@ -23,7 +23,7 @@ import (
 )
 
 // needFUSE skips, saying why, when /dev/fuse cannot be opened.
-func needFUSE(t *testing.T) {
+func needFUSE(t testing.TB) {
 	t.Helper()
 	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
 	if err != nil {
