@@ -66,12 +66,11 @@ func (m *maintenance) once(ctx context.Context) (api.MaintStatus, error) {
 	}
 	start := time.Now()
 	var st api.MaintStatus
-	for _, r := range roots {
+	for _, vc := range roots {
 		if ctx.Err() != nil {
 			return st, ctx.Err()
 		}
 		st.Files++
-		vc := r
 		fctx, cancel := context.WithTimeout(ctx, maintFileLimit)
 		rep, err := m.maint.Repair(fctx, vc)
 		cancel()
@@ -93,7 +92,7 @@ func (m *maintenance) once(ctx context.Context) (api.MaintStatus, error) {
 			st.Failed++
 		}
 		if len(st.Problems) < 100 {
-			text := r.Encode()
+			text := vc.Encode()
 			st.Problems = append(st.Problems, status+" "+text[:min(len(text), 24)]+"…")
 		}
 	}
