@@ -153,22 +153,38 @@ func New(dir string, st Store, root Root, o Options) (*Mount, error) {
 }
 
 // Unmount publishes every change made (files closed or not), unmounts,
-// and waits for the requests in flight.
+// and waits for the requests in flight. A mount still in use (a process's
+// working directory, an open file) stays mounted and working.
 func (mt *Mount) Unmount() error {
-	ferr := mt.Close()
-	err := mt.srv.Unmount()
+	ferr := mt.publish()
+	if err := mt.srv.Unmount(); err != nil {
+		return errors.Join(ferr, fmt.Errorf("fuse: unmount %s: %w", mt.Dir, err))
+	}
 	mt.m.stop()
-	return errors.Join(ferr, err)
+	return ferr
 }
 
-// Close publishes every change made: the files written (closed or not)
-// are uploaded and their folders published. After an unmount from outside
-// it is what is left to do.
+// Close ends a mount unmounted from outside (Wait returned): what is left
+// is published and the background work stopped.
 func (mt *Mount) Close() error {
+	err := mt.publish()
+	mt.m.stop()
+	return err
+}
+
+// publish uploads the files written (closed or not) and publishes their
+// folders.
+func (mt *Mount) publish() error {
 	if mt.m.w == nil {
 		return nil
 	}
 	return mt.m.flushAll(mt.m.bg, true)
+}
+
+// Mounted reports whether the mount is still in place.
+func (mt *Mount) Mounted() bool {
+	ok, err := isMountPoint(mt.Dir)
+	return ok || err != nil
 }
 
 // Wait waits until the mount is unmounted (by Unmount, or from outside).

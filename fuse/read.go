@@ -160,7 +160,7 @@ func (f *fileNode) readAhead(ref string, starts []int64, i int) {
 // one ranged read, finishing each call as its chunk completes.
 func (f *fileNode) fetchGroup(ref string, starts []int64, first int, calls []*chunkCall) {
 	last := first + len(calls)
-	w := &splitter{starts: starts, i: first, last: last, cur: make([]byte, 0, starts[first+1]-starts[first])}
+	w := &splitter{starts: starts, i: first, last: last}
 	w.done = func(i int, data []byte) { f.m.cache.finish(chunkKey{ref, i}, calls[i-first], data, nil) }
 	err := f.m.store.GetRange(f.m.bg, ref, starts[first], starts[last]-starts[first], w)
 	if err == nil && w.i != last {
@@ -202,7 +202,7 @@ func (s *splitter) ReadFrom(r io.Reader) (int64, error) {
 			s.next()
 			continue
 		}
-		n, err := r.Read(s.cur[len(s.cur):size])
+		n, err := r.Read(s.buffer()[len(s.cur):size])
 		s.cur = s.cur[:len(s.cur)+n]
 		total += int64(n)
 		if len(s.cur) == size {
@@ -217,13 +217,36 @@ func (s *splitter) ReadFrom(r io.Reader) (int64, error) {
 	}
 }
 
-// next hands the completed chunk on and starts the next one.
+// next hands the completed chunk on; the next one's buffer is made when
+// its first bytes come (a taken chunk needs none).
 func (s *splitter) next() {
+	if s.cur == nil { // an empty chunk
+		s.cur = []byte{}
+	}
 	s.done(s.i, s.cur)
 	s.i++
-	if s.i < s.last {
+	s.cur = nil
+}
+
+// buffer returns the current chunk's buffer, made if need be.
+func (s *splitter) buffer() []byte {
+	if s.cur == nil {
 		s.cur = make([]byte, 0, s.starts[s.i+1]-s.starts[s.i])
 	}
+	return s.cur
+}
+
+// TakeChunk takes a whole chunk's bytes as they are, with no copy
+// (engine.ChunkTaker: a store in the same process hands its buffers over).
+// A buffer much larger than its chunk is copied instead: the cache counts
+// the bytes it holds by their length.
+func (s *splitter) TakeChunk(b []byte) bool {
+	if s.i >= s.last || len(s.cur) != 0 || int64(len(b)) != s.starts[s.i+1]-s.starts[s.i] || cap(b) > len(b)+len(b)/8+4096 {
+		return false
+	}
+	s.cur = b
+	s.next()
+	return true
 }
 
 func (s *splitter) Write(p []byte) (int, error) {
@@ -234,7 +257,7 @@ func (s *splitter) Write(p []byte) (int, error) {
 		}
 		size := int(s.starts[s.i+1] - s.starts[s.i])
 		take := min(len(p), size-len(s.cur))
-		s.cur = append(s.cur, p[:take]...)
+		s.cur = append(s.buffer(), p[:take]...)
 		p = p[take:]
 		if len(s.cur) == size {
 			s.next()

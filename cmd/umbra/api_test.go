@@ -54,7 +54,7 @@ func TestAPIFileHandOverAndStreaming(t *testing.T) {
 	}
 	defer out.Close()
 	var last int64
-	if err := cl.GetTo(ctx, viaFD.Cap, out, func(n int64) { last = n }); err != nil {
+	if _, err := cl.GetTo(ctx, viaFD.Cap, out, func(n int64) { last = n }); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(out.Name())
@@ -71,7 +71,7 @@ func TestAPIFileHandOverAndStreaming(t *testing.T) {
 
 	// Refusals come before the hand-over, as ordinary answers.
 	var ae *api.Error
-	if err := cl.GetTo(ctx, "umbra:fr:nonsense", out, nil); !errors.As(err, &ae) || kind.Of(ae) != kind.Usage {
+	if _, err := cl.GetTo(ctx, "umbra:fr:nonsense", out, nil); !errors.As(err, &ae) || kind.Of(ae) != kind.Usage {
 		t.Fatalf("get with a malformed capability: %v", err)
 	}
 	if _, err := cl.PutFile(ctx, f, api.PutOptions{Shards: "2+x"}, nil); !errors.As(err, &ae) || kind.Of(ae) != kind.Usage {
@@ -156,7 +156,7 @@ func TestAPIHandOverCancelGet(t *testing.T) {
 			cancel()
 		}
 	}()
-	err = cl.GetTo(ctx, res.Cap, pw, nil)
+	_, err = cl.GetTo(ctx, res.Cap, pw, nil)
 	pw.Close()
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled get returned %v", err)

@@ -1,17 +1,20 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/umbra-store/umbra/internal/dirs"
 	"github.com/umbra-store/umbra/internal/printable"
+	"github.com/umbra-store/umbra/internal/xfer"
 	"github.com/umbra-store/umbra/keyring"
 )
 
@@ -19,6 +22,7 @@ type getOptions struct {
 	cap    string // a capability or a path
 	output string
 	force  bool
+	json   bool
 }
 
 func getCommand() *cli.Command {
@@ -38,12 +42,13 @@ func getCommand() *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "where to write: `FILE`, or - for standard output"},
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "without -o: take the stored name even for a hidden file, and replace an existing file of that name"},
 			&cli.BoolFlag{Name: "recursive", Aliases: []string{"r"}, Usage: "fetch a folder into -o DIR"},
+			&cli.BoolFlag{Name: "json", Usage: "print what was read as JSON: size, and where the shards and bytes came from (on standard error with -o -)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return usageError{fmt.Errorf("get takes one CAPABILITY or ALIAS:path")}
 			}
-			o := getOptions{cap: c.Args().First(), output: c.String("output"), force: c.Bool("force")}
+			o := getOptions{cap: c.Args().First(), output: c.String("output"), force: c.Bool("force"), json: c.Bool("json")}
 			if c.Bool("recursive") {
 				return runGetTree(c, o)
 			}
@@ -83,7 +88,7 @@ func runGet(c *cli.Context, o getOptions) error {
 		if st.Name == "" {
 			return usageError{errors.New("the file has no stored name: say where with -o FILE, or -o - for standard output")}
 		}
-		if !plainName(st.Name) {
+		if !printable.PlainName(st.Name) {
 			return usageError{fmt.Errorf("refused the stored name %q: not a plain file name (it could write outside this directory); say where with -o FILE", st.Name)}
 		}
 		if hiddenName(st.Name) && !o.force {
@@ -99,16 +104,29 @@ func runGet(c *cli.Context, o getOptions) error {
 	if out == "-" {
 		// Standard output (an *os.File) is handed to the daemon when it
 		// is not a terminal.
-		return s.Get(c.Context, o.cap, c.App.Writer, barSetter(bar))
-	}
-	// Write beside the target and rename: nothing partial is ever left at
-	// the target path.
-	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".umbra-*")
-	if err != nil {
+		stats, err := s.Get(c.Context, o.cap, c.App.Writer, barSetter(bar))
+		if err == nil && o.json {
+			err = json.NewEncoder(c.App.ErrWriter).Encode(getResult{Size: st.Size, Stats: stats})
+		}
 		return err
 	}
+	stats, err := getToFile(c, s, o.cap, out, replace, bar)
+	if err == nil && o.json {
+		err = json.NewEncoder(c.App.Writer).Encode(getResult{Path: out, Size: st.Size, Stats: stats})
+	}
+	return err
+}
+
+// getToFile writes the file beside out and renames it there: nothing
+// partial is ever left at out, and an existing out is replaced only if
+// replace says so.
+func getToFile(c *cli.Context, s store, capText, out string, replace bool, bar *progressbar.ProgressBar) (xfer.Report, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".umbra-*")
+	if err != nil {
+		return xfer.Report{}, err
+	}
 	defer os.Remove(tmp.Name())
-	err = s.Get(c.Context, o.cap, tmp, barSetter(bar))
+	stats, err := s.Get(c.Context, capText, tmp, barSetter(bar))
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -116,30 +134,28 @@ func runGet(c *cli.Context, o getOptions) error {
 		err = cerr
 	}
 	if err != nil {
-		return err
+		return stats, err
 	}
 	if err := os.Chmod(tmp.Name(), os.FileMode(0o666&^umask())); err != nil {
-		return err
+		return stats, err
 	}
 	if err := moveInto(tmp.Name(), out, replace); err != nil {
-		return err
+		return stats, err
 	}
 	// The rename itself must survive a crash.
-	if d, err := os.Open(filepath.Dir(out)); err == nil {
-		defer d.Close()
-		return d.Sync()
+	d, err := os.Open(filepath.Dir(out))
+	if err != nil {
+		return stats, nil
 	}
-	return nil
+	defer d.Close()
+	return stats, d.Sync()
 }
 
-// plainName reports whether a stored name is one plain path element: not
-// empty, no separator, not ".", ".." or "-" (standard output), no control
-// character (NUL included), at most 255 bytes.
-func plainName(name string) bool {
-	if name == "" || name == "." || name == ".." || name == "-" || len(name) > 255 || strings.ContainsRune(name, '/') {
-		return false
-	}
-	return printable.String(name) == name
+// getResult is what get --json prints.
+type getResult struct {
+	Path  string      `json:"path,omitempty"`
+	Size  uint64      `json:"size"`
+	Stats xfer.Report `json:"stats"`
 }
 
 // hiddenName reports a dot file: a new .bash_profile or .envrc in the

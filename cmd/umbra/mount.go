@@ -1,19 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/umbra-store/umbra/fuse"
+	"github.com/umbra-store/umbra/internal/api"
 	"github.com/umbra-store/umbra/internal/kind"
-	"github.com/umbra-store/umbra/keyring"
 )
 
 // mountMemory bounds the mount process's Go heap: the chunk cache (32 MiB)
@@ -43,14 +43,19 @@ func mountCommand() *cli.Command {
 }
 
 // mountStatus is what mount prints once mounted.
-type mountStatus struct {
-	Dir      string `json:"dir"`
-	Kind     string `json:"kind"` // "folder" or "file"
-	ReadOnly bool   `json:"read_only"`
-	PID      int    `json:"pid"`
-}
+type mountStatus = api.MountStatus
 
 func runMount(c *cli.Context, ref, dir string) error {
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return usageError{fmt.Errorf("%s is not a directory", dir)}
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if !c.Bool("offline") {
+		return daemonMount(c, ref, dir, abs)
+	}
 	setMemoryLimit(mountMemory)
 	if p := c.String("cpuprofile"); p != "" {
 		f, err := os.Create(p)
@@ -63,22 +68,16 @@ func runMount(c *cli.Context, ref, dir string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
-		return usageError{fmt.Errorf("%s is not a directory", dir)}
-	}
-	cleared, err := fuse.ClearStale(dir)
+	cleared, err := fuse.ClearStale(abs)
 	if err != nil {
 		return err
-	}
-	if cleared {
-		fmt.Fprintf(c.App.ErrWriter, "umbra: cleared a stale mount on %s (its mount process had died)\n", dir)
 	}
 	s, err := openStore(c)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	root, err := mountRoot(c, s, ref)
+	root, err := fuse.ResolveRoot(c.Context, resolver{s}, ref)
 	if err != nil {
 		return err
 	}
@@ -86,23 +85,15 @@ func runMount(c *cli.Context, ref, dir string) error {
 	if err := os.MkdirAll(stageDir, 0o700); err != nil {
 		return err
 	}
-	mt, err := fuse.New(dir, s, root, fuse.Options{Log: logger(c), StageDir: stageDir})
+	mt, err := fuse.New(abs, s, root, fuse.Options{Log: logger(c), StageDir: stageDir})
 	if err != nil {
 		return err
 	}
-	st := mountStatus{Dir: dir, Kind: "file", ReadOnly: !root.Writable, PID: os.Getpid()}
+	st := mountStatus{Dir: abs, Kind: "file", ReadOnly: !root.Writable, PID: os.Getpid(), Cleared: cleared}
 	if root.IsFolder {
 		st.Kind = "folder"
 	}
-	if c.Bool("json") {
-		_ = json.NewEncoder(c.App.Writer).Encode(st)
-	} else {
-		mode := "read-write"
-		if st.ReadOnly {
-			mode = "read-only"
-		}
-		fmt.Fprintf(c.App.Writer, "mounted %s on %s (%s); Ctrl-C unmounts\n", st.Kind, dir, mode)
-	}
+	printMounted(c, st, dir)
 	done := make(chan struct{})
 	go func() { mt.Wait(); close(done) }()
 	select {
@@ -113,45 +104,59 @@ func runMount(c *cli.Context, ref, dir string) error {
 	}
 }
 
-// mountRoot resolves what to mount: a capability as it is, a path to the
-// capability of what it names (a folder's write one if the path reaches
-// it).
-func mountRoot(c *cli.Context, s store, ref string) (fuse.Root, error) {
-	capText := ref
-	if !strings.HasPrefix(ref, "umbra:") || strings.Contains(ref, "/") {
-		w, err := s.Share(c.Context, ref, "write")
-		switch {
-		case err == nil:
-			capText = w
-		case kind.Of(err) == kind.ReadOnly || kind.Of(err) == kind.Usage:
-			if capText, err = s.Share(c.Context, ref, "read"); err != nil {
-				return fuse.Root{}, err
-			}
-		default:
-			return fuse.Root{}, err
-		}
-	}
-	cp, err := keyring.ParseCap(capText)
+// daemonMount has the node's daemon mount ref on abs, and unmounts it on
+// Ctrl-C or SIGTERM (a killed mount process's drive is unmounted by the
+// daemon when the request's connection closes).
+func daemonMount(c *cli.Context, ref, dir, abs string) error {
+	cl, err := api.Dial(c.String("path"))
 	if err != nil {
-		return fuse.Root{}, err
+		return err
 	}
-	switch cp.Kind() {
-	case keyring.KindDirRead:
-		return fuse.Root{Ref: capText, IsFolder: true}, nil
-	case keyring.KindDirWrite:
-		return fuse.Root{Ref: capText, IsFolder: true, Writable: true}, nil
-	case keyring.KindFileRead:
-		st, err := s.Stat(c.Context, capText)
-		if err != nil {
-			return fuse.Root{}, err
-		}
-		name := st.Name
-		if !plainName(name) {
-			name = "file"
-		}
-		return fuse.Root{Ref: capText, Name: name, Size: st.Size}, nil
+	// The request outlives Ctrl-C: the unmount publishes through it.
+	st, wait, err := cl.Mount(context.WithoutCancel(c.Context), api.MountRequest{Ref: ref, Dir: abs})
+	if err != nil {
+		return err
 	}
-	return fuse.Root{}, usageError{fmt.Errorf("a %s capability cannot be mounted: it reads nothing", cp.Kind())}
+	printMounted(c, st, dir)
+	ended := make(chan error, 1)
+	go func() { ended <- wait() }()
+	select {
+	case <-c.Context.Done():
+		if err := cl.Unmount(context.Background(), abs); err != nil {
+			return err
+		}
+		return <-ended
+	case err := <-ended: // unmounted from outside, or the daemon stopped
+		return err
+	}
+}
+
+func printMounted(c *cli.Context, st mountStatus, dir string) {
+	if st.Cleared {
+		fmt.Fprintf(c.App.ErrWriter, "umbra: cleared a stale mount on %s (its mount process had died)\n", dir)
+	}
+	st.Dir = dir
+	if c.Bool("json") {
+		_ = json.NewEncoder(c.App.Writer).Encode(st)
+		return
+	}
+	mode := "read-write"
+	if st.ReadOnly {
+		mode = "read-only"
+	}
+	fmt.Fprintf(c.App.Writer, "mounted %s on %s (%s); Ctrl-C unmounts\n", st.Kind, dir, mode)
+}
+
+// resolver finds a mount's root through a store.
+type resolver struct{ s store }
+
+func (r resolver) Share(ctx context.Context, path, as string) (string, error) {
+	return r.s.Share(ctx, path, as)
+}
+
+func (r resolver) FileInfo(ctx context.Context, capText string) (string, uint64, error) {
+	st, err := r.s.Stat(ctx, capText)
+	return st.Name, st.Size, err
 }
 
 func unmountCommand() *cli.Command {
@@ -163,7 +168,24 @@ func unmountCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return usageError{errors.New("unmount takes DIR")}
 			}
-			return fuse.Unmount(c.Args().First())
+			return runUnmount(c, c.Args().First())
 		},
 	}
+}
+
+// runUnmount asks the node's daemon to unmount dir (what was written is
+// published first); a mount it does not serve (an --offline one, a stale
+// one) is unmounted here.
+func runUnmount(c *cli.Context, dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if cl, err := api.Dial(c.String("path")); err == nil {
+		err := cl.Unmount(c.Context, abs)
+		if kind.Of(err) != kind.NotFound {
+			return err
+		}
+	}
+	return fuse.Unmount(abs)
 }

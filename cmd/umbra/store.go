@@ -17,6 +17,7 @@ import (
 	"github.com/umbra-store/umbra/internal/engine"
 	"github.com/umbra-store/umbra/internal/network"
 	"github.com/umbra-store/umbra/internal/node"
+	"github.com/umbra-store/umbra/internal/xfer"
 )
 
 // store is what put and get talk to: the node's daemon through its API, or
@@ -27,8 +28,10 @@ type store interface {
 	// bytes consumed so far.
 	Put(ctx context.Context, in io.Reader, size int64, o api.PutOptions, progress func(int64)) (api.PutResult, error)
 	Stat(ctx context.Context, capText string) (api.Stat, error)
-	// Get writes the file to w, calling progress with the bytes written.
-	Get(ctx context.Context, capText string, w io.Writer, progress func(int64)) error
+	// Get writes the file to w, calling progress with the bytes written,
+	// and counts where its shards came from (none when the daemon could
+	// not be handed w: a terminal).
+	Get(ctx context.Context, capText string, w io.Writer, progress func(int64)) (xfer.Report, error)
 	Close() error
 	folders
 }
@@ -138,14 +141,15 @@ func (d daemonStore) Stat(ctx context.Context, capText string) (api.Stat, error)
 	return d.Client.Stat(ctx, capText)
 }
 
-func (d daemonStore) Get(ctx context.Context, capText string, w io.Writer, progress func(int64)) error {
+func (d daemonStore) Get(ctx context.Context, capText string, w io.Writer, progress func(int64)) (xfer.Report, error) {
 	if f, ok := handOver(w); ok {
-		return d.Client.GetTo(ctx, capText, f, progress)
+		res, err := d.Client.GetTo(ctx, capText, f, progress)
+		return res.Stats, err
 	}
 	if progress != nil {
 		w = io.MultiWriter(w, &counter{progress: progress})
 	}
-	return d.Client.Get(ctx, capText, w)
+	return xfer.Report{}, d.Client.Get(ctx, capText, w)
 }
 
 // PutFiles stores small files in one batch (api.Client.PutBatch).
@@ -180,20 +184,24 @@ func (s *offlineStore) Put(ctx context.Context, in io.Reader, _ int64, o api.Put
 		return api.PutResult{}, usageError{err}
 	}
 	eo := api.SelfDestruct(engine.PutOptions{K: k, M: m, RandomKey: o.RandomKey, Name: o.Name, Progress: progress}, o.Expire)
+	xc := new(xfer.Counters)
+	ctx = xfer.With(ctx, xc)
 	if o.Path != "" {
 		e, err := s.dirs.PutFile(ctx, in, o.Path, o.Name, dirs.FileMeta{Mode: o.Mode, MTime: o.MTime}, eo)
-		return api.PutResult{Size: e.Size, Entry: &e}, err
+		rep := xc.Report()
+		return api.PutResult{Size: e.Size, Entry: &e, Stats: &rep}, err
 	}
 	res, err := s.eng.Put(ctx, in, eo)
 	if err != nil {
 		return api.PutResult{}, err
 	}
+	rep := xc.Report()
 	if eo.Expiry == 0 { // kept alive by the daemon's maintenance
 		if err := node.OpenMaintained(s.n.Path).Add(res.Cap.Verify().Encode(), "put"); err != nil {
 			return api.PutResult{}, err
 		}
 	}
-	return api.PutResult{Cap: res.Cap.Encode(), Size: res.Size, Chunks: res.Chunks, Warnings: res.Warnings}, nil
+	return api.PutResult{Cap: res.Cap.Encode(), Size: res.Size, Chunks: res.Chunks, Warnings: res.Warnings, Stats: &rep}, nil
 }
 
 func (s *offlineStore) Stat(ctx context.Context, capText string) (api.Stat, error) {
@@ -214,19 +222,21 @@ func (s *offlineStore) Stat(ctx context.Context, capText string) (api.Stat, erro
 	return api.Stat{Size: info.Size, Name: info.Name, K: info.K, M: info.M}, nil
 }
 
-func (s *offlineStore) Get(ctx context.Context, capText string, w io.Writer, progress func(int64)) error {
+func (s *offlineStore) Get(ctx context.Context, capText string, w io.Writer, progress func(int64)) (xfer.Report, error) {
 	f, err := s.dirs.OpenFile(ctx, capText)
 	if err != nil {
-		return err
+		return xfer.Report{}, err
 	}
 	if progress != nil {
 		w = io.MultiWriter(w, &counter{progress: progress})
 	}
 	if f.Cap == nil {
 		_, err := w.Write(f.Inline)
-		return err
+		return xfer.Report{}, err
 	}
-	return s.eng.Get(ctx, *f.Cap, w)
+	xc := new(xfer.Counters)
+	err = s.eng.Get(xfer.With(ctx, xc), *f.Cap, w)
+	return xc.Report(), err
 }
 
 func (s *offlineStore) Close() error { return s.n.Close() }

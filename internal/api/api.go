@@ -16,6 +16,7 @@ package api
 import (
 	"github.com/umbra-store/umbra/internal/dirs"
 	"github.com/umbra-store/umbra/internal/kind"
+	"github.com/umbra-store/umbra/internal/xfer"
 )
 
 // SocketName is the API socket's name inside the node directory.
@@ -39,6 +40,14 @@ type PutResult struct {
 	Size     uint64      `json:"size"`
 	Chunks   int         `json:"chunks"`
 	Warnings []string    `json:"warnings,omitempty"`
+	// Stats count where the put's shards and bytes went.
+	Stats *xfer.Report `json:"stats,omitempty"`
+}
+
+// GetResult is the answer to a get of a file handed over: where its
+// shards and bytes came from.
+type GetResult struct {
+	Stats xfer.Report `json:"stats"`
 }
 
 // Stat describes a file.
@@ -60,6 +69,9 @@ type Status struct {
 	PID          int      `json:"pid"`
 	// Maintenance is the last maintenance run (nil: none yet).
 	Maintenance *MaintStatus `json:"maintenance,omitempty"`
+	// Transfers sum the counters of every put and get since the daemon
+	// started (a mount's reads and writes included).
+	Transfers xfer.Report `json:"transfers"`
 }
 
 // MaintStatus sums up one maintenance run over the files a node

@@ -18,12 +18,11 @@ import (
 )
 
 // Limits of one put-batch request: small files, each read whole before
-// its put, batchPuts at once.
+// its put, engine.BatchPuts at once.
 const (
 	MaxBatchFiles = 256
 	MaxBatchFile  = 1 << 20
 	MaxBatchBytes = 32 << 20
-	batchPuts     = 8
 )
 
 // BatchResult is the answer to a put-batch: each file's capability and
@@ -56,7 +55,7 @@ func (s *Server) runBatch(ctx context.Context, r *http.Request) (BatchResult, er
 	}
 	files := make([]PutResult, MaxBatchFiles)
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(batchPuts)
+	g.SetLimit(engine.BatchPuts)
 	n, total := 0, 0
 	for ; gctx.Err() == nil; n++ {
 		part, err := mr.NextPart()

@@ -15,6 +15,7 @@ import (
 	"github.com/umbra-store/umbra/internal/kind"
 	"github.com/umbra-store/umbra/internal/network"
 	"github.com/umbra-store/umbra/internal/randstream"
+	"github.com/umbra-store/umbra/internal/xfer"
 	"github.com/umbra-store/umbra/keyring"
 )
 
@@ -32,6 +33,11 @@ func (b backend) Maintain(context.Context) (MaintStatus, error) {
 	return MaintStatus{}, nil
 }
 func (b backend) Remember(keyring.VerifyCap) {}
+func (b backend) Mount(context.Context, MountRequest, func(MountStatus)) error {
+	return kind.New(kind.Usage, "no mounts here")
+}
+func (b backend) Unmount(context.Context, string) error { return kind.New(kind.NotFound, "none") }
+func (b backend) Transfers() *xfer.Counters             { return nil }
 func (b backend) GC(context.Context) (blockstore.GCStats, error) {
 	return blockstore.GCStats{}, nil
 }

@@ -360,8 +360,10 @@ func (c *Client) GetRangeTo(ctx context.Context, capText string, off, length int
 
 // GetTo has the daemon write the file into f itself. progress, if set, is
 // called with the bytes written so far.
-func (c *Client) GetTo(ctx context.Context, capText string, f *os.File, progress func(int64)) error {
-	return c.withFD(ctx, http.MethodGet, "/v1/get", map[string]string{CapHeader: capText}, f, dropFiles(progress), nil)
+func (c *Client) GetTo(ctx context.Context, capText string, f *os.File, progress func(int64)) (GetResult, error) {
+	var res GetResult
+	err := c.withFD(ctx, http.MethodGet, "/v1/get", map[string]string{CapHeader: capText}, f, dropFiles(progress), &res)
+	return res, err
 }
 
 // countingWriter reports the bytes written through it.

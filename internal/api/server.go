@@ -21,6 +21,7 @@ import (
 	"github.com/umbra-store/umbra/internal/engine"
 	"github.com/umbra-store/umbra/internal/kind"
 	"github.com/umbra-store/umbra/internal/network"
+	"github.com/umbra-store/umbra/internal/xfer"
 	"github.com/umbra-store/umbra/keyring"
 )
 
@@ -42,6 +43,16 @@ type Backend interface {
 	Maintain(ctx context.Context) (MaintStatus, error)
 	// Remember adds a file this node's user stored to the maintain list.
 	Remember(vc keyring.VerifyCap)
+	// Mount mounts req.Ref on req.Dir, calls ready once mounted, and
+	// returns when the mount ends: unmounted from outside, by Unmount, or
+	// because ctx ended (it then unmounts).
+	Mount(ctx context.Context, req MountRequest, ready func(MountStatus)) error
+	// Unmount ends the mount on dir, everything written published
+	// (kind.NotFound: none of this daemon's).
+	Unmount(ctx context.Context, dir string) error
+	// Transfers are the daemon's totals of every put's and get's
+	// counters.
+	Transfers() *xfer.Counters
 }
 
 // Server serves the API.
@@ -87,6 +98,8 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 	mux.HandleFunc("POST /v1/gc", s.gc)
 	mux.HandleFunc("POST /v1/check", s.check)
 	mux.HandleFunc("POST /v1/maintain", s.maintain)
+	mux.HandleFunc("POST /v1/mount", s.mount)
+	mux.HandleFunc("POST /v1/unmount", s.unmount)
 	s.dirRoutes(mux)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
@@ -188,15 +201,22 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 	}
 	run := func(ctx context.Context, in io.Reader, progress func(int64)) (any, error) {
 		opts.Progress = progress
+		xc := new(xfer.Counters)
+		ctx = xfer.With(ctx, xc)
+		defer s.b.Transfers().Add(xc)
 		if dest != "" {
 			e, err := s.b.Dirs().PutFile(ctx, in, dest, q.Get("name"), meta, opts)
-			return PutResult{Size: e.Size, Entry: &e}, err
+			rep := xc.Report()
+			return PutResult{Size: e.Size, Entry: &e, Stats: &rep}, err
 		}
 		res, err := s.b.Engine().Put(ctx, in, opts)
 		if err == nil && opts.Expiry == 0 {
 			s.b.Remember(res.Cap.Verify()) // kept alive by this node's maintenance
 		}
-		return putResult(res), err
+		pr := putResult(res)
+		rep := xc.Report()
+		pr.Stats = &rep
+		return pr, err
 	}
 	if wantsFD(r) {
 		s.upgrade(w, r, false, func(ctx context.Context, f *os.File, progress func(bytes, files int64)) (any, error) {
@@ -294,7 +314,10 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	}
 	if wantsFD(r) {
 		s.upgrade(w, r, true, func(ctx context.Context, fh *os.File, progress func(bytes, files int64)) (any, error) {
-			return struct{}{}, s.readRange(ctx, f, off, length, &countingWriter{w: fh, progress: bytesOnly(progress)})
+			xc := new(xfer.Counters)
+			defer s.b.Transfers().Add(xc)
+			err := s.readRange(xfer.With(ctx, xc), f, off, length, &countingWriter{w: fh, progress: bytesOnly(progress)})
+			return GetResult{Stats: xc.Report()}, err
 		})
 		return
 	}
@@ -303,7 +326,9 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Umbra-Size", strconv.FormatUint(f.info.Size, 10))
 	w.WriteHeader(http.StatusOK)
-	if err := s.readRange(r.Context(), f, off, length, w); err != nil {
+	xc := new(xfer.Counters)
+	defer s.b.Transfers().Add(xc)
+	if err := s.readRange(xfer.With(r.Context(), xc), f, off, length, w); err != nil {
 		b, _ := json.Marshal(body(err))
 		w.Header().Set(ErrorHeader, string(b))
 		s.log.Warn("get failed", "kind", kind.Of(err).String()) // the message may hold a name

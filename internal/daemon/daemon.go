@@ -182,8 +182,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer g.close()
 	_, gcEvery, grace, _ := cfg.Leases.Durations() // validated
-	b := &backend{n: n, g: g, quota: cfg.Storage.MaxBytes, procs: newProcs(o.ServeProcs), grace: grace,
-		maint: &maintenance{list: node.OpenMaintained(n.Path), aliases: node.OpenAliases(n.Path), dirs: g.dirs, maint: g.maint, log: log}}
+	b := newBackend(n, g, cfg, o, grace, log)
 	maintEvery, _ := cfg.Maintenance.Every() // validated
 
 	sock := filepath.Join(o.Path, api.SocketName)
@@ -217,6 +216,9 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	log.Info("shutting down")
+	// Drives first: their requests last as long as they do, and what was
+	// written to them is published while the network still runs.
+	b.mounts.closeAll(time.Minute)
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

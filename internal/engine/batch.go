@@ -6,6 +6,7 @@ import (
 	"io"
 
 	blocks "github.com/ipfs/go-block-format"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/umbra-store/umbra/blockstore"
 	"github.com/umbra-store/umbra/keyring"
@@ -50,18 +51,28 @@ func (b *Batch) Flush(ctx context.Context) ([]string, error) {
 	return b.sess.Warnings(), nil
 }
 
-// PutFiles stores each of files as a file of its own, in one batch, and
-// returns their results once all are durable.
+// BatchPuts is how many files of a batch are sealed and sent at once:
+// small files leave cores idle one at a time.
+const BatchPuts = 8
+
+// PutFiles stores each of files as a file of its own, in one batch
+// (BatchPuts at once), and returns their results once all are durable.
 func (e *Engine) PutFiles(ctx context.Context, o PutOptions, files []io.Reader) ([]PutResult, error) {
 	b, err := e.NewBatch(o)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]PutResult, len(files))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(BatchPuts)
 	for i, f := range files {
-		if out[i], err = b.Put(ctx, f, PutOptions{}); err != nil {
-			return nil, err
-		}
+		g.Go(func() (err error) {
+			out[i], err = b.Put(gctx, f, PutOptions{})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	if _, err := b.Flush(ctx); err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	"github.com/umbra-store/umbra/chunker"
 	"github.com/umbra-store/umbra/internal/format"
 	"github.com/umbra-store/umbra/internal/kind"
+	"github.com/umbra-store/umbra/internal/xfer"
 	"github.com/umbra-store/umbra/keyring"
 )
 
@@ -171,6 +172,7 @@ func (e *Engine) getBlock(ctx context.Context, digest [32]byte, size int, hint [
 	if sha256.Sum256(b.RawData()) != digest {
 		return nil, fmt.Errorf("%w: %x…", blockstore.ErrHashMismatch, digest[:6])
 	}
+	xfer.From(ctx).Received(true)
 	return b.RawData(), nil
 }
 

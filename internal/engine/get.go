@@ -11,10 +11,10 @@ import (
 
 	blocks "github.com/ipfs/go-block-format"
 
-	"github.com/umbra-store/umbra/blockstore"
 	"github.com/umbra-store/umbra/erasure"
 	"github.com/umbra-store/umbra/internal/format"
 	"github.com/umbra-store/umbra/internal/seal"
+	"github.com/umbra-store/umbra/internal/xfer"
 	"github.com/umbra-store/umbra/keyring"
 )
 
@@ -86,6 +86,14 @@ type chunkJob struct {
 	from, to int // plaintext bytes [from, to) of the chunk
 }
 
+// ChunkTaker is a writer that can take the plaintext of a chunk whole,
+// buffer and all, rather than have it copied: a reader in this process
+// that keeps chunks (a mount's cache). A chunk taken is the taker's.
+type ChunkTaker interface {
+	// TakeChunk takes b or, returning false, leaves it to be written.
+	TakeChunk(b []byte) bool
+}
+
 // ReadRange writes length bytes of the file starting at off to w; length < 0
 // means to the end. Only the chunks (and their stripes) that cover the range
 // are fetched.
@@ -127,8 +135,16 @@ func (e *Engine) ReadRange(ctx context.Context, c keyring.ReadCap, off, length i
 	fetch := func(ctx context.Context, j chunkJob) (openChunk, error) {
 		return e.fetchChunk(ctx, j)
 	}
+	xc := xfer.From(ctx)
+	taker, _ := w.(ChunkTaker)
 	sink := func(c openChunk) error {
+		t := time.Now()
+		if taker != nil && taker.TakeChunk(c.plain) {
+			xc.Time(xfer.Write, t)
+			return nil // the buffer is the taker's now
+		}
 		_, err := w.Write(c.plain)
+		xc.Time(xfer.Write, t)
 		sealedBufs.put(c.buf)
 		return err
 	}
@@ -270,12 +286,15 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) (openChunk, error) 
 	// fetchAll fetches the shards at idxs at once until enough of them
 	// came (the searches for the others are cancelled: a shard nobody
 	// holds any more costs a whole DHT and bitswap search otherwise).
+	xc := xfer.From(ctx)
+	start := time.Now()
 	fetchAll := func(idxs []int, deep bool, enough int) {
 		fctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		var wg sync.WaitGroup
 		got := 0
 		for _, i := range idxs {
+			xc.Asked(false, deep)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -314,8 +333,9 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) (openChunk, error) 
 			return openChunk{}, err
 		}
 	}
+	xc.Time(xfer.Fetch, start)
 	sealed := sealedBufs.get(j.ent.SealedLen)
-	plain, err := e.openShards(coder, j, shards, sealed)
+	plain, err := e.openShards(xc, coder, j, shards, sealed)
 	if err != nil {
 		sealedBufs.put(sealed)
 		return openChunk{}, err
@@ -332,111 +352,6 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) (openChunk, error) 
 	}
 	// plain lies inside sealed: Decode writes into it, Open decrypts in place.
 	return openChunk{buf: sealed, plain: plain[j.from:j.to]}, nil
-}
-
-// hedgeMin is the least a straggling shard is waited for before a parity
-// shard is asked for in its place.
-const hedgeMin = 100 * time.Millisecond
-
-// shallowStripe fetches k shards of stripe si from where they should be and
-// returns how many it got. It starts with the data shards; every failure
-// starts the next parity shard, and so does a shard still missing 3× the
-// first shard's arrival time (at least hedgeMin) after the start.
-func (e *Engine) shallowStripe(ctx context.Context, j chunkJob, coder *erasure.Coder, si int, shards [][]byte, refused *[]int, mu *sync.Mutex) int {
-	k, n := coder.K(), coder.N()
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel() // stragglers stop; their answers land in the buffer
-	type answer struct {
-		i       int
-		data    []byte
-		corrupt bool
-	}
-	res := make(chan answer, n)
-	next := 0
-	size := coder.Layout(j.ent.SealedLen)[si].ShardSize
-	launch := func() {
-		i := si*n + next
-		next++
-		go func() {
-			raw, corrupt := e.fetchShardData(sctx, j, i, size, false)
-			res <- answer{i, raw, corrupt}
-		}()
-	}
-	for next < k {
-		launch()
-	}
-	pending, have, hedged := k, 0, false
-	start := time.Now()
-	var hedge <-chan time.Time
-	for have < k && pending > 0 {
-		select {
-		case a := <-res:
-			pending--
-			if a.corrupt {
-				mu.Lock()
-				*refused = append(*refused, a.i)
-				mu.Unlock()
-			}
-			if a.data == nil {
-				if next < n {
-					launch()
-					pending++
-				}
-				continue
-			}
-			shards[a.i] = a.data
-			have++
-			if hedge == nil && !hedged {
-				hedge = time.After(max(hedgeMin, 3*time.Since(start)))
-			}
-		case <-hedge:
-			hedge, hedged = nil, true
-			for x := have; x < k && next < n; x++ {
-				launch()
-				pending++
-			}
-		case <-ctx.Done():
-			return have
-		}
-	}
-	return have
-}
-
-// fetchShardData fetches shard i, of size bytes, checked against its digest
-// (getBlock). A shard that fails its digest or has the wrong length is a
-// failed shard, like a missing one: the caller goes on to the next parity
-// shard. corrupt reports a shard the local store holds but that failed its
-// checks (rewritten once the chunk has opened).
-func (e *Engine) fetchShardData(ctx context.Context, j chunkJob, i, size int, deep bool) (raw []byte, corrupt bool) {
-	ent := j.ent
-	var hint []byte
-	if h := ent.Hints[i]; h != format.NoHint && int(h) < len(j.peers) {
-		hint = j.peers[h]
-	}
-	raw, err := e.getBlock(ctx, ent.Shards[i], size, hint, deep)
-	if err != nil {
-		if !isNotFound(err) && ctx.Err() == nil {
-			e.log.Warn("shard read failed", "shard", fmt.Sprintf("%x", ent.Shards[i][:4]), "err", err)
-		}
-		return nil, errors.Is(err, blockstore.ErrHashMismatch)
-	}
-	if len(raw) != size {
-		// It matches its digest, so the manifest named a block of the
-		// wrong size: no source can do better.
-		e.log.Warn("shard has the wrong size for its manifest", "shard", fmt.Sprintf("%x", ent.Shards[i][:4]), "size", len(raw), "want", size)
-		return nil, false
-	}
-	return raw, false
-}
-
-// fetchShard reads shard i into shards[i].
-func (e *Engine) fetchShard(ctx context.Context, j chunkJob, shards [][]byte, i, size int, deep bool) (ok, corrupt bool) {
-	raw, corrupt := e.fetchShardData(ctx, j, i, size, deep)
-	if raw == nil {
-		return false, corrupt
-	}
-	shards[i] = raw
-	return true, false
 }
 
 // rewrite rebuilds the shards at idxs from the others and stores them again
@@ -468,16 +383,34 @@ func (e *Engine) rewrite(ctx context.Context, coder *erasure.Coder, j chunkJob, 
 	e.log.Info("repaired shards", "chunk", j.index, "count", len(fixed))
 }
 
-func (e *Engine) openShards(coder *erasure.Coder, j chunkJob, shards [][]byte, sealed []byte) ([]byte, error) {
+func (e *Engine) openShards(xc *xfer.Counters, coder *erasure.Coder, j chunkJob, shards [][]byte, sealed []byte) ([]byte, error) {
+	n, k := coder.N(), coder.K()
 	for i, sh := range shards {
 		// A shard of the wrong size is corrupt; treat it as missing.
-		if sh != nil && len(sh) != coder.Layout(j.ent.SealedLen)[i/coder.N()].ShardSize {
+		if sh != nil && len(sh) != coder.Layout(j.ent.SealedLen)[i/n].ShardSize {
 			shards[i] = nil
+		}
+	}
+	decoding := false
+	for si := 0; si < len(shards)/n; si++ {
+		xc.Stripe(k)
+		for i := si * n; i < si*n+k; i++ {
+			if shards[i] == nil {
+				xc.Decoded()
+				decoding = true
+				break
+			}
 		}
 	}
 	// Decode on a copy of the slice: it fills missing data shards with
 	// rebuilt ones, which a later repair must not mistake for fetched data.
+	t := time.Now()
 	data, err := coder.Decode(sealed, append([][]byte(nil), shards...), j.ent.SealedLen)
+	if decoding {
+		xc.Time(xfer.Decode, t)
+	}
+	t = time.Now()
+	defer xc.Time(xfer.Open, t)
 	if se := (*erasure.StripeError)(nil); errors.As(err, &se) && se.Have == 0 {
 		return nil, fmt.Errorf("%w: chunk %d: %w", ErrNotFound, j.index, err)
 	}

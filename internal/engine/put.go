@@ -13,6 +13,7 @@ import (
 	"github.com/umbra-store/umbra/erasure"
 	"github.com/umbra-store/umbra/internal/format"
 	"github.com/umbra-store/umbra/internal/seal"
+	"github.com/umbra-store/umbra/internal/xfer"
 	"github.com/umbra-store/umbra/keyring"
 )
 
@@ -112,7 +113,10 @@ func (e *Engine) Put(ctx context.Context, r io.Reader, o PutOptions) (PutResult,
 		return PutResult{}, err
 	}
 	if sess != nil {
-		if err := sess.Flush(ctx); err != nil {
+		t := time.Now()
+		err := sess.Flush(ctx)
+		xfer.From(ctx).Time(xfer.Flush, t)
+		if err != nil {
 			return PutResult{}, err
 		}
 		res.Warnings = sess.Warnings()
@@ -155,9 +159,12 @@ func (e *Engine) put(ctx context.Context, r io.Reader, o PutOptions, sess PutSes
 	var done int64
 	chunks := 0
 	scratchLen := coder.EncodedLen(seal.SealedLen(ch.MaxSize()))
+	xc := xfer.From(ctx)
 	next := func() (chunkIn, error) {
 		buf := scratchBufs.get(scratchLen)
+		t := time.Now()
 		c, err := ch.Next(buf[1:])
+		xc.Time(xfer.Chunk, t)
 		if err != nil {
 			scratchBufs.put(buf)
 			if err == io.EOF {
@@ -208,6 +215,8 @@ func (e *Engine) put(ctx context.Context, r io.Reader, o PutOptions, sess PutSes
 // entry. in.buf is the erasure scratch; the shards are cut from it.
 func (e *Engine) storeChunk(ctx context.Context, coder *erasure.Coder, in chunkIn, random bool, sess PutSession) (placed, error) {
 	data := in.data
+	xc := xfer.From(ctx)
+	t := time.Now()
 	var key keyring.Key
 	if random {
 		key = keyring.GenerateKey()
@@ -240,6 +249,12 @@ func (e *Engine) storeChunk(ctx context.Context, coder *erasure.Coder, in chunkI
 	for i, sh := range shards {
 		bs[i], ent.Shards[i] = newBlock(sh)
 		ent.Hints[i] = format.NoHint
+	}
+	xc.Time(xfer.Seal, t)
+	t = time.Now()
+	defer xc.Time(xfer.Place, t)
+	for range len(bs) / coder.N() {
+		xc.Stripe(0)
 	}
 	if sess == nil {
 		if err := e.bs.PutManyDeferred(ctx, bs); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/umbra-store/umbra/dht"
 	"github.com/umbra-store/umbra/internal/kind"
 	"github.com/umbra-store/umbra/internal/shard"
+	"github.com/umbra-store/umbra/internal/xfer"
 	"github.com/umbra-store/umbra/keyring"
 )
 
@@ -168,7 +169,9 @@ func (s *Session) storeOn(ctx context.Context, p peer.ID, b blocks.Block) error 
 		if err := s.remote.Store(sctx, p, b, s.lease(b.Cid(), p)); err != nil {
 			return err
 		}
+		xfer.From(ctx).ToPeer(p.String(), len(b.RawData()))
 	}
+	xfer.From(ctx).Stored()
 	s.mu.Lock()
 	s.touched[p] = true
 	s.mu.Unlock()

@@ -43,3 +43,13 @@ func clean(s string) bool {
 func unsafe(r rune) bool {
 	return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r)
 }
+
+// PlainName reports whether a stored name is one plain path element: not
+// empty, no separator, not ".", ".." or "-" (standard output), no control
+// character (NUL included), at most 255 bytes.
+func PlainName(name string) bool {
+	if name == "" || name == "." || name == ".." || name == "-" || len(name) > 255 || strings.ContainsRune(name, '/') {
+		return false
+	}
+	return String(name) == name
+}

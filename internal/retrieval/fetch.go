@@ -18,6 +18,7 @@ import (
 	"github.com/umbra-store/umbra/blockstore"
 	"github.com/umbra-store/umbra/dht"
 	"github.com/umbra-store/umbra/internal/shard"
+	"github.com/umbra-store/umbra/internal/xfer"
 )
 
 // Timeouts, in the order sources are tried.
@@ -97,6 +98,7 @@ func (f *Fetcher) Fetch(ctx context.Context, c cid.Cid, size int, hint []byte, d
 	})
 	if err == nil {
 		if blockstore.Verify(c, data) == nil {
+			xfer.From(ctx).Received(true)
 			return data, nil
 		}
 		shard.Release(data)
@@ -195,6 +197,9 @@ func (f *Fetcher) fromPeer(ctx context.Context, p peer.ID, c cid.Cid, size int, 
 		f.log.Warn("avoiding peer", "peer", p.ShortString(), "why", "served a block that does not match its CID")
 		return nil, false
 	}
+	xc := xfer.From(ctx)
+	xc.Received(false)
+	xc.FromPeer(p.String(), len(data))
 	return data, true
 }
 
@@ -211,6 +216,7 @@ func (f *Fetcher) fromBitswap(ctx context.Context, c cid.Cid, size int) ([]byte,
 	if err != nil || len(b.RawData()) > size || blockstore.Verify(c, b.RawData()) != nil {
 		return nil, false
 	}
+	xfer.From(ctx).Received(false)
 	// A copy: bitswap may keep its block, and the caller may Release it.
 	return bytes.Clone(b.RawData()), true
 }

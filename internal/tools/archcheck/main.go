@@ -39,7 +39,7 @@ const module = "github.com/umbra-store/umbra"
 // layers orders the packages by the data flow, bottom first; a package may
 // import only packages of lower layers (and those listed in sameLayer).
 var layers = [][]string{
-	{"internal/kind", "internal/printable", "internal/randstream"},
+	{"internal/kind", "internal/printable", "internal/randstream", "internal/xfer"},
 	{"chunker", "erasure", "keyring"},
 	{"internal/seal", "internal/config", "blockstore"},
 	{"internal/format"},
@@ -52,9 +52,11 @@ var layers = [][]string{
 }
 
 // sameLayer are the imports allowed within a layer: the daemon serves the
-// API, and testnet starts daemons and asks their API.
+// API and the drives it mounts, and testnet starts daemons and asks their
+// API.
 var sameLayer = map[[2]string]bool{
 	{"internal/daemon", "internal/api"}:     true,
+	{"internal/daemon", "fuse"}:             true,
 	{"internal/testnet", "internal/daemon"}: true,
 	{"internal/testnet", "internal/api"}:    true,
 }
