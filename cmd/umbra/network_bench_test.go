@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -18,6 +19,27 @@ import (
 	"github.com/umbra-store/umbra/internal/randstream"
 	"github.com/umbra-store/umbra/internal/testnet"
 )
+
+// cpuSeconds sums the CPU time (user and system) the processes used so
+// far; a process gone counts nothing.
+func cpuSeconds(pids ...int) float64 {
+	var ticks int64
+	for _, pid := range pids {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name (which may hold spaces): utime and
+		// stime are the 12th and 13th.
+		f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
+		if len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			s, _ := strconv.ParseInt(f[12], 10, 64)
+			ticks += u + s
+		}
+	}
+	return float64(ticks) / 100 // USER_HZ
+}
 
 // peakRSS reads a process's peak resident set (VmHWM), in bytes.
 func peakRSS(pid int) int64 { return procStatus(pid, "VmHWM:") }
@@ -70,7 +92,16 @@ func BenchmarkNetwork5Nodes1GiB(b *testing.B) {
 				b.Fatal(err)
 			}
 			f.Close()
+			var pids []int
+			for _, n := range st.Nodes {
+				pids = append(pids, n.PID)
+			}
+			// cpu is the CPU time of the last run: its command and every
+			// daemon; stderr its standard error.
+			var cpu float64
+			var stderr []byte
 			run := func(node string, stdout io.Writer, args ...string) time.Duration {
+				before := cpuSeconds(pids...)
 				cmd := exec.Command(umbraBin, args...)
 				cmd.Env = append(os.Environ(), "UMBRA_PATH="+node)
 				var errb bytes.Buffer
@@ -101,19 +132,28 @@ func BenchmarkNetwork5Nodes1GiB(b *testing.B) {
 				if err != nil {
 					b.Fatalf("umbra %v: %v %s", args, err, errb.String())
 				}
-				return time.Since(t)
+				d := time.Since(t)
+				cpu = cpuSeconds(pids...) - before + (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+				stderr = errb.Bytes()
+				return d
 			}
 			var capOut bytes.Buffer
 			putT := run(st.Nodes[0].UmbraPath, &capOut, "put", src)
+			putCPU := cpu
 			capText := strings.TrimSpace(capOut.String())
 			// CRC-32C, not SHA-256: the check must cost little next to the
 			// transfer it runs beside.
 			want := crc32.New(crc32.MakeTable(crc32.Castagnoli))
 			io.Copy(want, randstream.New(1, size))
 			got := crc32.New(crc32.MakeTable(crc32.Castagnoli))
-			getT := run(st.Nodes[2].UmbraPath, got, "get", capText, "-o", "-")
+			getT := run(st.Nodes[2].UmbraPath, got, "get", "--json", capText, "-o", "-")
 			if !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
 				b.Fatal("get differs")
+			}
+			getCPU := cpu
+			var gr getResult
+			if err := json.Unmarshal(stderr, &gr); err != nil {
+				b.Fatalf("get --json: %v %q", err, stderr)
 			}
 			var rss int64
 			for _, n := range st.Nodes {
@@ -121,11 +161,13 @@ func BenchmarkNetwork5Nodes1GiB(b *testing.B) {
 			}
 			syscall.Kill(st.Nodes[0].PID, syscall.SIGKILL)
 			syscall.Kill(st.Nodes[1].PID, syscall.SIGKILL)
+			pids = pids[2:]
 			got.Reset()
 			get2T := run(st.Nodes[2].UmbraPath, got, "get", capText, "-o", "-")
 			if !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
 				b.Fatal("get with two nodes down differs")
 			}
+			get2CPU := cpu
 			for _, n := range st.Nodes[2:] {
 				rss = max(rss, peakRSS(n.PID))
 			}
@@ -134,6 +176,10 @@ func BenchmarkNetwork5Nodes1GiB(b *testing.B) {
 			b.ReportMetric(mbs(getT), "get-MB/s")
 			b.ReportMetric(mbs(get2T), "get2down-MB/s")
 			b.ReportMetric(float64(rss>>20), "daemon-peak-RSS-MiB")
+			b.ReportMetric(putCPU, "put-cpu-s/GiB")
+			b.ReportMetric(getCPU, "get-cpu-s/GiB")
+			b.ReportMetric(get2CPU, "get2down-cpu-s/GiB")
+			b.ReportMetric(gr.Stats.OverK, "get-shards/needed")
 		}()
 	}
 }

@@ -18,9 +18,12 @@ import (
 const hedgeMin = 100 * time.Millisecond
 
 // shallowStripe fetches k shards of stripe si from where they should be and
-// returns how many it got. It starts with the data shards; every failure
-// starts the next parity shard, and so does a shard still missing 3× the
-// first shard's arrival time (at least hedgeMin) after the start.
+// returns how many it got. It starts with the shards this node's store
+// holds, parity included, then the data shards: a local parity shard costs
+// a Reed-Solomon decode, far less than a peer's serving, sending and
+// sealing one (with every holder up, a third of a get's remote shards).
+// Every failure starts the next shard, and so does a shard still missing 3×
+// the first shard's arrival time (at least hedgeMin) after the start.
 func (e *Engine) shallowStripe(ctx context.Context, j chunkJob, coder *erasure.Coder, si int, shards [][]byte, refused *[]int, mu *sync.Mutex) int {
 	k, n := coder.K(), coder.N()
 	sctx, cancel := context.WithCancel(ctx)
@@ -33,9 +36,10 @@ func (e *Engine) shallowStripe(ctx context.Context, j chunkJob, coder *erasure.C
 	res := make(chan answer, n)
 	next := 0
 	size := coder.Layout(j.ent.SealedLen)[si].ShardSize
+	order := e.localFirst(ctx, j, si, n)
 	xc := xfer.From(ctx)
 	launch := func(hedge bool) {
-		i := si*n + next
+		i := order[next]
 		next++
 		xc.Asked(hedge, false)
 		go func() {
@@ -118,4 +122,19 @@ func (e *Engine) fetchShard(ctx context.Context, j chunkJob, shards [][]byte, i,
 	}
 	shards[i] = raw
 	return true, false
+}
+
+// localFirst orders the shards of stripe si: those this node's store holds
+// (parity too), then the others by index (data shards first).
+func (e *Engine) localFirst(ctx context.Context, j chunkJob, si, n int) []int {
+	order := make([]int, 0, n)
+	var rest []int
+	for i := si * n; i < si*n+n; i++ {
+		if ok, err := e.bs.Has(ctx, shardCID(j.ent.Shards[i])); ok && err == nil {
+			order = append(order, i)
+		} else {
+			rest = append(rest, i)
+		}
+	}
+	return append(order, rest...)
 }
