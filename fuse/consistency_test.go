@@ -111,11 +111,11 @@ func TestWriteAfterPublishWhileOpen(t *testing.T) {
 func TestSplitterRefusesExtraBytes(t *testing.T) {
 	starts := []int64{0, 4, 8, 12}
 	var got []int
-	s := &splitter{starts: starts, i: 1, last: 2, cur: make([]byte, 0, 4), done: func(i int, _ []byte) { got = append(got, i) }}
+	s := &splitter{starts: starts, i: 1, last: 2, cur: make([]byte, 0, 4), done: func(i int, _, _ []byte) { got = append(got, i) }}
 	if _, err := s.Write([]byte("abcdEFGH")); !errors.Is(err, io.ErrShortWrite) {
 		t.Fatalf("8 bytes into a 4-byte group: %v", err)
 	}
-	r := &splitter{starts: starts, i: 0, last: 1, cur: make([]byte, 0, 4), done: func(int, []byte) {}}
+	r := &splitter{starts: starts, i: 0, last: 1, cur: make([]byte, 0, 4), done: func(int, []byte, []byte) {}}
 	if _, err := r.ReadFrom(io.LimitReader(zeros{}, 9)); !errors.Is(err, io.ErrShortWrite) {
 		t.Fatalf("ReadFrom past the group: %v", err)
 	}

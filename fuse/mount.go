@@ -107,7 +107,11 @@ func New(dir string, st Store, root Root, o Options) (*Mount, error) {
 	if o.StageDir == "" {
 		o.StageDir = os.TempDir()
 	}
-	m := &mount{store: st, o: o, log: o.Log, cache: newChunkCache(o.CacheBytes),
+	var release func([]byte)
+	if l, ok := st.(Lender); ok {
+		release = l.ReleaseChunk
+	}
+	m := &mount{store: st, o: o, log: o.Log, cache: newChunkCache(o.CacheBytes, release),
 		ahead: make(chan struct{}, o.ReadAhead), since: time.Now(), stageDir: o.StageDir,
 		uploads: make(chan struct{}, uploadWorkers), batch: newBatcher(), dirty: map[*dirNode]bool{}}
 	if w, ok := st.(Writer); ok && root.Writable {

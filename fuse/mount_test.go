@@ -60,6 +60,15 @@ func (l *local) GetRange(ctx context.Context, file string, off, length int64, w 
 	return l.eng.ReadRange(ctx, c, off, length, w)
 }
 
+// ReleaseChunk poisons a buffer given back before the engine reuses it: a
+// read still answering from it would return the poison.
+func (l *local) ReleaseChunk(buf []byte) {
+	for i := range buf[:cap(buf)] {
+		buf[:cap(buf)][i] = 0xa5
+	}
+	l.eng.ReleaseChunk(buf)
+}
+
 func (l *local) PutData(ctx context.Context, r io.Reader) (string, uint64, error) {
 	res, err := l.eng.Put(ctx, r, engine.PutOptions{})
 	return res.Cap.Encode(), res.Size, err

@@ -39,8 +39,9 @@ func (f *fileNode) chunks(ctx context.Context, ref string) ([]int64, error) {
 	return starts, nil
 }
 
-// chunk returns chunk i of ref, from the cache or fetched.
-func (f *fileNode) chunk(ctx context.Context, ref string, starts []int64, i int) ([]byte, error) {
+// chunk returns chunk i of ref, from the cache or fetched, and the func
+// that ends the hold on its bytes.
+func (f *fileNode) chunk(ctx context.Context, ref string, starts []int64, i int) ([]byte, func(), error) {
 	return f.m.cache.get(ctx, chunkKey{ref, i}, func(ctx context.Context) ([]byte, error) {
 		n := starts[i+1] - starts[i]
 		buf := bytes.NewBuffer(make([]byte, 0, n))
@@ -94,28 +95,59 @@ func (f *fileNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off i
 		// first byte down.
 		defer f.readAhead(e.Ref, starts, i+1)
 	}
-	if want <= starts[i+1] { // within one chunk: its bytes, not a copy
-		data, err := f.chunk(ctx, e.Ref, starts, i)
-		if err != nil {
-			return nil, errno(err, f.m.log)
-		}
-		return readResult(data[off-starts[i] : want-starts[i]]), 0
-	}
-	var vec [][]byte // the chunks' bytes, written to the kernel as they are
+	// The chunks' bytes, written to the kernel as they are, held until
+	// then.
+	res := &heldResult{}
 	for pos := off; pos < want; i++ {
-		data, err := f.chunk(ctx, e.Ref, starts, i)
+		data, unhold, err := f.chunk(ctx, e.Ref, starts, i)
 		if err != nil {
+			res.Done()
 			return nil, errno(err, f.m.log)
 		}
-		vec = append(vec, data[pos-starts[i]:min(want, starts[i+1])-starts[i]])
+		res.vecs = append(res.vecs, data[pos-starts[i]:min(want, starts[i+1])-starts[i]])
+		res.holds = append(res.holds, unhold)
 		pos = starts[i+1]
 	}
-	return fuse.ReadResultVector(vec), 0
+	return res, 0
 }
 
 // readResult answers a read with b, written to the kernel as it is (a
 // plain ReadResultData would first be tried for a splice it cannot do).
 func readResult(b []byte) fuse.ReadResult { return fuse.ReadResultVector([][]byte{b}) }
+
+// heldResult answers a read with cached chunks' bytes, written to the
+// kernel as they are (writev); go-fuse calls Done once they are written,
+// which ends the holds on them.
+type heldResult struct {
+	vecs  [][]byte
+	holds []func()
+}
+
+func (r *heldResult) Size() int {
+	n := 0
+	for _, v := range r.vecs {
+		n += len(v)
+	}
+	return n
+}
+
+func (r *heldResult) Bytes(buf []byte) ([]byte, fuse.Status) {
+	buf = buf[:0]
+	for _, v := range r.vecs {
+		buf = append(buf, v...)
+	}
+	return buf, fuse.OK
+}
+
+// Slices lets go-fuse write the vector with writev, no copy.
+func (r *heldResult) Slices() ([][]byte, fuse.Status) { return r.vecs, fuse.OK }
+
+func (r *heldResult) Done() {
+	for _, h := range r.holds {
+		h()
+	}
+	r.holds = nil
+}
 
 // groupChunks is how many chunks one read-ahead fetch asks for: one
 // request, the daemon's pipeline working on them together.
@@ -161,13 +193,13 @@ func (f *fileNode) readAhead(ref string, starts []int64, i int) {
 func (f *fileNode) fetchGroup(ref string, starts []int64, first int, calls []*chunkCall) {
 	last := first + len(calls)
 	w := &splitter{starts: starts, i: first, last: last}
-	w.done = func(i int, data []byte) { f.m.cache.finish(chunkKey{ref, i}, calls[i-first], data, nil) }
+	w.done = func(i int, data, lent []byte) { f.m.cache.finish(chunkKey{ref, i}, calls[i-first], data, lent, nil) }
 	err := f.m.store.GetRange(f.m.bg, ref, starts[first], starts[last]-starts[first], w)
 	if err == nil && w.i != last {
 		err = syscall.EIO
 	}
 	for i := w.i; i < last; i++ {
-		f.m.cache.finish(chunkKey{ref, i}, calls[i-first], nil, err)
+		f.m.cache.finish(chunkKey{ref, i}, calls[i-first], nil, nil, err)
 	}
 }
 
@@ -178,7 +210,8 @@ type splitter struct {
 	i      int
 	last   int
 	cur    []byte
-	done   func(i int, data []byte)
+	lent   []byte // the store's buffer cur lies in (TakeChunk); nil: ours
+	done   func(i int, data, lent []byte)
 }
 
 // ReadFrom reads r straight into the chunks' buffers (io.Copy's own buffer
@@ -223,9 +256,9 @@ func (s *splitter) next() {
 	if s.cur == nil { // an empty chunk
 		s.cur = []byte{}
 	}
-	s.done(s.i, s.cur)
+	s.done(s.i, s.cur, s.lent)
 	s.i++
-	s.cur = nil
+	s.cur, s.lent = nil, nil
 }
 
 // buffer returns the current chunk's buffer, made if need be.
@@ -236,15 +269,16 @@ func (s *splitter) buffer() []byte {
 	return s.cur
 }
 
-// TakeChunk takes a whole chunk's bytes as they are, with no copy
-// (engine.ChunkTaker: a store in the same process hands its buffers over).
+// TakeChunk takes a whole chunk's bytes b, lying in the store's buffer
+// buf, as they are, with no copy (engine.ChunkTaker: a store in the same
+// process lends its buffers; the cache gives buf back once done with it).
 // A buffer much larger than its chunk is copied instead: the cache counts
 // the bytes it holds by their length.
-func (s *splitter) TakeChunk(b []byte) bool {
-	if s.i >= s.last || len(s.cur) != 0 || int64(len(b)) != s.starts[s.i+1]-s.starts[s.i] || cap(b) > len(b)+len(b)/8+4096 {
+func (s *splitter) TakeChunk(b, buf []byte) bool {
+	if s.i >= s.last || len(s.cur) != 0 || int64(len(b)) != s.starts[s.i+1]-s.starts[s.i] || cap(buf) > len(b)+len(b)/8+4096 {
 		return false
 	}
-	s.cur = b
+	s.cur, s.lent = b, buf
 	s.next()
 	return true
 }

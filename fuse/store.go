@@ -23,6 +23,13 @@ type Store interface {
 	GetRange(ctx context.Context, file string, off, length int64, w io.Writer) error
 }
 
+// Lender is a Store that lends the buffers of the chunks it reads (a
+// store in the daemon: the engine's, taken whole by the mount's cache) and
+// takes them back once the cache is done with them.
+type Lender interface {
+	ReleaseChunk(buf []byte)
+}
+
 // Writer is what a read-write mount needs besides: storing a file's bytes
 // (no folder changes), and one change of many ops to a folder.
 type Writer interface {

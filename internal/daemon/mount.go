@@ -43,12 +43,14 @@ func newMounts(g *graph, p *procs, totals *xfer.Counters, path, shards string, l
 	return &mounts{store: st, stageDir: filepath.Join(path, "staging"), log: log, live: map[string]*liveMount{}}
 }
 
-// mountMemory is what a mount adds to the daemon's Go heap: its chunk
-// cache (32 MiB), the read-ahead in flight, and its uploads. Under the
-// daemon's own limit alone, a mount's reads and cp -r spent much of their
-// time collecting garbage (make bench, four rounds each: mount/get
+// mountMemory is what a mount adds to the daemon's Go heap limit: its
+// chunk cache (32 MiB), the read-ahead in flight, and its uploads. Under
+// the daemon's own limit alone, a mount's reads and cp -r spent much of
+// their time collecting garbage (make bench, four rounds each: mount/get
 // 0.61–0.63 and cp -r 365–492 files/s; with 96 MiB more, 0.64–0.75 and
-// 540–629; with 48 MiB more, 0.56–0.71 and 530–592).
+// 540–629; 48 MiB more, 0.56–0.71 and 530–592). With the engine's
+// buffers lent to the cache and given back (no allocation per chunk
+// read), 32 MiB more still gave 0.50–0.64 and 419–468.
 const mountMemory = 96 << 20
 
 // raiseMemory raises the Go heap's soft limit by n until the returned func
@@ -278,6 +280,7 @@ type mountStore struct {
 }
 
 var (
+	_ fuse.Lender   = (*mountStore)(nil)
 	_ fuse.Store    = (*mountStore)(nil)
 	_ fuse.Writer   = (*mountStore)(nil)
 	_ fuse.Resolver = (*mountStore)(nil)
@@ -305,6 +308,8 @@ func (s *mountStore) GetRange(ctx context.Context, file string, off, length int6
 	defer s.working()()
 	return s.eng.ReadRange(xfer.With(ctx, s.totals), c, off, length, w)
 }
+
+func (s *mountStore) ReleaseChunk(buf []byte) { s.eng.ReleaseChunk(buf) }
 
 func (s *mountStore) PutData(ctx context.Context, r io.Reader) (string, uint64, error) {
 	k, m, err := s.shards()

@@ -88,11 +88,17 @@ type chunkJob struct {
 
 // ChunkTaker is a writer that can take the plaintext of a chunk whole,
 // buffer and all, rather than have it copied: a reader in this process
-// that keeps chunks (a mount's cache). A chunk taken is the taker's.
+// that keeps chunks (a mount's cache). A chunk taken is the taker's, who
+// may give its buffer back with ReleaseChunk once no longer used.
 type ChunkTaker interface {
-	// TakeChunk takes b or, returning false, leaves it to be written.
-	TakeChunk(b []byte) bool
+	// TakeChunk takes the plaintext b, lying in buf, or, returning false,
+	// leaves it to be written.
+	TakeChunk(b, buf []byte) bool
 }
+
+// ReleaseChunk gives back the buffer of a chunk a ChunkTaker took, for
+// reuse: nothing may use it afterwards.
+func (e *Engine) ReleaseChunk(buf []byte) { sealedBufs.put(buf) }
 
 // ReadRange writes length bytes of the file starting at off to w; length < 0
 // means to the end. Only the chunks (and their stripes) that cover the range
@@ -139,7 +145,7 @@ func (e *Engine) ReadRange(ctx context.Context, c keyring.ReadCap, off, length i
 	taker, _ := w.(ChunkTaker)
 	sink := func(c openChunk) error {
 		t := time.Now()
-		if taker != nil && taker.TakeChunk(c.plain) {
+		if taker != nil && taker.TakeChunk(c.plain, c.buf) {
 			xc.Time(xfer.Write, t)
 			return nil // the buffer is the taker's now
 		}
