@@ -156,20 +156,32 @@ func New(dir string, st Store, root Root, o Options) (*Mount, error) {
 	return &Mount{Dir: dir, srv: srv, m: m}, nil
 }
 
-// Unmount publishes every change made (files closed or not), unmounts,
-// and waits for the requests in flight. A mount still in use (a process's
-// working directory, an open file) stays mounted and working.
+// ErrInUse: an unmount refused while the drive is in use (an open file, a
+// working directory); it stays mounted, and nothing was published.
+var ErrInUse = kind.New(kind.Busy, "fuse: the drive is in use")
+
+// Unmount unmounts, waits for the requests in flight, then publishes
+// every change made (files closed or not): nothing written can come after
+// the publish. A mount in use stays mounted and working (ErrInUse).
 func (mt *Mount) Unmount() error {
-	ferr := mt.publish()
 	if err := mt.srv.Unmount(); err != nil {
-		return errors.Join(ferr, fmt.Errorf("fuse: unmount %s: %w", mt.Dir, err))
+		return fmt.Errorf("%w: %s (%v)", ErrInUse, mt.Dir, err)
 	}
-	mt.m.stop()
-	return ferr
+	return mt.Close()
 }
 
-// Close ends a mount unmounted from outside (Wait returned): what is left
-// is published and the background work stopped.
+// Detach unmounts lazily (MNT_DETACH: processes still using the drive
+// keep it until they let go, served until this process ends) and
+// publishes what was written until now.
+func (mt *Mount) Detach() error {
+	if err := unix.Unmount(mt.Dir, unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("fuse: detach %s: %w", mt.Dir, err)
+	}
+	return mt.Close()
+}
+
+// Close ends a mount unmounted from outside (Wait returned), or detached:
+// what is left is published and the background work stopped.
 func (mt *Mount) Close() error {
 	err := mt.publish()
 	mt.m.stop()
@@ -183,12 +195,6 @@ func (mt *Mount) publish() error {
 		return nil
 	}
 	return mt.m.flushAll(mt.m.bg, true)
-}
-
-// Mounted reports whether the mount is still in place.
-func (mt *Mount) Mounted() bool {
-	ok, err := isMountPoint(mt.Dir)
-	return ok || err != nil
 }
 
 // Wait waits until the mount is unmounted (by Unmount, or from outside).

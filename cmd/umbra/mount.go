@@ -112,8 +112,20 @@ func daemonMount(c *cli.Context, ref, dir, abs string) error {
 	if err != nil {
 		return err
 	}
-	// The request outlives Ctrl-C: the unmount publishes through it.
-	st, wait, err := cl.Mount(context.WithoutCancel(c.Context), api.MountRequest{Ref: ref, Dir: abs})
+	// Once mounted, the request outlives Ctrl-C (the unmount is asked for
+	// and published before it ends); until then Ctrl-C gives up.
+	rctx, giveUp := context.WithCancel(context.WithoutCancel(c.Context))
+	defer giveUp()
+	mounted := make(chan struct{})
+	go func() {
+		select {
+		case <-c.Context.Done():
+			giveUp()
+		case <-mounted:
+		}
+	}()
+	st, wait, err := cl.Mount(rctx, api.MountRequest{Ref: ref, Dir: abs})
+	close(mounted)
 	if err != nil {
 		return err
 	}

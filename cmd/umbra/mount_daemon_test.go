@@ -2,9 +2,11 @@ package main
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -67,9 +69,29 @@ func TestDaemonMountLifecycle(t *testing.T) {
 	readBack(t, n0, "rw:a", "alpha")
 
 	write("b", "beta")
-	mustRunArgs(t, n0, "unmount", dir)
+	// In use: the unmount is refused, nothing published, the drive works.
+	held, err := os.Open(filepath.Join(dir, "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := runArgs(t, n0, nil, "unmount", dir); r.code == 0 || !strings.Contains(r.stderr, "in use") {
+		t.Fatalf("unmount of a drive in use: exit %d: %s", r.code, r.stderr)
+	}
+	if b, err := io.ReadAll(held); err != nil || string(b) != "beta" {
+		t.Fatalf("after a refused unmount: %q %v", b, err)
+	}
+	held.Close()
+	// Named through a symbolic link, the same drive.
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	mustRunArgs(t, n0, "unmount", link)
 	m.waitExit(t, true)
 	readBack(t, n0, "rw:b", "beta")
+	if r := runArgs(t, n0, nil, "mount", "rw:", filepath.Join(n0, "staging")); r.code == 0 || !strings.Contains(r.stderr, "node directory") {
+		t.Fatalf("a mount inside the node directory: exit %d: %s", r.code, r.stderr)
+	}
 
 	m = startMount(t, n0, "rw:", dir)
 	write("c", "gamma")

@@ -2,25 +2,23 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/umbra-store/umbra/fuse"
 	"github.com/umbra-store/umbra/internal/api"
 	"github.com/umbra-store/umbra/internal/config"
-	"github.com/umbra-store/umbra/internal/dirs"
-	"github.com/umbra-store/umbra/internal/engine"
 	"github.com/umbra-store/umbra/internal/kind"
 	"github.com/umbra-store/umbra/internal/xfer"
-	"github.com/umbra-store/umbra/keyring"
 )
 
 // mounts are the drives this daemon serves (umbra mount): in the daemon,
@@ -28,20 +26,32 @@ import (
 // second process between them.
 type mounts struct {
 	store    *mountStore
+	node     string // the node directory, symlinks resolved
 	stageDir string
 	log      *slog.Logger
 
-	mu     sync.Mutex
-	live   map[string]*liveMount // by directory; nil value: being mounted
-	closed bool
+	mu       sync.Mutex
+	live     map[string]*liveMount // by directory; nil value: being mounted
+	closed   bool
+	starting sync.WaitGroup // mounts being made
 }
 
 func newMounts(g *graph, p *procs, totals *xfer.Counters, path, shards string, log *slog.Logger) *mounts {
 	st := &mountStore{eng: g.eng, dirs: g.dirs, working: p.begin, totals: totals, shards: func() (int, int, error) {
 		return config.ParseShards(shards)
 	}}
-	return &mounts{store: st, stageDir: filepath.Join(path, "staging"), log: log, live: map[string]*liveMount{}}
+	node, err := filepath.Abs(path)
+	if err == nil {
+		node, err = filepath.EvalSymlinks(node)
+	}
+	if err != nil {
+		node = path
+	}
+	return &mounts{store: st, node: node, stageDir: filepath.Join(path, "staging"), log: log, live: map[string]*liveMount{}}
 }
+
+// maxMounts bounds the drives one daemon serves (each adds mountMemory).
+const maxMounts = 8
 
 // mountMemory is what a mount adds to the daemon's Go heap limit: its
 // chunk cache (32 MiB), the read-ahead in flight, and its uploads. Under
@@ -79,15 +89,16 @@ var memMu sync.Mutex
 type liveMount struct {
 	mt      *fuse.Mount
 	done    chan struct{} // closed once unmounted and published
-	leaving atomic.Bool   // its client went away: it is being unmounted
+	unraise func()        // gives back the memory raised for it
 
-	mu    sync.Mutex
-	ended bool
-	err   error
+	mu      sync.Mutex
+	ended   bool
+	err     error
+	leaving chan struct{} // not nil while its gone client's unmount runs; closed if it fails
 }
 
-// unmount publishes and unmounts; a mount still in use stays, and the
-// error says so.
+// unmount unmounts and then publishes; a mount still in use stays, and
+// nothing is published (fuse.ErrInUse).
 func (l *liveMount) unmount() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -95,14 +106,25 @@ func (l *liveMount) unmount() error {
 		return l.err
 	}
 	err := l.mt.Unmount()
-	if err != nil && l.mt.Mounted() {
-		return fmt.Errorf("%w (still in use: it stays mounted until umbra unmount %s)", err, l.mt.Dir)
+	if errors.Is(err, fuse.ErrInUse) {
+		return err
 	}
 	l.ended, l.err = true, err
 	return err
 }
 
-// closed ends a mount unmounted from outside: what is left is published.
+// detach unmounts lazily (the daemon stops: whatever still uses the
+// drive loses it) and publishes.
+func (l *liveMount) detach() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.ended {
+		l.ended, l.err = true, l.mt.Detach()
+	}
+	return l.err
+}
+
+// close ends a mount unmounted from outside: what is left is published.
 func (l *liveMount) close() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -117,50 +139,105 @@ func (l *liveMount) result() error {
 	return l.err
 }
 
-// Mount mounts req.Ref on req.Dir until ctx ends, the mount is unmounted
-// from outside, or Unmount.
-func (ms *mounts) Mount(ctx context.Context, req api.MountRequest, ready func(api.MountStatus)) error {
-	dir := req.Dir
-	if !filepath.IsAbs(dir) {
-		return kind.New(kind.Usage, "daemon: mount: the directory must be an absolute path")
+// leave unmounts a mount whose client went away; waiters on the directory
+// learn whether it stays.
+func (l *liveMount) leave() error {
+	l.mu.Lock()
+	ch := make(chan struct{})
+	l.leaving = ch
+	l.mu.Unlock()
+	err := l.unmount()
+	if err != nil {
+		l.mu.Lock()
+		l.leaving = nil
+		l.mu.Unlock()
+		close(ch)
 	}
-	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
-		return kind.New(kind.Usage, fmt.Sprintf("%s is not a directory", dir))
+	return err
+}
+
+// leavingCh is the channel of a leave in progress (nil: none).
+func (l *liveMount) leavingCh() chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.leaving
+}
+
+// canonical checks a mount directory and returns it with symlinks
+// resolved: the registry, the kernel's mount table and a second request
+// must all name it alike. The node directory is never mounted over or
+// under (the daemon's socket, store and staging live there).
+func (ms *mounts) canonical(dir string) (string, error) {
+	if !filepath.IsAbs(dir) {
+		return "", kind.New(kind.Usage, "daemon: mount: the directory must be an absolute path")
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		if !errors.Is(err, syscall.ENOTCONN) { // a stale mount is cleared later
+			return "", err
+		}
+		return filepath.Clean(dir), nil
+	}
+	if !st.IsDir() {
+		return "", kind.New(kind.Usage, fmt.Sprintf("%s is not a directory", dir))
+	}
+	dir, err = filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", err
+	}
+	if within(dir, ms.node) || within(ms.node, dir) {
+		return "", kind.New(kind.Usage, fmt.Sprintf("daemon: mount: %s holds or is inside the node directory", dir))
+	}
+	return dir, nil
+}
+
+// within reports whether path is dir or below it.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// Mount mounts req.Ref on req.Dir until ctx ends (the client went away:
+// unmounted), the mount is unmounted from outside, or Unmount.
+func (ms *mounts) Mount(ctx context.Context, req api.MountRequest, ready func(api.MountStatus)) error {
+	dir, err := ms.canonical(req.Dir)
+	if err != nil {
+		return err
 	}
 	if err := ms.reserve(ctx, dir); err != nil {
 		return err
 	}
-	l, st, err := ms.start(ctx, req)
+	l, st, err := ms.start(ctx, req, dir)
 	ms.mu.Lock()
 	if err == nil && ms.closed { // the daemon stopped while mounting
 		err = kind.New(kind.Busy, "daemon: stopping")
+		_ = l.detach()
+		l.unraise()
 	}
 	if err != nil {
 		delete(ms.live, dir)
 		ms.mu.Unlock()
-		if l != nil {
-			_ = l.mt.Unmount()
-		}
+		ms.starting.Done()
 		return err
 	}
 	ms.live[dir] = l
 	ms.mu.Unlock()
+	ms.starting.Done()
 	go func() {
 		l.mt.Wait()
 		l.close()
 		ms.mu.Lock()
 		delete(ms.live, dir)
 		ms.mu.Unlock()
+		l.unraise()
 		close(l.done)
 	}()
-	defer raiseMemory(mountMemory)()
+	st.Dir = req.Dir
 	ready(st)
 	select {
 	case <-l.done:
 	case <-ctx.Done(): // the client went away: its mount goes too
-		l.leaving.Store(true)
-		if err := l.unmount(); err != nil {
-			l.leaving.Store(false)
+		if err := l.leave(); err != nil {
 			ms.log.Warn("mount: left mounted", "dir", dir, "err", err)
 			return err
 		}
@@ -179,31 +256,40 @@ func (ms *mounts) reserve(ctx context.Context, dir string) error {
 		case ms.closed:
 			ms.mu.Unlock()
 			return kind.New(kind.Busy, "daemon: stopping")
+		case !ok && len(ms.live) >= maxMounts:
+			ms.mu.Unlock()
+			return kind.New(kind.Busy, fmt.Sprintf("daemon: at most %d drives at once", maxMounts))
 		case !ok:
 			ms.live[dir] = nil
+			ms.starting.Add(1)
 			ms.mu.Unlock()
 			return nil
-		case l == nil || !l.leaving.Load():
-			ms.mu.Unlock()
-			return fmt.Errorf("%w: %s", fuse.ErrMounted, dir)
 		}
 		ms.mu.Unlock()
+		var leaving chan struct{}
+		if l != nil {
+			leaving = l.leavingCh()
+		}
+		if leaving == nil {
+			return fmt.Errorf("%w: %s", fuse.ErrMounted, dir)
+		}
 		select {
 		case <-l.done:
+		case <-leaving: // it stays: asked again, ErrMounted
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
 }
 
-// start clears a stale mount on req.Dir, resolves the root and mounts it.
-func (ms *mounts) start(ctx context.Context, req api.MountRequest) (*liveMount, api.MountStatus, error) {
-	cleared, err := fuse.ClearStale(req.Dir)
+// start clears a stale mount on dir, resolves the root and mounts it.
+func (ms *mounts) start(ctx context.Context, req api.MountRequest, dir string) (*liveMount, api.MountStatus, error) {
+	cleared, err := fuse.ClearStale(dir)
 	if err != nil {
 		return nil, api.MountStatus{}, err
 	}
 	if cleared {
-		ms.log.Info("mount: cleared a stale mount", "dir", req.Dir)
+		ms.log.Info("mount: cleared a stale mount", "dir", dir)
 	}
 	root, err := fuse.ResolveRoot(ctx, ms.store, req.Ref)
 	if err != nil {
@@ -212,19 +298,24 @@ func (ms *mounts) start(ctx context.Context, req api.MountRequest) (*liveMount, 
 	if err := os.MkdirAll(ms.stageDir, 0o700); err != nil {
 		return nil, api.MountStatus{}, err
 	}
-	mt, err := fuse.New(req.Dir, ms.store, root, fuse.Options{Log: ms.log, StageDir: ms.stageDir})
+	unraise := raiseMemory(mountMemory)
+	mt, err := fuse.New(dir, ms.store, root, fuse.Options{Log: ms.log, StageDir: ms.stageDir})
 	if err != nil {
+		unraise()
 		return nil, api.MountStatus{}, err
 	}
-	st := api.MountStatus{Dir: req.Dir, Kind: "file", ReadOnly: !root.Writable, PID: os.Getpid(), Cleared: cleared}
+	st := api.MountStatus{Dir: dir, Kind: "file", ReadOnly: !root.Writable, PID: os.Getpid(), Cleared: cleared}
 	if root.IsFolder {
 		st.Kind = "folder"
 	}
-	return &liveMount{mt: mt, done: make(chan struct{})}, st, nil
+	return &liveMount{mt: mt, done: make(chan struct{}), unraise: unraise}, st, nil
 }
 
 // Unmount ends this daemon's mount on dir.
 func (ms *mounts) Unmount(ctx context.Context, dir string) error {
+	if c, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = c
+	}
 	ms.mu.Lock()
 	l := ms.live[dir]
 	ms.mu.Unlock()
@@ -243,10 +334,19 @@ func (ms *mounts) Unmount(ctx context.Context, dir string) error {
 }
 
 // closeAll unmounts every mount (the daemon stops), publishing what was
-// written, within d.
+// written, within d: a mount in use is detached.
 func (ms *mounts) closeAll(d time.Duration) {
 	ms.mu.Lock()
 	ms.closed = true
+	ms.mu.Unlock()
+	deadline := time.After(d)
+	started := make(chan struct{})
+	go func() { ms.starting.Wait(); close(started) }()
+	select {
+	case <-started:
+	case <-deadline:
+	}
+	ms.mu.Lock()
 	var ls []*liveMount
 	for _, l := range ms.live {
 		if l != nil {
@@ -254,117 +354,26 @@ func (ms *mounts) closeAll(d time.Duration) {
 		}
 	}
 	ms.mu.Unlock()
-	deadline := time.After(d)
+	var wg sync.WaitGroup
 	for _, l := range ls {
-		if err := l.unmount(); err != nil {
-			ms.log.Warn("mount: not unmounted at stop", "dir", l.mt.Dir, "err", err)
-			continue
-		}
-		select {
-		case <-l.done:
-		case <-deadline:
-			return
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := l.unmount()
+			if errors.Is(err, fuse.ErrInUse) {
+				ms.log.Warn("mount: in use at stop, detached", "dir", l.mt.Dir)
+				err = l.detach()
+			}
+			if err != nil {
+				ms.log.Warn("mount: at stop", "dir", l.mt.Dir, "err", err)
+			}
+		}()
 	}
-}
-
-// mountStore is what a mount reads and writes through: the daemon's
-// engine and folders, each call a user operation (every core in use),
-// counted in the daemon's totals.
-type mountStore struct {
-	eng     *engine.Engine
-	dirs    *dirs.Service
-	shards  func() (k, m int, err error)
-	working func() func()
-	totals  *xfer.Counters
-}
-
-var (
-	_ fuse.Lender   = (*mountStore)(nil)
-	_ fuse.Store    = (*mountStore)(nil)
-	_ fuse.Writer   = (*mountStore)(nil)
-	_ fuse.Resolver = (*mountStore)(nil)
-)
-
-func (s *mountStore) ListRefs(ctx context.Context, folder string) ([]dirs.Entry, error) {
-	defer s.working()()
-	return s.dirs.ListRefs(ctx, folder)
-}
-
-func (s *mountStore) Chunks(ctx context.Context, file string) ([]uint64, error) {
-	c, err := keyring.ParseReadCap(file)
-	if err != nil {
-		return nil, err
+	all := make(chan struct{})
+	go func() { wg.Wait(); close(all) }()
+	select {
+	case <-all:
+	case <-deadline:
+		ms.log.Warn("mount: drives still publishing at stop")
 	}
-	defer s.working()()
-	return s.eng.Chunks(ctx, c)
-}
-
-func (s *mountStore) GetRange(ctx context.Context, file string, off, length int64, w io.Writer) error {
-	c, err := keyring.ParseReadCap(file)
-	if err != nil {
-		return err
-	}
-	defer s.working()()
-	return s.eng.ReadRange(xfer.With(ctx, s.totals), c, off, length, w)
-}
-
-func (s *mountStore) ReleaseChunk(buf []byte) { s.eng.ReleaseChunk(buf) }
-
-func (s *mountStore) PutData(ctx context.Context, r io.Reader) (string, uint64, error) {
-	k, m, err := s.shards()
-	if err != nil {
-		return "", 0, err
-	}
-	defer s.working()()
-	res, err := s.eng.Put(xfer.With(ctx, s.totals), r, engine.PutOptions{K: k, M: m})
-	if err != nil {
-		return "", 0, err
-	}
-	return res.Cap.Encode(), res.Size, nil
-}
-
-func (s *mountStore) PutFiles(ctx context.Context, files []*io.SectionReader) ([]string, error) {
-	k, m, err := s.shards()
-	if err != nil {
-		return nil, err
-	}
-	rs := make([]io.Reader, len(files))
-	for i, f := range files {
-		rs[i] = f
-	}
-	defer s.working()()
-	res, err := s.eng.PutFiles(xfer.With(ctx, s.totals), engine.PutOptions{K: k, M: m}, rs)
-	if err != nil {
-		return nil, err
-	}
-	refs := make([]string, len(res))
-	for i, r := range res {
-		refs[i] = r.Cap.Encode()
-	}
-	return refs, nil
-}
-
-func (s *mountStore) Apply(ctx context.Context, folder string, ops []dirs.Op) (map[string]string, error) {
-	defer s.working()()
-	return s.dirs.Apply(ctx, folder, ops)
-}
-
-func (s *mountStore) Share(ctx context.Context, path, as string) (string, error) {
-	return s.dirs.Share(ctx, path, as)
-}
-
-func (s *mountStore) FileInfo(ctx context.Context, capText string) (string, uint64, error) {
-	f, err := s.dirs.OpenFile(ctx, capText)
-	if err != nil {
-		return "", 0, err
-	}
-	if f.Cap == nil {
-		return f.Name, uint64(len(f.Inline)), nil
-	}
-	info, err := s.eng.Stat(ctx, *f.Cap)
-	if info.Name == "" {
-		info.Name = f.Name
-	}
-	return info.Name, info.Size, err
 }
