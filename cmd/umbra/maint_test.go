@@ -133,6 +133,10 @@ func TestMaintenance(t *testing.T) {
 	mustRunArgs(t, owner.UmbraPath, "mkdir", "--alias", "f")
 	inF, _ := randomFile(t, 24, 300<<10)
 	mustRunArgs(t, owner.UmbraPath, "put", inF, "f:a.bin")
+	// The friend keeps the folder alive too, from its verify capability
+	// alone (through its check list).
+	dv := strings.TrimSpace(mustRunArgs(t, owner.UmbraPath, "share", "--verify", "f:"))
+	mustRunArgs(t, friend.UmbraPath, "maintain", "add", dv)
 	for _, n := range st.Nodes[3:] {
 		kill(t, n)
 		os.RemoveAll(n.UmbraPath)
@@ -144,20 +148,21 @@ func TestMaintenance(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustRunArgs(t, friend.UmbraPath, "maintain", "run", "--json")), &m); err != nil {
 		t.Fatal(err)
 	}
-	if m.Files != 1 || m.Healthy != 1 || m.Repaired == 0 || m.Renewed == 0 {
+	// The file; the folder's snapshot, check list and file.
+	if m.Files != 4 || m.Healthy != 4 || m.Repaired == 0 || m.Renewed == 0 {
 		t.Fatalf("the friend's run: %+v", m)
 	}
 	var s struct {
 		Maintenance *struct{ Files int }
 	}
-	if err := json.Unmarshal([]byte(mustRunArgs(t, friend.UmbraPath, "status", "--json")), &s); err != nil || s.Maintenance == nil || s.Maintenance.Files != 1 {
+	if err := json.Unmarshal([]byte(mustRunArgs(t, friend.UmbraPath, "status", "--json")), &s); err != nil || s.Maintenance == nil || s.Maintenance.Files != 4 {
 		t.Fatalf("status: %+v %v", s.Maintenance, err)
 	}
 	var om struct{ Files, Healthy int }
 	if err := json.Unmarshal([]byte(mustRunArgs(t, owner.UmbraPath, "maintain", "run", "--json")), &om); err != nil {
 		t.Fatal(err)
 	}
-	if om.Files != 3 || om.Healthy != 3 { // the file, the folder's snapshot, the file in it
+	if om.Files != 4 || om.Healthy != 4 { // the file, the folder's snapshot and check list, the file in it
 		t.Fatalf("the owner's run: %+v", om)
 	}
 	if r := report(t, st.Nodes[2], "check", "--verify", fv); r.Status != "healthy" {

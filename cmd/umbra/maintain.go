@@ -17,10 +17,11 @@ func maintainCommand() *cli.Command {
 		Name:  "maintain",
 		Usage: "the files this node keeps alive: its daemon checks, repairs and renews them every Maintenance.Interval",
 		Description: "Every file put by this node's user is listed. A verify capability added\n" +
-			"here keeps someone else's file alive without being able to read it.",
+			"here keeps someone else's file, or whole folder tree, alive without being\n" +
+			"able to read it.",
 		Subcommands: []*cli.Command{
 			{
-				Name: "add", Usage: "maintain a file too (its read or verify capability; kept as the verify one)", ArgsUsage: "CAP",
+				Name: "add", Usage: "maintain a file or a folder tree too (any of its capabilities; kept as the verify one)", ArgsUsage: "CAP",
 				Action: func(c *cli.Context) error {
 					vc, err := verifyArg(c)
 					if err != nil {
@@ -83,10 +84,11 @@ func maintainCommand() *cli.Command {
 	}
 }
 
-// verifyArg returns the verify capability of the file capability argument.
+// verifyArg returns the verify capability of the file or folder
+// capability argument.
 func verifyArg(c *cli.Context) (string, error) {
 	if c.NArg() != 1 {
-		return "", usageError{fmt.Errorf("%s takes one file capability", c.Command.FullName())}
+		return "", usageError{fmt.Errorf("%s takes one file or folder capability", c.Command.FullName())}
 	}
 	cp, err := keyring.ParseCap(c.Args().First())
 	if err != nil {
@@ -95,10 +97,14 @@ func verifyArg(c *cli.Context) (string, error) {
 	switch cp := cp.(type) {
 	case keyring.ReadCap:
 		return cp.Verify().Encode(), nil
-	case keyring.VerifyCap:
+	case keyring.VerifyCap, keyring.DirVerifyCap:
 		return cp.Encode(), nil
+	case keyring.DirReadCap:
+		return cp.Verify().Encode(), nil
+	case keyring.DirWriteCap:
+		return cp.Read().Verify().Encode(), nil
 	}
-	return "", usageError{fmt.Errorf("only files are maintained yet (folders: not built)")}
+	return "", usageError{fmt.Errorf("a %s capability names nothing to maintain", cp.Kind())}
 }
 
 func printMaint(c *cli.Context, m api.MaintStatus) {

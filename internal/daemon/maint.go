@@ -122,6 +122,15 @@ func (m *maintenance) roots(ctx context.Context) ([]keyring.VerifyCap, error) {
 	for _, r := range list {
 		if vc, err := keyring.ParseVerifyCap(r.Cap); err == nil {
 			add(vc)
+			continue
+		}
+		// A folder's verify capability: its tree, through the check lists.
+		rs, err := m.dirs.Roots(ctx, r.Cap)
+		if err != nil {
+			m.log.Warn("maintenance: a folder maintained for someone", "err", err)
+		}
+		for _, vc := range rs {
+			add(vc)
 		}
 	}
 	as, err := m.aliases.List()

@@ -11,10 +11,11 @@ import (
 const MaxDeep = 1 << 20
 
 // Roots returns what a tree is made of, as verify capabilities: a file's
-// own, or for a folder path every folder's current snapshot and every
-// file of its own under it (inline files live in their folder's
-// snapshot), each folder walked once. A check or repair of each keeps the
-// whole tree alive.
+// own, or for a folder path every folder's current snapshot and check
+// list and every file of its own under it (inline files live in their
+// folder's snapshot), each folder walked once. A folder's verify
+// capability walks the check lists instead (verifyRoots). A check or
+// repair of each keeps the whole tree alive.
 func (s *Service) Roots(ctx context.Context, path string) ([]keyring.VerifyCap, error) {
 	t, err := s.parse(path)
 	if err != nil {
@@ -26,10 +27,13 @@ func (s *Service) Roots(ctx context.Context, path string) ([]keyring.VerifyCap, 
 	}
 	switch {
 	case n.verify != nil:
-		if vc, ok := n.verify.(keyring.VerifyCap); ok {
+		switch vc := n.verify.(type) {
+		case keyring.VerifyCap:
 			return []keyring.VerifyCap{vc}, nil
+		case keyring.DirVerifyCap:
+			return s.verifyRoots(ctx, vc)
 		}
-		return nil, fmt.Errorf("%w: a folder's verify capability cannot be walked yet (its read or write capability can)", ErrVerifyOnly)
+		return nil, fmt.Errorf("%w: this capability names nothing to walk", ErrVerifyOnly)
 	case n.file != nil:
 		return []keyring.VerifyCap{n.file.Verify()}, nil
 	case !n.isDir():
@@ -50,6 +54,9 @@ func (s *Service) Roots(ctx context.Context, path string) ([]keyring.VerifyCap, 
 			return out, err
 		}
 		out = append(out, v.ptr.Snapshot.Verify())
+		if v.ptr.Check.Root() != ([32]byte{}) {
+			out = append(out, v.ptr.Check.Verify())
+		}
 		for i := range v.snap.Entries {
 			c := child(d, &v.snap.Entries[i])
 			switch {

@@ -121,7 +121,11 @@ func (s *Service) publish(ctx context.Context, w keyring.DirWriteCap, seq uint64
 	if err != nil {
 		return false, err
 	}
-	raw := format.SignRecord(w, seq, s.o.Now().Add(s.o.Validity), format.Pointer{Snapshot: c})
+	check, err := s.putCheckList(ctx, snap)
+	if err != nil {
+		return false, err
+	}
+	raw := format.SignRecord(w, seq, s.o.Now().Add(s.o.Validity), format.Pointer{Snapshot: c, Check: check})
 	rec, err := format.DecodeRecord(raw)
 	if err != nil {
 		return false, fmt.Errorf("dirs: own record: %w", err)

@@ -61,11 +61,11 @@ type Record struct {
 }
 
 // Pointer is what a record points to: the folder's current snapshot (an
-// umbra file) and, reserved for check and repair, the root of a list of
-// the children's verify capabilities (zero: none).
+// umbra file) and its check list (an umbra file too: CheckList; zero
+// root: none), whose read capability sits in the verify part.
 type Pointer struct {
 	Snapshot keyring.ReadCap
-	Check    keyring.VerifyCap
+	Check    keyring.ReadCap
 }
 
 // SignRecord makes the record of folder w at seq, valid until expiry,
@@ -94,7 +94,7 @@ func signRecord(w keyring.DirWriteCap, seq uint64, expiry time.Time, p Pointer, 
 	vp = append(vp, root[:]...)
 	vp = append(vp, snapVerify.Key().Bytes()...)
 	vp = append(vp, checkRoot[:]...)
-	vp = append(vp, p.Check.Key().Bytes()...)
+	vp = append(vp, p.Check.ReadKey().Bytes()...)
 	read := w.Read()
 	gcm(read.Verify().VerifyKey(), recordVerifyInfo, salt).Seal(b[recVerifyOff:recVerifyOff], zeroNonce[:], vp, b[:recHeaderLen])
 	gcm(read.ReadKey(), recordReadInfo, salt).Seal(b[recReadOff:recReadOff], zeroNonce[:], p.Snapshot.ReadKey().Bytes(), b[:recHeaderLen])
@@ -173,8 +173,9 @@ func (r *Record) Supersedes(o *Record) bool {
 func (r *Record) Equal(o *Record) bool { return subtle.ConstantTimeCompare(r.raw[:], o.raw[:]) == 1 }
 
 // OpenVerify opens the verify part with the folder's verify capability:
-// the snapshot's verify capability and the check list's (zero if none).
-func (r *Record) OpenVerify(v keyring.DirVerifyCap) (snap, check keyring.VerifyCap, err error) {
+// the snapshot's verify capability and the check list's read capability
+// (zero root: none).
+func (r *Record) OpenVerify(v keyring.DirVerifyCap) (snap keyring.VerifyCap, check keyring.ReadCap, err error) {
 	if v.PublicKey() != r.PublicKey() {
 		return snap, check, fmt.Errorf("%w: another folder's", ErrRecordKey)
 	}
@@ -185,7 +186,7 @@ func (r *Record) OpenVerify(v keyring.DirVerifyCap) (snap, check keyring.VerifyC
 	}
 	snapKey, _ := keyring.KeyFromBytes(vp[32:64])
 	checkKey, _ := keyring.KeyFromBytes(vp[96:128])
-	return keyring.NewVerifyCap([32]byte(vp[0:32]), snapKey), keyring.NewVerifyCap([32]byte(vp[64:96]), checkKey), nil
+	return keyring.NewVerifyCap([32]byte(vp[0:32]), snapKey), keyring.NewReadCap([32]byte(vp[64:96]), checkKey), nil
 }
 
 // Open opens both parts with the folder's read capability and returns the
