@@ -1,10 +1,8 @@
 package dirs
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
-	"fmt"
 	"sync"
 	"unsafe"
 
@@ -125,17 +123,9 @@ func (s *Service) readSnapshot(ctx context.Context, c keyring.ReadCap) (*format.
 }
 
 func (s *Service) fetchSnapshot(ctx context.Context, c keyring.ReadCap) (*format.Snapshot, error) {
-	info, err := s.eng.Stat(ctx, c)
+	b, err := s.readBounded(ctx, c, format.MaxSnapshot, "folder snapshot", format.ErrSnapshot)
 	if err != nil {
-		return nil, fmt.Errorf("folder snapshot: %w", err)
+		return nil, err
 	}
-	if info.Size > format.MaxSnapshot {
-		return nil, fmt.Errorf("%w: a snapshot of %d bytes", format.ErrSnapshot, info.Size)
-	}
-	var buf bytes.Buffer
-	buf.Grow(int(info.Size))
-	if err := s.eng.Get(ctx, c, &buf); err != nil {
-		return nil, fmt.Errorf("folder snapshot: %w", err)
-	}
-	return format.DecodeSnapshot(buf.Bytes())
+	return format.DecodeSnapshot(b)
 }

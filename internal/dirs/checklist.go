@@ -35,19 +35,29 @@ func (s *Service) putCheckList(ctx context.Context, snap *format.Snapshot) (keyr
 
 // readCheckList fetches and decodes a check list.
 func (s *Service) readCheckList(ctx context.Context, c keyring.ReadCap) (*format.CheckList, error) {
+	b, err := s.readBounded(ctx, c, format.MaxCheckList, "folder check list", format.ErrCheckList)
+	if err != nil {
+		return nil, err
+	}
+	return format.DecodeCheckList(b)
+}
+
+// readBounded reads the file c (what it is) whole, refusing one over max
+// bytes, with tooBig, before reading it.
+func (s *Service) readBounded(ctx context.Context, c keyring.ReadCap, max uint64, what string, tooBig error) ([]byte, error) {
 	info, err := s.eng.Stat(ctx, c)
 	if err != nil {
-		return nil, fmt.Errorf("folder check list: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	if info.Size > format.MaxCheckList {
-		return nil, fmt.Errorf("%w: %d bytes", format.ErrCheckList, info.Size)
+	if info.Size > max {
+		return nil, fmt.Errorf("%w: %s of %d bytes", tooBig, what, info.Size)
 	}
 	var buf bytes.Buffer
 	buf.Grow(int(info.Size))
 	if err := s.eng.Get(ctx, c, &buf); err != nil {
-		return nil, fmt.Errorf("folder check list: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	return format.DecodeCheckList(buf.Bytes())
+	return buf.Bytes(), nil
 }
 
 // verifyRoots is Roots for a folder's verify capability: every folder's
