@@ -53,8 +53,11 @@ func TestWriteLoad(t *testing.T) {
 
 func TestLeaseDurations(t *testing.T) {
 	length, interval, grace, err := Leases{}.Durations()
-	if err != nil || length != 0 || interval != time.Hour || grace != time.Hour {
+	if err != nil || length != 30*24*time.Hour || interval != time.Hour || grace != time.Hour {
 		t.Fatalf("defaults: %v %v %v %v", length, interval, grace, err)
+	}
+	if length, _, _, err := (Leases{Length: "none"}).Durations(); err != nil || length != 0 {
+		t.Fatalf("none: %v %v", length, err)
 	}
 	length, interval, grace, err = Leases{Length: "2s", GCInterval: "1s", GCGrace: "0s"}.Durations()
 	if err != nil || length != 2*time.Second || interval != time.Second || grace != 0 {

@@ -8,10 +8,12 @@ import (
 // Leases configures how long this node's puts ask peers to keep their
 // blocks, and how this node collects the blocks it keeps for others.
 type Leases struct {
-	// Length is how long a put's leases run. Default "" (none: peers keep
-	// the blocks as long as they allow, two years at most), since nothing
-	// renews leases yet; a length is for test networks, and `put --expire`
-	// sets one for a single file.
+	// Length is how long a put's leases run: the daemon's maintenance
+	// renews them every Maintenance.Interval for what its user put or
+	// aliased (and what `maintain add` names). Default "720h" (30 days);
+	// "none": peers keep the blocks as long as they allow (two years at
+	// most). A node whose daemon stays off longer than this loses the
+	// files nobody else maintains.
 	Length string `json:",omitempty"`
 	// GCInterval is how often expired blocks are collected. Default "1h".
 	GCInterval string `json:",omitempty"`
@@ -20,10 +22,16 @@ type Leases struct {
 	GCGrace string `json:",omitempty"`
 }
 
+// DefaultLeaseLength is a put's lease length when the config names none.
+const DefaultLeaseLength = 30 * 24 * time.Hour
+
 // Durations returns the lease durations, defaults filled in (length 0:
 // none).
 func (l Leases) Durations() (length, interval, grace time.Duration, err error) {
-	interval, grace = time.Hour, time.Hour
+	length, interval, grace = DefaultLeaseLength, time.Hour, time.Hour
+	if l.Length == "none" {
+		length, l.Length = 0, ""
+	}
 	parse := func(name, v string, min time.Duration, into *time.Duration) error {
 		if v == "" {
 			return nil
