@@ -93,7 +93,7 @@ func mount(metric map[string]float64) {
 	fmt.Printf("  %-28s %8.0f MB/s   goal ≥ 1500\n", "same read again (warm)", m("mount-warm-MB/s"))
 	fmt.Printf("  %-28s %8.1f ms     goal ≤ 100\n", "first byte, 100 MiB file", m("ttfb-ms"))
 	fmt.Printf("  %-28s %8.0f files/s  goal ≥ 500 (until unmount returns)\n", "cp -r 1,000 × 16 KiB", m("cp-r-files/s"))
-	fmt.Printf("  %-28s %8.0f MiB    goal ≤ 200 (the daemon serves the mount: %.0f MiB of it came with the mount)\n",
+	fmt.Printf("  %-28s %8.0f MiB    goal ≤ 200 (the daemon serving the mount; it grew by %.0f MiB from the mount's start)\n",
 		"mount peak RSS (1 GiB read)", m("mount-peak-RSS-MiB"), m("mount-added-RSS-MiB"))
 }
 
