@@ -13,7 +13,9 @@ import (
 
 	"github.com/umbra-store/umbra/fuse"
 	"github.com/umbra-store/umbra/internal/api"
+	"github.com/umbra-store/umbra/internal/daemon"
 	"github.com/umbra-store/umbra/internal/kind"
+	"github.com/umbra-store/umbra/internal/node"
 )
 
 // mountMemory bounds the mount process's Go heap: the chunk cache (32 MiB)
@@ -31,7 +33,7 @@ func mountCommand() *cli.Command {
 			"left on DIR by a mount process that died is cleared first.",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print the mount's status as JSON once mounted"},
-			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to `FILE` until the mount ends", Hidden: true},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "with --offline: write a CPU profile to `FILE` until the mount ends", Hidden: true},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 2 {
@@ -72,12 +74,17 @@ func runMount(c *cli.Context, ref, dir string) error {
 	if err != nil {
 		return err
 	}
-	s, err := openStore(c)
+	n, err := node.Open(c.String("path"), logger(c))
 	if err != nil {
 		return err
 	}
-	defer s.Close()
-	root, err := fuse.ResolveRoot(c.Context, resolver{s}, ref)
+	off, err := newOfflineStore(c, n)
+	if err != nil {
+		return err
+	}
+	defer off.Close()
+	s := daemon.NewMountStore(off.eng, off.dirs, n.Config.Put.Shards)
+	root, err := fuse.ResolveRoot(c.Context, s, ref)
 	if err != nil {
 		return err
 	}
@@ -157,18 +164,6 @@ func printMounted(c *cli.Context, st mountStatus, dir string) {
 		mode = "read-only"
 	}
 	fmt.Fprintf(c.App.Writer, "mounted %s on %s (%s); Ctrl-C unmounts\n", st.Kind, dir, mode)
-}
-
-// resolver finds a mount's root through a store.
-type resolver struct{ s store }
-
-func (r resolver) Share(ctx context.Context, path, as string) (string, error) {
-	return r.s.Share(ctx, path, as)
-}
-
-func (r resolver) FileInfo(ctx context.Context, capText string) (string, uint64, error) {
-	st, err := r.s.Stat(ctx, capText)
-	return st.Name, st.Size, err
 }
 
 func unmountCommand() *cli.Command {

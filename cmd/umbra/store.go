@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/umbra-store/umbra/dht"
@@ -41,12 +40,6 @@ type store interface {
 type folders interface {
 	Mkdir(ctx context.Context, path string, parents bool) (string, error)
 	List(ctx context.Context, path string) ([]dirs.Entry, error)
-	ListRefs(ctx context.Context, path string) ([]dirs.Entry, error)
-	Chunks(ctx context.Context, capText string) ([]uint64, error)
-	GetRange(ctx context.Context, capText string, off, length int64, w io.Writer) error
-	Apply(ctx context.Context, path string, ops []dirs.Op) (map[string]string, error)
-	PutData(ctx context.Context, r io.Reader) (string, uint64, error)
-	PutFiles(ctx context.Context, files []*io.SectionReader) ([]string, error)
 	Remove(ctx context.Context, path string, recursive bool) error
 	Move(ctx context.Context, from, to string) error
 	Link(ctx context.Context, capText, path string) error
@@ -64,7 +57,11 @@ func openStore(c *cli.Context) (store, error) {
 		if err != nil {
 			return nil, err
 		}
-		return newOfflineStore(c, n)
+		s, err := newOfflineStore(c, n)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 
 	}
 	cl, err := api.Dial(c.String("path"))
@@ -76,7 +73,7 @@ func openStore(c *cli.Context) (store, error) {
 
 // newOfflineStore is the node directory n, opened by this process; its
 // folders' records are kept in its own store (it is their one holder).
-func newOfflineStore(c *cli.Context, n *node.Node) (store, error) {
+func newOfflineStore(c *cli.Context, n *node.Node) (*offlineStore, error) {
 	eng := engine.New(n.Store, n.Keys.Secrets, engine.WithLogger(logger(c)))
 	k, m, err := config.ParseShards(n.Config.Put.Shards)
 	if err != nil {
@@ -114,29 +111,6 @@ func (d daemonStore) Put(ctx context.Context, in io.Reader, _ int64, o api.PutOp
 	return d.Client.Put(ctx, in, o)
 }
 
-// GetRange (a mount's chunk reads) hands the daemon a pipe: the bytes are
-// not framed by HTTP, and the daemon writes them as it opens them.
-func (d daemonStore) GetRange(ctx context.Context, capText string, off, length int64, w io.Writer) error {
-	r, pw, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	// A pipe of a chunk's size: the daemon writes a chunk in one go.
-	_, _ = unix.FcntlInt(pw.Fd(), unix.F_SETPIPE_SZ, 1<<20)
-	copied := make(chan error, 1)
-	go func() {
-		_, err := io.CopyBuffer(w, r, make([]byte, 256<<10))
-		r.Close()
-		copied <- err
-	}()
-	err = d.Client.GetRangeTo(ctx, capText, off, length, pw)
-	pw.Close()
-	if cerr := <-copied; err == nil {
-		err = cerr
-	}
-	return err
-}
-
 func (d daemonStore) Stat(ctx context.Context, capText string) (api.Stat, error) {
 	return d.Client.Stat(ctx, capText)
 }
@@ -150,19 +124,6 @@ func (d daemonStore) Get(ctx context.Context, capText string, w io.Writer, progr
 		w = io.MultiWriter(w, &counter{progress: progress})
 	}
 	return xfer.Report{}, d.Client.Get(ctx, capText, w)
-}
-
-// PutFiles stores small files in one batch (api.Client.PutBatch).
-func (d daemonStore) PutFiles(ctx context.Context, files []*io.SectionReader) ([]string, error) {
-	res, err := d.PutBatch(ctx, files)
-	if err != nil {
-		return nil, err
-	}
-	refs := make([]string, len(res))
-	for i, r := range res {
-		refs[i] = r.Cap
-	}
-	return refs, nil
 }
 
 func (daemonStore) Close() error { return nil }

@@ -3,14 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
-	"github.com/umbra-store/umbra/internal/config"
 	"github.com/umbra-store/umbra/internal/dirs"
 	"github.com/umbra-store/umbra/internal/engine"
-	"github.com/umbra-store/umbra/keyring"
 )
 
 // The folder operations of an offlineStore: the daemon's, run here.
@@ -21,62 +18,6 @@ func (s *offlineStore) Mkdir(ctx context.Context, path string, parents bool) (st
 
 func (s *offlineStore) List(ctx context.Context, path string) ([]dirs.Entry, error) {
 	return s.dirs.List(ctx, path)
-}
-
-func (s *offlineStore) ListRefs(ctx context.Context, path string) ([]dirs.Entry, error) {
-	return s.dirs.ListRefs(ctx, path)
-}
-
-func (s *offlineStore) Chunks(ctx context.Context, capText string) ([]uint64, error) {
-	c, err := keyring.ParseReadCap(capText)
-	if err != nil {
-		return nil, err
-	}
-	return s.eng.Chunks(ctx, c)
-}
-
-func (s *offlineStore) GetRange(ctx context.Context, capText string, off, length int64, w io.Writer) error {
-	c, err := keyring.ParseReadCap(capText)
-	if err != nil {
-		return err
-	}
-	return s.eng.ReadRange(ctx, c, off, length, w)
-}
-
-func (s *offlineStore) Apply(ctx context.Context, path string, ops []dirs.Op) (map[string]string, error) {
-	return s.dirs.Apply(ctx, path, ops)
-}
-
-func (s *offlineStore) PutData(ctx context.Context, r io.Reader) (string, uint64, error) {
-	k, m, err := config.ParseShards(s.n.Config.Put.Shards)
-	if err != nil {
-		return "", 0, err
-	}
-	res, err := s.eng.Put(ctx, r, engine.PutOptions{K: k, M: m})
-	if err != nil {
-		return "", 0, err
-	}
-	return res.Cap.Encode(), res.Size, nil
-}
-
-func (s *offlineStore) PutFiles(ctx context.Context, files []*io.SectionReader) ([]string, error) {
-	k, m, err := config.ParseShards(s.n.Config.Put.Shards)
-	if err != nil {
-		return nil, err
-	}
-	rs := make([]io.Reader, len(files))
-	for i, f := range files {
-		rs[i] = f
-	}
-	res, err := s.eng.PutFiles(ctx, engine.PutOptions{K: k, M: m}, rs)
-	if err != nil {
-		return nil, err
-	}
-	refs := make([]string, len(res))
-	for i, r := range res {
-		refs[i] = r.Cap.Encode()
-	}
-	return refs, nil
 }
 
 func (s *offlineStore) Remove(ctx context.Context, path string, recursive bool) error {

@@ -1,11 +1,9 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,15 +13,12 @@ import (
 	"github.com/umbra-store/umbra/internal/dirs"
 	"github.com/umbra-store/umbra/internal/engine"
 	"github.com/umbra-store/umbra/internal/kind"
-	"github.com/umbra-store/umbra/keyring"
 )
 
 // Folder endpoints. Paths travel in the Umbra-Path and Umbra-To headers.
 //
 //	POST /v1/mkdir?parents=1          Umbra-Path (none: a new folder) → {"cap"}
-//	GET  /v1/ls?refs=1                Umbra-Path → [entry] (with refs: each entry's capability or inline bytes)
-//	GET  /v1/chunks                   Umbra-Capability (a file's) → {"sizes":[…]}: its chunks' sizes
-//	POST /v1/apply                    Umbra-Path; body [op] (dirs.Op) → {"made":{name: cap}}: one change
+//	GET  /v1/ls                       Umbra-Path → [entry]
 //	POST /v1/rm?recursive=1           Umbra-Path
 //	POST /v1/mv                       Umbra-Path, Umbra-To
 //	POST /v1/ln                       Umbra-Capability, Umbra-Path
@@ -37,8 +32,6 @@ import (
 func (s *Server) dirRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/mkdir", s.mkdir)
 	mux.HandleFunc("GET /v1/ls", s.ls)
-	mux.HandleFunc("GET /v1/chunks", s.chunks)
-	mux.HandleFunc("POST /v1/apply", s.apply)
 	mux.HandleFunc("POST /v1/rm", s.rm)
 	mux.HandleFunc("POST /v1/mv", s.mv)
 	mux.HandleFunc("POST /v1/ln", s.link)
@@ -70,11 +63,7 @@ func (s *Server) mkdir(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) ls(w http.ResponseWriter, r *http.Request) {
-	list := s.b.Dirs().List
-	if r.URL.Query().Get("refs") == "1" {
-		list = s.b.Dirs().ListRefs
-	}
-	es, err := list(r.Context(), r.Header.Get(PathHeader))
+	es, err := s.b.Dirs().List(r.Context(), r.Header.Get(PathHeader))
 	if es == nil {
 		es = []dirs.Entry{}
 	}
@@ -224,23 +213,6 @@ func (c *Client) List(ctx context.Context, path string) ([]dirs.Entry, error) {
 	return es, c.getJSON(ctx, "/v1/ls", map[string]string{PathHeader: path}, &es)
 }
 
-// ListRefs lists a folder with its entries' capabilities (dirs.ListRefs).
-func (c *Client) ListRefs(ctx context.Context, path string) ([]dirs.Entry, error) {
-	var es []dirs.Entry
-	return es, c.getJSON(ctx, "/v1/ls?refs=1", map[string]string{PathHeader: path}, &es)
-}
-
-// ChunkSizes is the answer to GET /v1/chunks.
-type ChunkSizes struct {
-	Sizes []uint64 `json:"sizes"`
-}
-
-// Chunks returns the sizes of a file's chunks.
-func (c *Client) Chunks(ctx context.Context, capText string) ([]uint64, error) {
-	var cs ChunkSizes
-	return cs.Sizes, c.getJSON(ctx, "/v1/chunks", map[string]string{CapHeader: capText}, &cs)
-}
-
 // Remove removes an entry (a folder only with recursive).
 func (c *Client) Remove(ctx context.Context, path string, recursive bool) error {
 	q := ""
@@ -302,56 +274,4 @@ func (c *Client) postJSON(ctx context.Context, path string, hdr map[string]strin
 		return nil
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-func (s *Server) chunks(w http.ResponseWriter, r *http.Request) {
-	c, err := keyring.ParseReadCap(r.Header.Get(CapHeader))
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	sizes, err := s.b.Engine().Chunks(r.Context(), c)
-	s.reply(w, ChunkSizes{Sizes: sizes}, err)
-}
-
-// maxApplyBody bounds an apply's ops (each inline file at most 4 KiB).
-const maxApplyBody = 64 << 20
-
-// ApplyResult is the answer to an apply: the folders it made.
-type ApplyResult struct {
-	Made map[string]string `json:"made"`
-}
-
-func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
-	defer s.b.Working()()
-	var ops []dirs.Op
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxApplyBody))
-	if err := dec.Decode(&ops); err != nil {
-		s.fail(w, kind.New(kind.Usage, "api: apply: "+err.Error()))
-		return
-	}
-	made, err := s.b.Dirs().Apply(r.Context(), r.Header.Get(PathHeader), ops)
-	s.reply(w, ApplyResult{Made: made}, err)
-}
-
-// Apply makes ops one change to the folder at path (dirs.Service.Apply).
-func (c *Client) Apply(ctx context.Context, path string, ops []dirs.Op) (map[string]string, error) {
-	body, err := json.Marshal(ops)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.do(ctx, http.MethodPost, "/v1/apply", map[string]string{PathHeader: path}, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var res ApplyResult
-	return res.Made, json.NewDecoder(resp.Body).Decode(&res)
-}
-
-// PutData stores r as a file of its own and returns its capability and
-// size.
-func (c *Client) PutData(ctx context.Context, r io.Reader) (string, uint64, error) {
-	res, err := c.Put(ctx, r, PutOptions{})
-	return res.Cap, res.Size, err
 }

@@ -352,12 +352,6 @@ func dropFiles(progress func(int64)) func(bytes, files int64) {
 	return func(n, _ int64) { progress(n) }
 }
 
-// GetRangeTo has the daemon write length bytes of the file from off (-1:
-// to the end) into f itself.
-func (c *Client) GetRangeTo(ctx context.Context, capText string, off, length int64, f *os.File) error {
-	return c.withFD(ctx, http.MethodGet, fmt.Sprintf("/v1/get?offset=%d&length=%d", off, length), map[string]string{CapHeader: capText}, f, nil, nil)
-}
-
 // GetTo has the daemon write the file into f itself. progress, if set, is
 // called with the bytes written so far.
 func (c *Client) GetTo(ctx context.Context, capText string, f *os.File, progress func(int64)) (GetResult, error) {

@@ -25,7 +25,7 @@ import (
 // a read's bytes go from the engine to the kernel with no pipe and no
 // second process between them.
 type mounts struct {
-	store    *mountStore
+	store    *MountStore
 	node     string // the node directory, symlinks resolved
 	stageDir string
 	log      *slog.Logger
@@ -37,7 +37,7 @@ type mounts struct {
 }
 
 func newMounts(g *graph, p *procs, totals *xfer.Counters, path, shards string, log *slog.Logger) *mounts {
-	st := &mountStore{eng: g.eng, dirs: g.dirs, working: p.begin, totals: totals, shards: func() (int, int, error) {
+	st := &MountStore{eng: g.eng, dirs: g.dirs, working: p.begin, totals: totals, shards: func() (int, int, error) {
 		return config.ParseShards(shards)
 	}}
 	node, err := filepath.Abs(path)

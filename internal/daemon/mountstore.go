@@ -5,16 +5,18 @@ import (
 	"io"
 
 	"github.com/umbra-store/umbra/fuse"
+	"github.com/umbra-store/umbra/internal/config"
 	"github.com/umbra-store/umbra/internal/dirs"
 	"github.com/umbra-store/umbra/internal/engine"
 	"github.com/umbra-store/umbra/internal/xfer"
 	"github.com/umbra-store/umbra/keyring"
 )
 
-// mountStore is what a mount reads and writes through: the daemon's
-// engine and folders, each call a user operation (every core in use),
-// counted in the daemon's totals.
-type mountStore struct {
+// MountStore is the store a mount reads and writes through: an engine
+// and its folders (the daemon's, or with --offline the node's own). In
+// the daemon each call is a user operation (every core in use), counted
+// in its totals.
+type MountStore struct {
 	eng     *engine.Engine
 	dirs    *dirs.Service
 	shards  func() (k, m int, err error)
@@ -23,18 +25,25 @@ type mountStore struct {
 }
 
 var (
-	_ fuse.Lender   = (*mountStore)(nil)
-	_ fuse.Store    = (*mountStore)(nil)
-	_ fuse.Writer   = (*mountStore)(nil)
-	_ fuse.Resolver = (*mountStore)(nil)
+	_ fuse.Lender   = (*MountStore)(nil)
+	_ fuse.Store    = (*MountStore)(nil)
+	_ fuse.Writer   = (*MountStore)(nil)
+	_ fuse.Resolver = (*MountStore)(nil)
 )
 
-func (s *mountStore) ListRefs(ctx context.Context, folder string) ([]dirs.Entry, error) {
+// NewMountStore is the store of a mount served outside a daemon (umbra
+// mount --offline): files stored as shards says ("K+M").
+func NewMountStore(eng *engine.Engine, d *dirs.Service, shards string) *MountStore {
+	return &MountStore{eng: eng, dirs: d, working: func() func() { return func() {} },
+		shards: func() (int, int, error) { return config.ParseShards(shards) }}
+}
+
+func (s *MountStore) ListRefs(ctx context.Context, folder string) ([]dirs.Entry, error) {
 	defer s.working()()
 	return s.dirs.ListRefs(ctx, folder)
 }
 
-func (s *mountStore) Chunks(ctx context.Context, file string) ([]uint64, error) {
+func (s *MountStore) Chunks(ctx context.Context, file string) ([]uint64, error) {
 	c, err := keyring.ParseReadCap(file)
 	if err != nil {
 		return nil, err
@@ -43,7 +52,7 @@ func (s *mountStore) Chunks(ctx context.Context, file string) ([]uint64, error) 
 	return s.eng.Chunks(ctx, c)
 }
 
-func (s *mountStore) GetRange(ctx context.Context, file string, off, length int64, w io.Writer) error {
+func (s *MountStore) GetRange(ctx context.Context, file string, off, length int64, w io.Writer) error {
 	c, err := keyring.ParseReadCap(file)
 	if err != nil {
 		return err
@@ -52,9 +61,9 @@ func (s *mountStore) GetRange(ctx context.Context, file string, off, length int6
 	return s.eng.ReadRange(xfer.With(ctx, s.totals), c, off, length, w)
 }
 
-func (s *mountStore) ReleaseChunk(buf []byte) { s.eng.ReleaseChunk(buf) }
+func (s *MountStore) ReleaseChunk(buf []byte) { s.eng.ReleaseChunk(buf) }
 
-func (s *mountStore) PutData(ctx context.Context, r io.Reader) (string, uint64, error) {
+func (s *MountStore) PutData(ctx context.Context, r io.Reader) (string, uint64, error) {
 	k, m, err := s.shards()
 	if err != nil {
 		return "", 0, err
@@ -67,7 +76,7 @@ func (s *mountStore) PutData(ctx context.Context, r io.Reader) (string, uint64, 
 	return res.Cap.Encode(), res.Size, nil
 }
 
-func (s *mountStore) PutFiles(ctx context.Context, files []*io.SectionReader) ([]string, error) {
+func (s *MountStore) PutFiles(ctx context.Context, files []*io.SectionReader) ([]string, error) {
 	k, m, err := s.shards()
 	if err != nil {
 		return nil, err
@@ -88,16 +97,16 @@ func (s *mountStore) PutFiles(ctx context.Context, files []*io.SectionReader) ([
 	return refs, nil
 }
 
-func (s *mountStore) Apply(ctx context.Context, folder string, ops []dirs.Op) (map[string]string, error) {
+func (s *MountStore) Apply(ctx context.Context, folder string, ops []dirs.Op) (map[string]string, error) {
 	defer s.working()()
 	return s.dirs.Apply(ctx, folder, ops)
 }
 
-func (s *mountStore) Share(ctx context.Context, path, as string) (string, error) {
+func (s *MountStore) Share(ctx context.Context, path, as string) (string, error) {
 	return s.dirs.Share(ctx, path, as)
 }
 
-func (s *mountStore) FileInfo(ctx context.Context, capText string) (string, uint64, error) {
+func (s *MountStore) FileInfo(ctx context.Context, capText string) (string, uint64, error) {
 	f, err := s.dirs.OpenFile(ctx, capText)
 	if err != nil {
 		return "", 0, err
