@@ -165,7 +165,9 @@ func (c *Coder) Encode(scratch, data []byte) ([][]byte, error) {
 // Missing data shards are reconstructed when at least k shards of their
 // stripe are present; otherwise a *StripeError (wrapping ErrTooFewShards)
 // names the first stripe that cannot be rebuilt. Reconstructed shards are
-// written into shards, so a caller can store them again (repair).
+// written into shards, so a caller can store them again (repair); they lie
+// in dst where it has room (its capacity beyond n included), so none of
+// the shards given may lie in dst.
 func (c *Coder) Decode(dst []byte, shards [][]byte, n int) ([]byte, error) {
 	lay := c.Layout(n)
 	if len(shards) != len(lay)*c.N() {
@@ -189,12 +191,24 @@ func (c *Coder) Decode(dst []byte, shards [][]byte, n int) ([]byte, error) {
 			return nil, &StripeError{Stripe: si, Have: have, Need: c.k}
 		}
 		if !dataOK {
+			for j := range c.k {
+				// Rebuilt in place: stripes are copied out in order, so a
+				// shard's padding spilling into the next stripe's bytes is
+				// overwritten by them.
+				if at := s.Offset + j*s.ShardSize; st[j] == nil && at+s.ShardSize <= cap(dst) {
+					st[j] = dst[at:at]
+				}
+			}
 			if err := c.enc.ReconstructData(st); err != nil {
 				return nil, fmt.Errorf("erasure: stripe %d: %w", si, err)
 			}
 		}
 		out := dst[s.Offset : s.Offset+s.Length]
 		for j := 0; j < c.k && len(out) > 0; j++ {
+			if &out[0] == &st[j][0] { // rebuilt in place
+				out = out[min(len(out), len(st[j])):]
+				continue
+			}
 			out = out[copy(out, st[j]):]
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/umbra-store/umbra/internal/randstream"
@@ -65,9 +66,14 @@ func TestSeededLoss(t *testing.T) {
 						lost[s*c.N()+j] = nil
 					}
 				}
-				out, err := c.Decode(make([]byte, n), lost, n)
-				if err != nil || !bytes.Equal(out, in) {
-					t.Fatalf("decode after loss: %v", err)
+				// Into a dst with no room to spare, and into one (holding
+				// garbage) with room to rebuild shards in place.
+				spare := bytes.Repeat([]byte{0xa5}, n+c.K()*MaxShardSize)[:n]
+				for _, dst := range [][]byte{make([]byte, n), spare} {
+					out, err := c.Decode(dst, slices.Clone(lost), n)
+					if err != nil || !bytes.Equal(out, in) {
+						t.Fatalf("decode after loss (cap %d): %v", cap(dst), err)
+					}
 				}
 				// m+1 losses in the last stripe.
 				last := len(shards)/c.N() - 1
