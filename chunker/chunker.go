@@ -24,7 +24,8 @@ const minWindow = 64 << 10
 const gearInfo = "umbra chunker gear v1"
 
 // ErrBufferTooSmall is returned by Next when the caller's buffer cannot hold
-// a chunk of the maximum size.
+// a chunk of the maximum size, and by NextInto when the buffer it got cannot
+// hold the chunk.
 var ErrBufferTooSmall = errors.New("chunker: buffer smaller than the maximum chunk size")
 
 // Chunk is one cut of the stream. Data aliases the buffer passed to Next.
@@ -157,6 +158,16 @@ func (c *Chunker) Next(buf []byte) (Chunk, error) {
 	if len(buf) < c.max {
 		return Chunk{}, ErrBufferTooSmall
 	}
+	return c.NextInto(func(int) []byte { return buf })
+}
+
+// NextInto is Next with the chunk copied into a buffer from get, called
+// with the chunk's length (and only when there is a chunk) and returning at
+// least that many bytes: a small file's chunk needs no buffer of MaxSize.
+func (c *Chunker) NextInto(get func(n int) []byte) (Chunk, error) {
+	if c.err != nil {
+		return Chunk{}, c.err
+	}
 	if err := c.fill(); err != nil {
 		c.err = fmt.Errorf("chunker: read: %w", err)
 		return Chunk{}, c.err
@@ -167,6 +178,10 @@ func (c *Chunker) Next(buf []byte) (Chunk, error) {
 		return Chunk{}, io.EOF
 	}
 	cut := c.cut(c.buf[c.start:c.end])
+	buf := get(cut)
+	if len(buf) < cut {
+		return Chunk{}, ErrBufferTooSmall
+	}
 	ch := Chunk{Start: c.pos, Length: cut, Data: buf[:cut]}
 	copy(ch.Data, c.buf[c.start:c.start+cut])
 	c.start += cut

@@ -220,3 +220,41 @@ func BenchmarkChunker(b *testing.B) {
 		}
 	}
 }
+
+// TestNextInto: NextInto cuts as Next does, asks for a buffer of exactly
+// the chunk's length (none at the end), and refuses a buffer too small
+// without consuming the chunk.
+func TestNextInto(t *testing.T) {
+	data := seeded(7, 9<<20+12345)
+	want := cuts(t, data, key(1))
+	c, err := New(bytes.NewReader(data), key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.NextInto(func(n int) []byte { return make([]byte, n-1) }); !errors.Is(err, ErrBufferTooSmall) {
+		t.Fatalf("short buffer: %v", err)
+	}
+	var got []int
+	var pos int
+	for {
+		asked := -1
+		ch, err := c.NextInto(func(n int) []byte { asked = n; return make([]byte, n) })
+		if err == io.EOF {
+			if asked != -1 {
+				t.Fatalf("a buffer of %d asked for at the end", asked)
+			}
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if asked != ch.Length || !bytes.Equal(ch.Data, data[pos:pos+ch.Length]) {
+			t.Fatalf("chunk at %d: asked %d for %d bytes, or data mismatch", pos, asked, ch.Length)
+		}
+		pos += ch.Length
+		got = append(got, ch.Length)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("cuts %v, Next cut %v", got, want)
+	}
+}

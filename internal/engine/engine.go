@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -178,36 +179,65 @@ func (e *Engine) getBlock(ctx context.Context, digest [32]byte, size int, hint [
 
 func isNotFound(err error) bool { return ipld.IsNotFound(err) }
 
-// bufPool hands out byte slices of at least a given size. Unlike a
-// sync.Pool it survives garbage collections: under a memory limit the GC runs
-// often, and a pool emptied each time costs a fresh, zeroed multi-MiB
-// allocation per chunk.
-type bufPool struct{ free chan []byte }
+// bufPool hands out byte slices of at least a given size from a free list
+// bounded in bytes. Unlike a sync.Pool it survives garbage collections: under
+// a memory limit the GC runs often, and a pool emptied each time costs a
+// fresh, zeroed multi-MiB allocation per chunk. A slice handed out is the
+// best fit among the free ones of at most twice the size asked (chunks vary
+// from 256 KiB to 4 MiB); new ones are made in steps of bufStep, so that
+// chunks of nearby sizes share them. Beyond max free bytes the oldest go.
+type bufPool struct {
+	mu   sync.Mutex
+	free [][]byte // oldest first
+	held int      // bytes (capacity) in free
+	max  int
+}
 
-func newBufPool(n int) *bufPool { return &bufPool{free: make(chan []byte, n)} }
+// bufStep rounds the capacity of new pooled slices up.
+const bufStep = 64 << 10
+
+func newBufPool(max int) *bufPool { return &bufPool{max: max} }
+
+// fits reports whether a free slice of capacity c may serve n bytes.
+func fits(c, n int) bool { return c >= n && c <= 2*n+bufStep }
 
 func (bp *bufPool) get(n int) []byte {
-	select {
-	case b := <-bp.free:
-		if cap(b) >= n {
-			return b[:n]
+	bp.mu.Lock()
+	best := -1
+	for i, b := range bp.free {
+		if fits(cap(b), n) && (best < 0 || cap(b) < cap(bp.free[best])) {
+			best = i
 		}
-	default:
 	}
-	return make([]byte, n)
+	if best >= 0 {
+		b := bp.free[best]
+		bp.free = slices.Delete(bp.free, best, best+1)
+		bp.held -= cap(b)
+		bp.mu.Unlock()
+		return b[:n]
+	}
+	bp.mu.Unlock()
+	return make([]byte, n, (n+bufStep-1)/bufStep*bufStep)
 }
 
 func (bp *bufPool) put(b []byte) {
-	select {
-	case bp.free <- b[:0]:
-	default: // full: let the GC have it
+	if cap(b) > bp.max {
+		return // let the GC have it
 	}
+	bp.mu.Lock()
+	bp.free = append(bp.free, b[:0])
+	bp.held += cap(b)
+	for bp.held > bp.max {
+		bp.held -= cap(bp.free[0])
+		bp.free = slices.Delete(bp.free, 0, 1)
+	}
+	bp.mu.Unlock()
 }
 
 // Free lists sized for the default window; more in flight simply allocates.
 var (
-	sealedBufs  = newBufPool(8) // sealed chunks
-	scratchBufs = newBufPool(8) // erasure scratch (all shards of a chunk)
+	sealedBufs  = newBufPool(32 << 20) // sealed chunks
+	scratchBufs = newBufPool(48 << 20) // erasure scratch (all shards of a chunk)
 )
 
 // ordered runs fn on items from next with workers goroutines and hands the

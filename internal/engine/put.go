@@ -158,17 +158,20 @@ func (e *Engine) put(ctx context.Context, r io.Reader, o PutOptions, sess PutSes
 	b.levels[0].size = format.HeaderSize(b.levels[0].n)
 	var done int64
 	chunks := 0
-	scratchLen := coder.EncodedLen(seal.SealedLen(ch.MaxSize()))
 	xc := xfer.From(ctx)
 	next := func() (chunkIn, error) {
-		buf := scratchBufs.get(scratchLen)
+		// The scratch is sized for the chunk cut: a small file's takes
+		// no buffer for the largest chunk.
+		var buf []byte
 		t := time.Now()
-		c, err := ch.Next(buf[1:])
+		c, err := ch.NextInto(func(n int) []byte {
+			buf = scratchBufs.get(coder.EncodedLen(seal.SealedLen(n)))
+			return buf[1:]
+		})
 		xc.Time(xfer.Chunk, t)
 		if err != nil {
-			scratchBufs.put(buf)
-			if err == io.EOF {
-				return chunkIn{}, io.EOF
+			if buf != nil {
+				scratchBufs.put(buf)
 			}
 			return chunkIn{}, err
 		}
