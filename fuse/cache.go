@@ -34,6 +34,7 @@ type chunkEntry struct {
 	key     chunkKey
 	data    []byte
 	lent    []byte // the store's buffer data lies in, to give back; nil: ours
+	read    int64  // bytes of it read so far (served)
 	refs    int    // readers holding data
 	evicted bool
 }
@@ -43,14 +44,39 @@ type chunkCall struct {
 	err  error
 }
 
+// Cache is a cache of decrypted chunks that mounts of one store may share,
+// so that a daemon's memory does not grow with the drives it serves. It is
+// bounded in bytes; chunks are keyed by their file's capability, so two
+// mounts showing one file share its chunks.
+type Cache struct{ c *chunkCache }
+
+// NewCache makes a cache of at most max bytes for mounts of st.
+func NewCache(max int64, st Store) *Cache {
+	var release func([]byte)
+	if l, ok := st.(Lender); ok {
+		release = l.ReleaseChunk
+	}
+	return &Cache{newChunkCache(max, release)}
+}
+
+// Clear drops every chunk (a chunk a read still holds is given back once
+// the read ends): for when no mount is left.
+func (c *Cache) Clear() {
+	c.c.mu.Lock()
+	defer c.c.mu.Unlock()
+	for el := c.c.lru.Back(); el != nil; el = c.c.lru.Back() {
+		c.c.evict(el)
+	}
+}
+
 func newChunkCache(max int64, release func([]byte)) *chunkCache {
 	return &chunkCache{max: max, release: release, lru: list.New(), m: map[chunkKey]*list.Element{}, inflight: map[chunkKey]*chunkCall{}}
 }
 
-// get returns chunk k, fetching it with fetch on a miss, and the func that
-// ends the caller's hold on its bytes (called once, when they are no longer
-// used).
-func (c *chunkCache) get(ctx context.Context, k chunkKey, fetch func(context.Context) ([]byte, error)) ([]byte, func(), error) {
+// get returns chunk k, fetching it with fetch on a miss (its bytes, and
+// the store's buffer they lie in if lent), and the func that ends the
+// caller's hold on its bytes (called once, when they are no longer used).
+func (c *chunkCache) get(ctx context.Context, k chunkKey, fetch func(context.Context) (data, lent []byte, err error)) ([]byte, func(), error) {
 	var call *chunkCall
 	for call == nil {
 		c.mu.Lock()
@@ -80,13 +106,13 @@ func (c *chunkCache) get(ctx context.Context, k chunkKey, fetch func(context.Con
 		}
 	}
 	// The fetch outlives one reader's cancel: others may wait on it.
-	data, err := fetch(context.WithoutCancel(ctx))
+	data, lent, err := fetch(context.WithoutCancel(ctx))
 	call.err = err
 	c.mu.Lock()
 	delete(c.inflight, k)
 	var e *chunkEntry
 	if err == nil {
-		e = c.add(k, data, nil)
+		e = c.add(k, data, lent)
 		e.refs++
 	}
 	c.mu.Unlock()
@@ -95,6 +121,26 @@ func (c *chunkCache) get(ctx context.Context, k chunkKey, fetch func(context.Con
 		return nil, nil, err
 	}
 	return data, func() { c.unref(e) }, nil
+}
+
+// served counts n bytes of k as read and reports whether that made all
+// its bytes read. Such a chunk is the first to be evicted: a sequential
+// reader will not ask again (the page cache keeps what it read), and it
+// must not push out chunks fetched ahead and not read yet.
+func (c *chunkCache) served(k chunkKey, n int64) (whole bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.m[k]
+	if !ok {
+		return false
+	}
+	e := el.Value.(*chunkEntry)
+	before := e.read
+	if e.read += n; e.read >= int64(len(e.data)) {
+		c.lru.MoveToBack(el)
+		return before < int64(len(e.data))
+	}
+	return false
 }
 
 // unref ends one hold on e; an entry already out of the cache gives its
@@ -109,6 +155,15 @@ func (c *chunkCache) unref(e *chunkEntry) {
 	}
 }
 
+// cost is what an entry counts against the cache's bound: the whole
+// buffer its bytes lie in when lent (a pooled buffer may be larger).
+func (e *chunkEntry) cost() int64 {
+	if e.lent != nil {
+		return int64(cap(e.lent))
+	}
+	return int64(len(e.data))
+}
+
 func (c *chunkCache) giveBack(e *chunkEntry) {
 	if e.lent != nil && c.release != nil {
 		lent := e.lent
@@ -121,26 +176,30 @@ func (c *chunkCache) giveBack(e *chunkEntry) {
 // and evicts the least recently used beyond max. Under c.mu.
 func (c *chunkCache) add(k chunkKey, data, lent []byte) *chunkEntry {
 	e := &chunkEntry{key: k, data: data, lent: lent}
-	if int64(len(data)) > c.max {
+	if e.cost() > c.max {
 		e.evicted = true // never cached; given back after its readers
 		return e
 	}
 	c.m[k] = c.lru.PushFront(e)
-	c.used += int64(len(data))
+	c.used += e.cost()
 	for c.used > c.max {
-		el := c.lru.Back()
-		old := el.Value.(*chunkEntry)
-		c.lru.Remove(el)
-		delete(c.m, old.key)
-		c.used -= int64(len(old.data))
-		old.evicted = true
-		if old.refs == 0 {
-			// Not under c.mu would be better, but release only puts the
-			// buffer in a free list.
-			c.giveBack(old)
-		}
+		c.evict(c.lru.Back())
 	}
 	return e
+}
+
+// evict takes el out of the cache. Under c.mu.
+func (c *chunkCache) evict(el *list.Element) {
+	old := el.Value.(*chunkEntry)
+	c.lru.Remove(el)
+	delete(c.m, old.key)
+	c.used -= old.cost()
+	old.evicted = true
+	if old.refs == 0 {
+		// Not under c.mu would be better, but release only puts the
+		// buffer in a free list.
+		c.giveBack(old)
+	}
 }
 
 // claim marks as in flight the keys from the start of ks that are neither

@@ -11,10 +11,10 @@ import (
 func TestCacheHoldsLentBuffers(t *testing.T) {
 	var back [][]byte
 	c := newChunkCache(8, func(b []byte) { back = append(back, b) })
-	lent := func(s string) []byte { return []byte(s) }
+	lent := func(s string) []byte { b := []byte(s); return b[:len(b):len(b)] } // the cache counts capacity
 	a, b, d := lent("aaaa"), lent("bbbb"), lent("dddd")
 	ctx := context.Background()
-	noFetch := func(context.Context) ([]byte, error) { t.Fatal("fetched"); return nil, nil }
+	noFetch := func(context.Context) ([]byte, []byte, error) { t.Fatal("fetched"); return nil, nil, nil }
 
 	c.finish(chunkKey{"f", 0}, c.claim([]chunkKey{{"f", 0}})[0], a, a, nil)
 	got, unhold, err := c.get(ctx, chunkKey{"f", 0}, noFetch)
@@ -33,5 +33,11 @@ func TestCacheHoldsLentBuffers(t *testing.T) {
 	c.finish(chunkKey{"f", 3}, c.claim([]chunkKey{{"f", 3}})[0], lent("eeee"), lent("eeee"), nil) // evicts chunk 1, unheld
 	if len(back) != 2 || &back[1][0] != &b[0] {
 		t.Fatalf("an unheld evicted chunk: %q", back)
+	}
+	// A lent buffer counts by its capacity: 4 bytes in 16 exceed the 8.
+	f := make([]byte, 4, 16)
+	c.finish(chunkKey{"f", 4}, c.claim([]chunkKey{{"f", 4}})[0], f, f, nil)
+	if len(back) != 3 || &back[2][0] != &f[0] || c.used != 8 {
+		t.Fatalf("a chunk in a buffer larger than the cache: %q, %d used", back, c.used)
 	}
 }

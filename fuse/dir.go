@@ -52,21 +52,8 @@ var (
 // list returns the folder's entries with the changes made here on top;
 // the published listing is taken afresh after ListTTL.
 func (d *dirNode) list(ctx context.Context) ([]dirs.Entry, error) {
-	d.mu.Lock()
-	stale := d.entries == nil || time.Since(d.listed) >= d.m.o.ListTTL
-	pubs := d.pubs
-	d.mu.Unlock()
-	if stale {
-		es, err := d.m.store.ListRefs(ctx, d.ref)
-		if err != nil {
-			return nil, err
-		}
-		sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })
-		d.mu.Lock()
-		if d.pubs == pubs || d.entries == nil { // else a publish here is newer than what was fetched
-			d.entries, d.listed = es, time.Now()
-		}
-		d.mu.Unlock()
+	if err := d.refresh(ctx); err != nil {
+		return nil, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -90,6 +77,50 @@ func (d *dirNode) list(ctx context.Context) ([]dirs.Entry, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// refresh takes the published listing afresh if ListTTL has passed.
+func (d *dirNode) refresh(ctx context.Context) error {
+	d.mu.Lock()
+	stale := d.entries == nil || time.Since(d.listed) >= d.m.o.ListTTL
+	pubs := d.pubs
+	d.mu.Unlock()
+	if !stale {
+		return nil
+	}
+	es, err := d.m.store.ListRefs(ctx, d.ref)
+	if err != nil {
+		return err
+	}
+	sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })
+	d.mu.Lock()
+	if d.pubs == pubs || d.entries == nil { // else a publish here is newer than what was fetched
+		d.entries, d.listed = es, time.Now()
+	}
+	d.mu.Unlock()
+	return nil
+}
+
+// lookup returns the named entry as list has it, without making the whole
+// list (a cp -r into a folder looks up every name it creates).
+func (d *dirNode) lookup(ctx context.Context, name string) (dirs.Entry, bool, error) {
+	if err := d.refresh(ctx); err != nil {
+		return dirs.Entry{}, false, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p, ok := d.pend[name]; ok {
+		switch {
+		case p.removed:
+			return dirs.Entry{}, false, nil
+		case p.file != nil:
+			return p.file.entry(name), true, nil
+		default:
+			return p.entry, true, nil
+		}
+	}
+	e, ok := find(d.entries, name)
+	return e, ok, nil
 }
 
 func find(es []dirs.Entry, name string) (dirs.Entry, bool) {
@@ -123,11 +154,10 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 		return fn.EmbeddedInode(), 0
 	}
 	d.mu.Unlock()
-	es, err := d.list(ctx)
+	e, ok, err := d.lookup(ctx, name)
 	if err != nil {
 		return nil, errno(err, d.m.log)
 	}
-	e, ok := find(es, name)
 	if !ok {
 		return nil, syscall.ENOENT
 	}

@@ -43,11 +43,11 @@ func (d *dirNode) Create(ctx context.Context, name string, flags, mode uint32, o
 	if e := d.checkName(name); e != 0 {
 		return nil, nil, 0, e
 	}
-	es, err := d.list(ctx)
+	e, ok, err := d.lookup(ctx, name)
 	if err != nil {
 		return nil, nil, 0, errno(err, d.m.log)
 	}
-	if e, ok := find(es, name); ok && e.Kind == "folder" {
+	if ok && e.Kind == "folder" {
 		return nil, nil, 0, syscall.EISDIR
 	}
 	f := &fileNode{m: d.m, dir: d, name: name, stage: newStage(d.m.stageDir), gen: 1, opens: 1,
@@ -63,11 +63,9 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	if e := d.checkName(name); e != 0 {
 		return nil, e
 	}
-	es, err := d.list(ctx)
-	if err != nil {
+	if _, ok, err := d.lookup(ctx, name); err != nil {
 		return nil, errno(err, d.m.log)
-	}
-	if _, ok := find(es, name); ok {
+	} else if ok {
 		return nil, syscall.EEXIST
 	}
 	mt := time.Now().UnixNano()
@@ -112,11 +110,10 @@ func without(es []dirs.Entry, name string) []dirs.Entry {
 // entryOf returns name's entry and, if it is a file being written here,
 // its node.
 func (d *dirNode) entryOf(ctx context.Context, name string) (dirs.Entry, *fileNode, syscall.Errno) {
-	es, err := d.list(ctx)
+	e, ok, err := d.lookup(ctx, name)
 	if err != nil {
 		return dirs.Entry{}, nil, errno(err, d.m.log)
 	}
-	e, ok := find(es, name)
 	if !ok {
 		return e, nil, syscall.ENOENT
 	}

@@ -25,7 +25,8 @@ type fileNode struct {
 	e         dirs.Entry // its published form, mode and mtime
 	starts    []int64    // each chunk's offset, and the end, of startsRef
 	startsRef string
-	lastChunk int // the chunk the last read started in: reads near after it are sequential
+	lastChunk int     // the chunk the last read started in: reads near after it are sequential
+	readAt    []int64 // when each chunk of startsRef was last read whole (unix ns; 0: not)
 
 	stage     *stage // being written: the content is here (and at e.Ref once upGen is gen)
 	gen       uint64 // bumps with each change to the staged content

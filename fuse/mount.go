@@ -26,6 +26,9 @@ type Options struct {
 	Log *slog.Logger
 	// CacheBytes bounds the decrypted chunks kept. Default 32 MiB.
 	CacheBytes int64
+	// Cache, if set, is the chunk cache instead, shared with other mounts
+	// of the same store (CacheBytes is then its business).
+	Cache *Cache
 	// ReadAhead is how many chunks a sequential reader has fetched ahead
 	// of it. Default 16.
 	ReadAhead int
@@ -107,11 +110,10 @@ func New(dir string, st Store, root Root, o Options) (*Mount, error) {
 	if o.StageDir == "" {
 		o.StageDir = os.TempDir()
 	}
-	var release func([]byte)
-	if l, ok := st.(Lender); ok {
-		release = l.ReleaseChunk
+	if o.Cache == nil {
+		o.Cache = NewCache(o.CacheBytes, st)
 	}
-	m := &mount{store: st, o: o, log: o.Log, cache: newChunkCache(o.CacheBytes, release),
+	m := &mount{store: st, o: o, log: o.Log, cache: o.Cache.c,
 		ahead: make(chan struct{}, o.ReadAhead), since: time.Now(), stageDir: o.StageDir,
 		uploads: make(chan struct{}, uploadWorkers), batch: newBatcher(), dirty: map[*dirNode]bool{}}
 	if w, ok := st.(Writer); ok && root.Writable {

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -199,18 +200,16 @@ func TestWritesPublished(t *testing.T) {
 	}
 }
 
-// TestReadsUnderEviction: concurrent reads at random offsets through a
-// cache far smaller than the file return the right bytes while chunk
-// buffers are evicted and reused under them.
-func TestReadsUnderEviction(t *testing.T) {
-	needFUSE(t)
-	l := newLocal(t)
+// folderWithFile makes a folder on l holding "f", n seeded bytes, and
+// returns the folder and the bytes.
+func folderWithFile(t *testing.T, l *local, seed byte, n int) (string, []byte) {
+	t.Helper()
 	ctx := context.Background()
 	c, err := l.dirs.Mkdir(ctx, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := randstream.Bytes(9, 24<<20)
+	src := randstream.Bytes(seed, n)
 	ref, size, err := l.PutData(ctx, bytes.NewReader(src))
 	if err != nil {
 		t.Fatal(err)
@@ -218,6 +217,16 @@ func TestReadsUnderEviction(t *testing.T) {
 	if _, err := l.Apply(ctx, c, []dirs.Op{{Kind: "set", Name: "f", Ref: ref, Size: size, Mode: 0o644}}); err != nil {
 		t.Fatal(err)
 	}
+	return c, src
+}
+
+// TestReadsUnderEviction: concurrent reads at random offsets through a
+// cache far smaller than the file return the right bytes while chunk
+// buffers are evicted and reused under them.
+func TestReadsUnderEviction(t *testing.T) {
+	needFUSE(t)
+	l := newLocal(t)
+	c, src := folderWithFile(t, l, 9, 24<<20)
 	dir := t.TempDir()
 	mt, err := New(dir, l, Root{Ref: c, IsFolder: true}, Options{CacheBytes: 3 << 20})
 	if err != nil {
@@ -259,5 +268,38 @@ func TestReadsUnderEviction(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// counting counts the bytes a mount asks its store for.
+type counting struct {
+	*local
+	fetched atomic.Int64
+}
+
+func (c *counting) GetRange(ctx context.Context, file string, off, length int64, w io.Writer) error {
+	c.fetched.Add(length)
+	return c.local.GetRange(ctx, file, off, length, w)
+}
+
+// TestSequentialReadFetchesOnce: a file read through once, the kernel's
+// reads out of order and ahead of each other, is fetched once: read-ahead
+// does not fetch again chunks a read behind the others finds read already.
+func TestSequentialReadFetchesOnce(t *testing.T) {
+	needFUSE(t)
+	l := &counting{local: newLocal(t)}
+	c, src := folderWithFile(t, l.local, 11, 96<<20)
+	dir := t.TempDir()
+	mt, err := New(dir, l, Root{Ref: c, IsFolder: true}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mt.Unmount()
+	got, err := os.ReadFile(filepath.Join(dir, "f"))
+	if err != nil || !bytes.Equal(got, src) {
+		t.Fatalf("read back: %v", err)
+	}
+	if n := l.fetched.Load(); n != int64(len(src)) {
+		t.Fatalf("fetched %d bytes for a file of %d", n, len(src))
 	}
 }

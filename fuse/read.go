@@ -1,11 +1,11 @@
 package fuse
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"sort"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -33,7 +33,7 @@ func (f *fileNode) chunks(ctx context.Context, ref string) ([]int64, error) {
 	}
 	f.mu.Lock()
 	if f.e.Ref == ref {
-		f.starts, f.startsRef = starts, ref
+		f.starts, f.startsRef, f.readAt = starts, ref, make([]int64, len(sizes))
 	}
 	f.mu.Unlock()
 	return starts, nil
@@ -42,16 +42,19 @@ func (f *fileNode) chunks(ctx context.Context, ref string) ([]int64, error) {
 // chunk returns chunk i of ref, from the cache or fetched, and the func
 // that ends the hold on its bytes.
 func (f *fileNode) chunk(ctx context.Context, ref string, starts []int64, i int) ([]byte, func(), error) {
-	return f.m.cache.get(ctx, chunkKey{ref, i}, func(ctx context.Context) ([]byte, error) {
-		n := starts[i+1] - starts[i]
-		buf := bytes.NewBuffer(make([]byte, 0, n))
-		if err := f.m.store.GetRange(ctx, ref, starts[i], n, buf); err != nil {
-			return nil, err
+	return f.m.cache.get(ctx, chunkKey{ref, i}, func(ctx context.Context) (data, lent []byte, err error) {
+		w := &splitter{starts: starts, i: i, last: i + 1}
+		w.done = func(_ int, b, l []byte) { data, lent = b, l }
+		if err := f.m.store.GetRange(ctx, ref, starts[i], starts[i+1]-starts[i], w); err != nil {
+			if lent != nil && f.m.cache.release != nil {
+				f.m.cache.release(lent)
+			}
+			return nil, nil, err
 		}
-		if int64(buf.Len()) != n {
-			return nil, syscall.EIO
+		if w.i != w.last {
+			return nil, nil, syscall.EIO
 		}
-		return buf.Bytes(), nil
+		return data, lent, nil
 	})
 }
 
@@ -105,6 +108,9 @@ func (f *fileNode) Read(ctx context.Context, _ fs.FileHandle, dest []byte, off i
 			return nil, errno(err, f.m.log)
 		}
 		res.vecs = append(res.vecs, data[pos-starts[i]:min(want, starts[i+1])-starts[i]])
+		if f.m.cache.served(chunkKey{e.Ref, i}, min(want, starts[i+1])-pos) {
+			f.wasRead(e.Ref, i)
+		}
 		res.holds = append(res.holds, unhold)
 		pos = starts[i+1]
 	}
@@ -157,16 +163,55 @@ const groupChunks = 8
 // requests at most in flight for the whole mount).
 const groupBytes = 8 << 20
 
+// recentRead is how long a chunk read whole is taken to be in the kernel's
+// page cache: read-ahead does not fetch it again meanwhile. The kernel's
+// reads come out of order, so a read behind others finds chunks after it
+// already read (and maybe evicted from the chunk cache).
+const recentRead = 30 * time.Second
+
+// wasRead notes that chunk i of ref was just read whole.
+func (f *fileNode) wasRead(ref string, i int) {
+	f.mu.Lock()
+	if f.startsRef == ref && i < len(f.readAt) {
+		f.readAt[i] = time.Now().UnixNano()
+	}
+	f.mu.Unlock()
+}
+
+// recent reports, for each chunk of ref from i to end, whether it was read
+// whole within recentRead.
+func (f *fileNode) recent(ref string, i, end int) []bool {
+	out := make([]bool, end-i)
+	since := time.Now().Add(-recentRead).UnixNano()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.startsRef == ref {
+		for j := i; j < end && j < len(f.readAt); j++ {
+			out[j-i] = f.readAt[j] > since
+		}
+	}
+	return out
+}
+
 // readAhead fetches the chunks from i on, ReadAhead of them, in the
 // background, groupChunks (and about groupBytes) per request, at most
-// ReadAhead requests at once for the whole mount.
+// ReadAhead requests at once for the whole mount. Chunks read whole
+// recently are skipped.
 func (f *fileNode) readAhead(ref string, starts []int64, i int) {
 	end := min(i+f.m.o.ReadAhead, len(starts)-1)
+	if end <= i {
+		return
+	}
+	read := f.recent(ref, i, end)
 	for j := i; j < end; {
+		if read[j-i] {
+			j++
+			continue
+		}
 		var ks []chunkKey
 		// At most groupChunks chunks, and groupBytes but for one chunk: a
 		// crafted manifest's 16 MiB chunks do not make a group of 128 MiB.
-		for g := j; g < min(j+groupChunks, end) && (g == j || starts[g]-starts[j] < groupBytes); g++ {
+		for g := j; g < min(j+groupChunks, end) && !read[g-i] && (g == j || starts[g]-starts[j] < groupBytes); g++ {
 			ks = append(ks, chunkKey{ref, g})
 		}
 		select {
@@ -272,10 +317,10 @@ func (s *splitter) buffer() []byte {
 // TakeChunk takes a whole chunk's bytes b, lying in the store's buffer
 // buf, as they are, with no copy (engine.ChunkTaker: a store in the same
 // process lends its buffers; the cache gives buf back once done with it).
-// A buffer much larger than its chunk is copied instead: the cache counts
-// the bytes it holds by their length.
+// A chunk in a buffer more than twice its size (and 64 KiB) is copied
+// instead, so that a small chunk does not pin a large buffer.
 func (s *splitter) TakeChunk(b, buf []byte) bool {
-	if s.i >= s.last || len(s.cur) != 0 || int64(len(b)) != s.starts[s.i+1]-s.starts[s.i] || cap(buf) > len(b)+len(b)/8+4096 {
+	if s.i >= s.last || len(s.cur) != 0 || int64(len(b)) != s.starts[s.i+1]-s.starts[s.i] || cap(buf) > 2*len(b)+64<<10 {
 		return false
 	}
 	s.cur, s.lent = b, buf

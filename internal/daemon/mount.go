@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,6 +27,7 @@ type mounts struct {
 	node     string // the node directory, symlinks resolved
 	stageDir string
 	log      *slog.Logger
+	cache    *fuse.Cache // shared by the drives
 
 	mu       sync.Mutex
 	live     map[string]*liveMount // by directory; nil value: being mounted
@@ -47,49 +46,21 @@ func newMounts(g *graph, p *procs, totals *xfer.Counters, path, shards string, l
 	if err != nil {
 		node = path
 	}
-	return &mounts{store: st, node: node, stageDir: filepath.Join(path, "staging"), log: log, live: map[string]*liveMount{}}
+	return &mounts{store: st, node: node, stageDir: filepath.Join(path, "staging"), log: log,
+		cache: fuse.NewCache(mountCache, st), live: map[string]*liveMount{}}
 }
 
-// maxMounts bounds the drives one daemon serves (each adds mountMemory).
+// maxMounts bounds the drives one daemon serves.
 const maxMounts = 8
 
-// mountMemory is what a mount adds to the daemon's Go heap limit: its
-// chunk cache (32 MiB), the read-ahead in flight, and its uploads. Under
-// the daemon's own limit alone, a mount's reads and cp -r spent much of
-// their time collecting garbage (make bench, four rounds each: mount/get
-// 0.61–0.63 and cp -r 365–492 files/s; with 96 MiB more, 0.64–0.75 and
-// 540–629; 48 MiB more, 0.56–0.71 and 530–592). With the engine's
-// buffers lent to the cache and given back (no allocation per chunk
-// read), 32 MiB more still gave 0.50–0.64 and 419–468.
-const mountMemory = 96 << 20
-
-// raiseMemory raises the Go heap's soft limit by n until the returned func
-// runs, unless the user set the limit (GOMEMLIMIT).
-func raiseMemory(n int64) func() {
-	if os.Getenv("GOMEMLIMIT") != "" {
-		return func() {}
-	}
-	memMu.Lock()
-	defer memMu.Unlock()
-	cur := debug.SetMemoryLimit(-1)
-	if cur > math.MaxInt64-n { // no limit
-		return func() {}
-	}
-	debug.SetMemoryLimit(cur + n)
-	return func() {
-		memMu.Lock()
-		debug.SetMemoryLimit(debug.SetMemoryLimit(-1) - n)
-		memMu.Unlock()
-	}
-}
-
-var memMu sync.Mutex
+// mountCache bounds the decrypted chunks all of a daemon's drives keep
+// (one cache for them all: the daemon's memory does not grow with them).
+const mountCache = 32 << 20
 
 // liveMount is one mounted drive.
 type liveMount struct {
-	mt      *fuse.Mount
-	done    chan struct{} // closed once unmounted and published
-	unraise func()        // gives back the memory raised for it
+	mt   *fuse.Mount
+	done chan struct{} // closed once unmounted and published
 
 	mu      sync.Mutex
 	ended   bool
@@ -197,6 +168,15 @@ func within(path, dir string) bool {
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
+// drop forgets the mount on dir; with none left, the drives' cached chunks
+// go too. Under ms.mu.
+func (ms *mounts) drop(dir string) {
+	delete(ms.live, dir)
+	if len(ms.live) == 0 {
+		ms.cache.Clear()
+	}
+}
+
 // Mount mounts req.Ref on req.Dir until ctx ends (the client went away:
 // unmounted), the mount is unmounted from outside, or Unmount.
 func (ms *mounts) Mount(ctx context.Context, req api.MountRequest, ready func(api.MountStatus)) error {
@@ -212,10 +192,9 @@ func (ms *mounts) Mount(ctx context.Context, req api.MountRequest, ready func(ap
 	if err == nil && ms.closed { // the daemon stopped while mounting
 		err = kind.New(kind.Busy, "daemon: stopping")
 		_ = l.detach()
-		l.unraise()
 	}
 	if err != nil {
-		delete(ms.live, dir)
+		ms.drop(dir)
 		ms.mu.Unlock()
 		ms.starting.Done()
 		return err
@@ -227,9 +206,8 @@ func (ms *mounts) Mount(ctx context.Context, req api.MountRequest, ready func(ap
 		l.mt.Wait()
 		l.close()
 		ms.mu.Lock()
-		delete(ms.live, dir)
+		ms.drop(dir)
 		ms.mu.Unlock()
-		l.unraise()
 		close(l.done)
 	}()
 	st.Dir = req.Dir
@@ -298,17 +276,15 @@ func (ms *mounts) start(ctx context.Context, req api.MountRequest, dir string) (
 	if err := os.MkdirAll(ms.stageDir, 0o700); err != nil {
 		return nil, api.MountStatus{}, err
 	}
-	unraise := raiseMemory(mountMemory)
-	mt, err := fuse.New(dir, ms.store, root, fuse.Options{Log: ms.log, StageDir: ms.stageDir})
+	mt, err := fuse.New(dir, ms.store, root, fuse.Options{Log: ms.log, StageDir: ms.stageDir, Cache: ms.cache})
 	if err != nil {
-		unraise()
 		return nil, api.MountStatus{}, err
 	}
 	st := api.MountStatus{Dir: dir, Kind: "file", ReadOnly: !root.Writable, PID: os.Getpid(), Cleared: cleared}
 	if root.IsFolder {
 		st.Kind = "folder"
 	}
-	return &liveMount{mt: mt, done: make(chan struct{}), unraise: unraise}, st, nil
+	return &liveMount{mt: mt, done: make(chan struct{})}, st, nil
 }
 
 // Unmount ends this daemon's mount on dir.
