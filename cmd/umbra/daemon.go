@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"runtime/pprof"
@@ -39,7 +40,7 @@ func daemonCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "listen", Usage: "multiaddr to listen on (repeatable; replaces the config's)"},
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "peer multiaddr ending in /p2p/ID to connect to (repeatable)"},
 			&cli.IntFlag{Name: "procs", Usage: "cores (GOMAXPROCS) to serve peers with; a put or get for this node's user uses all (default: all)"},
-			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to `FILE` until the daemon stops", Hidden: true},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile to `FILE` until the daemon stops, and its heap profile to FILE.heap at stop", Hidden: true},
 		},
 		Action: func(c *cli.Context) error { return runDaemon(c, daemonFlags(c)) },
 	}
@@ -69,8 +70,22 @@ func runDaemon(c *cli.Context, o daemonOptions) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+		defer writeHeapProfile(o.cpuprofile + ".heap")
 	}
 	return daemon.Run(c.Context, daemon.Options{
 		Path: o.path, Listen: o.listen, Bootstrap: o.bootstrap, Log: log, ServeProcs: o.procs, Served: o.served,
 	})
+}
+
+// writeHeapProfile writes the heap profile (allocations since start
+// included) to path; a profiling aid, so a failure is only printed.
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		f.Close()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "umbra: heap profile:", err)
+	}
 }
