@@ -166,15 +166,50 @@ func (e *Engine) getBlock(ctx context.Context, digest [32]byte, size int, hint [
 	if e.net != nil {
 		return e.net.Fetch(ctx, shardCID(digest), size, hint, deep)
 	}
-	b, err := e.bs.Get(ctx, shardCID(digest))
-	if err != nil {
-		return nil, err
+	var data []byte
+	if g, ok := e.bs.(intoGetter); ok {
+		// Read into a pooled buffer (given back by release), and never
+		// more than the manifest says the block holds.
+		var err error
+		data, err = g.GetInto(ctx, shardCID(digest), func(n int) []byte {
+			if n > size {
+				return nil
+			}
+			return blockBufs.get(n)
+		})
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		b, err := e.bs.Get(ctx, shardCID(digest))
+		if err != nil {
+			return nil, err
+		}
+		data = b.RawData()
 	}
-	if sha256.Sum256(b.RawData()) != digest {
+	if sha256.Sum256(data) != digest {
+		e.release(data)
 		return nil, fmt.Errorf("%w: %x…", blockstore.ErrHashMismatch, digest[:6])
 	}
 	xfer.From(ctx).Received(true)
-	return b.RawData(), nil
+	return data, nil
+}
+
+// intoGetter is a block store that reads a block into a buffer of the
+// caller's (blockstore.Store.GetInto).
+type intoGetter interface {
+	GetInto(ctx context.Context, c cid.Cid, get func(n int) []byte) ([]byte, error)
+}
+
+// release gives back the bytes of a block getBlock returned, once unused.
+func (e *Engine) release(b []byte) {
+	if e.net != nil {
+		e.net.Release(b)
+		return
+	}
+	if _, ok := e.bs.(intoGetter); ok {
+		blockBufs.put(b)
+	}
 }
 
 func isNotFound(err error) bool { return ipld.IsNotFound(err) }
@@ -237,6 +272,7 @@ func (bp *bufPool) put(b []byte) {
 // Free lists sized for the default window; more in flight simply allocates.
 var (
 	sealedBufs  = newBufPool(32 << 20) // sealed chunks
+	blockBufs   = newBufPool(16 << 20) // shards read from the local store (no network)
 	scratchBufs = newBufPool(48 << 20) // erasure scratch (all shards of a chunk)
 )
 

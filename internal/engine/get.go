@@ -349,11 +349,9 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) (openChunk, error) 
 	if len(refused) > 0 {
 		e.rewrite(ctx, coder, j, shards, refused)
 	}
-	if e.net != nil {
-		for _, sh := range shards {
-			if sh != nil {
-				e.net.Release(sh)
-			}
+	for _, sh := range shards {
+		if sh != nil {
+			e.release(sh)
 		}
 	}
 	// plain lies inside sealed: Decode writes into it, Open decrypts in place.

@@ -68,6 +68,21 @@ func (f *faultyBlocks) Get(ctx context.Context, c cid.Cid) (blocks.Block, error)
 	return blocks.NewBlockWithCid(d, c)
 }
 
+// GetInto flips the same bit, so that the engine's pooled reads from a
+// local store meet the fault too.
+func (f *faultyBlocks) GetInto(ctx context.Context, c cid.Cid, get func(n int) []byte) ([]byte, error) {
+	d, err := f.Blocks.(intoGetter).GetInto(ctx, c, get)
+	if err != nil || !f.isCorrupt(c) {
+		return d, err
+	}
+	if f.first {
+		d[0] ^= 1
+	} else {
+		d[len(d)/2] ^= 1
+	}
+	return d, nil
+}
+
 func (f *faultyBlocks) PutMany(ctx context.Context, bs []blocks.Block) error {
 	f.mu.Lock()
 	for _, b := range bs {
