@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -159,6 +160,7 @@ func BenchmarkNetwork5Nodes1GiB(b *testing.B) {
 			for _, n := range st.Nodes {
 				rss = max(rss, peakRSS(n.PID))
 			}
+			smallPut, smallGet := smallFiles(b, dir, st.Nodes[0].UmbraPath, st.Nodes[3].UmbraPath, run)
 			syscall.Kill(st.Nodes[0].PID, syscall.SIGKILL)
 			syscall.Kill(st.Nodes[1].PID, syscall.SIGKILL)
 			pids = pids[2:]
@@ -180,6 +182,34 @@ func BenchmarkNetwork5Nodes1GiB(b *testing.B) {
 			b.ReportMetric(getCPU, "get-cpu-s/GiB")
 			b.ReportMetric(get2CPU, "get2down-cpu-s/GiB")
 			b.ReportMetric(gr.Stats.OverK, "get-shards/needed")
+			b.ReportMetric(smallPut, "small-put-ms")
+			b.ReportMetric(smallGet, "small-get-ms")
 		}()
 	}
+}
+
+// smallFiles puts 21 files of 4 KiB, one at a time through the CLI
+// (process start included), on node from, gets each on node to, checks
+// them, and returns the median milliseconds of a put and of a get.
+func smallFiles(b *testing.B, dir, from, to string, run func(node string, stdout io.Writer, args ...string) time.Duration) (put, get float64) {
+	b.Helper()
+	var puts, gets []time.Duration
+	for j := range 21 {
+		want := randstream.Bytes(byte(100+j), 4096)
+		p := filepath.Join(dir, fmt.Sprintf("small-%02d", j))
+		if err := os.WriteFile(p, want, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		var ref, got bytes.Buffer
+		puts = append(puts, run(from, &ref, "put", p))
+		gets = append(gets, run(to, &got, "get", strings.TrimSpace(ref.String()), "-o", "-"))
+		if !bytes.Equal(got.Bytes(), want) {
+			b.Fatalf("small file %d read back wrong", j)
+		}
+	}
+	median := func(ds []time.Duration) float64 {
+		slices.Sort(ds)
+		return float64(ds[len(ds)/2].Microseconds()) / 1000
+	}
+	return median(puts), median(gets)
 }
