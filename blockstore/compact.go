@@ -57,8 +57,9 @@ func (p *pacer) wait(n int) {
 	}
 }
 
-// DefaultMinLive is the live share at or under which the periodic
-// collection rewrites a pack; AllDead (any dead byte) is `umbra gc`'s.
+// DefaultMinLive is the live share at or under which a collection
+// rewrites a pack (GC has freed the dead blocks' bytes already: punch.go);
+// AllDead rewrites every pack with a dead byte.
 const (
 	DefaultMinLive = 0.5
 	AllDead        = 1.0

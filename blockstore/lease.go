@@ -293,9 +293,9 @@ func (s *Store) Collect(ctx context.Context, now time.Time, grace time.Duration,
 // gcBatch is how many expired leases one round of GC takes.
 const gcBatch = 4096
 
-// GC removes the leases that expired more than grace before now, and
-// deletes the blocks left without a lease. Their pack bytes stay until the
-// packs are compacted (Compact).
+// GC removes the leases that expired more than grace before now, deletes
+// the blocks left without a lease, and frees their bytes in the packs
+// (punch.go); the space of their record headers waits for compaction.
 func (s *Store) GC(ctx context.Context, now time.Time, grace time.Duration) (GCStats, error) {
 	var st GCStats
 	cut := now.Add(-grace).Unix()
@@ -358,7 +358,8 @@ func (s *Store) gcRound(ctx context.Context, cut uint64, st *GCStats) (int, erro
 	if n == 0 {
 		return 0, nil
 	}
-	freed, err := s.deleteBare(b, touched, gone, st)
+	var holes []location
+	freed, err := s.deleteBare(b, touched, gone, st, &holes)
 	if err != nil {
 		return 0, err
 	}
@@ -372,13 +373,20 @@ func (s *Store) gcRound(ctx context.Context, cut uint64, st *GCStats) (int, erro
 	}
 	s.release(freed)
 	st.Leases += n
+	// The bytes go now (punch.go): first the reads that may have found
+	// the entries before the commit.
+	s.gate.wait()
+	if err := s.packs.punch(holes); err != nil {
+		return n, err
+	}
 	return n, nil
 }
 
 // deleteBare adds to b the deletion of each block of touched left without
 // a lease once the lease keys in gone are deleted (the batch's deletes
-// are not in the index yet), and returns their charge.
-func (s *Store) deleteBare(b *pebble.Batch, touched, gone map[string]bool, st *GCStats) (int64, error) {
+// are not in the index yet), and returns their charge; where their bytes
+// lie is added to holes.
+func (s *Store) deleteBare(b *pebble.Batch, touched, gone map[string]bool, st *GCStats, holes *[]location) (int64, error) {
 	var freed int64
 	for h := range touched {
 		left := 0
@@ -397,6 +405,9 @@ func (s *Store) deleteBare(b *pebble.Batch, touched, gone map[string]bool, st *G
 		bk := key(mh.Multihash(h))
 		if v, closer, err := s.db.Get(bk); err == nil {
 			size := valueSize(v)
+			if h, ok := holeOf(v); ok {
+				*holes = append(*holes, h)
+			}
 			closer.Close()
 			freed += Charge(size)
 			st.Bytes += int64(size)

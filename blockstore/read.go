@@ -96,6 +96,9 @@ func (s *Store) GetInto(ctx context.Context, c cid.Cid, get func(n int) []byte) 
 		return nil, err
 	}
 	defer s.mu.RUnlock()
+	// Through the gate from before the lookup to after the read: GC
+	// punches a deleted block's bytes only once no read can have found it.
+	defer s.gate.leave(s.gate.enter())
 	v, closer, err := s.db.Get(key(c.Hash()))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, ipld.ErrNotFound{Cid: c}

@@ -66,6 +66,7 @@ type Store struct {
 	dsSynced uint64 // under syncMu
 
 	quota quota
+	gate  *readGate // reads from index lookup to pack read, for GC's punches
 
 	// leaseMu orders lease changes with GC's check that a block is left
 	// without a lease.
@@ -146,7 +147,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Store{db: db, packs: pk, closing: make(chan struct{})}
+	s := &Store{db: db, packs: pk, closing: make(chan struct{}), gate: newReadGate()}
 	s.quota.max = cfg.quota
 	if cfg.quota > 0 {
 		if err := s.countBase(context.Background()); err != nil {

@@ -15,7 +15,7 @@ import (
 func gcCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "gc",
-		Usage: "delete now the blocks whose leases all expired and compact every pack with dead bytes (the daemon does it every Leases.GCInterval, for packs at most half live)",
+		Usage: "delete now the blocks whose leases all expired, their bytes freed from the packs at once, and compact the packs at most half live (the daemon does both every Leases.GCInterval)",
 		Description: "A block stays while one lease holds it, and for Leases.GCGrace after the\n" +
 			"last one expired. Blocks that never had a lease (this node's own, read ones) stay.",
 		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
@@ -50,5 +50,5 @@ func runGC(c *cli.Context) (blockstore.GCStats, error) {
 	if err != nil {
 		return blockstore.GCStats{}, err
 	}
-	return n.Store.Collect(c.Context, time.Now(), grace, blockstore.AllDead)
+	return n.Store.Collect(c.Context, time.Now(), grace, blockstore.DefaultMinLive)
 }

@@ -30,10 +30,10 @@ func collect(ctx context.Context, st *blockstore.Store, interval, grace time.Dur
 	}
 }
 
-// GC collects expired blocks now, and compacts every pack with a dead
-// byte.
+// GC collects expired blocks now (their bytes freed at once) and compacts
+// the packs at most half live.
 func (b *backend) GC(ctx context.Context) (blockstore.GCStats, error) {
-	return b.n.Store.Collect(ctx, time.Now(), b.grace, blockstore.AllDead)
+	return b.n.Store.Collect(ctx, time.Now(), b.grace, blockstore.DefaultMinLive)
 }
 
 // Maintainer checks and repairs files.
