@@ -47,7 +47,7 @@ func TestGCPunchesDeletedBlocks(t *testing.T) {
 			continue
 		}
 		dead = append(dead, b)
-		if err := s.AddLease(ctx, b.Cid(), leaseOf("x", now.Add(time.Second)), ByStore); err != nil {
+		if err := s.AddLease(ctx, b.Cid(), leaseOf("x", now.Add(time.Hour)), ByStore); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -79,7 +79,7 @@ func TestGCPunchesDeletedBlocks(t *testing.T) {
 			}
 		}()
 	}
-	st, err := s.GC(ctx, now.Add(time.Hour), 0)
+	st, err := s.GC(ctx, now.Add(2*time.Hour), 0)
 	stop.Store(true)
 	wg.Wait()
 	close(errs)
