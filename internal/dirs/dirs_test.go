@@ -19,6 +19,7 @@ import (
 	"github.com/umbra-store/umbra/dht"
 	"github.com/umbra-store/umbra/internal/engine"
 	"github.com/umbra-store/umbra/internal/format"
+	"github.com/umbra-store/umbra/internal/kind"
 	"github.com/umbra-store/umbra/internal/network"
 	"github.com/umbra-store/umbra/internal/randstream"
 	"github.com/umbra-store/umbra/keyring"
@@ -674,5 +675,27 @@ func TestApply(t *testing.T) {
 	}
 	if got := names(t, o, "h:sub"); got != "x" {
 		t.Fatalf("sub: %q", got)
+	}
+}
+
+// minority keeps records itself but reports that only it, of three
+// holders, kept them (the others did not answer).
+type minority struct{ Records }
+
+func (m minority) Publish(ctx context.Context, rec *format.Record) (network.Published, error) {
+	res, err := m.Records.Publish(ctx, rec)
+	res.Holders = 3
+	return res, err
+}
+
+// TestPublishWithoutMajority: a publish that a majority of holders did not
+// keep, with no newer version kept instead, is no conflict to retry: it
+// fails at once, Busy, saying how many kept it.
+func TestPublishWithoutMajority(t *testing.T) {
+	o := newOffline(t)
+	s := New(o.svc.eng, minority{network.LocalFolders{K: o.keeper}}, o.aliases, Options{})
+	_, err := s.Mkdir(context.Background(), "", false)
+	if kind.Of(err) != kind.Busy || !strings.Contains(err.Error(), "1 of the folder's 3 holders") {
+		t.Fatalf("mkdir: %v (kind %v)", err, kind.Of(err))
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/umbra-store/umbra/internal/format"
+	"github.com/umbra-store/umbra/internal/kind"
 	"github.com/umbra-store/umbra/keyring"
 )
 
@@ -115,7 +116,8 @@ func (s *Service) update(ctx context.Context, w keyring.DirWriteCap, op func(*fo
 }
 
 // publish stores snap and publishes it as folder w's version seq; won is
-// whether a majority of the holders kept it.
+// whether a majority of the holders kept it. Without a majority and with no
+// newer version kept instead, it fails (Busy).
 func (s *Service) publish(ctx context.Context, w keyring.DirWriteCap, seq uint64, snap *format.Snapshot, prior *keyring.ReadCap) (won bool, err error) {
 	c, err := s.putSnapshot(ctx, snap, prior)
 	if err != nil {
@@ -134,10 +136,15 @@ func (s *Service) publish(ctx context.Context, w keyring.DirWriteCap, seq uint64
 	if err != nil {
 		return false, err
 	}
-	if res.Accepted == 0 && len(res.Newer) == 0 {
-		return false, fmt.Errorf("dirs: no holder kept the folder's record (%d asked)", res.Holders)
+	if 2*res.Accepted > res.Holders {
+		return true, nil
 	}
-	return 2*res.Accepted > res.Holders, nil
+	if len(res.Newer) == 0 {
+		// No other version won: holders failed to answer, or refused.
+		// Not a conflict to retry at once.
+		return false, kind.Mark(fmt.Errorf("dirs: %d of the folder's %d holders kept its record, not a majority; try again", res.Accepted, res.Holders), kind.Busy)
+	}
+	return false, nil
 }
 
 // create publishes the first version of a new folder: empty.
