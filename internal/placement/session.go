@@ -193,9 +193,24 @@ func (s *Session) storeHere(ctx context.Context, b blocks.Block) error {
 	return s.local.PutLeased(ctx, []blocks.Block{b}, []blockstore.Lease{s.lease(b.Cid(), s.self)}, by)
 }
 
+// ErrExpiredDuringPut is a put whose own expiry passed before it stored
+// everything: peers refuse a lease already over.
+var ErrExpiredDuringPut = kind.New(kind.Usage, "placement: the put's expiry passed before it finished: give --expire more time")
+
+// expired fails once the put's expiry has passed.
+func (s *Session) expired() error {
+	if s.expiry != 0 && uint64(time.Now().Unix()) >= s.expiry {
+		return ErrExpiredDuringPut
+	}
+	return nil
+}
+
 // PlaceStripe stores one stripe's shards on distinct peers where it can,
 // closest by XOR first, and returns each shard's holder.
 func (s *Session) PlaceStripe(ctx context.Context, shards []blocks.Block) ([][]byte, error) {
+	if err := s.expired(); err != nil {
+		return nil, err
+	}
 	holders := make([][]byte, len(shards))
 	var mu sync.Mutex
 	used := map[peer.ID]int{}
@@ -264,6 +279,9 @@ func (s *Session) PlaceStripe(ctx context.Context, shards []blocks.Block) ([][]b
 // always): manifest blocks are small, and a reader needs the root first.
 // Only this node's copy is required; the others are best effort.
 func (s *Session) Replicate(ctx context.Context, b blocks.Block) error {
+	if err := s.expired(); err != nil {
+		return err
+	}
 	if err := s.storeHere(ctx, b); err != nil {
 		return err
 	}
