@@ -205,7 +205,6 @@ func (s *Store) movePack(ctx context.Context, id uint32) (int, error) {
 		return 0, err
 	}
 	defer s.mu.RUnlock()
-	type move struct{ key, old, new []byte }
 	var moves []move
 	pace := pacer{start: time.Now()}
 	var locs []location
@@ -250,28 +249,45 @@ func (s *Store) movePack(ctx context.Context, id uint32) (int, error) {
 		return 0, err
 	}
 	compactStep("synced")
+	return s.commitMoves(moves)
+}
+
+// move is a record copied by a compaction: its index key, and its old and
+// new index values.
+type move struct{ key, old, new []byte }
+
+// commitMoves points the index at the copies of the records still where
+// they were, and frees the copies of the others.
+func (s *Store) commitMoves(moves []move) (int, error) {
 	// With GC's lock: a block GC deletes now is not pointed at again.
 	s.leaseMu.Lock()
 	defer s.leaseMu.Unlock()
 	b := s.db.NewBatch()
 	defer b.Close()
 	n := 0
+	var orphans []hole // copies of blocks deleted meanwhile
 	for _, m := range moves {
-		v, closer, err := s.db.Get(m.key)
-		if err != nil {
-			continue
+		same := false
+		if v, closer, err := s.db.Get(m.key); err == nil {
+			same = bytes.Equal(v, m.old)
+			closer.Close()
 		}
-		same := bytes.Equal(v, m.old)
-		closer.Close()
 		if same {
 			_ = b.Set(m.key, m.new, nil)
 			n++
+		} else if h, ok := holeOf(m.key[1:], m.new); ok {
+			orphans = append(orphans, h)
 		}
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return 0, fmt.Errorf("blockstore: compact: %w", err)
 	}
 	compactStep("committed")
+	// Nothing points at the orphans (GC deleted their blocks while they
+	// were copied): their bytes go now, as GC's did.
+	if err := s.packs.punch(orphans); err != nil {
+		return n, err
+	}
 	return n, nil
 }
 

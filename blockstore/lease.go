@@ -358,7 +358,7 @@ func (s *Store) gcRound(ctx context.Context, cut uint64, st *GCStats) (int, erro
 	if n == 0 {
 		return 0, nil
 	}
-	var holes []location
+	var holes []hole
 	freed, err := s.deleteBare(b, touched, gone, st, &holes)
 	if err != nil {
 		return 0, err
@@ -386,7 +386,7 @@ func (s *Store) gcRound(ctx context.Context, cut uint64, st *GCStats) (int, erro
 // a lease once the lease keys in gone are deleted (the batch's deletes
 // are not in the index yet), and returns their charge; where their bytes
 // lie is added to holes.
-func (s *Store) deleteBare(b *pebble.Batch, touched, gone map[string]bool, st *GCStats, holes *[]location) (int64, error) {
+func (s *Store) deleteBare(b *pebble.Batch, touched, gone map[string]bool, st *GCStats, holes *[]hole) (int64, error) {
 	var freed int64
 	for h := range touched {
 		left := 0
@@ -405,8 +405,8 @@ func (s *Store) deleteBare(b *pebble.Batch, touched, gone map[string]bool, st *G
 		bk := key(mh.Multihash(h))
 		if v, closer, err := s.db.Get(bk); err == nil {
 			size := valueSize(v)
-			if h, ok := holeOf(v); ok {
-				*holes = append(*holes, h)
+			if hl, ok := holeOf([]byte(h), v); ok {
+				*holes = append(*holes, hl)
 			}
 			closer.Close()
 			freed += Charge(size)

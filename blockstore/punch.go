@@ -1,9 +1,9 @@
 package blockstore
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -13,14 +13,16 @@ import (
 )
 
 // Garbage collection frees a deleted block's bytes at once: once the
-// index deletion is committed (synced), the block's range in its pack is
-// punched out (fallocate PUNCH_HOLE: the filesystem frees the blocks and
-// the range reads as zeros; where the filesystem cannot punch, zeros are
-// written over it), and the pack synced. Expired shards are then gone
-// from the disk without copying a byte of the live records around them;
-// compaction is left to packs that are mostly dead (the space of their
-// record headers and the pack count). A crash between the commit and the
-// punch leaves the dead bytes until the pack is compacted.
+// index deletion is committed (synced), the block's record (header and
+// data) is punched out of its pack (fallocate PUNCH_HOLE: the filesystem
+// frees the blocks and the range reads as zeros; where that fails, zeros
+// are written over it), and the pack synced. Expired shards are then gone
+// from the pack files without copying a byte of the live records around
+// them; compaction is left to packs that are mostly dead. A record is
+// punched only if its header still names the block and its length. A
+// crash between the commit and the punch leaves the dead bytes until the
+// pack is compacted; blocks under packThreshold live in the index
+// (Pebble) and leave with its own compactions.
 //
 // A read looks the block up in the index and then reads the pack: one
 // that found the entry just before its deletion committed must not read
@@ -75,32 +77,47 @@ func (g *readGate) wait() {
 	}
 }
 
-// holeOf returns where the bytes of a packed index value lie.
-func holeOf(v []byte) (location, bool) {
+// hole is a deleted block's record: where its data lies, and its key.
+type hole struct {
+	loc location
+	mh  []byte
+}
+
+// holeOf returns the record of the block mh whose index value was v.
+func holeOf(mh []byte, v []byte) (hole, bool) {
 	if len(v) != packedLen || v[0] != tagPacked {
-		return location{}, false
+		return hole{}, false
 	}
-	return location{
+	return hole{loc: location{
 		pack:   binary.BigEndian.Uint32(v[1:]),
 		offset: int64(binary.BigEndian.Uint64(v[5:])),
 		length: binary.BigEndian.Uint32(v[13:]),
-	}, true
+	}, mh: mh}, true
+}
+
+// span is a byte range of a pack to free: whole records, headers included.
+type span struct {
+	pack       uint32
+	start, end int64
 }
 
 // zeros is what is written over a range a filesystem cannot punch.
 var zeros = make([]byte, 256<<10)
 
-// punch frees the bytes at each location (deleted blocks whose index
-// entries are gone, the reads that could have found them drained) and
-// syncs the packs it changed. The packs are held as if read meanwhile, so
-// that a compaction does not close one under it.
-func (p *packs) punch(holes []location) error {
+// punch frees the records of holes (deleted blocks whose index entries
+// are gone, the reads that could have found them drained), headers
+// included, and syncs the packs it changed. A record is punched only if
+// its header still names the block and its length: an index entry that
+// outlived its bytes (a crash) must not free what now lies there. The
+// packs are held as if read meanwhile, so that a compaction does not close
+// one under it.
+func (p *packs) punch(holes []hole) error {
 	files := map[uint32]*os.File{}
 	p.mu.Lock()
 	for _, h := range holes {
-		if f := p.files[h.pack]; f != nil && files[h.pack] == nil {
-			files[h.pack] = f
-			p.reading[h.pack]++
+		if f := p.files[h.loc.pack]; f != nil && files[h.loc.pack] == nil {
+			files[h.loc.pack] = f
+			p.reading[h.loc.pack]++
 		}
 	}
 	p.mu.Unlock()
@@ -114,50 +131,55 @@ func (p *packs) punch(holes []location) error {
 		p.idle.Broadcast()
 		p.mu.Unlock()
 	}()
-	for _, h := range mergeHoles(holes) {
-		f := files[h.pack]
-		if f == nil || h.length == 0 {
-			continue // the pack is gone already
+	var spans []span
+	for _, h := range holes {
+		f := files[h.loc.pack]
+		start := h.loc.offset - 5 - int64(len(h.mh))
+		if f == nil || start < packHeader || len(h.mh) > 255 {
+			continue
 		}
-		err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, h.offset, int64(h.length))
-		if errors.Is(err, unix.EOPNOTSUPP) {
-			err = zeroRange(f, h.offset, int64(h.length))
+		hdr := make([]byte, 5+len(h.mh))
+		if _, err := f.ReadAt(hdr, start); err != nil ||
+			binary.BigEndian.Uint32(hdr) != h.loc.length || int(hdr[4]) != len(h.mh) || !bytes.Equal(hdr[5:], h.mh) {
+			continue // not this block's record (any more)
 		}
-		if err != nil {
-			return fmt.Errorf("blockstore: free a deleted block: %w", err)
+		spans = append(spans, span{h.loc.pack, start, h.loc.offset + int64(h.loc.length)})
+	}
+	var first error
+	for _, sp := range mergeSpans(spans) {
+		f := files[sp.pack]
+		if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, sp.start, sp.end-sp.start); err != nil {
+			// A file system that cannot punch (or failed to): zeros.
+			if err := zeroRange(f, sp.start, sp.end-sp.start); err != nil && first == nil {
+				first = fmt.Errorf("blockstore: free a deleted block: %w", err)
+			}
 		}
 	}
 	for _, f := range files {
-		if err := unix.Fdatasync(int(f.Fd())); err != nil {
-			return fmt.Errorf("blockstore: sync pack: %w", err)
+		if err := unix.Fdatasync(int(f.Fd())); err != nil && first == nil {
+			first = fmt.Errorf("blockstore: sync pack: %w", err)
 		}
 	}
-	return nil
+	return first
 }
 
-// mergeHoles sorts holes and joins those of one pack that only a record
-// header separates: a file's shards lie one after another, and one punch
-// then frees them all (their headers, which name them, too). A live record
-// holds at least packThreshold bytes, so a smaller gap holds none.
-func mergeHoles(holes []location) []location {
-	hs := slices.Clone(holes)
-	slices.SortFunc(hs, func(a, b location) int {
+// mergeSpans sorts spans and joins those that touch: a file's shards lie
+// one after another, and one punch frees them all.
+func mergeSpans(spans []span) []span {
+	ss := slices.Clone(spans)
+	slices.SortFunc(ss, func(a, b span) int {
 		if a.pack != b.pack {
 			return cmp.Compare(a.pack, b.pack)
 		}
-		return cmp.Compare(a.offset, b.offset)
+		return cmp.Compare(a.start, b.start)
 	})
-	var out []location
-	for _, h := range hs {
-		if n := len(out); n > 0 {
-			last := &out[n-1]
-			end := last.offset + int64(last.length)
-			if gap := h.offset - end; last.pack == h.pack && gap >= 0 && gap < packThreshold {
-				last.length = uint32(h.offset + int64(h.length) - last.offset)
-				continue
-			}
+	var out []span
+	for _, sp := range ss {
+		if n := len(out); n > 0 && out[n-1].pack == sp.pack && sp.start <= out[n-1].end {
+			out[n-1].end = max(out[n-1].end, sp.end)
+			continue
 		}
-		out = append(out, h)
+		out = append(out, sp)
 	}
 	return out
 }

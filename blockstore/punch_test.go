@@ -159,22 +159,55 @@ func TestReadGate(t *testing.T) {
 	g.wait() // nothing from before it in flight
 }
 
-// TestMergeHoles: holes one record header apart join; a gap that could
-// hold a live record, or another pack, keeps them apart.
-func TestMergeHoles(t *testing.T) {
-	const hdr = 5 + 34
-	got := mergeHoles([]location{
-		{pack: 2, offset: 100, length: 70000},
-		{pack: 1, offset: 100 + 70000 + hdr, length: 80000},
-		{pack: 1, offset: 100, length: 70000},
-		{pack: 1, offset: 100 + 70000 + hdr + 80000 + hdr + packThreshold + hdr, length: 90000}, // a live record between
+// TestMergeSpans: spans that touch or overlap join; a gap, or another
+// pack, keeps them apart.
+func TestMergeSpans(t *testing.T) {
+	got := mergeSpans([]span{
+		{pack: 2, start: 100, end: 200},
+		{pack: 1, start: 200, end: 300},
+		{pack: 1, start: 100, end: 200},
+		{pack: 1, start: 301, end: 400},
 	})
-	want := []location{
-		{pack: 1, offset: 100, length: 70000 + hdr + 80000},
-		{pack: 1, offset: 100 + 70000 + hdr + 80000 + hdr + packThreshold + hdr, length: 90000},
-		{pack: 2, offset: 100, length: 70000},
-	}
+	want := []span{{1, 100, 300}, {1, 301, 400}, {2, 100, 200}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("merged %+v, want %+v", got, want)
+	}
+}
+
+// TestPunchChecksTheRecord: a hole whose record header does not name the
+// deleted block (an index entry that outlived its bytes, its place in a
+// pack now another block's) is not punched.
+func TestPunchChecksTheRecord(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	live := rawBlock(bytes.Repeat([]byte{7}, 100<<10))
+	if err := s.PutMany(ctx, []blocks.Block{live}); err != nil {
+		t.Fatal(err)
+	}
+	v, closer, err := s.db.Get(key(live.Cid().Hash()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, ok := holeOf(rawBlock([]byte("another block, long gone")).Cid().Hash(), bytes.Clone(v))
+	closer.Close()
+	if !ok {
+		t.Fatal("not a packed value")
+	}
+	if err := s.packs.punch([]hole{h}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Get(ctx, live.Cid()); err != nil || !bytes.Equal(got.RawData(), live.RawData()) {
+		t.Fatalf("the live block in that place: %v", err)
+	}
+	h.mh = live.Cid().Hash() // its own record: punched
+	if err := s.packs.punch([]hole{h}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, live.Cid()); !errors.Is(err, ErrHashMismatch) {
+		t.Fatalf("read of a punched record: %v", err)
 	}
 }
