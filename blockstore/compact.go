@@ -240,7 +240,7 @@ func (s *Store) movePack(ctx context.Context, id uint32) (int, error) {
 			continue
 		}
 		k, old := bytes.Clone(it.Key()), bytes.Clone(v)
-		loc := location{pack: id, offset: int64(binary.BigEndian.Uint64(old[5:])), length: binary.BigEndian.Uint32(old[13:]), crc: binary.BigEndian.Uint32(old[17:])}
+		loc, _ := decodeLocation(old) // packed: checked above
 		data, err := s.packs.read(loc, nil)
 		if errors.Is(err, errCorruptValue) {
 			// A value that fails its CRC is not copied: it stays refused

@@ -85,14 +85,8 @@ type hole struct {
 
 // holeOf returns the record of the block mh whose index value was v.
 func holeOf(mh []byte, v []byte) (hole, bool) {
-	if len(v) != packedLen || v[0] != tagPacked {
-		return hole{}, false
-	}
-	return hole{loc: location{
-		pack:   binary.BigEndian.Uint32(v[1:]),
-		offset: int64(binary.BigEndian.Uint64(v[5:])),
-		length: binary.BigEndian.Uint32(v[13:]),
-	}, mh: mh}, true
+	loc, ok := decodeLocation(v)
+	return hole{loc: loc, mh: mh}, ok
 }
 
 // span is a byte range of a pack to free: whole records, headers included.

@@ -25,6 +25,19 @@ func encodeLocation(l location) []byte {
 	return binary.BigEndian.AppendUint32(v, l.crc)
 }
 
+// decodeLocation reads a packed index value (encodeLocation's).
+func decodeLocation(v []byte) (location, bool) {
+	if len(v) != packedLen || v[0] != tagPacked {
+		return location{}, false
+	}
+	return location{
+		pack:   binary.BigEndian.Uint32(v[1:]),
+		offset: int64(binary.BigEndian.Uint64(v[5:])),
+		length: binary.BigEndian.Uint32(v[13:]),
+		crc:    binary.BigEndian.Uint32(v[17:]),
+	}, true
+}
+
 // value resolves an index value to the block bytes (a fresh slice).
 func (s *Store) value(c cid.Cid, v []byte, get func(n int) []byte) ([]byte, error) {
 	if len(v) == 0 {
@@ -42,14 +55,9 @@ func (s *Store) value(c cid.Cid, v []byte, get func(n int) []byte) ([]byte, erro
 		}
 		return bytes.Clone(v[1:]), nil
 	case tagPacked:
-		if len(v) != packedLen {
+		loc, ok := decodeLocation(v)
+		if !ok {
 			return nil, fmt.Errorf("%w: %s: bad index entry", ErrHashMismatch, Short(c))
-		}
-		loc := location{
-			pack:   binary.BigEndian.Uint32(v[1:]),
-			offset: int64(binary.BigEndian.Uint64(v[5:])),
-			length: binary.BigEndian.Uint32(v[13:]),
-			crc:    binary.BigEndian.Uint32(v[17:]),
 		}
 		data, err := s.packs.read(loc, get)
 		if errors.Is(err, ErrTooLarge) {
