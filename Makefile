@@ -31,7 +31,7 @@ bench: build
 	@$(GO) test -run '^$$' -bench 'Raw|Local' -benchtime 1x -count 1 ./internal/engine/ | tee /tmp/umbra-bench.txt
 	@$(GO) test -run '^$$' -bench 'Raw' -count 1 ./internal/engine/ | tee -a /tmp/umbra-bench.txt
 	@$(GO) test -run '^$$' -bench 'RawStream' -benchtime 1x -count 1 ./internal/p2phost/ | tee -a /tmp/umbra-bench.txt
-	@UMBRA_BIN=$(BIN) $(GO) test -run '^$$' -bench 'Network5Nodes|Folders5Nodes|Mount5Nodes' -benchtime 1x -count 1 -timeout 20m ./cmd/umbra/ | tee -a /tmp/umbra-bench.txt
+	@UMBRA_BIN=$(BIN) $(GO) test -run '^$$' -bench 'Network5Nodes|Folders5Nodes|Mount5Nodes|GCStall5Nodes' -benchtime 1x -count 1 -timeout 20m ./cmd/umbra/ | tee -a /tmp/umbra-bench.txt
 	@$(GO) run ./internal/tools/benchreport < /tmp/umbra-bench.txt
 
 # The main job: a 5-node network on 127.0.0.1 stores a file from one node,

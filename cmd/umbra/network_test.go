@@ -167,7 +167,7 @@ func peerIDs(t *testing.T, n testnet.Node) map[string]bool {
 }
 
 // initWithConfig prepares node directories with an edited config.
-func initWithConfig(t *testing.T, dir string, n int, edit func(i int, c *config.Config)) {
+func initWithConfig(t testing.TB, dir string, n int, edit func(i int, c *config.Config)) {
 	t.Helper()
 	for i := 0; i < n; i++ {
 		p := filepath.Join(dir, "node-"+string(rune('0'+i)))
