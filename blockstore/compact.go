@@ -9,7 +9,6 @@ import (
 	"os"
 	"sort"
 	"syscall"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -40,23 +39,6 @@ var compactStep = func(string) {}
 // minRotate is how large the active pack must be for a compaction to
 // close it and rewrite it.
 const minRotate = 1 << 20
-
-// compactRate bounds how fast a compaction copies (bytes per second), so
-// that reads and writes running meanwhile keep most of the machine.
-const compactRate = 64 << 20
-
-// pacer sleeps a copy down to compactRate.
-type pacer struct {
-	start time.Time
-	done  int64
-}
-
-func (p *pacer) wait(n int) {
-	p.done += int64(n)
-	if ahead := time.Duration(float64(p.done)/compactRate*float64(time.Second)) - time.Since(p.start); ahead > 0 {
-		time.Sleep(ahead)
-	}
-}
 
 // DefaultMinLive is the live share at or under which a collection
 // rewrites a pack (GC has freed the dead blocks' bytes already: punch.go);
@@ -220,7 +202,7 @@ func (s *Store) movePack(ctx context.Context, id uint32) (int, error) {
 	}
 	defer s.mu.RUnlock()
 	var moves []move
-	pace := pacer{start: time.Now()}
+	pace := s.newPacer(compactRate, compactBusyRate) // pace.go
 	var locs []location
 	defer func() { s.packs.committed(locs) }()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{blockPrefix}, UpperBound: []byte{blockPrefix + 1}})
@@ -256,7 +238,9 @@ func (s *Store) movePack(ctx context.Context, id uint32) (int, error) {
 		}
 		locs = append(locs, nl)
 		moves = append(moves, move{k, old, encodeLocation(nl)})
-		pace.wait(len(data))
+		if err := pace.wait(ctx, len(data)); err != nil {
+			return 0, err
+		}
 	}
 	compactStep("copied")
 	if err := s.packs.sync(); err != nil {
@@ -299,7 +283,7 @@ func (s *Store) commitMoves(moves []move) (int, error) {
 	compactStep("committed")
 	// Nothing points at the orphans (GC deleted their blocks while they
 	// were copied): their bytes go now, as GC's did.
-	if err := s.packs.punch(orphans); err != nil {
+	if err := s.packs.punch(context.Background(), orphans, nil); err != nil {
 		return n, err
 	}
 	return n, nil

@@ -311,7 +311,8 @@ func (s *Store) GC(ctx context.Context, now time.Time, grace time.Duration) (GCS
 }
 
 // gcRound removes up to gcBatch leases expired before cut, then the blocks
-// they left bare, in one synced batch.
+// they left bare, in one synced batch, and frees their bytes (after the
+// lease lock is let go: the punches are paced, and puts go on meanwhile).
 func (s *Store) gcRound(ctx context.Context, cut uint64, st *GCStats) (int, error) {
 	if err := s.acquire(); err != nil {
 		return 0, err
@@ -323,6 +324,20 @@ func (s *Store) gcRound(ctx context.Context, cut uint64, st *GCStats) (int, erro
 	if err := s.countBase(ctx); err != nil {
 		return 0, err
 	}
+	n, holes, err := s.gcIndex(cut, st)
+	if err != nil || n == 0 {
+		return n, err
+	}
+	// The bytes go now (punch.go): first the reads that may have found
+	// the entries before the commit.
+	s.gate.wait()
+	return n, s.packs.punch(ctx, holes, s.newPacer(0, punchBusyRate))
+}
+
+// gcIndex removes up to gcBatch leases expired before cut and the blocks
+// they left bare from the index, in one synced batch, and returns how many
+// leases it removed and where the blocks' bytes lie.
+func (s *Store) gcIndex(cut uint64, st *GCStats) (int, []hole, error) {
 	s.leaseMu.Lock()
 	defer s.leaseMu.Unlock()
 	var hi [9]byte
@@ -330,7 +345,7 @@ func (s *Store) gcRound(ctx context.Context, cut uint64, st *GCStats) (int, erro
 	binary.BigEndian.PutUint64(hi[1:], cut)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{expiryPrefix}, UpperBound: hi[:]})
 	if err != nil {
-		return 0, fmt.Errorf("blockstore: %w", err)
+		return 0, nil, fmt.Errorf("blockstore: %w", err)
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
@@ -353,33 +368,27 @@ func (s *Store) gcRound(ctx context.Context, cut uint64, st *GCStats) (int, erro
 		n++
 	}
 	if err := it.Close(); err != nil {
-		return 0, fmt.Errorf("blockstore: %w", err)
+		return 0, nil, fmt.Errorf("blockstore: %w", err)
 	}
 	if n == 0 {
-		return 0, nil
+		return 0, nil, nil
 	}
 	var holes []hole
 	freed, err := s.deleteBare(b, touched, gone, st, &holes)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	// A synced commit makes earlier index entries durable: their pack
 	// bytes first.
 	if err := s.packs.sync(); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		return 0, fmt.Errorf("blockstore: gc: %w", err)
+		return 0, nil, fmt.Errorf("blockstore: gc: %w", err)
 	}
 	s.release(freed)
 	st.Leases += n
-	// The bytes go now (punch.go): first the reads that may have found
-	// the entries before the commit.
-	s.gate.wait()
-	if err := s.packs.punch(holes); err != nil {
-		return n, err
-	}
-	return n, nil
+	return n, holes, nil
 }
 
 // deleteBare adds to b the deletion of each block of touched left without

@@ -3,11 +3,13 @@ package blockstore
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -37,8 +39,9 @@ type readGate struct {
 	mu    sync.Mutex
 	left  *sync.Cond
 	gen   uint64
-	in    [2]int     // reads in flight by the parity of the generation they entered
-	drain sync.Mutex // one drain at a time
+	in    [2]int        // reads in flight by the parity of the generation they entered
+	drain sync.Mutex    // one drain at a time
+	reads atomic.Uint64 // reads ever entered: a pacer's sign of load (pace.go)
 }
 
 func newReadGate() *readGate {
@@ -49,6 +52,7 @@ func newReadGate() *readGate {
 
 // enter registers a read; the ticket is for leave.
 func (g *readGate) enter() uint64 {
+	g.reads.Add(1)
 	g.mu.Lock()
 	t := g.gen
 	g.in[t&1]++
@@ -104,8 +108,9 @@ var zeros = make([]byte, 256<<10)
 // its header still names the block and its length: an index entry that
 // outlived its bytes (a crash) must not free what now lies there. The
 // packs are held as if read meanwhile, so that a compaction does not close
-// one under it.
-func (p *packs) punch(holes []hole) error {
+// one under it. pace, if not nil, paces the punches (pace.go); a punch
+// cut short by ctx leaves the rest of the bytes to compaction.
+func (p *packs) punch(ctx context.Context, holes []hole, pace *pacer) error {
 	files := map[uint32]*os.File{}
 	p.mu.Lock()
 	for _, h := range holes {
@@ -142,10 +147,16 @@ func (p *packs) punch(holes []hole) error {
 	var first error
 	for _, sp := range mergeSpans(spans) {
 		f := files[sp.pack]
-		if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, sp.start, sp.end-sp.start); err != nil {
-			// A file system that cannot punch (or failed to): zeros.
-			if err := zeroRange(f, sp.start, sp.end-sp.start); err != nil && first == nil {
-				first = fmt.Errorf("blockstore: free a deleted block: %w", err)
+		for off := sp.start; off < sp.end && first == nil; off += punchPiece {
+			n := min(punchPiece, sp.end-off)
+			if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n); err != nil {
+				// A file system that cannot punch (or failed to): zeros.
+				if err := zeroRange(f, off, n); err != nil {
+					first = fmt.Errorf("blockstore: free a deleted block: %w", err)
+				}
+			}
+			if err := pace.wait(ctx, int(n)); err != nil {
+				first = err
 			}
 		}
 	}

@@ -201,14 +201,14 @@ func TestPunchChecksTheRecord(t *testing.T) {
 	if !ok {
 		t.Fatal("not a packed value")
 	}
-	if err := s.packs.punch([]hole{h}); err != nil {
+	if err := s.packs.punch(context.Background(), []hole{h}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.Get(ctx, live.Cid()); err != nil || !bytes.Equal(got.RawData(), live.RawData()) {
 		t.Fatalf("the live block in that place: %v", err)
 	}
 	h.mh = live.Cid().Hash() // its own record: punched
-	if err := s.packs.punch([]hole{h}); err != nil {
+	if err := s.packs.punch(context.Background(), []hole{h}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Get(ctx, live.Cid()); !errors.Is(err, ErrHashMismatch) {
