@@ -219,6 +219,31 @@ func TestPutGetRoundTrip(t *testing.T) {
 	if out := mustRun(t, node, nil, "get", "-o", "-", capText); out != string(data) {
 		t.Fatal("get -o -: content differs")
 	}
+	// get -o into a named pipe (or a device, as /dev/null): written in
+	// place, the node left as it was (a temp file renamed over it would
+	// have replaced it).
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan []byte, 1)
+	go func() {
+		f, err := os.Open(fifo)
+		if err != nil {
+			read <- nil
+			return
+		}
+		defer f.Close()
+		b, _ := io.ReadAll(f)
+		read <- b
+	}()
+	mustRun(t, node, nil, "get", capText, "-o", fifo)
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode().Type() != os.ModeNamedPipe {
+		t.Fatalf("get -o FIFO replaced the pipe: %v", err)
+	}
+	if got := <-read; !bytes.Equal(got, data) {
+		t.Fatalf("get -o FIFO: %d bytes read from the pipe", len(got))
+	}
 	// Without -o the stored name is used, in the working directory.
 	wd := t.TempDir()
 	cmd := exec.Command(umbraBin, "--offline", "get", capText)

@@ -78,6 +78,11 @@ func runGet(c *cli.Context, o getOptions) error {
 	if o.output != "" && o.output != "-" {
 		if fi, err := os.Stat(o.output); err == nil && fi.IsDir() {
 			return usageError{fmt.Errorf("%s is a directory: give a file name with -o", o.output)}
+		} else if err == nil && !fi.Mode().IsRegular() {
+			// A device or a named pipe (-o /dev/null): written in place,
+			// as cp and curl do; a temp file renamed over it would
+			// replace the device node.
+			return getToDevice(c, s, o, st.Size)
 		}
 	}
 	out := o.output
@@ -113,6 +118,25 @@ func runGet(c *cli.Context, o getOptions) error {
 	stats, err := getToFile(c, s, o.cap, out, replace, bar)
 	if err == nil && o.json {
 		err = json.NewEncoder(c.App.Writer).Encode(getResult{Path: out, Size: st.Size, Stats: stats})
+	}
+	return err
+}
+
+// getToDevice writes the file into o.output, an existing device or named
+// pipe, opened for writing as it is.
+func getToDevice(c *cli.Context, s store, o getOptions, size uint64) error {
+	f, err := os.OpenFile(o.output, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	bar := newProgress(int64(size), "get")
+	defer finish(bar)
+	stats, err := s.Get(c.Context, o.cap, f, barSetter(bar))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && o.json {
+		err = json.NewEncoder(c.App.Writer).Encode(getResult{Path: o.output, Size: size, Stats: stats})
 	}
 	return err
 }
