@@ -290,12 +290,15 @@ func (s *Store) commitMoves(moves []move) (int, error) {
 }
 
 // dropPack takes pack id out of use, waits for the reads running in it,
-// then closes and removes it.
+// then closes and removes it. A read that looked a block up before its
+// move was committed, and has not reached the pack yet, is waited for too
+// (the read gate): it would find the pack gone.
 func (s *Store) dropPack(id uint32) (int64, error) {
 	if err := s.acquire(); err != nil {
 		return 0, err
 	}
 	defer s.mu.RUnlock()
+	s.gate.wait()
 	p := s.packs
 	p.mu.Lock()
 	f := p.files[id]

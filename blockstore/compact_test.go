@@ -10,8 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	blocks "github.com/ipfs/go-block-format"
 )
@@ -226,5 +228,68 @@ func TestCompactActivePack(t *testing.T) {
 		if bytes.Contains(all, b.RawData()[:120]) {
 			t.Fatal("a dead block's bytes are still in a pack")
 		}
+	}
+}
+
+// TestDropPackWaitsForLookups: a read that looked a block up in a pack
+// before a compaction moved it, and has not reached the pack yet, still
+// reads it: the compaction waits for it before it removes the pack (it
+// had found the pack gone, and reported the live block corrupt).
+func TestDropPackWaitsForLookups(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	live, _ := compactFixture(t, dir, 11, 8)
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	looked, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	afterLookup = func() { once.Do(func() { close(looked); <-release }) }
+	defer func() { afterLookup = func() {} }()
+	read := make(chan error, 1)
+	go func() {
+		b, err := s.Get(ctx, live[0].Cid())
+		if err == nil && !bytes.Equal(b.RawData(), live[0].RawData()) {
+			err = fmt.Errorf("read other bytes")
+		}
+		read <- err
+	}()
+	<-looked
+	s.gate.mu.Lock()
+	gen := s.gate.gen
+	s.gate.mu.Unlock()
+	compacted := make(chan error, 1)
+	go func() {
+		st, err := s.Compact(ctx, AllDead)
+		if err == nil && st.Packs == 0 {
+			err = fmt.Errorf("no pack compacted")
+		}
+		compacted <- err
+	}()
+	// The read goes on once the compaction has removed the pack, or waits
+	// at the gate to.
+	var cerr error
+	done := false
+	for waiting := false; !done && !waiting; {
+		select {
+		case cerr = <-compacted:
+			done = true
+		case <-time.After(time.Millisecond):
+			s.gate.mu.Lock()
+			waiting = s.gate.gen != gen
+			s.gate.mu.Unlock()
+		}
+	}
+	close(release)
+	if err := <-read; err != nil {
+		t.Fatalf("a read that looked the block up before the compaction: %v", err)
+	}
+	if !done {
+		cerr = <-compacted
+	}
+	if cerr != nil {
+		t.Fatal(cerr)
 	}
 }

@@ -145,18 +145,30 @@ func (p *packs) punch(ctx context.Context, holes []hole, pace *pacer) error {
 		spans = append(spans, span{h.loc.pack, start, h.loc.offset + int64(h.loc.length)})
 	}
 	var first error
-	for _, sp := range mergeSpans(spans) {
+	note := func(err error) {
+		if first == nil {
+			first = err
+		}
+	}
+	merged := mergeSpans(spans)
+spans:
+	for si, sp := range merged {
 		f := files[sp.pack]
-		for off := sp.start; off < sp.end && first == nil; off += punchPiece {
+		for off := sp.start; off < sp.end; off += punchPiece {
 			n := min(punchPiece, sp.end-off)
 			if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n); err != nil {
 				// A file system that cannot punch (or failed to): zeros.
 				if err := zeroRange(f, off, n); err != nil {
-					first = fmt.Errorf("blockstore: free a deleted block: %w", err)
+					note(fmt.Errorf("blockstore: free a deleted block: %w", err))
+					break // this span; the others still go
 				}
 			}
+			if si == len(merged)-1 && off+n >= sp.end {
+				break // the last piece: nothing left to pace
+			}
 			if err := pace.wait(ctx, int(n)); err != nil {
-				first = err
+				note(err)
+				break spans // cut short: the rest is left to compaction
 			}
 		}
 	}

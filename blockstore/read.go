@@ -114,6 +114,7 @@ func (s *Store) GetInto(ctx context.Context, c cid.Cid, get func(n int) []byte) 
 	if err != nil {
 		return nil, fmt.Errorf("blockstore: read %s: %w", Short(c), err)
 	}
+	afterLookup()
 	data, err := s.value(c, v, get)
 	closer.Close()
 	if err != nil {
@@ -121,6 +122,10 @@ func (s *Store) GetInto(ctx context.Context, c cid.Cid, get func(n int) []byte) 
 	}
 	return data, nil
 }
+
+// afterLookup, set by tests only, is called by a read between its index
+// lookup and its pack read.
+var afterLookup = func() {}
 
 // GetSize returns the size of a block.
 func (s *Store) GetSize(ctx context.Context, c cid.Cid) (int, error) {
