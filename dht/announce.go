@@ -23,6 +23,10 @@ func (t *atomicTime) load() time.Time   { return time.Unix(0, t.ns.Load()) }
 // quiet moment). A full queue drops c; the periodic re-announce catches up.
 func (d *DHT) Announce(c cid.Cid) { d.AnnounceFrom("", c) }
 
+// Announcing returns how many blocks wait to be announced or are being
+// announced now.
+func (d *DHT) Announcing() int { return d.queue.pending() }
+
 // AnnounceFrom is Announce for a block peer from stored here: each peer has
 // its own share of the queue, served in turn with the others.
 func (d *DHT) AnnounceFrom(from peer.ID, c cid.Cid) {
@@ -33,7 +37,11 @@ func (d *DHT) AnnounceFrom(from peer.ID, c cid.Cid) {
 func (d *DHT) announcer(ctx context.Context) {
 	for {
 		c, ok := d.queue.pop(ctx)
-		if !ok || !d.waitQuiet(ctx) {
+		if !ok {
+			return
+		}
+		if !d.waitQuiet(ctx) {
+			d.queue.done()
 			return
 		}
 		pctx, cancel := context.WithTimeout(ctx, provideLimit)
@@ -41,6 +49,7 @@ func (d *DHT) announcer(ctx context.Context) {
 			d.log.Debug("provide failed", "cid", c.String(), "err", err)
 		}
 		cancel()
+		d.queue.done()
 		// Each provide is a DHT lookup plus ADD_PROVIDER round trips on
 		// other nodes: pace them so that catching up never starves
 		// transfers.

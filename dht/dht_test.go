@@ -124,6 +124,27 @@ func TestProvideAndFind(t *testing.T) {
 	}
 }
 
+// TestAnnouncingCounts: a block queued, then being provided, counts in
+// Announcing until its provide is done.
+func TestAnnouncingCounts(t *testing.T) {
+	hs, ds := testDHTs(t, 2, WithAnnounceTiming(300*time.Millisecond, time.Second, time.Millisecond))
+	c := blockCID("count me")
+	ds[0].Announce(c)
+	if n := ds[0].Announcing(); n != 1 {
+		t.Fatalf("announcing %d blocks right after one was queued", n)
+	}
+	if !findWithin(t, ds[1], c, hs[0].ID(), 20*time.Second) {
+		t.Fatal("not announced")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for ds[0].Announcing() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("still announcing %d blocks after the provide was found", ds[0].Announcing())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestAnnouncementsNotStarved is finding 7 of the hardening review:
 // announcers waited for a quiet moment after the last store, so a peer
 // storing a tiny block more often than that stopped every announcement. Now

@@ -25,6 +25,7 @@ type fairQueue struct {
 	order  []string // origins with CIDs waiting, served round-robin
 	next   int
 	total  int
+	busy   int           // popped, their provides not finished
 	ready  chan struct{} // signalled after a push
 	space  chan struct{} // signalled after a pop
 }
@@ -70,7 +71,7 @@ func (q *fairQueue) pushWait(ctx context.Context, from string, c cid.Cid) bool {
 }
 
 // pop takes the next CID, from the next origin in turn, waiting for one;
-// false when ctx ended.
+// false when ctx ended. The caller calls done once it has provided it.
 func (q *fairQueue) pop(ctx context.Context) (cid.Cid, bool) {
 	for {
 		q.mu.Lock()
@@ -88,6 +89,7 @@ func (q *fairQueue) pop(ctx context.Context) (cid.Cid, bool) {
 				q.next++
 			}
 			q.total--
+			q.busy++
 			if q.total > 0 {
 				signal(q.ready) // another announcer may take the next
 			}
@@ -102,6 +104,20 @@ func (q *fairQueue) pop(ctx context.Context) (cid.Cid, bool) {
 			return cid.Undef, false
 		}
 	}
+}
+
+// done ends the provide of a CID pop returned.
+func (q *fairQueue) done() {
+	q.mu.Lock()
+	q.busy--
+	q.mu.Unlock()
+}
+
+// pending returns how many CIDs wait or are being provided.
+func (q *fairQueue) pending() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.total + q.busy
 }
 
 // len returns how many CIDs wait.

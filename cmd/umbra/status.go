@@ -40,6 +40,9 @@ func runStatus(c *cli.Context, asJSON bool) error {
 	for _, a := range st.Addrs {
 		fmt.Fprintf(c.App.Writer, "addr    %s\n", a)
 	}
+	if st.Announcing > 0 {
+		fmt.Fprintf(c.App.Writer, "dht     announcing %d blocks\n", st.Announcing)
+	}
 	if m := st.Maintenance; m != nil {
 		printMaint(c, *m)
 	} else {

@@ -67,6 +67,9 @@ type Status struct {
 	Blocks       int      `json:"blocks"`
 	Peers        int      `json:"peers"`
 	PID          int      `json:"pid"`
+	// Announcing is how many blocks wait to be announced on the DHT, or
+	// are being announced (after a put, until the queue drains).
+	Announcing int `json:"announcing"`
 	// Maintenance is the last maintenance run (nil: none yet).
 	Maintenance *MaintStatus `json:"maintenance,omitempty"`
 	// Transfers sum the counters of every put and get since the daemon

@@ -63,7 +63,7 @@ func (b *backend) Status(ctx context.Context) (api.Status, error) {
 	return api.Status{
 		PeerID: b.g.h.ID().String(), Addrs: addrs(b.g.h), StorageUsed: used, StorageQuota: b.quota,
 		Blocks: st.Blocks, Peers: len(b.g.net.ShardPeers()), PID: os.Getpid(),
-		Maintenance: b.maint.lastRun(), Transfers: b.xfers.Report(),
+		Maintenance: b.maint.lastRun(), Transfers: b.xfers.Report(), Announcing: b.g.dht.Announcing(),
 	}, nil
 }
 

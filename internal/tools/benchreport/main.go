@@ -74,6 +74,8 @@ func main() {
 	fmt.Printf("  %-28s %8.3f        goal ≤ 1.05 (shards received over the k each stripe needs)\n", "get, all up: shards / need", nm("get-shards/needed"))
 	fmt.Printf("  %-28s %8.1f / %.1f / %.1f CPU-s per GiB, every daemon and the command (goals: put ≤ 6, get ≤ 3)\n",
 		"put / get / get2down", nm("put-cpu-s/GiB"), nm("get-cpu-s/GiB"), nm("get2down-cpu-s/GiB"))
+	fmt.Printf("  %-28s %8.1f CPU-s per GiB over %.0f s after the put returned (put and announcing: %.1f)\n",
+		"announcing the put's blocks", nm("announce-cpu-s/GiB"), nm("announce-s"), nm("put-cpu-s/GiB")+nm("announce-cpu-s/GiB"))
 	fmt.Printf("  %-28s %8.0f MiB    goal ≤ 200\n", "daemon peak RSS (max of 5)", metric["Network5Nodes1GiB daemon-peak-RSS-MiB"])
 	fmt.Printf("  %-28s %8.1f / %.1f ms (medians of 21 through the CLI, process start included; goal ≤ 20)\n",
 		"4 KiB put / get", nm("small-put-ms"), nm("small-get-ms"))
