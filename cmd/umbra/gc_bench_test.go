@@ -42,12 +42,15 @@ func BenchmarkGCStall5Nodes(b *testing.B) {
 		func() {
 			defer testnet.Down(dir)
 			owner, reader := st.Nodes[0].UmbraPath, st.Nodes[3].UmbraPath
-			lasting := strings.TrimSpace(runBench(b, owner, nil, "put", benchFile(b, dir, "lasting", 1, 1<<30)))
-			const expire = 40 * time.Second // longer than the put takes
+			lastingFile, expiringFile := benchFile(b, dir, "lasting", 1, 1<<30), benchFile(b, dir, "expiring", 2, 3<<30)
+			const expire = 90 * time.Second // longer than the puts take
 			put := time.Now()
-			runBench(b, owner, nil, "put", "--expire", expire.String(), benchFile(b, dir, "expiring", 2, 3<<30))
-			// The scenario is time passing: the expiry, then the grace.
+			runBench(b, owner, nil, "put", "--expire", expire.String(), expiringFile)
+			lasting := strings.TrimSpace(runBench(b, owner, nil, "put", lastingFile))
+			// The scenario is time passing: the expiry, then the grace;
+			// and no DHT announcement left to run beside the gets.
 			time.Sleep(time.Until(put.Add(expire + 5*time.Second)))
+			settle(b, st.Nodes)
 			// The get's rate alone is the median of three runs, one before
 			// the collections, one between, one after.
 			var alone []float64
@@ -56,8 +59,10 @@ func BenchmarkGCStall5Nodes(b *testing.B) {
 			gcs := gcAll(b, st.Nodes)
 			during := timedGet(b, reader, lasting, gcs.start)
 			gcs.wait()
-			if gcs.freedMin < 1<<30 {
-				b.Fatalf("a node collected %d bytes, less than 1 GiB", gcs.freedMin)
+			// 3 GiB at 3+2 is 5 GiB of shards, a fifth on each node unless
+			// placement passed one over (slow, or busy) for another.
+			if gcs.freedTotal < 5<<30-5<<20 || gcs.freedMax < 1<<30 {
+				b.Fatalf("the nodes collected %d bytes, at most %d on one", gcs.freedTotal, gcs.freedMax)
 			}
 			aloneGet()
 			// The same with nothing left to collect: what the commands'
@@ -69,7 +74,7 @@ func BenchmarkGCStall5Nodes(b *testing.B) {
 			slices.Sort(alone)
 			base := alone[1]
 			b.ReportMetric(gcs.longest.Seconds(), "gc-longest-s")
-			b.ReportMetric(float64(gcs.freedMin)/(1<<30), "gc-min-GiB/node")
+			b.ReportMetric(float64(gcs.freedMax)/(1<<30), "gc-max-GiB/node")
 			b.ReportMetric(base/1e6, "get-alone-MB/s")
 			b.ReportMetric(during.window()/base, "get-during-gc/alone")
 			b.ReportMetric(duringNoop.window()/base, "get-during-noop-gc/alone")
@@ -84,16 +89,17 @@ const stallWindow = 1500 * time.Millisecond
 
 // gcRun is `umbra gc` run on every node at once.
 type gcRun struct {
-	nodes    []testnet.Node
-	b        *testing.B
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	longest  time.Duration // the longest node's collection
-	freedMin int64         // bytes the node that freed least freed
+	nodes      []testnet.Node
+	b          *testing.B
+	wg         sync.WaitGroup
+	mu         sync.Mutex
+	longest    time.Duration // the longest node's collection
+	freedMax   int64         // bytes the node that freed most freed
+	freedTotal int64
 }
 
 func gcAll(b *testing.B, nodes []testnet.Node) *gcRun {
-	return &gcRun{nodes: nodes, b: b, freedMin: -1}
+	return &gcRun{nodes: nodes, b: b}
 }
 
 // start runs the collections.
@@ -112,9 +118,8 @@ func (g *gcRun) start() {
 			g.mu.Lock()
 			defer g.mu.Unlock()
 			g.longest = max(g.longest, d)
-			if g.freedMin < 0 || gs.Bytes < g.freedMin {
-				g.freedMin = gs.Bytes
-			}
+			g.freedMax = max(g.freedMax, gs.Bytes)
+			g.freedTotal += gs.Bytes
 		})
 	}
 }

@@ -102,6 +102,9 @@ func BenchmarkMount5Nodes(b *testing.B) {
 				return strings.TrimSpace(string(out))
 			}
 			big, small := put(1, size, "big.bin"), put(2, 100<<20, "small.bin")
+			// The get and the mount's read both run once the puts' DHT
+			// announcements are over, not one beside them.
+			settle(b, st.Nodes)
 			get := exec.Command(umbraBin, "get", big, "-o", "-")
 			get.Env = append(os.Environ(), "UMBRA_PATH="+st.Nodes[2].UmbraPath)
 			pr, pw, _ := os.Pipe()
