@@ -19,15 +19,16 @@ import (
 	"github.com/umbra-store/umbra/internal/testnet"
 )
 
-// BenchmarkGCStall5Nodes: 5 daemons hold a lasting 1 GiB file and a 3 GiB
+// BenchmarkGCStall5Nodes: 5 daemons hold a lasting 2 GiB file and a 3 GiB
 // file whose leases have expired (over 1 GiB of expired shards on every
 // node, sharing packs with the lasting file's). A get of the lasting file
 // runs alone, then with `umbra gc` started on all five nodes at once when
-// it has delivered 256 MiB, then alone again; then the same with nothing
-// left to collect, then alone. Reported: the longest collection (GC and
-// compaction) of a node, the bytes it freed, and the get's rate over the
-// stallWindow after the collections started, over its rate alone over the
-// same stretch of the file (the stall).
+// it has delivered 256 MiB, then alone, with a no-op `umbra gc` (nothing
+// left to collect: the control), alone, and with a no-op again. Reported:
+// the longest collection (GC and compaction) of a node, the most bytes one
+// freed, and the get's rate over the stallWindow after the collections
+// started, over its rate alone over the same stretch of the file (the
+// stall) and over its rate beside the no-op collections.
 func BenchmarkGCStall5Nodes(b *testing.B) {
 	if testing.Short() {
 		b.Skip("network benchmark skipped in -short")
@@ -42,7 +43,7 @@ func BenchmarkGCStall5Nodes(b *testing.B) {
 		func() {
 			defer testnet.Down(dir)
 			owner, reader := st.Nodes[0].UmbraPath, st.Nodes[3].UmbraPath
-			lastingFile, expiringFile := benchFile(b, dir, "lasting", 1, 1<<30), benchFile(b, dir, "expiring", 2, 3<<30)
+			lastingFile, expiringFile := benchFile(b, dir, "lasting", 1, lastingSize), benchFile(b, dir, "expiring", 2, 3<<30)
 			const expire = 90 * time.Second // longer than the puts take
 			put := time.Now()
 			runBench(b, owner, nil, "put", "--expire", expire.String(), expiringFile)
@@ -51,13 +52,20 @@ func BenchmarkGCStall5Nodes(b *testing.B) {
 			// and no DHT announcement left to run beside the gets.
 			time.Sleep(time.Until(put.Add(expire + 5*time.Second)))
 			settle(b, st.Nodes)
-			// The get's rate alone is the median of three runs, one before
-			// the collections, one between, one after.
-			var alone []float64
+			// The get's rate alone is the median of three runs: before the
+			// collections, after them, and between the two runs beside
+			// collections with nothing left to collect (the control: what
+			// starting the commands and the measure itself cost).
+			var alone, noop []float64
 			aloneGet := func() { alone = append(alone, timedGet(b, reader, lasting, nil).window()) }
+			noopGet := func() {
+				g := gcAll(b, st.Nodes)
+				noop = append(noop, timedGet(b, reader, lasting, g.start).window())
+				g.wait()
+			}
 			aloneGet()
 			gcs := gcAll(b, st.Nodes)
-			during := timedGet(b, reader, lasting, gcs.start)
+			during := timedGet(b, reader, lasting, gcs.start).window()
 			gcs.wait()
 			// 3 GiB at 3+2 is 5 GiB of shards, a fifth on each node unless
 			// placement passed one over (slow, or busy) for another.
@@ -65,19 +73,17 @@ func BenchmarkGCStall5Nodes(b *testing.B) {
 				b.Fatalf("the nodes collected %d bytes, at most %d on one", gcs.freedTotal, gcs.freedMax)
 			}
 			aloneGet()
-			// The same with nothing left to collect: what the commands'
-			// start and the measure's noise cost.
-			noop := gcAll(b, st.Nodes)
-			duringNoop := timedGet(b, reader, lasting, noop.start)
-			noop.wait()
+			noopGet()
 			aloneGet()
+			noopGet()
 			slices.Sort(alone)
-			base := alone[1]
+			base, control := alone[1], (noop[0]+noop[1])/2
 			b.ReportMetric(gcs.longest.Seconds(), "gc-longest-s")
 			b.ReportMetric(float64(gcs.freedMax)/(1<<30), "gc-max-GiB/node")
 			b.ReportMetric(base/1e6, "get-alone-MB/s")
-			b.ReportMetric(during.window()/base, "get-during-gc/alone")
-			b.ReportMetric(duringNoop.window()/base, "get-during-noop-gc/alone")
+			b.ReportMetric(during/base, "get-during-gc/alone")
+			b.ReportMetric(control/base, "get-during-noop-gc/alone")
+			b.ReportMetric(during/control, "get-during-gc/noop-gc")
 		}()
 	}
 }
@@ -85,7 +91,10 @@ func BenchmarkGCStall5Nodes(b *testing.B) {
 // stallWindow is how long after the collections start a get's rate is
 // measured: as long as a collection of 1 GiB takes at least, the same
 // whether the collections have work to do or not.
-const stallWindow = 1500 * time.Millisecond
+const stallWindow = 3 * time.Second
+
+// lastingSize is the file the gets read: long enough for stallWindow.
+const lastingSize = 2 << 30
 
 // gcRun is `umbra gc` run on every node at once.
 type gcRun struct {
@@ -211,7 +220,7 @@ func (w *progressWriter) Write(b []byte) (int, error) {
 func timedGet(b *testing.B, node, capText string, at func()) progress {
 	w := &progressWriter{at: at}
 	runBench(b, node, w, "get", capText, "-o", "-")
-	if w.n != 1<<30 {
+	if w.n != lastingSize {
 		b.Fatalf("get delivered %d bytes", w.n)
 	}
 	return w.p
