@@ -26,11 +26,7 @@ func rawBlock(data []byte) blocks.Block {
 // 3+2 stripe of a 1 MiB chunk) from two goroutines and syncs once at the end:
 // the engine's write path.
 func BenchmarkPutManyDeferred5x384K(b *testing.B) {
-	s, err := Open(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := openT(b, b.TempDir())
 	const size = 384 << 10
 	r := randstream.New(1, 64*size)
 	pool := make([][]byte, 64)

@@ -102,11 +102,7 @@ func TestCompactReclaims(t *testing.T) {
 	dir := t.TempDir()
 	live, dead := compactFixture(t, dir, 1, 20)
 	before := len(packBytes(t, dir))
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openT(t, dir)
 	st, err := s.Compact(context.Background(), DefaultMinLive)
 	if err != nil || st.Packs != 1 || st.Moved != len(live) {
 		t.Fatalf("compact: %+v %v", st, err)
@@ -174,11 +170,7 @@ func TestKillDuringCompaction(t *testing.T) {
 		checkStore(t, s, live, dead)
 		s.Close()
 	}
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openT(t, dir)
 	if _, err := s.Compact(context.Background(), DefaultMinLive); err != nil {
 		t.Fatal(err)
 	}
@@ -193,11 +185,7 @@ func TestKillDuringCompaction(t *testing.T) {
 func TestCompactActivePack(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openT(t, dir)
 	var live, dead []blocks.Block
 	for i := range 30 {
 		b := rawBlock(bytes.Repeat([]byte{byte(i), byte(i >> 8), 0x5a}, 40000))
@@ -239,11 +227,7 @@ func TestDropPackWaitsForLookups(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	live, _ := compactFixture(t, dir, 11, 8)
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openT(t, dir)
 	looked, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	afterLookup = func() { once.Do(func() { close(looked); <-release }) }

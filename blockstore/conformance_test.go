@@ -115,11 +115,7 @@ func TestConformanceBoxoMemory(t *testing.T) {
 }
 
 func TestPutRejectsWrongHash(t *testing.T) {
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openT(t, t.TempDir())
 	good := rawBlock([]byte("hello"))
 	bad, _ := blocks.NewBlockWithCid([]byte("hellO"), good.Cid())
 	for name, put := range map[string]func() error{
@@ -169,11 +165,7 @@ func TestReopenKeepsBlocks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openT(t, dir)
 	for _, c := range cids {
 		b, err := s.Get(ctx, c)
 		if err != nil {
@@ -194,11 +186,7 @@ func TestReopenKeepsBlocks(t *testing.T) {
 
 func TestSecondOpenIsRefused(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	openT(t, dir)
 	if s2, err := Open(dir); err == nil {
 		s2.Close()
 		t.Fatal("a second Open of the same directory succeeded")
@@ -314,4 +302,15 @@ func TestCloseDuringOperations(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Wait()
+}
+
+// openT opens the store in dir for a test, closed when it ends.
+func openT(t testing.TB, dir string, opts ...Option) *Store {
+	t.Helper()
+	s, err := Open(dir, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

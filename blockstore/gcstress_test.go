@@ -92,11 +92,7 @@ func TestGCStress(t *testing.T) {
 		t.Skip("stress")
 	}
 	ctx := context.Background()
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openT(t, t.TempDir())
 	src := rand.NewChaCha8([32]byte{9})
 	var all []blocks.Block
 	for range 48 {

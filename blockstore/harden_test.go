@@ -52,11 +52,7 @@ func foreignForms(t *testing.T, data []byte) map[string]cid.Cid {
 // refused on write and absent on read.
 func TestOnlyUmbraCIDs(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openT(t, t.TempDir())
 	data := []byte("x")
 	for name, c := range foreignForms(t, data) {
 		b, err := blocks.NewBlockWithCid(data, c)
@@ -98,11 +94,7 @@ func TestOnlyUmbraCIDs(t *testing.T) {
 func TestHeldBlockNotRewritten(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openT(t, dir)
 	small, large := rawBlock([]byte("small")), rawBlock(make([]byte, 200_000))
 	if err := s.Put(ctx, small); err != nil {
 		t.Fatal(err)
@@ -132,11 +124,7 @@ func TestHeldBlockNotRewritten(t *testing.T) {
 // syncs share one.
 func TestSyncFloodCoalesced(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openT(t, t.TempDir())
 	if err := s.PutManyDeferred(ctx, []blocks.Block{rawBlock([]byte("one write"))}); err != nil {
 		t.Fatal(err)
 	}
@@ -226,11 +214,7 @@ func TestIndexFilesArePrivate(t *testing.T) {
 // and make every SYNC a disk sync. Datastore writes are synced apart.
 func TestDatastoreWritesDoNotDefeatSyncCoalescing(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openT(t, t.TempDir())
 	if err := s.PutManyDeferred(ctx, []blocks.Block{rawBlock([]byte("a block"))}); err != nil {
 		t.Fatal(err)
 	}

@@ -20,11 +20,7 @@ func leaseOf(secret string, exp time.Time) Lease {
 // expiring (after the grace) deletes it and gives its bytes back.
 func TestGCKeepsWhatOneLeaseHolds(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openT(t, t.TempDir())
 	now := time.Now()
 	b := rawBlock(make([]byte, 100<<10))
 	kept := rawBlock([]byte("no lease: kept"))
@@ -75,11 +71,7 @@ func TestGCKeepsWhatOneLeaseHolds(t *testing.T) {
 // never expires.
 func TestLeaseLimits(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openT(t, t.TempDir())
 	now := time.Now()
 	b, own := rawBlock([]byte("leased")), rawBlock([]byte("own"))
 	if err := s.PutMany(ctx, []blocks.Block{b, own}); err != nil {
@@ -135,11 +127,7 @@ func TestLeaseLimits(t *testing.T) {
 // already gets the lease; a lease already expired writes nothing.
 func TestPutLeased(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openT(t, t.TempDir())
 	now := time.Now()
 	b := rawBlock(make([]byte, 70<<10))
 	if err := s.PutLeased(ctx, []blocks.Block{b}, []Lease{leaseOf("past", now.Add(-time.Second))}, ByStore); !errors.Is(err, ErrLeaseExpired) {

@@ -11,11 +11,7 @@ import (
 // no read enters the gate, at the busy rate once one does; a pace ends
 // with its context and with the store.
 func TestPacer(t *testing.T) {
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openT(t, t.TempDir())
 	ctx := context.Background()
 	p := s.newPacer(0, 1<<20) // idle: unbounded; busy: 1 MiB/s
 	if err := p.wait(ctx, 1<<30); err != nil {

@@ -27,11 +27,7 @@ import (
 func TestGCPunchesDeletedBlocks(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openT(t, dir)
 	now := time.Now()
 	src := rand.NewChaCha8([32]byte{5})
 	var live, dead []blocks.Block
@@ -183,11 +179,7 @@ func TestMergeSpans(t *testing.T) {
 // pack now another block's) is not punched.
 func TestPunchChecksTheRecord(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openT(t, t.TempDir())
 	live := rawBlock(bytes.Repeat([]byte{7}, 100<<10))
 	if err := s.PutMany(ctx, []blocks.Block{live}); err != nil {
 		t.Fatal(err)

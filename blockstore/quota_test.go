@@ -76,11 +76,7 @@ func TestQuotaCountsEveryWrite(t *testing.T) {
 func TestQuotaConcurrentWriters(t *testing.T) {
 	ctx := context.Background()
 	const quota, size = 1 << 20, 100_000
-	s, err := Open(t.TempDir(), WithQuota(quota))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openT(t, t.TempDir(), WithQuota(quota))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	taken := 0
