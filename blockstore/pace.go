@@ -13,7 +13,7 @@ import (
 // holds) since the work last waited.
 const (
 	punchPiece      = 32 << 20  // bytes one fallocate frees at most
-	punchBusyRate   = 128 << 20 // bytes per second punched while reads run (idle: unbounded)
+	punchBusyRate   = 192 << 20 // bytes per second punched while reads run (idle: unbounded)
 	compactRate     = 64 << 20  // bytes per second a compaction copies
 	compactBusyRate = 16 << 20  // ... while reads run
 )
