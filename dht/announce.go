@@ -45,7 +45,7 @@ func (d *DHT) announcer(ctx context.Context) {
 			return
 		}
 		pctx, cancel := context.WithTimeout(ctx, provideLimit)
-		if err := d.kad.Provide(pctx, c, true); err != nil && ctx.Err() == nil {
+		if err := d.provide(pctx, c); err != nil && ctx.Err() == nil {
 			d.log.Debug("provide failed", "cid", c.String(), "err", err)
 		}
 		cancel()

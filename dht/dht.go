@@ -44,6 +44,7 @@ type DHT struct {
 	queue  *fairQueue
 	timing
 	lastStore atomicTime
+	prov      providing // provide.go
 }
 
 // timing are the announcement timings (Option WithAnnounceTiming).
@@ -118,6 +119,10 @@ func New(ctx context.Context, h host.Host, store ds.Batching, opts ...Option) (*
 	}
 	d := &DHT{kad: k, log: c.log, queue: newFairQueue(), timing: c.timing,
 		keeper: NewKeeper(limited)}
+	if err := d.newProviding(); err != nil {
+		k.Close()
+		return nil, fmt.Errorf("dht: start: %w", err)
+	}
 	for range announcers {
 		go d.announcer(ctx)
 	}

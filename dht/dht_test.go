@@ -240,3 +240,38 @@ func TestAnnounceFloodDoesNotSilence(t *testing.T) {
 		t.Fatalf("an honest peer's block was not announced behind a flood (%d queued)", ds[0].queue.len())
 	}
 }
+
+// TestProvidesReuseWholeNetLookup: on a network smaller than the bucket
+// size, one lookup serves the provides that follow (each block still
+// reaches every peer), and a new connection ends the reuse.
+func TestProvidesReuseWholeNetLookup(t *testing.T) {
+	hs, ds := testDHTs(t, 3, WithAnnounceTiming(time.Millisecond, 10*time.Millisecond, time.Millisecond))
+	var cs []cid.Cid
+	for i := range 20 {
+		c := blockCID(fmt.Sprint("batch ", i))
+		cs = append(cs, c)
+		ds[0].Announce(c)
+	}
+	for _, c := range cs {
+		for _, other := range ds[1:] {
+			if !findWithin(t, other, c, hs[0].ID(), 20*time.Second) {
+				t.Fatalf("block %v not found as provided by node 0", c)
+			}
+		}
+	}
+	if n := ds[0].prov.lookups.Load(); n > 4 {
+		t.Fatalf("%d lookups for 20 provides on a 3-node network", n)
+	}
+	if _, ok := ds[0].prov.whole.get(time.Now()); !ok {
+		t.Fatal("the whole-network answer is not kept")
+	}
+	// A new peer connects: it may be among the closest, so the next
+	// provide looks again.
+	hs2, _ := testDHTs(t, 1, WithAnnounceTiming(time.Millisecond, 10*time.Millisecond, time.Millisecond))
+	if err := hs[0].Connect(context.Background(), peer.AddrInfo{ID: hs2[0].ID(), Addrs: hs2[0].Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ds[0].prov.whole.get(time.Now()); ok {
+		t.Fatal("a new connection did not end the reuse")
+	}
+}
