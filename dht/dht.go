@@ -130,7 +130,10 @@ func New(ctx context.Context, h host.Host, store ds.Batching, opts ...Option) (*
 }
 
 // Close stops the DHT.
-func (d *DHT) Close() error { return d.kad.Close() }
+func (d *DHT) Close() error {
+	d.kad.Host().Network().StopNotify(d.prov.notifiee)
+	return d.kad.Close()
+}
 
 // Bootstrap fills the routing table from the connected peers.
 func (d *DHT) Bootstrap(ctx context.Context) error { return d.kad.Bootstrap(ctx) }

@@ -262,7 +262,7 @@ func TestProvidesReuseWholeNetLookup(t *testing.T) {
 	if n := ds[0].prov.lookups.Load(); n > 4 {
 		t.Fatalf("%d lookups for 20 provides on a 3-node network", n)
 	}
-	if _, ok := ds[0].prov.whole.get(time.Now()); !ok {
+	if _, ok := ds[0].prov.whole.get(time.Now(), nil); !ok {
 		t.Fatal("the whole-network answer is not kept")
 	}
 	// A new peer connects: it may be among the closest, so the next
@@ -271,7 +271,7 @@ func TestProvidesReuseWholeNetLookup(t *testing.T) {
 	if err := hs[0].Connect(context.Background(), peer.AddrInfo{ID: hs2[0].ID(), Addrs: hs2[0].Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := ds[0].prov.whole.get(time.Now()); ok {
+	if _, ok := ds[0].prov.whole.get(time.Now(), nil); ok {
 		t.Fatal("a new connection did not end the reuse")
 	}
 }
