@@ -8,30 +8,59 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
+	"github.com/zeebo/blake3"
 )
 
-// CheckCID accepts only the CID form umbra writes (ErrCIDForm otherwise):
-// version 1, raw codec, a sha2-256 multihash with a full 32-byte digest. A
-// truncated digest, another hash function or another codec would let one
-// block be stored under many names, or many blocks under one.
+// Hash is the function a block is addressed by: its multihash code. umbra
+// names manifest nodes by SHA-256 and shards by BLAKE3 (docs/format.md,
+// "Why BLAKE3 for shards").
+type Hash uint64
+
+// The two hash functions umbra's blocks are named by, with full 32-byte
+// digests.
+const (
+	SHA256 Hash = mh.SHA2_256
+	BLAKE3 Hash = mh.BLAKE3
+)
+
+// Sum returns data's 32-byte digest under h (SHA-256 for any value other
+// than BLAKE3).
+func (h Hash) Sum(data []byte) [32]byte {
+	if h == BLAKE3 {
+		return blake3.Sum256(data)
+	}
+	return sha256.Sum256(data)
+}
+
+func (h Hash) String() string {
+	if h == BLAKE3 {
+		return "blake3"
+	}
+	return "sha2-256"
+}
+
+// CheckCID accepts only the CID forms umbra writes (ErrCIDForm otherwise):
+// version 1, raw codec, a sha2-256 or blake3 multihash with a full 32-byte
+// digest. A truncated digest, another hash function or another codec would
+// let one block be stored under many names, or many blocks under one.
 func CheckCID(c cid.Cid) error {
 	if !c.Defined() || c.Version() != 1 || c.Type() != cid.Raw {
 		return ErrCIDForm
 	}
 	h := c.Hash()
-	if len(h) != 34 || h[0] != mh.SHA2_256 || h[1] != 32 {
+	if len(h) != 34 || (h[0] != mh.SHA2_256 && h[0] != mh.BLAKE3) || h[1] != 32 {
 		return ErrCIDForm
 	}
 	return nil
 }
 
 // Verify checks that c has umbra's form (CheckCID) and that data hashes to
-// it.
+// it under the function c names.
 func Verify(c cid.Cid, data []byte) error {
 	if err := CheckCID(c); err != nil {
 		return err
 	}
-	sum := sha256.Sum256(data)
+	sum := Hash(c.Hash()[0]).Sum(data)
 	if !bytes.Equal(sum[:], c.Hash()[2:]) {
 		return fmt.Errorf("%w: %s", ErrHashMismatch, Short(c))
 	}
@@ -42,19 +71,26 @@ func Verify(c cid.Cid, data []byte) error {
 // store need not hash it again.
 type hashedBlock struct{ *blocks.BasicBlock }
 
-// NewBlock makes a CIDv1 raw SHA-256 block by hashing data. Stores skip the
-// write-time hash check for blocks made here.
-func NewBlock(data []byte) (blocks.Block, [32]byte) {
-	d := sha256.Sum256(data)
-	b, _ := blocks.NewBlockWithCid(data, CIDOf(d))
+// NewBlock makes a CIDv1 raw SHA-256 block (a manifest node) by hashing
+// data. Stores skip the write-time hash check for blocks made here.
+func NewBlock(data []byte) (blocks.Block, [32]byte) { return NewBlockHash(SHA256, data) }
+
+// NewBlockHash makes a CIDv1 raw block named by h (BLAKE3 for shards) by
+// hashing data. Stores skip the write-time hash check for blocks made here.
+func NewBlockHash(h Hash, data []byte) (blocks.Block, [32]byte) {
+	d := h.Sum(data)
+	b, _ := blocks.NewBlockWithCid(data, CIDWith(h, d))
 	return hashedBlock{b}, d
 }
 
-// CIDOf returns the CID umbra gives a block whose SHA-256 is digest:
-// CIDv1, raw, sha2-256.
-func CIDOf(digest [32]byte) cid.Cid {
+// CIDOf returns the CID umbra gives a block whose SHA-256 is digest (a
+// manifest node): CIDv1, raw, sha2-256.
+func CIDOf(digest [32]byte) cid.Cid { return CIDWith(SHA256, digest) }
+
+// CIDWith returns the CIDv1 raw of a block whose digest under h is digest.
+func CIDWith(h Hash, digest [32]byte) cid.Cid {
 	buf := make([]byte, 34)
-	buf[0], buf[1] = mh.SHA2_256, 32
+	buf[0], buf[1] = byte(h), 32
 	copy(buf[2:], digest[:])
 	return cid.NewCidV1(cid.Raw, mh.Multihash(buf))
 }

@@ -1,8 +1,8 @@
 // Package blockstore keeps content-addressed blocks on disk in Pebble v2 and
 // implements boxo's blockstore.Blockstore.
 //
-// Only umbra's CID form is stored (CIDv1, raw, sha2-256 with a full digest:
-// CheckCID). Every block is checked against its CID before it is written
+// Only umbra's CID forms are stored (CIDv1, raw, sha2-256 or blake3 with a
+// full 32-byte digest: CheckCID). Every block is checked against its CID before it is written
 // (Put refuses a block whose bytes do not hash to its multihash), a held
 // block whose copy is intact is never written again, and packed values are
 // checked against their CRC-32C when read, so a corrupted block is an

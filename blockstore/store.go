@@ -37,7 +37,7 @@ var (
 	// for a CID of another form than the one umbra writes: CIDv1, raw codec,
 	// full 32-byte SHA-256 digest. Get, GetSize and Has answer such a CID
 	// as not found.
-	ErrCIDForm = kind.New(kind.Usage, "blockstore: unsupported CID (umbra stores CIDv1, raw, sha2-256 blocks only)")
+	ErrCIDForm = kind.New(kind.Usage, "blockstore: unsupported CID (umbra stores CIDv1, raw, 32-byte sha2-256 or blake3 blocks only)")
 )
 
 const blockPrefix = 'b'

@@ -51,7 +51,7 @@ func (Secrets) LogValue() slog.Value { return slog.StringValue("[redacted secret
 func (s Secrets) ChunkerKey() Key { return s.master.Derive("umbra chunker v1") }
 
 // ConvergenceKey keys convergent encryption: chunk key =
-// HMAC(ConvergenceKey, ...). Without it nobody can confirm that this user
+// HMAC(ConvergenceKey, "umbra chunk v2" ‖ BLAKE3(chunk)). Without it nobody can confirm that this user
 // stores a known file.
 func (s Secrets) ConvergenceKey() Key { return s.master.Derive("umbra convergence v1") }
 

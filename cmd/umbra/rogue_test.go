@@ -7,7 +7,6 @@ import (
 	"crypto/aes"
 	"crypto/ed25519"
 	crand "crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
 	"os"
 	"runtime"
@@ -271,7 +270,7 @@ func forgeShard(t *testing.T, ent format.Entry, plain []byte, j int) []byte {
 	}
 	shard := make([]byte, z)
 	copy(shard, forged[lo:hi])
-	if sha256.Sum256(shard) == ent.Shards[j] {
+	if blockstore.BLAKE3.Sum(shard) == ent.Shards[j] {
 		t.Fatal("forged shard equals the real one")
 	}
 	return shard
@@ -301,7 +300,7 @@ func TestForgedShardRefused(t *testing.T) {
 	rogue := newRogue(t, st)
 	data, capText, ent, off, j := rogue.putHeld(t, st, contract(6<<20))
 	forged := forgeShard(t, ent, data[off:off+int64(ent.Size)], j)
-	target := blockstore.CIDOf(ent.Shards[j])
+	target := blockstore.CIDWith(blockstore.BLAKE3, ent.Shards[j])
 	rogue.mu.Lock()
 	rogue.serve = func(c cid.Cid, d []byte) []byte {
 		if c.Equals(target) {

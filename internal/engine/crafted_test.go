@@ -40,8 +40,15 @@ func storeNode(t *testing.T, bs Blocks, n *format.Node) format.Entry {
 }
 
 // storeChunk seals plain under a fresh key, codes it k+m, stores the
-// shards and returns its entry (no hints).
+// shards (named by BLAKE3, as put names them) and returns its entry (no
+// hints).
 func storeChunk(t *testing.T, bs Blocks, plain []byte, k, m int) format.Entry {
+	t.Helper()
+	return storeChunkHash(t, bs, plain, k, m, blockstore.BLAKE3)
+}
+
+// storeChunkHash is storeChunk with the shards named by h.
+func storeChunkHash(t *testing.T, bs Blocks, plain []byte, k, m int, h blockstore.Hash) format.Entry {
 	t.Helper()
 	coder, _ := erasure.New(k, m)
 	ck := keyring.GenerateKey()
@@ -52,7 +59,7 @@ func storeChunk(t *testing.T, bs Blocks, plain []byte, k, m int) format.Entry {
 	}
 	ent := format.Entry{SealedLen: len(sealed), Key: ck, Size: uint64(len(plain))}
 	for _, sh := range shards {
-		b, d := blockstore.NewBlock(bytes.Clone(sh))
+		b, d := blockstore.NewBlockHash(h, bytes.Clone(sh))
 		if err := bs.PutMany(context.Background(), []blocks.Block{b}); err != nil {
 			t.Fatal(err)
 		}
@@ -222,7 +229,7 @@ func TestNoReedSolomonCacheGrowth(t *testing.T) {
 	shards, _ := coder.Encode(make([]byte, coder.EncodedLen(len(sealed))), sealed)
 	digests := make([][32]byte, len(shards))
 	for i, sh := range shards {
-		b, d := blockstore.NewBlock(bytes.Clone(sh))
+		b, d := blockstore.NewBlockHash(blockstore.BLAKE3, bytes.Clone(sh))
 		if err := bs.PutMany(ctx, []blocks.Block{b}); err != nil {
 			t.Fatal(err)
 		}

@@ -2,7 +2,7 @@
 // content-addressed shards and back: Put, Get, ReadRange, Stat.
 //
 // Put: chunker → per-chunk key (convergent or random) → seal (Padmé +
-// AES-256-GCM) → erasure (k+m shards) → shard blocks (CIDv1, raw, SHA-256)
+// AES-256-GCM) → erasure (k+m shards) → shard blocks (CIDv1, raw, BLAKE3)
 // → block store; the chunk entries are gathered into a manifest tree
 // (internal/format) whose root block's digest and read key form the file's
 // read capability. Chunks go through a pool of workers, at most 2 × workers

@@ -2,8 +2,6 @@ package engine
 
 import (
 	"context"
-	"crypto/sha256"
-	"fmt"
 	"io"
 	"log/slog"
 	"runtime"
@@ -153,25 +151,35 @@ func New(bs Blocks, secrets keyring.Secrets, opts ...Option) *Engine {
 // String keeps the engine's secrets out of %v.
 func (e *Engine) String() string { return "engine" }
 
-// shardCID makes the CID of a shard or node block from its SHA-256 digest.
-func shardCID(digest [32]byte) cid.Cid { return blockstore.CIDOf(digest) }
+// newNodeBlock makes the block of an encoded manifest node: named by its
+// SHA-256.
+func newNodeBlock(data []byte) (blocks.Block, [32]byte) { return blockstore.NewBlock(data) }
 
-func newBlock(data []byte) (blocks.Block, [32]byte) { return blockstore.NewBlock(data) }
+// newShardBlock makes the block of a shard: named by its BLAKE3, the
+// function of the manifest version put writes (format.Version).
+func newShardBlock(data []byte) (blocks.Block, [32]byte) {
+	return blockstore.NewBlockHash(blockstore.BLAKE3, data)
+}
 
-// getBlock returns the block whose SHA-256 is digest, checked against it:
-// through the network (which checks every source, see Network.Fetch), or
-// read from the local store and hashed here. A stored block that fails
-// (the pack's CRC or the digest) is reported as blockstore.ErrHashMismatch.
-func (e *Engine) getBlock(ctx context.Context, digest [32]byte, size int, hint []byte, deep bool) ([]byte, error) {
+// getNode returns the manifest node block whose SHA-256 is digest (getBlock).
+func (e *Engine) getNode(ctx context.Context, digest [32]byte) ([]byte, error) {
+	return e.getBlock(ctx, blockstore.CIDOf(digest), format.MaxNodeBlock, nil, true)
+}
+
+// getBlock returns the block c names, checked against it: through the
+// network (which checks every source, see Network.Fetch), or read from the
+// local store and hashed here. A stored block that fails (the pack's CRC
+// or the digest) is reported as blockstore.ErrHashMismatch.
+func (e *Engine) getBlock(ctx context.Context, c cid.Cid, size int, hint []byte, deep bool) ([]byte, error) {
 	if e.net != nil {
-		return e.net.Fetch(ctx, shardCID(digest), size, hint, deep)
+		return e.net.Fetch(ctx, c, size, hint, deep)
 	}
 	var data []byte
 	if g, ok := e.bs.(intoGetter); ok {
 		// Read into a pooled buffer (given back by release), and never
 		// more than the manifest says the block holds.
 		var err error
-		data, err = g.GetInto(ctx, shardCID(digest), func(n int) []byte {
+		data, err = g.GetInto(ctx, c, func(n int) []byte {
 			if n > size {
 				return nil
 			}
@@ -181,15 +189,15 @@ func (e *Engine) getBlock(ctx context.Context, digest [32]byte, size int, hint [
 			return nil, err
 		}
 	} else {
-		b, err := e.bs.Get(ctx, shardCID(digest))
+		b, err := e.bs.Get(ctx, c)
 		if err != nil {
 			return nil, err
 		}
 		data = b.RawData()
 	}
-	if sha256.Sum256(data) != digest {
+	if err := blockstore.Verify(c, data); err != nil {
 		e.release(data)
-		return nil, fmt.Errorf("%w: %x…", blockstore.ErrHashMismatch, digest[:6])
+		return nil, err
 	}
 	xfer.From(ctx).Received(true)
 	return data, nil

@@ -617,3 +617,6 @@ func TestRepairWritesCountAgainstQuota(t *testing.T) {
 		t.Fatalf("after repair: counted %d, holds %d, was %d", now, st.Charged(), used)
 	}
 }
+
+// shardCID is the CID of a shard a put made (BLAKE3, format.Version).
+func shardCID(digest [32]byte) cid.Cid { return blockstore.CIDWith(blockstore.BLAKE3, digest) }

@@ -11,6 +11,7 @@ import (
 
 	blocks "github.com/ipfs/go-block-format"
 
+	"github.com/umbra-store/umbra/blockstore"
 	"github.com/umbra-store/umbra/erasure"
 	"github.com/umbra-store/umbra/internal/format"
 	"github.com/umbra-store/umbra/internal/seal"
@@ -49,7 +50,7 @@ func (e *Engine) openNodeSize(ctx context.Context, digest [32]byte, readKey keyr
 }
 
 func (e *Engine) fetchNode(ctx context.Context, digest [32]byte, readKey keyring.Key) (*format.Node, int, error) {
-	raw, err := e.getBlock(ctx, digest, format.MaxNodeBlock, nil, true)
+	raw, err := e.getNode(ctx, digest)
 	if isNotFound(err) {
 		return nil, 0, fmt.Errorf("%w: manifest block %x… is not in the store", ErrNotFound, digest[:6])
 	}
@@ -81,7 +82,8 @@ func (e *Engine) Get(ctx context.Context, c keyring.ReadCap, w io.Writer) error 
 type chunkJob struct {
 	index    int // chunk number in the file, for errors
 	k, m     int
-	peers    [][]byte // the leaf node's hint table
+	peers    [][]byte        // the leaf node's hint table
+	hash     blockstore.Hash // the leaf's shard digests' function
 	ent      format.Entry
 	from, to int // plaintext bytes [from, to) of the chunk
 }
@@ -249,7 +251,7 @@ func (w *walker) walk(ctx context.Context, n *format.Node, base int64) error {
 			return err
 		}
 		if n.Level == 0 {
-			j := chunkJob{index: w.idx, k: n.K, m: n.M, peers: n.Peers, ent: ent, from: int(max(w.off-lo, 0)), to: int(min(w.end, hi) - lo)}
+			j := chunkJob{index: w.idx, k: n.K, m: n.M, peers: n.Peers, hash: blockstore.Hash(n.ShardHash), ent: ent, from: int(max(w.off-lo, 0)), to: int(min(w.end, hi) - lo)}
 			w.idx++
 			select {
 			case w.jobs <- j:
@@ -370,7 +372,7 @@ func (e *Engine) rewrite(ctx context.Context, coder *erasure.Coder, j chunkJob, 
 	}
 	var fixed []blocks.Block
 	for _, i := range idxs {
-		b, d := newBlock(append([]byte(nil), shards[i]...))
+		b, d := blockstore.NewBlockHash(j.hash, append([]byte(nil), shards[i]...))
 		if d != j.ent.Shards[i] {
 			continue // rebuilt shard disagrees with the manifest: leave it
 		}

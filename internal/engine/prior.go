@@ -49,6 +49,12 @@ func (e *Engine) priorChunks(ctx context.Context, c keyring.ReadCap, k, m int) m
 	budget := walkBudget(root.Size)
 	var visit func(n *format.Node) bool
 	visit = func(n *format.Node) bool {
+		if n.ShardHash != format.ShardBLAKE3 {
+			// Shards named by SHA-256 (version 0x02) cannot sit in the
+			// version 0x03 node this put writes; their chunk keys differ
+			// too.
+			return false
+		}
 		for _, ent := range n.Entries {
 			if budget--; budget < 0 || len(out) >= maxPriorChunks {
 				return false

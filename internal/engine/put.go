@@ -250,7 +250,7 @@ func (e *Engine) storeChunk(ctx context.Context, coder *erasure.Coder, in chunkI
 	}
 	bs := make([]blocks.Block, len(shards))
 	for i, sh := range shards {
-		bs[i], ent.Shards[i] = newBlock(sh)
+		bs[i], ent.Shards[i] = newShardBlock(sh)
 		ent.Hints[i] = format.NoHint
 	}
 	xc.Time(xfer.Seal, t)
@@ -384,7 +384,7 @@ func (b *treeBuilder) flush(ctx context.Context, level int, name string) (format
 	if err != nil {
 		return format.Entry{}, err
 	}
-	blk, digest := newBlock(block)
+	blk, digest := newNodeBlock(block)
 	if b.sess != nil {
 		err = b.sess.Replicate(ctx, blk)
 	} else {

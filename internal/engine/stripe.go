@@ -98,7 +98,7 @@ func (e *Engine) fetchShardData(ctx context.Context, j chunkJob, i, size int, de
 	if h := ent.Hints[i]; h != format.NoHint && int(h) < len(j.peers) {
 		hint = j.peers[h]
 	}
-	raw, err := e.getBlock(ctx, ent.Shards[i], size, hint, deep)
+	raw, err := e.getBlock(ctx, blockstore.CIDWith(j.hash, ent.Shards[i]), size, hint, deep)
 	if err != nil {
 		if !isNotFound(err) && ctx.Err() == nil {
 			e.log.Warn("shard read failed", "shard", fmt.Sprintf("%x", ent.Shards[i][:4]), "err", err)
@@ -130,7 +130,7 @@ func (e *Engine) localFirst(ctx context.Context, j chunkJob, si, n int) []int {
 	order := make([]int, 0, n)
 	var rest []int
 	for i := si * n; i < si*n+n; i++ {
-		if ok, err := e.bs.Has(ctx, shardCID(j.ent.Shards[i])); ok && err == nil {
+		if ok, err := e.bs.Has(ctx, blockstore.CIDWith(j.hash, j.ent.Shards[i])); ok && err == nil {
 			order = append(order, i)
 		} else {
 			rest = append(rest, i)

@@ -5,6 +5,9 @@ import (
 	"crypto/sha256"
 	"fmt"
 
+	"github.com/ipfs/go-cid"
+
+	"github.com/umbra-store/umbra/blockstore"
 	"github.com/umbra-store/umbra/erasure"
 	"github.com/umbra-store/umbra/internal/format"
 	"github.com/umbra-store/umbra/keyring"
@@ -17,9 +20,13 @@ type Stripe struct {
 	Chunk, Index int // the chunk's position in the file, the stripe's in the chunk
 	K, M         int
 	ShardSize    int
-	Shards       [][32]byte // k+m digests
-	Hints        [][]byte   // per shard, the peer ID the manifest hints (nil: none)
+	Shards       [][32]byte      // k+m digests
+	Hash         blockstore.Hash // the function of the digests
+	Hints        [][]byte        // per shard, the peer ID the manifest hints (nil: none)
 }
+
+// CID returns the CID of shard i.
+func (s Stripe) CID(i int) cid.Cid { return blockstore.CIDWith(s.Hash, s.Shards[i]) }
 
 // maxWalk bounds the entries a verify walk visits: without the read part
 // there is no size to bound it by (2^22 chunks is 4 TiB at 1 MiB).
@@ -38,7 +45,7 @@ func (e *Engine) Walk(ctx context.Context, vc keyring.VerifyCap, node func(diges
 			return nil
 		}
 		seen[digest] = true
-		raw, err := e.getBlock(ctx, digest, format.MaxNodeBlock, nil, true)
+		raw, err := e.getNode(ctx, digest)
 		if isNotFound(err) {
 			return fmt.Errorf("%w: manifest block %x… is not held by any peer", ErrNotFound, digest[:6])
 		}
@@ -90,7 +97,7 @@ func (e *Engine) walkChunk(coder *erasure.Coder, n *format.Node, ent format.Entr
 		return fmt.Errorf("%w: chunk %d names %d shards for %d stripes", ErrCorrupt, chunk, len(ent.Shards), len(lay))
 	}
 	for si, l := range lay {
-		s := Stripe{Chunk: chunk, Index: si, K: n.K, M: n.M, ShardSize: l.ShardSize,
+		s := Stripe{Chunk: chunk, Index: si, K: n.K, M: n.M, ShardSize: l.ShardSize, Hash: blockstore.Hash(n.ShardHash),
 			Shards: ent.Shards[si*coder.N() : (si+1)*coder.N()], Hints: make([][]byte, coder.N())}
 		for i := range s.Hints {
 			if h := int(ent.Hints[si*coder.N()+i]); h != format.NoHint && h < len(n.Peers) {

@@ -11,10 +11,23 @@ import (
 	"github.com/umbra-store/umbra/keyring"
 )
 
-// Version is the manifest format version this package writes and reads.
-// Version 0x01 (no key commitment) is retired: a reader refuses it, so that
-// no block can be made to open under two keys by leaving the commitment out.
-const Version = 0x02
+// Version is the manifest format version this package writes: its
+// level-0 entries name shards by BLAKE3 digests. Version 0x02, the same
+// layout with SHA-256 shard digests, is still read (and written for a node
+// whose ShardHash says SHA-256). Version 0x01 (no key commitment) is
+// retired: a reader refuses it, so that no block can be made to open under
+// two keys by leaving the commitment out.
+const Version = 0x03
+
+// VersionSHA256 is the manifest version whose shard digests are SHA-256.
+const VersionSHA256 = 0x02
+
+// The functions a node's shard digests are made with, as multihash codes
+// (Node.ShardHash). Node blocks themselves are always named by SHA-256.
+const (
+	ShardSHA256 uint64 = 0x12 // version 0x02
+	ShardBLAKE3 uint64 = 0x1e // version 0x03
+)
 
 // retiredVersion is the first manifest version, without a key commitment.
 const retiredVersion = 0x01
@@ -78,7 +91,7 @@ func Commitment(verifyKey keyring.Key) [CommitmentSize]byte {
 type Entry struct {
 	// Verify part.
 	SealedLen int        // level 0: bytes of the sealed chunk
-	Shards    [][32]byte // level 0: SHA-256 of each shard, stripe after stripe
+	Shards    [][32]byte // level 0: digest of each shard (Node.ShardHash), stripe after stripe
 	Hints     []uint16   // level 0: per shard, index into Node.Peers or NoHint
 	Child     [32]byte   // level > 0: SHA-256 of the child node block
 	ChildVKey keyring.Key
@@ -96,6 +109,10 @@ type Node struct {
 	Suite   byte
 	Peers   [][]byte // placement hint table: peer IDs (binary)
 	Entries []Entry
+	// ShardHash is the function of the shard digests (ShardBLAKE3 or
+	// ShardSHA256), given by the block's version; zero encodes as
+	// ShardBLAKE3.
+	ShardHash uint64
 
 	// Read part.
 	Size uint64 // plaintext bytes under this node
@@ -221,6 +238,15 @@ func (n *Node) Plaintext() (verify, read []byte, err error) {
 
 // Encode seals the node under readKey and returns the block bytes.
 func (n *Node) Encode(readKey keyring.Key) ([]byte, error) {
+	var version byte
+	switch n.ShardHash {
+	case 0, ShardBLAKE3:
+		version = Version
+	case ShardSHA256:
+		version = VersionSHA256
+	default:
+		return nil, fmt.Errorf("%w: shard hash 0x%x", ErrMalformed, n.ShardHash)
+	}
 	vp, rp, err := n.Plaintext()
 	if err != nil {
 		return nil, err
@@ -232,7 +258,7 @@ func (n *Node) Encode(readKey keyring.Key) ([]byte, error) {
 	vs := sealPart(vkey.Derive(verifyPartInfo), vp, verifyAAD)
 	rs := sealPart(readKey.Derive(readPartInfo), rp, readAAD)
 	out := make([]byte, 0, headerLen+len(vs)+len(rs))
-	out = append(out, Version)
+	out = append(out, version)
 	commit := Commitment(vkey)
 	out = append(out, commit[:]...)
 	out = binary.BigEndian.AppendUint32(out, uint32(len(vs)))
@@ -260,40 +286,44 @@ func openPart(key keyring.Key, sealed []byte, aad string) ([]byte, error) {
 }
 
 // split checks a node block's header and its key commitment against
-// verifyKey, and returns its two sealed parts. Nothing is decrypted before
-// the commitment matches.
-func split(block []byte, verifyKey keyring.Key) (vs, rs []byte, err error) {
+// verifyKey, and returns its two sealed parts and the function its shard
+// digests are made with. Nothing is decrypted before the commitment
+// matches.
+func split(block []byte, verifyKey keyring.Key) (vs, rs []byte, shardHash uint64, err error) {
 	if len(block) < 1 {
-		return nil, nil, fmt.Errorf("%w: empty block", ErrMalformed)
+		return nil, nil, 0, fmt.Errorf("%w: empty block", ErrMalformed)
 	}
 	if len(block) > MaxNodeBlock {
-		return nil, nil, fmt.Errorf("%w: node block of %d bytes", ErrMalformed, len(block))
+		return nil, nil, 0, fmt.Errorf("%w: node block of %d bytes", ErrMalformed, len(block))
 	}
 	switch block[0] {
 	case Version:
+		shardHash = ShardBLAKE3
+	case VersionSHA256:
+		shardHash = ShardSHA256
 	case retiredVersion:
-		return nil, nil, fmt.Errorf("%w %d: retired (it carries no key commitment); this umbra reads %d", ErrVersion, block[0], Version)
+		return nil, nil, 0, fmt.Errorf("%w %d: retired (it carries no key commitment); this umbra reads %d and %d", ErrVersion, block[0], VersionSHA256, Version)
 	default:
-		return nil, nil, fmt.Errorf("%w %d (this umbra reads %d)", ErrVersion, block[0], Version)
+		return nil, nil, 0, fmt.Errorf("%w %d (this umbra reads %d and %d)", ErrVersion, block[0], VersionSHA256, Version)
 	}
 	if len(block) < headerLen {
-		return nil, nil, fmt.Errorf("%w: truncated header", ErrMalformed)
+		return nil, nil, 0, fmt.Errorf("%w: truncated header", ErrMalformed)
 	}
 	want := Commitment(verifyKey)
 	if subtle.ConstantTimeCompare(block[1:1+CommitmentSize], want[:]) != 1 {
-		return nil, nil, ErrCommitment
+		return nil, nil, 0, ErrCommitment
 	}
 	vl := binary.BigEndian.Uint32(block[1+CommitmentSize : headerLen])
 	if uint64(vl) > uint64(len(block)-headerLen) {
-		return nil, nil, fmt.Errorf("%w: verify part of %d bytes in a %d-byte block", ErrMalformed, vl, len(block))
+		return nil, nil, 0, fmt.Errorf("%w: verify part of %d bytes in a %d-byte block", ErrMalformed, vl, len(block))
 	}
-	return block[headerLen : headerLen+vl], block[headerLen+vl:], nil
+	return block[headerLen : headerLen+vl], block[headerLen+vl:], shardHash, nil
 }
 
 // OpenVerify decodes the verify part of a node block with the file's (or the
 // node's) verify key.
 func OpenVerify(block []byte, verifyKey keyring.Key) (*Node, error) {
-	vs, _, err := split(block, verifyKey)
+	vs, _, shardHash, err := split(block, verifyKey)
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +331,12 @@ func OpenVerify(block []byte, verifyKey keyring.Key) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decodeVerify(vp)
+	n, err := decodeVerify(vp)
+	if err != nil {
+		return nil, err
+	}
+	n.ShardHash = shardHash
+	return n, nil
 }
 
 // Open decodes both parts of a node block with its read key.
@@ -311,7 +346,7 @@ func Open(block []byte, readKey keyring.Key) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, rs, _ := split(block, vkey)
+	_, rs, _, _ := split(block, vkey)
 	rp, err := openPart(readKey.Derive(readPartInfo), rs, readAAD)
 	if err != nil {
 		return nil, err

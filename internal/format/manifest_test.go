@@ -86,14 +86,39 @@ func TestKnownAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprintf("%d %x", len(block), sha256.Sum256(block)); got != "823 c7e2318378e29540ab74ce9fb99bf6a9e7d2cb3c594d7f9c70efad7de481dc15" {
+	if got := fmt.Sprintf("%d %x", len(block), sha256.Sum256(block)); got != "823 c625939b3342b212395a7f5f075b235fa14a2eba852af9f2b6aacde3b3fadb23" {
 		t.Fatalf("encoding changed: %s", got)
 	}
-	// The header: version 2, then the key commitment of key(1) (recomputed
-	// in Python with hmac/hashlib when docs/format.md was written).
+	// The header: version 3 (BLAKE3 shard digests), then the key
+	// commitment of key(1) (recomputed in Python with hmac/hashlib when
+	// docs/format.md was written).
 	const commit = "458f796dadc654589d9f6e8917a33f72ac699d9e2f223d4359d3540aca07eec7"
-	if got := fmt.Sprintf("%02x %x", block[0], block[1:33]); got != "02 "+commit {
+	if got := fmt.Sprintf("%02x %x", block[0], block[1:33]); got != "03 "+commit {
 		t.Fatalf("header: %s", got)
+	}
+	// The same node with SHA-256 shard digests is version 2, byte for
+	// byte the block umbra wrote before version 3 (its digest pinned
+	// then).
+	n2 := leafNode()
+	n2.ShardHash = ShardSHA256
+	block2, err := n2.Encode(key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintf("%d %x", len(block2), sha256.Sum256(block2)); got != "823 c7e2318378e29540ab74ce9fb99bf6a9e7d2cb3c594d7f9c70efad7de481dc15" {
+		t.Fatalf("version 2 encoding changed: %s", got)
+	}
+	if !bytes.Equal(block2[1:], block[1:]) {
+		t.Fatal("versions 2 and 3 differ beyond the version byte")
+	}
+	for _, c := range []struct {
+		block []byte
+		want  uint64
+	}{{block, ShardBLAKE3}, {block2, ShardSHA256}} {
+		n, err := Open(c.block, key(1))
+		if err != nil || n.ShardHash != c.want {
+			t.Fatalf("version %d opens with shard hash %v: %v", c.block[0], n, err)
+		}
 	}
 	c := Commitment(key(0x22).Derive(keyring.VerifyKeyInfo))
 	if got := fmt.Sprintf("%x", c); got != "e4cb69ba921e8c2e24966bb86cba3d39cb366878c4221176eae9bc996a550e39" {
@@ -186,10 +211,12 @@ func TestWrongKeyAndTampering(t *testing.T) {
 			t.Fatalf("flip at %d accepted", i)
 		}
 	}
-	bad := bytes.Clone(block)
-	bad[0] = 3
-	if _, err := Open(bad, key(1)); !errors.Is(err, ErrVersion) {
-		t.Fatalf("version 3: %v", err)
+	for _, v := range []byte{0, 1, 4, 0xff} {
+		bad := bytes.Clone(block)
+		bad[0] = v
+		if _, err := Open(bad, key(1)); !errors.Is(err, ErrVersion) {
+			t.Fatalf("version %d: %v", v, err)
+		}
 	}
 }
 
@@ -220,12 +247,23 @@ func FuzzManifestDecode(f *testing.F) {
 		f.Add(vp, rp)
 	}
 	f.Add([]byte{1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0}, []byte{1})
-	// Whole blocks under key(3), for the block-level Open below.
+	// Whole blocks under key(3), both versions, for the block-level Open
+	// below.
 	for _, n := range []*Node{leafNode(), interiorNode()} {
 		b, _ := n.Encode(key(3))
 		f.Add(b, []byte{})
+		n.ShardHash = ShardSHA256
+		b, _ = n.Encode(key(3))
+		f.Add(b, []byte{})
 	}
 	f.Fuzz(func(t *testing.T, vp, rp []byte) {
+		// Arbitrary bytes as a block: must not panic, and a block that
+		// opens re-encodes to itself, its version (shard hash) included.
+		if m, err := Open(vp, key(3)); err == nil {
+			if again, err := m.Encode(key(3)); err != nil || !bytes.Equal(again, vp) {
+				t.Fatalf("opened block does not re-encode to itself: %v", err)
+			}
+		}
 		n, err := decodeVerify(vp)
 		if err != nil {
 			return
@@ -247,6 +285,6 @@ func FuzzManifestDecode(f *testing.F) {
 		if _, err := Open(block, key(3)); err != nil {
 			t.Fatalf("encoded node does not open: %v", err)
 		}
-		_, _ = Open(vp, key(3)) // arbitrary bytes as a block: must not panic
+
 	})
 }

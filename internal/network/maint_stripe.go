@@ -38,7 +38,7 @@ func (m *Maintainer) stripe(ctx context.Context, peers []peer.ID, s engine.Strip
 	asked := make([]map[peer.ID]bool, len(s.Shards))
 	ask := func(i int, p peer.ID) {
 		asked[i][p] = true
-		held, bad, renewed := m.probe(ctx, p, blockstore.CIDOf(s.Shards[i]), s.ShardSize, mode)
+		held, bad, renewed := m.probe(ctx, p, s.CID(i), s.ShardSize, mode)
 		if bad {
 			r.bad[p] = true
 		}
@@ -152,7 +152,7 @@ func (m *Maintainer) rebuild(ctx context.Context, peers []peer.ID, s engine.Stri
 		if p != "" {
 			continue
 		}
-		b, d := blockstore.NewBlock(shards[i])
+		b, d := blockstore.NewBlockHash(s.Hash, shards[i])
 		if d != s.Shards[i] {
 			continue // rebuilt bytes disagree with the manifest: leave it
 		}
@@ -185,7 +185,7 @@ func (m *Maintainer) rebuild(ctx context.Context, peers []peer.ID, s engine.Stri
 
 // fetch returns shard i of s from p, checked against its digest, or nil.
 func (m *Maintainer) fetch(ctx context.Context, p peer.ID, s engine.Stripe, i int) []byte {
-	c := blockstore.CIDOf(s.Shards[i])
+	c := s.CID(i)
 	var data []byte
 	if p == m.net.h.ID() {
 		b, err := m.local.Get(ctx, c)

@@ -3,9 +3,10 @@ package seal
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/sha256"
 	"fmt"
 	"math/bits"
+
+	"github.com/zeebo/blake3"
 
 	"github.com/umbra-store/umbra/internal/kind"
 	"github.com/umbra-store/umbra/keyring"
@@ -87,10 +88,12 @@ func Unpad(padded []byte) ([]byte, error) {
 }
 
 // ConvergentKey derives a chunk key from the chunk itself:
-// HMAC-SHA256(convergence secret, "umbra chunk v1" ‖ SHA-256(chunk)).
+// HMAC-SHA256(convergence secret, "umbra chunk v2" ‖ BLAKE3-256(chunk)).
+// (Version 1, before manifest version 0x03, hashed the chunk with SHA-256;
+// nothing reads chunk keys back but the manifest, so only writers change.)
 func ConvergentKey(secret keyring.Key, chunk []byte) keyring.Key {
-	h := sha256.Sum256(chunk)
-	return secret.MAC([]byte("umbra chunk v1"), h[:])
+	h := blake3.Sum256(chunk)
+	return secret.MAC([]byte("umbra chunk v2"), h[:])
 }
 
 func newGCM(key keyring.Key) cipher.AEAD {

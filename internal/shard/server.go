@@ -176,7 +176,7 @@ func requestCID(raw []byte) (cid.Cid, string) {
 		return cid.Undef, "bad CID"
 	}
 	if blockstore.CheckCID(c) != nil {
-		return cid.Undef, "unsupported CID: umbra stores CIDv1, raw, sha2-256 blocks only"
+		return cid.Undef, "unsupported CID: umbra stores CIDv1, raw, 32-byte sha2-256 or blake3 blocks only"
 	}
 	return c, ""
 }
