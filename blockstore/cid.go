@@ -23,13 +23,17 @@ const (
 	BLAKE3 Hash = mh.BLAKE3
 )
 
-// Sum returns data's 32-byte digest under h (SHA-256 for any value other
-// than BLAKE3).
+// Sum returns data's 32-byte digest under h. Any h other than SHA256 and
+// BLAKE3 is a programming error: Sum panics rather than name a block by a
+// digest of another function.
 func (h Hash) Sum(data []byte) [32]byte {
-	if h == BLAKE3 {
+	switch h {
+	case BLAKE3:
 		return blake3.Sum256(data)
+	case SHA256:
+		return sha256.Sum256(data)
 	}
-	return sha256.Sum256(data)
+	panic(fmt.Sprintf("blockstore: hash function 0x%x", uint64(h)))
 }
 
 func (h Hash) String() string {
@@ -87,8 +91,12 @@ func NewBlockHash(h Hash, data []byte) (blocks.Block, [32]byte) {
 // manifest node): CIDv1, raw, sha2-256.
 func CIDOf(digest [32]byte) cid.Cid { return CIDWith(SHA256, digest) }
 
-// CIDWith returns the CIDv1 raw of a block whose digest under h is digest.
+// CIDWith returns the CIDv1 raw of a block whose digest under h is digest
+// (h SHA256 or BLAKE3; it panics on any other).
 func CIDWith(h Hash, digest [32]byte) cid.Cid {
+	if h != SHA256 && h != BLAKE3 {
+		panic(fmt.Sprintf("blockstore: hash function 0x%x", uint64(h)))
+	}
 	buf := make([]byte, 34)
 	buf[0], buf[1] = byte(h), 32
 	copy(buf[2:], digest[:])

@@ -73,3 +73,23 @@ func TestBLAKE3Blocks(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownHashPanics: a Hash other than SHA256 or BLAKE3 never names a
+// block (a zero value would otherwise make CIDs no store accepts).
+func TestUnknownHashPanics(t *testing.T) {
+	for _, h := range []Hash{0, 0x13, 0x11e} {
+		for name, f := range map[string]func(){
+			"Sum":     func() { h.Sum([]byte("x")) },
+			"CIDWith": func() { CIDWith(h, [32]byte{}) },
+		} {
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Errorf("%s(0x%x) did not panic", name, uint64(h))
+					}
+				}()
+				f()
+			}()
+		}
+	}
+}

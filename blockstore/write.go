@@ -269,7 +269,7 @@ const (
 )
 
 // heldIntact looks a block up and checks the stored copy (CRC-32C for
-// packed values, then SHA-256 against the CID).
+// packed values, then the CID's hash).
 func (s *Store) heldIntact(c cid.Cid) held {
 	defer s.gate.leave(s.gate.enter()) // reads pack data found in the index
 	v, closer, err := s.db.Get(key(c.Hash()))

@@ -161,6 +161,19 @@ func newShardBlock(data []byte) (blocks.Block, [32]byte) {
 	return blockstore.NewBlockHash(blockstore.BLAKE3, data)
 }
 
+// shardHash is the function that names the shards of leaf n, as its
+// version gives it (format.ShardBLAKE3 or format.ShardSHA256, the only
+// values the decoder sets).
+func shardHash(n *format.Node) blockstore.Hash {
+	if n.ShardHash == format.ShardSHA256 {
+		return blockstore.SHA256
+	}
+	return blockstore.BLAKE3
+}
+
+// The format package names the functions by their multihash codes.
+var _ = [1]struct{}{}[format.ShardBLAKE3-uint64(blockstore.BLAKE3)+format.ShardSHA256-uint64(blockstore.SHA256)]
+
 // getNode returns the manifest node block whose SHA-256 is digest (getBlock).
 func (e *Engine) getNode(ctx context.Context, digest [32]byte) ([]byte, error) {
 	return e.getBlock(ctx, blockstore.CIDOf(digest), format.MaxNodeBlock, nil, true)

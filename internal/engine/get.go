@@ -251,7 +251,7 @@ func (w *walker) walk(ctx context.Context, n *format.Node, base int64) error {
 			return err
 		}
 		if n.Level == 0 {
-			j := chunkJob{index: w.idx, k: n.K, m: n.M, peers: n.Peers, hash: blockstore.Hash(n.ShardHash), ent: ent, from: int(max(w.off-lo, 0)), to: int(min(w.end, hi) - lo)}
+			j := chunkJob{index: w.idx, k: n.K, m: n.M, peers: n.Peers, hash: shardHash(n), ent: ent, from: int(max(w.off-lo, 0)), to: int(min(w.end, hi) - lo)}
 			w.idx++
 			select {
 			case w.jobs <- j:

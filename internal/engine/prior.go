@@ -37,7 +37,7 @@ const maxPriorChunks = 1 << 16
 // same shards, by chunk key, each with the holders its manifest names. A
 // put with convergent keys reuses them: a chunk whose key is there was
 // sealed, coded and placed before, and would be again byte for byte (its
-// key is HMAC(this node's secret, SHA-256(chunk)), and sealing and coding
+// key is HMAC(this node's secret, BLAKE3(chunk)), and sealing and coding
 // are deterministic). Nil when the prior cannot be read, or has other
 // shards: the put then stores every chunk.
 func (e *Engine) priorChunks(ctx context.Context, c keyring.ReadCap, k, m int) map[[32]byte]placed {

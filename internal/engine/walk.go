@@ -97,7 +97,7 @@ func (e *Engine) walkChunk(coder *erasure.Coder, n *format.Node, ent format.Entr
 		return fmt.Errorf("%w: chunk %d names %d shards for %d stripes", ErrCorrupt, chunk, len(ent.Shards), len(lay))
 	}
 	for si, l := range lay {
-		s := Stripe{Chunk: chunk, Index: si, K: n.K, M: n.M, ShardSize: l.ShardSize, Hash: blockstore.Hash(n.ShardHash),
+		s := Stripe{Chunk: chunk, Index: si, K: n.K, M: n.M, ShardSize: l.ShardSize, Hash: shardHash(n),
 			Shards: ent.Shards[si*coder.N() : (si+1)*coder.N()], Hints: make([][]byte, coder.N())}
 		for i := range s.Hints {
 			if h := int(ent.Hints[si*coder.N()+i]); h != format.NoHint && h < len(n.Peers) {

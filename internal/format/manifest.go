@@ -321,7 +321,9 @@ func split(block []byte, verifyKey keyring.Key) (vs, rs []byte, shardHash uint64
 }
 
 // OpenVerify decodes the verify part of a node block with the file's (or the
-// node's) verify key.
+// node's) verify key. The caller must have checked the block against the
+// digest its parent or capability names: byte 0 (which function names the
+// shards) is bound by that digest, not by the key.
 func OpenVerify(block []byte, verifyKey keyring.Key) (*Node, error) {
 	vs, _, shardHash, err := split(block, verifyKey)
 	if err != nil {
@@ -339,7 +341,8 @@ func OpenVerify(block []byte, verifyKey keyring.Key) (*Node, error) {
 	return n, nil
 }
 
-// Open decodes both parts of a node block with its read key.
+// Open decodes both parts of a node block with its read key (the block
+// checked against its digest first, as for OpenVerify).
 func Open(block []byte, readKey keyring.Key) (*Node, error) {
 	vkey := readKey.Derive(keyring.VerifyKeyInfo)
 	n, err := OpenVerify(block, vkey)

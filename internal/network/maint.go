@@ -120,7 +120,7 @@ func (m *Maintainer) run(ctx context.Context, vc keyring.VerifyCap, verify, repa
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(maintStreams / 4)
 	peers := m.candidates()
-	seen := map[[32]byte]bool{}
+	seen := map[string]bool{} // stripes by hash function and shard CIDs
 	err := m.eng.Walk(ctx, vc, func(digest [32]byte, block []byte, copies int) error {
 		g.Go(func() error {
 			n, err := m.node(gctx, peers, digest, block, copies, repair)
@@ -136,10 +136,11 @@ func (m *Maintainer) run(ctx context.Context, vc keyring.VerifyCap, verify, repa
 		})
 		return nil
 	}, func(s engine.Stripe) error {
-		if seen[s.Shards[0]] {
+		id := stripeID(s)
+		if seen[id] {
 			return nil // a stripe named twice (a crafted manifest) is checked once
 		}
-		seen[s.Shards[0]] = true
+		seen[id] = true
 		g.Go(func() error {
 			sr, err := m.stripe(gctx, peers, s, verify, repair)
 			mu.Lock()
@@ -313,4 +314,15 @@ func (r *Report) add(s engine.Stripe, sr stripeResult, bad map[peer.ID]bool) {
 		}
 		r.Problems = append(r.Problems, sp)
 	}
+}
+
+// stripeID names a stripe by its shards' function and all their digests:
+// two stripes that share a first shard are still two stripes.
+func stripeID(s engine.Stripe) string {
+	b := make([]byte, 0, 1+32*len(s.Shards))
+	b = append(b, byte(s.Hash))
+	for _, d := range s.Shards {
+		b = append(b, d[:]...)
+	}
+	return string(b)
 }

@@ -89,8 +89,9 @@ func Unpad(padded []byte) ([]byte, error) {
 
 // ConvergentKey derives a chunk key from the chunk itself:
 // HMAC-SHA256(convergence secret, "umbra chunk v2" ‖ BLAKE3-256(chunk)).
-// (Version 1, before manifest version 0x03, hashed the chunk with SHA-256;
-// nothing reads chunk keys back but the manifest, so only writers change.)
+// (Version 1, before manifest version 0x03, hashed the chunk with SHA-256.
+// Readers take chunk keys from the manifest; a put reusing a prior
+// version's chunks compares keys, and reuses only version 0x03 files.)
 func ConvergentKey(secret keyring.Key, chunk []byte) keyring.Key {
 	h := blake3.Sum256(chunk)
 	return secret.MAC([]byte("umbra chunk v2"), h[:])

@@ -76,40 +76,48 @@ func pairWith(t *testing.T, p peer.ID, addrs []ma.Multiaddr) (*Client, host.Host
 }
 
 // TestShardProtocol stores, syncs, checks and fetches over real hosts on
-// 127.0.0.1, and sees the receiver refuse a block that fails its CID and a
-// store over its quota.
+// 127.0.0.1 a block of each name umbra writes (sha2-256 nodes, blake3
+// shards), and sees the receiver refuse a block that fails its CID, a
+// store over its quota and a fetch of a missing block.
 func TestShardProtocol(t *testing.T) {
-	ctx := context.Background()
-	c, p, st := pair(t, serverOpts{quota: 1 << 20})
-	b, _ := blockstore.NewBlock(make([]byte, 300000))
-	if err := c.Store(ctx, p, b, Lease{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Sync(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	if has, _ := st.Has(ctx, b.Cid()); !has {
-		t.Fatal("stored block missing on the receiver")
-	}
-	if ok, err := c.Has(ctx, p, b.Cid()); !ok || err != nil {
-		t.Fatalf("has: %v %v", ok, err)
-	}
-	got, err := c.Fetch(ctx, p, b.Cid(), 4<<20)
-	if err != nil || len(got) != 300000 {
-		t.Fatalf("fetch: %d %v", len(got), err)
-	}
-	var re *RemoteError
-	other, _ := blockstore.NewBlock([]byte("other"))
-	bad, _ := blocks.NewBlockWithCid([]byte("not it"), other.Cid())
-	if err := c.Store(ctx, p, bad, Lease{}); !errors.As(err, &re) || re.Code != CodeHash {
-		t.Fatalf("bad block: %v", err)
-	}
-	big, _ := blockstore.NewBlock(make([]byte, 900000))
-	if err := c.Store(ctx, p, big, Lease{}); !errors.As(err, &re) || re.Code != CodeFull {
-		t.Fatalf("over quota: %v", err)
-	}
-	if _, err := c.Fetch(ctx, p, big.Cid(), 4<<20); !errors.As(err, &re) || re.Code != CodeNotFound {
-		t.Fatalf("missing block: %v", err)
+	for _, h := range []blockstore.Hash{blockstore.SHA256, blockstore.BLAKE3} {
+		t.Run(h.String(), func(t *testing.T) {
+			ctx := context.Background()
+			c, p, st := pair(t, serverOpts{quota: 1 << 20})
+			b, _ := blockstore.NewBlockHash(h, make([]byte, 300000))
+			if err := c.Store(ctx, p, b, Lease{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Sync(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			if has, _ := st.Has(ctx, b.Cid()); !has {
+				t.Fatal("stored block missing on the receiver")
+			}
+			if ok, err := c.Has(ctx, p, b.Cid()); !ok || err != nil {
+				t.Fatalf("has: %v %v", ok, err)
+			}
+			got, err := c.Fetch(ctx, p, b.Cid(), 4<<20)
+			if err != nil || len(got) != 300000 {
+				t.Fatalf("fetch: %d %v", len(got), err)
+			}
+			var re *RemoteError
+			other, _ := blockstore.NewBlockHash(h, []byte("other"))
+			bad, _ := blocks.NewBlockWithCid([]byte("not it"), other.Cid())
+			if err := c.Store(ctx, p, bad, Lease{}); !errors.As(err, &re) || re.Code != CodeHash {
+				t.Fatalf("bad block: %v", err)
+			}
+			if ok, _ := st.Has(ctx, other.Cid()); ok {
+				t.Fatal("the forged block was stored")
+			}
+			big, _ := blockstore.NewBlockHash(h, make([]byte, 900000))
+			if err := c.Store(ctx, p, big, Lease{}); !errors.As(err, &re) || re.Code != CodeFull {
+				t.Fatalf("over quota: %v", err)
+			}
+			if _, err := c.Fetch(ctx, p, big.Cid(), 4<<20); !errors.As(err, &re) || re.Code != CodeNotFound {
+				t.Fatalf("missing block: %v", err)
+			}
+		})
 	}
 }
 
