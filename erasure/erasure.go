@@ -166,8 +166,10 @@ func (c *Coder) Encode(scratch, data []byte) ([][]byte, error) {
 // stripe are present; otherwise a *StripeError (wrapping ErrTooFewShards)
 // names the first stripe that cannot be rebuilt. Reconstructed shards are
 // written into shards, so a caller can store them again (repair); they lie
-// in dst where it has room (its capacity beyond n included), so none of
-// the shards given may lie in dst.
+// in dst where it has room (its capacity beyond n included). A data shard
+// given may lie in dst at the very place Decode would copy it to (the
+// caller read it there: no copy is made); no other shard given may lie in
+// dst.
 func (c *Coder) Decode(dst []byte, shards [][]byte, n int) ([]byte, error) {
 	lay := c.Layout(n)
 	if len(shards) != len(lay)*c.N() {
@@ -192,10 +194,12 @@ func (c *Coder) Decode(dst []byte, shards [][]byte, n int) ([]byte, error) {
 		}
 		if !dataOK {
 			for j := range c.k {
-				// Rebuilt in place: stripes are copied out in order, so a
-				// shard's padding spilling into the next stripe's bytes is
-				// overwritten by them.
-				if at := s.Offset + j*s.ShardSize; st[j] == nil && at+s.ShardSize <= cap(dst) {
+				// Rebuilt in place when its bytes stay in this stripe's
+				// (or, for the last stripe, past n within cap(dst)): the
+				// next stripe's data shards may already lie in dst, read
+				// there by the caller, and fill must not spill over them.
+				at, end := s.Offset+j*s.ShardSize, s.Offset+(j+1)*s.ShardSize
+				if st[j] == nil && end <= cap(dst) && (end <= s.Offset+s.Length || si == len(lay)-1) {
 					st[j] = dst[at:at]
 				}
 			}

@@ -149,3 +149,49 @@ func BenchmarkEncode3x2x1M(b *testing.B) {
 		}
 	}
 }
+
+// TestDecodeReadInPlace: data shards the caller read straight into dst, at
+// the place Decode would copy them to, are used there (no copy), beside
+// shards lost and rebuilt, parity held elsewhere, and several stripes.
+func TestDecodeReadInPlace(t *testing.T) {
+	for _, km := range [][2]int{{3, 2}, {1, 1}, {2, 2}} {
+		k, m := km[0], km[1]
+		for _, n := range []int{1, 1000, 1 << 20, 2*k*MaxShardSize + 7} {
+			t.Run(fmt.Sprintf("%d+%d/%d", k, m, n), func(t *testing.T) {
+				c, _ := New(k, m)
+				in := data(uint64(n)+7, n)
+				shards, err := c.Encode(make([]byte, c.EncodedLen(n)), in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				lay := c.Layout(n)
+				lastS := lay[len(lay)-1]
+				for seed := range uint64(4) {
+					rng := rand.New(rand.NewPCG(seed, uint64(n)))
+					dst := bytes.Repeat([]byte{0x5a}, lastS.Offset+k*lastS.ShardSize)[:n]
+					given := make([][]byte, len(shards))
+					for si, s := range lay {
+						lost := rng.Perm(c.N())[:rng.IntN(m+1)]
+						for j := range c.N() {
+							i := si*c.N() + j
+							switch {
+							case slices.Contains(lost, j):
+							case j < k:
+								at := s.Offset + j*s.ShardSize
+								place := dst[at : at+s.ShardSize : at+s.ShardSize]
+								copy(place, shards[i])
+								given[i] = place
+							default:
+								given[i] = bytes.Clone(shards[i])
+							}
+						}
+					}
+					out, err := c.Decode(dst, given, n)
+					if err != nil || !bytes.Equal(out, in) {
+						t.Fatalf("seed %d: decode with shards in place: %v", seed, err)
+					}
+				}
+			})
+		}
+	}
+}

@@ -176,14 +176,16 @@ var _ = [1]struct{}{}[format.ShardBLAKE3-uint64(blockstore.BLAKE3)+format.ShardS
 
 // getNode returns the manifest node block whose SHA-256 is digest (getBlock).
 func (e *Engine) getNode(ctx context.Context, digest [32]byte) ([]byte, error) {
-	return e.getBlock(ctx, blockstore.CIDOf(digest), format.MaxNodeBlock, nil, true)
+	return e.getBlock(ctx, blockstore.CIDOf(digest), format.MaxNodeBlock, nil, true, nil)
 }
 
 // getBlock returns the block c names, checked against it: through the
 // network (which checks every source, see Network.Fetch), or read from the
 // local store and hashed here. A stored block that fails (the pack's CRC
-// or the digest) is reported as blockstore.ErrHashMismatch.
-func (e *Engine) getBlock(ctx context.Context, c cid.Cid, size int, hint []byte, deep bool) ([]byte, error) {
+// or the digest) is reported as blockstore.ErrHashMismatch. A local read
+// goes into `into` when given (a block of another length is refused), into
+// a pooled buffer otherwise.
+func (e *Engine) getBlock(ctx context.Context, c cid.Cid, size int, hint []byte, deep bool, into []byte) ([]byte, error) {
 	if e.net != nil {
 		return e.net.Fetch(ctx, c, size, hint, deep)
 	}
@@ -193,8 +195,11 @@ func (e *Engine) getBlock(ctx context.Context, c cid.Cid, size int, hint []byte,
 		// more than the manifest says the block holds.
 		var err error
 		data, err = g.GetInto(ctx, c, func(n int) []byte {
-			if n > size {
+			if n > size || (into != nil && n != len(into)) {
 				return nil
+			}
+			if into != nil {
+				return into
 			}
 			return blockBufs.get(n)
 		})
@@ -209,7 +214,9 @@ func (e *Engine) getBlock(ctx context.Context, c cid.Cid, size int, hint []byte,
 		data = b.RawData()
 	}
 	if err := blockstore.Verify(c, data); err != nil {
-		e.release(data)
+		if into == nil {
+			e.release(data)
+		}
 		return nil, err
 	}
 	xfer.From(ctx).Received(true)

@@ -86,6 +86,38 @@ type chunkJob struct {
 	hash     blockstore.Hash // the leaf's shard digests' function
 	ent      format.Entry
 	from, to int // plaintext bytes [from, to) of the chunk
+	// Set by fetchChunk for a read from the local store: the chunk's
+	// stripes, and the buffer it is sealed (then opened) in, into which
+	// data shards are read where they belong (inPlace).
+	lay []erasure.Stripe
+	dst []byte
+}
+
+// inPlace returns the bytes of j.dst that data shard i fills, when it is
+// read there: nil for a parity shard, without a j.dst, or for the last data
+// shard of a stripe followed by another, whose fill would spill over the
+// next stripe's first bytes.
+func (j chunkJob) inPlace(i int) []byte {
+	if j.dst == nil {
+		return nil
+	}
+	n := j.k + j.m
+	si, x := i/n, i%n
+	if x >= j.k || si >= len(j.lay) {
+		return nil
+	}
+	s := j.lay[si]
+	at, end := s.Offset+x*s.ShardSize, s.Offset+(x+1)*s.ShardSize
+	if (end > s.Offset+s.Length && si != len(j.lay)-1) || end > cap(j.dst) {
+		return nil
+	}
+	return j.dst[at:end:end]
+}
+
+// isIn reports whether b lies in j.dst where inPlace(i) puts shard i.
+func (j chunkJob) isIn(i int, b []byte) bool {
+	t := j.inPlace(i)
+	return t != nil && len(b) > 0 && &b[0] == &t[0]
 }
 
 // ChunkTaker is a writer that can take the plaintext of a chunk whole,
@@ -287,15 +319,56 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) (openChunk, error) 
 		return openChunk{}, err
 	}
 	lay := coder.Layout(j.ent.SealedLen)
-	n := coder.N()
+	// The chunk is decoded and opened in sealed. From the local store the
+	// data shards are read straight into it (no copy on decode): its
+	// capacity reaches the end of the last stripe's last data shard.
+	last := lay[len(lay)-1]
+	sealed := sealedBufs.get(max(j.ent.SealedLen, last.Offset+coder.K()*last.ShardSize))[:j.ent.SealedLen]
+	if e.net == nil {
+		j.lay, j.dst = lay, sealed
+	}
 	shards := make([][]byte, len(j.ent.Shards))
+	xc := xfer.From(ctx)
+	start := time.Now()
+	refused, err := e.fetchStripes(ctx, j, coder, lay, shards)
+	if err != nil {
+		sealedBufs.put(sealed)
+		return openChunk{}, err
+	}
+	xc.Time(xfer.Fetch, start)
+	if len(refused) > 0 {
+		// Before the chunk opens: shards read in place turn to plaintext.
+		e.rewrite(ctx, coder, j, shards, refused)
+	}
+	plain, err := e.openShards(xc, coder, j, shards, sealed)
+	for i, sh := range shards {
+		if sh != nil && !j.isIn(i, sh) {
+			e.release(sh)
+		}
+	}
+	if err != nil {
+		sealedBufs.put(sealed)
+		return openChunk{}, err
+	}
+	// plain lies inside sealed: Decode writes into it, Open decrypts in place.
+	return openChunk{buf: sealed, plain: plain[j.from:j.to]}, nil
+}
+
+// fetchStripes fetches k shards of each stripe into shards and returns
+// those the store holds but refused as corrupt. Data shards first (no
+// decoding when they all come). A data shard that fails, or lags far
+// behind the first to arrive (hedging), is covered by the next parity
+// shard. This pass asks only where each shard should be (local store,
+// hinted peer): a dead holder costs no search when parity can stand in.
+// Only then are the DHT and bitswap searched for the rest.
+func (e *Engine) fetchStripes(ctx context.Context, j chunkJob, coder *erasure.Coder, lay []erasure.Stripe, shards [][]byte) ([]int, error) {
+	n := coder.N()
 	var refused []int // shards the store holds but refused as corrupt
 	var mu sync.Mutex
+	xc := xfer.From(ctx)
 	// fetchAll fetches the shards at idxs at once until enough of them
 	// came (the searches for the others are cancelled: a shard nobody
 	// holds any more costs a whole DHT and bitswap search otherwise).
-	xc := xfer.From(ctx)
-	start := time.Now()
 	fetchAll := func(idxs []int, deep bool, enough int) {
 		fctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -321,11 +394,6 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) (openChunk, error) 
 		}
 		wg.Wait()
 	}
-	// Data shards first (no decoding when they all come). A data shard that
-	// fails, or lags far behind the first to arrive (hedging), is covered by
-	// the next parity shard. This pass asks only where each shard should be
-	// (local store, hinted peer): a dead holder costs no search when parity
-	// can stand in. Only then are the DHT and bitswap searched for the rest.
 	for si := range lay {
 		have := e.shallowStripe(ctx, j, coder, si, shards, &refused, &mu)
 		if have < coder.K() {
@@ -338,26 +406,10 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) (openChunk, error) 
 			fetchAll(rest, true, coder.K()-have)
 		}
 		if err := ctx.Err(); err != nil {
-			return openChunk{}, err
+			return nil, err
 		}
 	}
-	xc.Time(xfer.Fetch, start)
-	sealed := sealedBufs.get(j.ent.SealedLen)
-	plain, err := e.openShards(xc, coder, j, shards, sealed)
-	if err != nil {
-		sealedBufs.put(sealed)
-		return openChunk{}, err
-	}
-	if len(refused) > 0 {
-		e.rewrite(ctx, coder, j, shards, refused)
-	}
-	for _, sh := range shards {
-		if sh != nil {
-			e.release(sh)
-		}
-	}
-	// plain lies inside sealed: Decode writes into it, Open decrypts in place.
-	return openChunk{buf: sealed, plain: plain[j.from:j.to]}, nil
+	return refused, nil
 }
 
 // rewrite rebuilds the shards at idxs from the others and stores them again

@@ -27,13 +27,20 @@ const hedgeMin = 100 * time.Millisecond
 func (e *Engine) shallowStripe(ctx context.Context, j chunkJob, coder *erasure.Coder, si int, shards [][]byte, refused *[]int, mu *sync.Mutex) int {
 	k, n := coder.K(), coder.N()
 	sctx, cancel := context.WithCancel(ctx)
-	defer cancel() // stragglers stop; their answers land in the buffer
 	type answer struct {
 		i       int
 		data    []byte
 		corrupt bool
 	}
 	res := make(chan answer, n)
+	// Shards read into the chunk's own buffer (j.dst) must have landed
+	// before it is decoded: stragglers are cancelled, then waited for.
+	// Elsewhere they are left; their answers land in the channel's buffer.
+	var wg sync.WaitGroup
+	if j.dst != nil {
+		defer wg.Wait()
+	}
+	defer cancel()
 	next := 0
 	size := coder.Layout(j.ent.SealedLen)[si].ShardSize
 	order := e.localFirst(ctx, j, si, n)
@@ -42,7 +49,9 @@ func (e *Engine) shallowStripe(ctx context.Context, j chunkJob, coder *erasure.C
 		i := order[next]
 		next++
 		xc.Asked(hedge, false)
+		wg.Add(1)
 		go func() {
+			defer wg.Done()
 			raw, corrupt := e.fetchShardData(sctx, j, i, size, false)
 			res <- answer{i, raw, corrupt}
 		}()
@@ -98,7 +107,7 @@ func (e *Engine) fetchShardData(ctx context.Context, j chunkJob, i, size int, de
 	if h := ent.Hints[i]; h != format.NoHint && int(h) < len(j.peers) {
 		hint = j.peers[h]
 	}
-	raw, err := e.getBlock(ctx, blockstore.CIDWith(j.hash, ent.Shards[i]), size, hint, deep)
+	raw, err := e.getBlock(ctx, blockstore.CIDWith(j.hash, ent.Shards[i]), size, hint, deep, j.inPlace(i))
 	if err != nil {
 		if !isNotFound(err) && ctx.Err() == nil {
 			e.log.Warn("shard read failed", "shard", fmt.Sprintf("%x", ent.Shards[i][:4]), "err", err)
