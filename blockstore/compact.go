@@ -223,7 +223,7 @@ func (s *Store) movePack(ctx context.Context, id uint32) (int, error) {
 		}
 		k, old := bytes.Clone(it.Key()), bytes.Clone(v)
 		loc, _ := decodeLocation(old) // packed: checked above
-		data, err := s.packs.read(loc, nil)
+		data, err := s.packs.read(loc, nil, false)
 		if errors.Is(err, errCorruptValue) {
 			// A value that fails its CRC is not copied: it stays refused
 			// (it reads as corrupt from nowhere, like a lost pack).

@@ -224,6 +224,18 @@ func TestCorruptPackIsRefused(t *testing.T) {
 	if _, err := s.Get(ctx, b.Cid()); !errors.Is(err, ErrHashMismatch) {
 		t.Fatalf("corrupt value: %v", err)
 	}
+	if _, err := s.GetInto(ctx, b.Cid(), nil); !errors.Is(err, ErrHashMismatch) {
+		t.Fatalf("corrupt value through GetInto: %v", err)
+	}
+	// GetIntoUnchecked leaves the check to its caller's hash, which
+	// refuses the damaged bytes it returns.
+	data, err := s.GetIntoUnchecked(ctx, b.Cid(), nil)
+	if err != nil || len(data) != 200000 {
+		t.Fatalf("unchecked read: %d bytes, %v", len(data), err)
+	}
+	if err := Verify(b.Cid(), data); !errors.Is(err, ErrHashMismatch) {
+		t.Fatalf("the damaged bytes pass their hash: %v", err)
+	}
 }
 
 // TestRePutRewritesLostPackBytes simulates an index entry that reached disk

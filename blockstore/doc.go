@@ -7,7 +7,8 @@
 // block whose copy is intact is never written again, and packed values are
 // checked against their CRC-32C when read, so a corrupted block is an
 // error, never data. Readers that use a block hash it against its CID
-// themselves (internal/retrieval, internal/engine).
+// themselves (internal/retrieval, internal/engine) and read it with
+// GetIntoUnchecked, which skips the CRC their hash makes redundant.
 //
 // Quota (WithQuota): every write path goes through the store, and each new
 // block is charged Charge (its bytes and BlockOverhead) before it is

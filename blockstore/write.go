@@ -278,7 +278,7 @@ func (s *Store) heldIntact(c cid.Cid) held {
 	}
 	old := bytes.Clone(v)
 	closer.Close()
-	if stored, err := s.value(c, old, nil); err == nil && Verify(c, stored) == nil {
+	if stored, err := s.value(c, old, nil, false); err == nil && Verify(c, stored) == nil {
 		return intact
 	}
 	return broken

@@ -194,7 +194,7 @@ func (e *Engine) getBlock(ctx context.Context, c cid.Cid, size int, hint []byte,
 		// Read into a pooled buffer (given back by release), and never
 		// more than the manifest says the block holds.
 		var err error
-		data, err = g.GetInto(ctx, c, func(n int) []byte {
+		data, err = g.GetIntoUnchecked(ctx, c, func(n int) []byte {
 			if n > size || (into != nil && n != len(into)) {
 				return nil
 			}
@@ -224,9 +224,10 @@ func (e *Engine) getBlock(ctx context.Context, c cid.Cid, size int, hint []byte,
 }
 
 // intoGetter is a block store that reads a block into a buffer of the
-// caller's (blockstore.Store.GetInto).
+// caller's, leaving the check to the caller's hash
+// (blockstore.Store.GetIntoUnchecked).
 type intoGetter interface {
-	GetInto(ctx context.Context, c cid.Cid, get func(n int) []byte) ([]byte, error)
+	GetIntoUnchecked(ctx context.Context, c cid.Cid, get func(n int) []byte) ([]byte, error)
 }
 
 // release gives back the bytes of a block getBlock returned, once unused.

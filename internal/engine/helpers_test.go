@@ -68,10 +68,10 @@ func (f *faultyBlocks) Get(ctx context.Context, c cid.Cid) (blocks.Block, error)
 	return blocks.NewBlockWithCid(d, c)
 }
 
-// GetInto flips the same bit, so that the engine's pooled reads from a
-// local store meet the fault too.
-func (f *faultyBlocks) GetInto(ctx context.Context, c cid.Cid, get func(n int) []byte) ([]byte, error) {
-	d, err := f.Blocks.(intoGetter).GetInto(ctx, c, get)
+// GetIntoUnchecked flips the same bit, so that the engine's pooled reads
+// from a local store meet the fault too.
+func (f *faultyBlocks) GetIntoUnchecked(ctx context.Context, c cid.Cid, get func(n int) []byte) ([]byte, error) {
+	d, err := f.Blocks.(intoGetter).GetIntoUnchecked(ctx, c, get)
 	if err != nil || !f.isCorrupt(c) {
 		return d, err
 	}

@@ -31,9 +31,11 @@ const (
 	nearestAsked   = 4                // connected peers nearest a block asked before the DHT
 )
 
-// Local is this node's block store, as retrieval reads it.
+// Local is this node's block store, as retrieval reads it: every block
+// read is hashed here, so the store's own checksum is skipped
+// (blockstore.Store.GetIntoUnchecked).
 type Local interface {
-	GetInto(ctx context.Context, c cid.Cid, get func(n int) []byte) ([]byte, error)
+	GetIntoUnchecked(ctx context.Context, c cid.Cid, get func(n int) []byte) ([]byte, error)
 }
 
 // Peers fetch blocks from a peer: the shard protocol's client. An answer
@@ -90,7 +92,7 @@ func (f *Fetcher) Fetch(ctx context.Context, c cid.Cid, size int, hint []byte, d
 	if err := blockstore.CheckCID(c); err != nil {
 		return nil, ipld.ErrNotFound{Cid: c}
 	}
-	data, err := f.local.GetInto(ctx, c, func(n int) []byte {
+	data, err := f.local.GetIntoUnchecked(ctx, c, func(n int) []byte {
 		if n > size {
 			return nil // refused: the store reports it
 		}
