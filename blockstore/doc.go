@@ -2,11 +2,11 @@
 // implements boxo's blockstore.Blockstore.
 //
 // Only umbra's CID forms are stored (CIDv1, raw, sha2-256 or blake3 with a
-// full 32-byte digest: CheckCID). Every block is checked against its CID before it is written
-// (Put refuses a block whose bytes do not hash to its multihash), a held
-// block whose copy is intact is never written again, and packed values are
-// checked against their CRC-32C when read, so a corrupted block is an
-// error, never data. Readers that use a block hash it against its CID
+// full 32-byte digest: CheckCID). Every block is checked against its CID
+// before it is written (Put refuses a block whose bytes do not hash to its
+// multihash), a held block whose copy is intact is never written again,
+// and packed values are checked against their CRC-32C when read, so a
+// corrupted block is an error, never data. Readers that use a block hash it against its CID
 // themselves (internal/retrieval, internal/engine) and read it with
 // GetIntoUnchecked, which skips the CRC their hash makes redundant.
 //

@@ -267,7 +267,8 @@ func (p *packs) waitIdle(id uint32, reads bool) {
 	}
 }
 
-// read returns the value at loc, checked against its CRC-32C.
+// read returns the value at loc, checked against its CRC-32C unless
+// skipCRC (a caller that hashes it: GetIntoUnchecked).
 func (p *packs) read(loc location, get func(n int) []byte, skipCRC bool) ([]byte, error) {
 	p.mu.Lock()
 	f := p.files[loc.pack]

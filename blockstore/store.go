@@ -35,8 +35,8 @@ var (
 	ErrFull = kind.New(kind.Full, "blockstore: storage quota reached")
 	// ErrCIDForm is returned by Put, PutMany, PutManyDeferred and CheckCID
 	// for a CID of another form than those umbra writes: CIDv1, raw codec,
-	// full 32-byte SHA-256 or BLAKE3 digest. Get, GetSize and Has answer such a CID
-	// as not found.
+	// full 32-byte SHA-256 or BLAKE3 digest. Get, GetSize and Has answer
+	// such a CID as not found.
 	ErrCIDForm = kind.New(kind.Usage, "blockstore: unsupported CID (umbra stores CIDv1, raw, 32-byte sha2-256 or blake3 blocks only)")
 )
 

@@ -181,8 +181,8 @@ func (e *Engine) getNode(ctx context.Context, digest [32]byte) ([]byte, error) {
 
 // getBlock returns the block c names, checked against it: through the
 // network (which checks every source, see Network.Fetch), or read from the
-// local store and hashed here. A stored block that fails (the pack's CRC
-// or the digest) is reported as blockstore.ErrHashMismatch. A local read
+// local store (its pack CRC left to this hash) and hashed here. A stored
+// block that fails is reported as blockstore.ErrHashMismatch. A local read
 // goes into `into` when given (a block of another length is refused), into
 // a pooled buffer otherwise.
 func (e *Engine) getBlock(ctx context.Context, c cid.Cid, size int, hint []byte, deep bool, into []byte) ([]byte, error) {
