@@ -58,11 +58,15 @@ type Chunker struct {
 	gear          [256]uint64
 	min, avg, max int
 	maskS, maskL  uint64
-	buf           []byte // read-ahead window, grown as needed up to 2*max
-	start, end    int    // unread bytes are buf[start:end]
-	eof           bool
-	pos           uint64
-	err           error
+	// buf is the read-ahead window, a ring grown as needed up to 2*max:
+	// the unread bytes are the have bytes from buf[start], wrapping at
+	// the end. A ring, not a sliding window, so that no byte is moved
+	// before it is cut.
+	buf         []byte
+	start, have int
+	eof         bool
+	pos         uint64
+	err         error
 }
 
 // New returns a chunker over r whose cut points are keyed by key.
@@ -116,36 +120,43 @@ func (c *Chunker) MaxSize() int { return c.max }
 
 // fill reads until the window holds at least max bytes or the stream ends.
 func (c *Chunker) fill() error {
-	if c.end-c.start >= c.max || c.eof {
-		return nil
-	}
-	if c.start > 0 {
-		c.end = copy(c.buf, c.buf[c.start:c.end])
-		c.start = 0
-	}
-	for !c.eof {
-		if c.end == len(c.buf) {
+	for c.have < c.max && !c.eof {
+		if c.have == len(c.buf) {
 			// Grown on demand: a small file does not pay for (and zero) a
-			// window of twice the largest chunk.
-			if len(c.buf) >= 2*c.max {
-				break
-			}
+			// window of twice the largest chunk. Never full once grown:
+			// have < max ≤ len(buf)/2.
 			nb := make([]byte, min(max(2*len(c.buf), minWindow), 2*c.max))
-			copy(nb, c.buf[:c.end])
-			c.buf = nb
+			a, b := c.window(c.have)
+			copy(nb[copy(nb, a):], b)
+			c.buf, c.start = nb, 0
 		}
-		n, err := c.r.Read(c.buf[c.end:])
-		c.end += n
+		if c.have == 0 {
+			c.start = 0 // one long read instead of two around the wrap
+		}
+		var free []byte
+		if end := c.start + c.have; end < len(c.buf) {
+			free = c.buf[end:]
+		} else {
+			free = c.buf[end-len(c.buf) : c.start]
+		}
+		n, err := c.r.Read(free)
+		c.have += n
 		if errors.Is(err, io.EOF) {
 			c.eof = true
 		} else if err != nil {
 			return err
 		}
-		if c.end-c.start >= c.max {
-			break
-		}
 	}
 	return nil
+}
+
+// window returns the first n unread bytes as the two pieces of the ring
+// they lie in (b is empty unless they wrap).
+func (c *Chunker) window(n int) (a, b []byte) {
+	if end := c.start + n; end > len(c.buf) {
+		return c.buf[c.start:], c.buf[:end-len(c.buf)]
+	}
+	return c.buf[c.start : c.start+n], nil
 }
 
 // Next copies the next chunk into buf (which must hold MaxSize bytes) and
@@ -172,55 +183,106 @@ func (c *Chunker) NextInto(get func(n int) []byte) (Chunk, error) {
 		c.err = fmt.Errorf("chunker: read: %w", err)
 		return Chunk{}, c.err
 	}
-	n := c.end - c.start
-	if n == 0 {
+	if c.have == 0 {
 		c.err = io.EOF
 		return Chunk{}, io.EOF
 	}
-	cut := c.cut(c.buf[c.start:c.end])
+	cut := c.cut(c.window(min(c.have, c.max)))
 	buf := get(cut)
 	if len(buf) < cut {
 		return Chunk{}, ErrBufferTooSmall
 	}
 	ch := Chunk{Start: c.pos, Length: cut, Data: buf[:cut]}
-	copy(ch.Data, c.buf[c.start:c.start+cut])
-	c.start += cut
+	a, b := c.window(cut)
+	copy(ch.Data[copy(ch.Data, a):], b)
+	c.start = (c.start + cut) % len(c.buf)
+	c.have -= cut
 	c.pos += uint64(cut)
 	return ch, nil
 }
 
-// cut returns the length of the chunk at the start of data.
-func (c *Chunker) cut(data []byte) int {
-	n := len(data)
+// cut returns the length of the chunk at the start of the stream, whose
+// next bytes are a ‖ b (at most max of them).
+func (c *Chunker) cut(a, b []byte) int {
+	n := len(a) + len(b)
 	if n <= c.min {
 		return n
 	}
-	if n > c.max {
-		n = c.max
-	}
-	normal := c.avg
-	if n < normal {
-		normal = n
-	}
-	var h uint64
+	normal := min(c.avg, n)
 	g := &c.gear
 	// Cut-point skipping: the hash only needs the last 64 bytes before a
-	// candidate, so start hashing 64 bytes before the minimum size.
-	i := c.min - 64
-	for ; i < c.min; i++ {
-		h = (h << 1) + g[data[i]]
-	}
-	for ; i < normal; i++ {
-		h = (h << 1) + g[data[i]]
-		if h&c.maskS == 0 {
-			return i + 1
+	// candidate (each byte's term is shifted out 64 bytes later), so start
+	// hashing 64 bytes before the minimum size.
+	var h uint64
+	for i := c.min - 64; i < c.min; i++ {
+		if i < len(a) {
+			h = h<<1 + g[a[i]]
+		} else {
+			h = h<<1 + g[b[i-len(a)]]
 		}
 	}
-	for ; i < n; i++ {
-		h = (h << 1) + g[data[i]]
-		if h&c.maskL == 0 {
-			return i + 1
-		}
+	h, at := scanRange(g, h, a, b, c.min, normal, c.maskS)
+	if at >= 0 {
+		return at
+	}
+	if _, at = scanRange(g, h, a, b, normal, n, c.maskL); at >= 0 {
+		return at
 	}
 	return n
+}
+
+// scanRange feeds bytes [lo, hi) of a ‖ b into h and returns the position
+// just past the first byte after which h&mask == 0, or -1 (with the hash
+// so far) if there is none.
+func scanRange(g *[256]uint64, h uint64, a, b []byte, lo, hi int, mask uint64) (uint64, int) {
+	if lo < len(a) {
+		top := min(hi, len(a))
+		var at int
+		if h, at = scan(g, h, a[lo:top], mask); at >= 0 {
+			return h, lo + at
+		}
+		lo = top
+	}
+	if lo < hi {
+		var at int
+		if h, at = scan(g, h, b[lo-len(a):hi-len(a)], mask); at >= 0 {
+			return h, lo + at
+		}
+	}
+	return h, -1
+}
+
+// scan is the gear hash's inner loop: h = h<<1 + gear[byte], checked after
+// every byte. Four bytes a step, whose hashes are computed from h and not
+// from each other (h<<2 + (g0<<1 + g1), ...): the serial dependency is one
+// shift and add per four bytes, and the values (and cut points) are those
+// of one byte a step.
+func scan(g *[256]uint64, h uint64, p []byte, mask uint64) (uint64, int) {
+	i := 0
+	for ; i <= len(p)-4; i += 4 {
+		g0, g1, g2, g3 := g[p[i]], g[p[i+1]], g[p[i+2]], g[p[i+3]]
+		a2 := g0<<1 + g1
+		a4 := a2<<2 + (g2<<1 + g3)
+		h1 := h<<1 + g0
+		h2 := h<<2 + a2
+		h3 := h2<<1 + g2
+		if h1&mask == 0 {
+			return h1, i + 1
+		}
+		if h2&mask == 0 {
+			return h2, i + 2
+		}
+		if h3&mask == 0 {
+			return h3, i + 3
+		}
+		if h = h<<4 + a4; h&mask == 0 {
+			return h, i + 4
+		}
+	}
+	for ; i < len(p); i++ {
+		if h = h<<1 + g[p[i]]; h&mask == 0 {
+			return h, i + 1
+		}
+	}
+	return h, -1
 }
