@@ -76,7 +76,13 @@ type Network interface {
 	// source on a mismatch, avoiding the peer that sent it. The engine does
 	// not hash fetched blocks again: GCM is not key-committing, so the
 	// chunk's AEAD alone would let a key holder forge content.
-	Fetch(ctx context.Context, c cid.Cid, size int, hint []byte, deep bool) ([]byte, error)
+	//
+	// A block of exactly len(into) bytes may be read into into (the
+	// engine's own buffer, where the block is used) and returned there;
+	// into is written only while Fetch runs (one source at a time) and
+	// holds unchecked bytes after a failure. Such a block is not
+	// Released.
+	Fetch(ctx context.Context, c cid.Cid, size int, hint []byte, deep bool, into []byte) ([]byte, error)
 	// Release gives back the bytes of a fetched block the engine is done
 	// with, for reuse.
 	Release([]byte)
@@ -187,7 +193,7 @@ func (e *Engine) getNode(ctx context.Context, digest [32]byte) ([]byte, error) {
 // a pooled buffer otherwise.
 func (e *Engine) getBlock(ctx context.Context, c cid.Cid, size int, hint []byte, deep bool, into []byte) ([]byte, error) {
 	if e.net != nil {
-		return e.net.Fetch(ctx, c, size, hint, deep)
+		return e.net.Fetch(ctx, c, size, hint, deep, into)
 	}
 	var data []byte
 	if g, ok := e.bs.(intoGetter); ok {

@@ -86,9 +86,9 @@ type chunkJob struct {
 	hash     blockstore.Hash // the leaf's shard digests' function
 	ent      format.Entry
 	from, to int // plaintext bytes [from, to) of the chunk
-	// Set by fetchChunk for a read from the local store: the chunk's
-	// stripes, and the buffer it is sealed (then opened) in, into which
-	// data shards are read where they belong (inPlace).
+	// Set by fetchChunk: the chunk's stripes, and the buffer it is sealed
+	// (then opened) in, into which data shards are read where they belong
+	// (inPlace).
 	lay []erasure.Stripe
 	dst []byte
 }
@@ -319,14 +319,13 @@ func (e *Engine) fetchChunk(ctx context.Context, j chunkJob) (openChunk, error) 
 		return openChunk{}, err
 	}
 	lay := coder.Layout(j.ent.SealedLen)
-	// The chunk is decoded and opened in sealed. From the local store the
-	// data shards are read straight into it (no copy on decode): its
-	// capacity reaches the end of the last stripe's last data shard.
+	// The chunk is decoded and opened in sealed. Data shards are read
+	// straight into it, from the local store or a peer (no copy on
+	// decode): its capacity reaches the end of the last stripe's last data
+	// shard.
 	last := lay[len(lay)-1]
 	sealed := sealedBufs.get(max(j.ent.SealedLen, last.Offset+coder.K()*last.ShardSize))[:j.ent.SealedLen]
-	if e.net == nil {
-		j.lay, j.dst = lay, sealed
-	}
+	j.lay, j.dst = lay, sealed
 	shards := make([][]byte, len(j.ent.Shards))
 	xc := xfer.From(ctx)
 	start := time.Now()

@@ -154,7 +154,9 @@ func (f *fakeNet) NewPutSession(int, int, bool, uint64) (PutSession, error) {
 
 func (f *fakeNet) Release([]byte) {}
 
-func (f *fakeNet) Fetch(ctx context.Context, c cid.Cid, _ int, _ []byte, deep bool) ([]byte, error) {
+// Fetch reads a block of into's length into into, as the network's does:
+// a corrupt one is written there too before it fails its hash.
+func (f *fakeNet) Fetch(ctx context.Context, c cid.Cid, _ int, _ []byte, deep bool, into []byte) ([]byte, error) {
 	f.mu.Lock()
 	gone, missed, bad, slow := f.gone[c], f.shallowMissed[c] && !deep, f.corrupt[c], f.slow[c] && !deep
 	f.mu.Unlock()
@@ -170,6 +172,9 @@ func (f *fakeNet) Fetch(ctx context.Context, c cid.Cid, _ int, _ []byte, deep bo
 		return nil, err
 	}
 	d := append([]byte(nil), b.RawData()...)
+	if len(d) == len(into) {
+		d = into[:copy(into, d)]
+	}
 	if bad {
 		d[0] ^= 1
 	}

@@ -63,8 +63,8 @@ func (n *Net) NewPutSession(k, m int, allowFewer bool, expiry uint64) (engine.Pu
 
 // Fetch returns a block of at most size bytes checked against c
 // (retrieval.Fetcher.Fetch).
-func (n *Net) Fetch(ctx context.Context, c cid.Cid, size int, hint []byte, deep bool) ([]byte, error) {
-	return n.fetch.Fetch(ctx, c, size, hint, deep)
+func (n *Net) Fetch(ctx context.Context, c cid.Cid, size int, hint []byte, deep bool, into []byte) ([]byte, error) {
+	return n.fetch.Fetch(ctx, c, size, hint, deep, into)
 }
 
 // Release gives back a fetched block's bytes.

@@ -102,16 +102,16 @@ func TestFetchOrder(t *testing.T) {
 	if err := ns[1].store.Put(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	got, err := ns[0].net.Fetch(ctx, b.Cid(), 1<<20, []byte(ns[1].id), false)
+	got, err := ns[0].net.Fetch(ctx, b.Cid(), 1<<20, []byte(ns[1].id), false, nil)
 	if err != nil || string(got) != string(b.RawData()) {
 		t.Fatalf("hinted shallow fetch: %v", err)
 	}
 	other, _ := blockstore.NewBlock([]byte("another block, also only on node 1"))
 	ns[1].store.Put(ctx, other)
-	if _, err := ns[0].net.Fetch(ctx, other.Cid(), 1<<20, nil, false); err == nil {
+	if _, err := ns[0].net.Fetch(ctx, other.Cid(), 1<<20, nil, false, nil); err == nil {
 		t.Fatal("shallow fetch without a hint searched the network")
 	}
-	got, err = ns[0].net.Fetch(ctx, other.Cid(), 1<<20, nil, true)
+	got, err = ns[0].net.Fetch(ctx, other.Cid(), 1<<20, nil, true, nil)
 	if err != nil || string(got) != string(other.RawData()) {
 		t.Fatalf("deep fetch through bitswap: %v", err)
 	}
@@ -155,7 +155,7 @@ func TestBadBytesAvoidPeer(t *testing.T) {
 				asked.Add(1)
 				return shard.TypeBlock, forge(b.RawData())
 			})
-			if got, err := ns[0].net.Fetch(ctx, b.Cid(), 1<<20, []byte(ns[1].id), false); err == nil {
+			if got, err := ns[0].net.Fetch(ctx, b.Cid(), 1<<20, []byte(ns[1].id), false, nil); err == nil {
 				t.Fatalf("forged bytes returned: %q", got)
 			}
 			if asked.Load() != 1 {
@@ -163,7 +163,7 @@ func TestBadBytesAvoidPeer(t *testing.T) {
 			}
 			// Avoided now: neither a shallow nor a deep fetch asks it again.
 			for _, deep := range []bool{false, true} {
-				if got, err := ns[0].net.Fetch(ctx, b.Cid(), 1<<20, []byte(ns[1].id), deep); err == nil {
+				if got, err := ns[0].net.Fetch(ctx, b.Cid(), 1<<20, []byte(ns[1].id), deep, nil); err == nil {
 					t.Fatalf("deep=%v: forged bytes returned: %q", deep, got)
 				}
 			}
@@ -270,7 +270,7 @@ func TestEveryWriteCounted(t *testing.T) {
 	if err := ns[2].store.Put(ctx, only); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ns[1].net.Fetch(ctx, only.Cid(), 1<<20, nil, true); err != nil {
+	if _, err := ns[1].net.Fetch(ctx, only.Cid(), 1<<20, nil, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	for i, n := range ns {

@@ -107,7 +107,7 @@ func TestReaderHoldsOnlyWhatTheManifestNames(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			b, _ := blockstore.NewBlock([]byte{byte(i), byte(i >> 8), 1, 2, 3})
-			if got, err := reader.net.Fetch(context.Background(), b.Cid(), 5, []byte(holder.ID()), false); err == nil {
+			if got, err := reader.net.Fetch(context.Background(), b.Cid(), 5, []byte(holder.ID()), false, nil); err == nil {
 				t.Errorf("fetch %d returned %d bytes", i, len(got))
 			}
 		}()
@@ -122,7 +122,7 @@ func TestReaderHoldsOnlyWhatTheManifestNames(t *testing.T) {
 	// Avoided: asked again, it is not.
 	b, _ := blockstore.NewBlock([]byte("again"))
 	start := time.Now()
-	if _, err := reader.net.Fetch(context.Background(), b.Cid(), 5, []byte(holder.ID()), true); err == nil {
+	if _, err := reader.net.Fetch(context.Background(), b.Cid(), 5, []byte(holder.ID()), true, nil); err == nil {
 		t.Fatal("fetched from the rogue")
 	}
 	if time.Since(start) > 9*time.Second { // a hang, not a timing assertion: the FETCH timeout is 10 s

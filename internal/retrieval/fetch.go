@@ -41,7 +41,7 @@ type Local interface {
 // Peers fetch blocks from a peer: the shard protocol's client. An answer
 // larger than size is refused unread.
 type Peers interface {
-	Fetch(ctx context.Context, p peer.ID, c cid.Cid, size int) ([]byte, error)
+	FetchInto(ctx context.Context, p peer.ID, c cid.Cid, size int, into []byte) ([]byte, error)
 }
 
 // Providers finds the peers that announced a block: the DHT.
@@ -88,13 +88,22 @@ func New(h host.Host, local Local, peers Peers, providers Providers, bitswap Blo
 // for badPeerPenalty and the next source is tried. Nothing larger than size
 // is read into memory. A block not found anywhere is an error satisfying
 // ipld.IsNotFound. The bytes may be given back with Release.
-func (f *Fetcher) Fetch(ctx context.Context, c cid.Cid, size int, hint []byte, deep bool) ([]byte, error) {
+//
+// A block of exactly len(into) bytes, from the local store or a peer, is
+// read into into (the caller's own buffer, where it will be used: no copy)
+// and returned there; into is written only while Fetch runs, one source
+// after another, and holds unchecked bytes when Fetch fails. Bitswap's
+// blocks, and blocks of other sizes, come in buffers of their own.
+func (f *Fetcher) Fetch(ctx context.Context, c cid.Cid, size int, hint []byte, deep bool, into []byte) ([]byte, error) {
 	if err := blockstore.CheckCID(c); err != nil {
 		return nil, ipld.ErrNotFound{Cid: c}
 	}
 	data, err := f.local.GetIntoUnchecked(ctx, c, func(n int) []byte {
 		if n > size {
 			return nil // refused: the store reports it
+		}
+		if n > 0 && n == len(into) {
+			return into
 		}
 		return shard.Buffer(n)
 	})
@@ -103,7 +112,7 @@ func (f *Fetcher) Fetch(ctx context.Context, c cid.Cid, size int, hint []byte, d
 			xfer.From(ctx).Received(true)
 			return data, nil
 		}
-		shard.Release(data)
+		f.release(data, into)
 		f.log.Warn("local copy of a block is corrupt", "cid", blockstore.Short(c))
 	}
 	tried := map[peer.ID]bool{f.h.ID(): true}
@@ -112,7 +121,7 @@ func (f *Fetcher) Fetch(ctx context.Context, c cid.Cid, size int, hint []byte, d
 			return nil, false
 		}
 		tried[p] = true
-		return f.fromPeer(ctx, p, c, size, deep)
+		return f.fromPeer(ctx, p, c, size, deep, into)
 	}
 	if len(hint) > 0 {
 		if p, err := peer.IDFromBytes(hint); err == nil {
@@ -171,13 +180,13 @@ func (f *Fetcher) nearest(c cid.Cid, n int) []peer.ID {
 
 // fromPeer asks p for c (dialling it first, waiting for the dial only when
 // deep) and checks what it sends.
-func (f *Fetcher) fromPeer(ctx context.Context, p peer.ID, c cid.Cid, size int, deep bool) ([]byte, bool) {
+func (f *Fetcher) fromPeer(ctx context.Context, p peer.ID, c cid.Cid, size int, deep bool, into []byte) ([]byte, bool) {
 	if !f.connect(ctx, p, deep) {
 		return nil, false
 	}
 	fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
 	defer cancel()
-	data, err := f.peers.Fetch(fctx, p, c, size)
+	data, err := f.peers.FetchInto(fctx, p, c, size, into)
 	if errors.Is(err, shard.ErrTooLarge) {
 		f.health.markBad(p)
 		f.log.Warn("avoiding peer", "peer", p.ShortString(), "why", "sent a block larger than the one asked for")
@@ -194,7 +203,7 @@ func (f *Fetcher) fromPeer(ctx context.Context, p peer.ID, c cid.Cid, size int, 
 		return nil, false
 	}
 	if err := blockstore.Verify(c, data); err != nil {
-		shard.Release(data)
+		f.release(data, into)
 		f.health.markBad(p)
 		f.log.Warn("avoiding peer", "peer", p.ShortString(), "why", "served a block that does not match its CID")
 		return nil, false
@@ -226,6 +235,13 @@ func (f *Fetcher) fromBitswap(ctx context.Context, c cid.Cid, size int) ([]byte,
 // Release gives back the bytes of a fetched block once the caller is done
 // with them: they are reused for later transfers.
 func (f *Fetcher) Release(b []byte) { shard.Release(b) }
+
+// release gives back a block's bytes unless they lie in the caller's into.
+func (f *Fetcher) release(b, into []byte) {
+	if !shard.Aliases(b, into) {
+		shard.Release(b)
+	}
+}
 
 // connect reports whether p is connected, dialling it if not. A holder this
 // node is not connected to gets a short dial (dialTimeout), one per peer at

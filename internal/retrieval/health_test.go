@@ -46,7 +46,7 @@ func TestPeerNotesBounded(t *testing.T) {
 		_, pub, _ := crypto.GenerateEd25519Key(rand.Reader)
 		id, _ := peer.IDFromPublicKey(pub)
 		if i%256 == 0 { // through the real path: a deep fetch hinting it
-			if _, err := f.Fetch(ctx, b.Cid(), 1<<20, []byte(id), true); err == nil {
+			if _, err := f.Fetch(ctx, b.Cid(), 1<<20, []byte(id), true, nil); err == nil {
 				t.Fatal("a made-up peer served a block")
 			}
 		}

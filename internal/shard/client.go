@@ -109,8 +109,14 @@ const maxAnswer = 2 + maxErrorMsg
 // out dead (the peer restarted, or ended an idle stream) is retried once on
 // a fresh one.
 func (c *Client) roundTrip(ctx context.Context, p peer.ID, limit int, t Type, parts ...[]byte) (Frame, error) {
+	return c.roundTripInto(ctx, p, limit, nil, t, parts...)
+}
+
+// roundTripInto is roundTrip reading an answer of exactly len(into) bytes
+// into into instead of a pool buffer (FetchInto).
+func (c *Client) roundTripInto(ctx context.Context, p peer.ID, limit int, into []byte, t Type, parts ...[]byte) (Frame, error) {
 	for attempt := 0; ; attempt++ {
-		f, reused, err := c.roundTripOnce(ctx, p, limit, t, parts...)
+		f, reused, err := c.roundTripOnce(ctx, p, limit, into, t, parts...)
 		var re *RemoteError
 		if err != nil && reused && attempt == 0 && ctx.Err() == nil && !errors.As(err, &re) {
 			continue
@@ -119,7 +125,7 @@ func (c *Client) roundTrip(ctx context.Context, p peer.ID, limit int, t Type, pa
 	}
 }
 
-func (c *Client) roundTripOnce(ctx context.Context, p peer.ID, limit int, t Type, parts ...[]byte) (Frame, bool, error) {
+func (c *Client) roundTripOnce(ctx context.Context, p peer.ID, limit int, into []byte, t Type, parts ...[]byte) (Frame, bool, error) {
 	cs, reused, err := c.take(ctx, p)
 	if err != nil {
 		return Frame{}, false, err
@@ -142,11 +148,14 @@ func (c *Client) roundTripOnce(ctx context.Context, p peer.ID, limit int, t Type
 			if n > max(limit, maxAnswer) {
 				return nil, fmt.Errorf("%w: an answer of %d bytes where at most %d were expected", ErrTooLarge, n, max(limit, maxAnswer))
 			}
+			if n > 0 && n == len(into) {
+				return into, nil
+			}
 			return buffers.get(n), nil
 		})
 	}
 	if err != nil {
-		Release(f.Payload)
+		releaseExcept(f.Payload, into)
 		_ = cs.s.Reset()
 		if ctx.Err() != nil {
 			return Frame{}, reused, ctx.Err()
@@ -156,7 +165,7 @@ func (c *Client) roundTripOnce(ctx context.Context, p peer.ID, limit int, t Type
 	_ = cs.s.SetDeadline(time.Time{})
 	if f.Type == TypeError {
 		re, err := ParseError(f.Payload)
-		Release(f.Payload)
+		releaseExcept(f.Payload, into)
 		if err != nil {
 			_ = cs.s.Reset()
 			return Frame{}, reused, err

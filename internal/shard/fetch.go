@@ -86,12 +86,22 @@ func parseRequestCID(payload []byte, w *bufio.Writer) (c cid.Cid, bad bool, err 
 // hashes them against id. They come from the package's buffer pool; give
 // them back with Release when done.
 func (c *Client) Fetch(ctx context.Context, p peer.ID, id cid.Cid, size int) ([]byte, error) {
-	f, err := c.roundTrip(ctx, p, size, TypeFetch, CIDParts(id.Bytes())...)
+	return c.FetchInto(ctx, p, id, size, nil)
+}
+
+// FetchInto is Fetch reading an answer of exactly len(into) bytes (the
+// block's size, when the caller knows it) into into, and returning into,
+// instead of a pool buffer: a reader's own buffer, where the block is used
+// (no copy). into is written only while FetchInto runs, and whatever it
+// holds afterwards is unchecked, like any Fetch answer; the pool never
+// takes it. Other answers come from the pool as Fetch's do.
+func (c *Client) FetchInto(ctx context.Context, p peer.ID, id cid.Cid, size int, into []byte) ([]byte, error) {
+	f, err := c.roundTripInto(ctx, p, size, into, TypeFetch, CIDParts(id.Bytes())...)
 	if err != nil {
 		return nil, err
 	}
 	if f.Type != TypeBlock {
-		Release(f.Payload)
+		releaseExcept(f.Payload, into)
 		return nil, fmt.Errorf("%w: fetch answered 0x%02x", ErrMalformed, byte(f.Type))
 	}
 	return f.Payload, nil

@@ -90,3 +90,20 @@ func Buffer(n int) []byte { return buffers.get(n) }
 // caller is done with them: they are reused for later transfers. b must not
 // be used afterwards.
 func Release(b []byte) { buffers.put(b) }
+
+// releaseExcept gives b back unless it is the caller's buffer into
+// (FetchInto), which the pool must never take: a buffer whose capacity
+// happened to be a class size would be handed out again while its owner
+// still uses it.
+func releaseExcept(b, into []byte) {
+	if Aliases(b, into) {
+		return
+	}
+	Release(b)
+}
+
+// Aliases reports whether a and b start at the same byte: a block
+// FetchInto returned in the caller's buffer.
+func Aliases(a, b []byte) bool {
+	return len(a) > 0 && len(b) > 0 && &a[0] == &b[0]
+}
