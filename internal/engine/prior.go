@@ -2,9 +2,9 @@ package engine
 
 import (
 	"context"
+	"slices"
 
 	"github.com/umbra-store/umbra/internal/format"
-	"github.com/umbra-store/umbra/internal/seal"
 	"github.com/umbra-store/umbra/keyring"
 )
 
@@ -16,14 +16,16 @@ func (e *Engine) priorFor(ctx context.Context, o PutOptions, k, m int) map[[32]b
 	return e.priorChunks(ctx, *o.Prior, k, m)
 }
 
-// reuse returns the prior placement of chunk data, if it has one.
-func (e *Engine) reuse(prior map[[32]byte]placed, data []byte) (placed, bool) {
-	if prior == nil {
-		return placed{}, false
-	}
-	key := seal.ConvergentKey(e.secrets.ConvergenceKey(), data)
-	p, ok := prior[*key.Array()]
-	if !ok || p.ent.Size != uint64(len(data)) || p.ent.SealedLen != seal.SealedLen(len(data)) {
+// reuse returns the prior placement of a chunk sealed as ent, if the prior
+// has one whose shards are the very ones ent names. The key alone is not
+// enough: the prior may be another writer's (a shared folder's last
+// snapshot), and a writer who read one of this node's chunk keys could
+// name shards of other ciphertext under it, which the chunk's AEAD would
+// accept. So the chunk is sealed and coded anyway; what reuse saves is
+// placing its shards again.
+func reuse(prior map[[32]byte]placed, ent format.Entry) (placed, bool) {
+	p, ok := prior[*ent.Key.Array()]
+	if !ok || p.ent.Size != ent.Size || p.ent.SealedLen != ent.SealedLen || !slices.Equal(p.ent.Shards, ent.Shards) {
 		return placed{}, false
 	}
 	p.ent.Hints = append([]uint16(nil), p.ent.Hints...) // each use hints afresh
@@ -35,11 +37,11 @@ const maxPriorChunks = 1 << 16
 
 // priorChunks reads the chunk entries of a file stored before with the
 // same shards, by chunk key, each with the holders its manifest names. A
-// put with convergent keys reuses them: a chunk whose key is there was
-// sealed, coded and placed before, and would be again byte for byte (its
-// key is HMAC(this node's secret, BLAKE3(chunk)), and sealing and coding
-// are deterministic). Nil when the prior cannot be read, or has other
-// shards: the put then stores every chunk.
+// put with convergent keys reuses those whose shards it would write again
+// byte for byte (reuse): its key is HMAC(this node's secret,
+// BLAKE3(chunk)), and sealing and coding are deterministic. Nil when the
+// prior cannot be read, or has other shards: the put then stores every
+// chunk.
 func (e *Engine) priorChunks(ctx context.Context, c keyring.ReadCap, k, m int) map[[32]byte]placed {
 	root, err := e.openNode(ctx, c.Root(), c.ReadKey())
 	if err != nil || root.K != k || root.M != m {

@@ -8,7 +8,12 @@ import (
 
 	blocks "github.com/ipfs/go-block-format"
 
+	"github.com/umbra-store/umbra/blockstore"
+	"github.com/umbra-store/umbra/erasure"
+	"github.com/umbra-store/umbra/internal/format"
 	"github.com/umbra-store/umbra/internal/randstream"
+	"github.com/umbra-store/umbra/internal/seal"
+	"github.com/umbra-store/umbra/keyring"
 )
 
 // putCounter counts the blocks written.
@@ -82,4 +87,71 @@ func TestChunks(t *testing.T) {
 	if len(sizes) != r.Chunks || sum != uint64(len(data)) {
 		t.Fatalf("%d chunks summing to %d; put made %d of %d bytes", len(sizes), sum, r.Chunks, len(data))
 	}
+}
+
+// TestForgedPriorNotReused is an attack by a co-writer of a shared folder,
+// whose last snapshot (written by the attacker) is the prior of the
+// victim's next put. The attacker has read the victim's chunk keys (from
+// the victim's earlier version) and names, under the key of the victim's
+// first chunk, shards of other plaintext sealed with that key: the AEAD
+// accepts them. The victim's put must not reuse that entry: its new version
+// reads back as what it put.
+func TestForgedPriorNotReused(t *testing.T) {
+	ctx := context.Background()
+	bs := openStore(t)
+	e := New(bs, testSecrets(11))
+	v1 := randstream.Bytes(11, 3<<20)
+	r1, err := e.Put(ctx, bytes.NewReader(v1), PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents := leafEntries(t, e, r1.Cap)
+	if len(ents) < 2 {
+		t.Fatalf("%d chunks, want several", len(ents))
+	}
+	// The attacker's prior: the victim's entries, the first one forged.
+	forged := sealUnder(t, bs, ents[0].Key, bytes.Repeat([]byte("forged! "), int(ents[0].Size)/8+1)[:ents[0].Size])
+	n := &format.Node{Level: 0, K: 3, M: 2, Suite: seal.SuiteAES256GCM}
+	n.Entries = append([]format.Entry{forged}, ents[1:]...)
+	for _, ent := range n.Entries {
+		n.Size += ent.Size
+	}
+	root := storeNode(t, bs, n)
+	prior := keyring.NewReadCap(root.Child, root.Key)
+	var out bytes.Buffer
+	if err := e.Get(ctx, prior, &out); err != nil || bytes.Equal(out.Bytes()[:64], v1[:64]) {
+		t.Fatalf("the forged prior does not read as forged: %v", err)
+	}
+	v2 := bytes.Clone(v1)
+	copy(v2[len(v2)-100:], "the victim's edit at the end")
+	r2, err := e.Put(ctx, bytes.NewReader(v2), PutOptions{Prior: &prior})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := e.Get(ctx, r2.Cap, &out); err != nil || !bytes.Equal(out.Bytes(), v2) {
+		t.Fatalf("the victim's new version reads back wrong (forged chunk reused): %v", err)
+	}
+}
+
+// sealUnder seals plain with key (as a put would, given the key), codes it
+// 3+2, stores the shards and returns its entry.
+func sealUnder(t *testing.T, bs Blocks, key keyring.Key, plain []byte) format.Entry {
+	t.Helper()
+	coder, _ := erasure.New(3, 2)
+	sealed := seal.Seal(nil, key, plain)
+	shards, err := coder.Encode(make([]byte, coder.EncodedLen(len(sealed))), sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ent := format.Entry{SealedLen: len(sealed), Key: key, Size: uint64(len(plain))}
+	for _, sh := range shards {
+		b, d := blockstore.NewBlockHash(blockstore.BLAKE3, bytes.Clone(sh))
+		if err := bs.PutMany(context.Background(), []blocks.Block{b}); err != nil {
+			t.Fatal(err)
+		}
+		ent.Shards = append(ent.Shards, d)
+		ent.Hints = append(ent.Hints, format.NoHint)
+	}
+	return ent
 }

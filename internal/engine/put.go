@@ -31,9 +31,9 @@ type PutOptions struct {
 	// seconds): past it and the peers' grace the file is gone. 0: the
 	// blocks are kept as long as peers allow (blockstore.MaxLeaseTerm).
 	Expiry uint64
-	// Prior, if set, is an earlier version of the same data put by this
-	// node (a folder's previous snapshot): its chunks that recur are not
-	// sealed, coded or placed again (priorChunks).
+	// Prior, if set, is an earlier version of the same data (a folder's
+	// previous snapshot, maybe another writer's): its chunks that recur,
+	// shard for shard, are not placed again (reuse).
 	Prior *keyring.ReadCap
 }
 
@@ -180,10 +180,15 @@ func (e *Engine) put(ctx context.Context, r io.Reader, o PutOptions, sess PutSes
 	prior := e.priorFor(ctx, o, k, m)
 	store := func(ctx context.Context, in chunkIn) (placed, error) {
 		defer scratchBufs.put(in.buf)
-		if p, ok := e.reuse(prior, in.data); ok {
+		sc, done, err := e.sealChunk(ctx, coder, in, o.RandomKey)
+		if err != nil {
+			return placed{}, err
+		}
+		defer done()
+		if p, ok := reuse(prior, sc.ent); ok {
 			return p, nil
 		}
-		return e.storeChunk(ctx, coder, in, o.RandomKey, sess)
+		return e.placeChunk(ctx, coder, sc, sess)
 	}
 	points := &durability{sess: sess}
 	sink := func(p placed) error {
@@ -214,9 +219,17 @@ func (e *Engine) put(ctx context.Context, r io.Reader, o PutOptions, sess PutSes
 	return PutResult{Cap: root, Size: uint64(done), Chunks: chunks}, nil
 }
 
-// storeChunk seals, stripes and stores one chunk and returns its manifest
-// entry. in.buf is the erasure scratch; the shards are cut from it.
-func (e *Engine) storeChunk(ctx context.Context, coder *erasure.Coder, in chunkIn, random bool, sess PutSession) (placed, error) {
+// sealedChunk is a chunk sealed and coded: its manifest entry (no hints
+// yet) and its shard blocks, cut from the chunk's scratch.
+type sealedChunk struct {
+	ent format.Entry
+	bs  []blocks.Block
+}
+
+// sealChunk seals and stripes one chunk. in.buf is the erasure scratch; the
+// shards are cut from it. done gives back the sealed buffer, once the
+// shards are stored.
+func (e *Engine) sealChunk(ctx context.Context, coder *erasure.Coder, in chunkIn, random bool) (sealedChunk, func(), error) {
 	data := in.data
 	xc := xfer.From(ctx)
 	t := time.Now()
@@ -228,34 +241,45 @@ func (e *Engine) storeChunk(ctx context.Context, coder *erasure.Coder, in chunkI
 	}
 	sealedLen := seal.SealedLen(len(data))
 	var sealed []byte
+	done := func() {}
 	if len(coder.Layout(sealedLen)) == 1 {
 		// One stripe: the sealed chunk is the start of the scratch, where
 		// the chunk already lies one byte in (after the suite byte).
 		sealed = seal.Seal(in.buf[:sealedLen], key, data)
 	} else {
 		sbuf := sealedBufs.get(sealedLen)
-		defer sealedBufs.put(sbuf)
+		done = func() { sealedBufs.put(sbuf) }
 		sealed = seal.Seal(sbuf, key, data)
 	}
 	shards, err := coder.Encode(in.buf, sealed)
 	if err != nil {
-		return placed{}, err
+		done()
+		return sealedChunk{}, nil, err
 	}
-	ent := format.Entry{
-		SealedLen: sealedLen,
-		Shards:    make([][32]byte, len(shards)),
-		Hints:     make([]uint16, len(shards)),
-		Key:       key,
-		Size:      uint64(len(data)),
+	sc := sealedChunk{
+		ent: format.Entry{
+			SealedLen: sealedLen,
+			Shards:    make([][32]byte, len(shards)),
+			Hints:     make([]uint16, len(shards)),
+			Key:       key,
+			Size:      uint64(len(data)),
+		},
+		bs: make([]blocks.Block, len(shards)),
 	}
-	bs := make([]blocks.Block, len(shards))
 	for i, sh := range shards {
-		bs[i], ent.Shards[i] = newShardBlock(sh)
-		ent.Hints[i] = format.NoHint
+		sc.bs[i], sc.ent.Shards[i] = newShardBlock(sh)
+		sc.ent.Hints[i] = format.NoHint
 	}
 	xc.Time(xfer.Seal, t)
-	t = time.Now()
-	defer xc.Time(xfer.Place, t)
+	return sc, done, nil
+}
+
+// placeChunk stores a sealed chunk's shards (on peers, through sess; nil:
+// the local store) and returns its manifest entry and holders.
+func (e *Engine) placeChunk(ctx context.Context, coder *erasure.Coder, sc sealedChunk, sess PutSession) (placed, error) {
+	xc := xfer.From(ctx)
+	defer xc.Time(xfer.Place, time.Now())
+	bs := sc.bs
 	for range len(bs) / coder.N() {
 		xc.Stripe(0)
 	}
@@ -263,7 +287,7 @@ func (e *Engine) storeChunk(ctx context.Context, coder *erasure.Coder, in chunkI
 		if err := e.bs.PutManyDeferred(ctx, bs); err != nil {
 			return placed{}, fmt.Errorf("engine: store shards: %w", err)
 		}
-		return placed{ent: ent}, nil
+		return placed{ent: sc.ent}, nil
 	}
 	holders := make([][]byte, 0, len(bs))
 	for s := 0; s < len(bs); s += coder.N() {
@@ -273,7 +297,7 @@ func (e *Engine) storeChunk(ctx context.Context, coder *erasure.Coder, in chunkI
 		}
 		holders = append(holders, h...)
 	}
-	return placed{ent: ent, holders: holders}, nil
+	return placed{ent: sc.ent, holders: holders}, nil
 }
 
 type levelNode struct {
