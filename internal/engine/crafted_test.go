@@ -50,8 +50,13 @@ func storeChunk(t *testing.T, bs Blocks, plain []byte, k, m int) format.Entry {
 // storeChunkHash is storeChunk with the shards named by h.
 func storeChunkHash(t *testing.T, bs Blocks, plain []byte, k, m int, h blockstore.Hash) format.Entry {
 	t.Helper()
+	return storeChunkWith(t, bs, keyring.GenerateKey(), plain, k, m, h)
+}
+
+// storeChunkWith is storeChunkHash sealing under ck.
+func storeChunkWith(t *testing.T, bs Blocks, ck keyring.Key, plain []byte, k, m int, h blockstore.Hash) format.Entry {
+	t.Helper()
 	coder, _ := erasure.New(k, m)
-	ck := keyring.GenerateKey()
 	sealed := seal.Seal(nil, ck, plain)
 	shards, err := coder.Encode(make([]byte, coder.EncodedLen(len(sealed))), sealed)
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 
 	"github.com/umbra-store/umbra/blockstore"
-	"github.com/umbra-store/umbra/erasure"
 	"github.com/umbra-store/umbra/internal/format"
 	"github.com/umbra-store/umbra/internal/randstream"
 	"github.com/umbra-store/umbra/internal/seal"
@@ -110,7 +109,7 @@ func TestForgedPriorNotReused(t *testing.T) {
 		t.Fatalf("%d chunks, want several", len(ents))
 	}
 	// The attacker's prior: the victim's entries, the first one forged.
-	forged := sealUnder(t, bs, ents[0].Key, bytes.Repeat([]byte("forged! "), int(ents[0].Size)/8+1)[:ents[0].Size])
+	forged := storeChunkWith(t, bs, ents[0].Key, bytes.Repeat([]byte("forged! "), int(ents[0].Size)/8+1)[:ents[0].Size], 3, 2, blockstore.BLAKE3)
 	n := &format.Node{Level: 0, K: 3, M: 2, Suite: seal.SuiteAES256GCM}
 	n.Entries = append([]format.Entry{forged}, ents[1:]...)
 	for _, ent := range n.Entries {
@@ -132,26 +131,4 @@ func TestForgedPriorNotReused(t *testing.T) {
 	if err := e.Get(ctx, r2.Cap, &out); err != nil || !bytes.Equal(out.Bytes(), v2) {
 		t.Fatalf("the victim's new version reads back wrong (forged chunk reused): %v", err)
 	}
-}
-
-// sealUnder seals plain with key (as a put would, given the key), codes it
-// 3+2, stores the shards and returns its entry.
-func sealUnder(t *testing.T, bs Blocks, key keyring.Key, plain []byte) format.Entry {
-	t.Helper()
-	coder, _ := erasure.New(3, 2)
-	sealed := seal.Seal(nil, key, plain)
-	shards, err := coder.Encode(make([]byte, coder.EncodedLen(len(sealed))), sealed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ent := format.Entry{SealedLen: len(sealed), Key: key, Size: uint64(len(plain))}
-	for _, sh := range shards {
-		b, d := blockstore.NewBlockHash(blockstore.BLAKE3, bytes.Clone(sh))
-		if err := bs.PutMany(context.Background(), []blocks.Block{b}); err != nil {
-			t.Fatal(err)
-		}
-		ent.Shards = append(ent.Shards, d)
-		ent.Hints = append(ent.Hints, format.NoHint)
-	}
-	return ent
 }
