@@ -68,13 +68,34 @@ func (j *jerkyReader) Read(p []byte) (int, error) {
 	return j.r.Read(p[:minInt(n, len(p))])
 }
 
-func chunkAll(t testing.TB, r io.Reader, k *[32]byte, opts ...Option) []int {
+// chunkAll cuts data read through r and checks that every chunk holds the
+// stream's bytes at its place (the ring's copy across its wrap).
+func chunkAll(t testing.TB, r io.Reader, data []byte, k *[32]byte, opts ...Option) []int {
 	t.Helper()
 	c, err := New(r, k, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return lengths(t, c)
+	var out []int
+	pos := 0
+	for {
+		ch, err := c.NextInto(func(n int) []byte { return make([]byte, n) })
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ch.Start != uint64(pos) || !bytes.Equal(ch.Data, data[pos:pos+ch.Length]) {
+			t.Fatalf("chunk at %d (start %d, %d bytes): wrong bytes", pos, ch.Start, ch.Length)
+		}
+		pos += ch.Length
+		out = append(out, ch.Length)
+	}
+	if pos != len(data) {
+		t.Fatalf("chunks cover %d of %d bytes", pos, len(data))
+	}
+	return out
 }
 
 // TestMatchesReference cuts seeded streams through readers of random read
@@ -92,7 +113,7 @@ func TestMatchesReference(t *testing.T) {
 			want := referenceCuts(data, key(seed), sz.min, sz.avg, sz.max)
 			opt := WithSizes(sz.min, sz.avg, sz.max)
 			r := &jerkyReader{r: bytes.NewReader(data), rnd: rand.New(rand.NewPCG(uint64(seed), 9)), max: 3 * sz.max}
-			if got := chunkAll(t, r, key(seed), opt); fmt.Sprint(got) != fmt.Sprint(want) {
+			if got := chunkAll(t, r, data, key(seed), opt); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Fatalf("sizes %v seed %d: cuts\n%v\nwant\n%v", sz, seed, got, want)
 			}
 		}
@@ -108,7 +129,7 @@ func FuzzMatchesReference(f *testing.F) {
 		k := key(byte(seed))
 		want := referenceCuts(data, k, 64, 128, 256)
 		r := &jerkyReader{r: bytes.NewReader(data), rnd: rand.New(rand.NewPCG(seed, 1)), max: 700}
-		if got := chunkAll(t, r, k, WithSizes(64, 128, 256)); fmt.Sprint(got) != fmt.Sprint(want) {
+		if got := chunkAll(t, r, data, k, WithSizes(64, 128, 256)); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("cuts %v, want %v", got, want)
 		}
 	})

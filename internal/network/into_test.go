@@ -4,12 +4,21 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"io"
 	"testing"
 
 	blocks "github.com/ipfs/go-block-format"
+	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/umbra-store/umbra/blockstore"
+	"github.com/umbra-store/umbra/erasure"
+	"github.com/umbra-store/umbra/internal/engine"
+	"github.com/umbra-store/umbra/internal/format"
+	"github.com/umbra-store/umbra/internal/seal"
 	"github.com/umbra-store/umbra/internal/shard"
+	"github.com/umbra-store/umbra/keyring"
 )
 
 // TestFetchIntoCallerBuffer: a block of the caller's buffer's length is
@@ -87,4 +96,104 @@ func randomBlock(t *testing.T, n int) blocks.Block {
 	rand.Read(data)
 	b, _ := blockstore.NewBlockHash(blockstore.BLAKE3, data)
 	return b
+}
+
+// TestRogueHolderOfInPlaceShards: a get reads data shards straight into
+// the chunk's buffer. Each stripe's first data shard is hinted to a rogue
+// holder that answers with forged bytes of the shard's length (which land
+// in that buffer), or sends a header and half a body then stalls until the
+// reader gives up on it. The get goes to parity on an honest holder, the
+// stalled reads are cancelled and waited for, the forged bytes are rebuilt
+// over, and the file reads back right, gets running at once.
+func TestRogueHolderOfInPlaceShards(t *testing.T) {
+	for name, answer := range map[string]func(st network.Stream, size int){
+		"forged of the shard's length": func(st network.Stream, size int) {
+			_ = shard.WriteFrame(st, shard.TypeBlock, bytes.Repeat([]byte{0xbb}, size))
+		},
+		"half a body, then a stall": func(st network.Stream, size int) {
+			hdr := []byte{shard.Version, byte(shard.TypeBlock), 0, 0, 0, 0}
+			binary.BigEndian.PutUint32(hdr[2:], uint32(size))
+			_, _ = st.Write(append(hdr, bytes.Repeat([]byte{0xaa}, size/2)...))
+			_, _ = io.Copy(io.Discard, st) // until the reader resets the stream
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			ns := newNodes(t, 2, false, 0)
+			reader, honest := ns[0], ns[1]
+			rogue := rogueHost(t, reader)
+			const k, m = 2, 2
+			plain := make([]byte, 6<<20+12345) // two stripes
+			rand.Read(plain)
+			ent, sizes := storeChunkOn(t, honest.store, plain, k, m)
+			for i := range ent.Hints {
+				ent.Hints[i] = 0 // the honest holder
+				if i%(k+m) == 0 {
+					ent.Hints[i] = 1 // the rogue
+				}
+			}
+			rogueStream(rogue, func(st network.Stream, f shard.Frame) error {
+				raw, _ := shard.ParseCID(f.Payload)
+				answer(st, sizes[string(raw)])
+				return nil
+			})
+			n := &format.Node{Level: 0, K: k, M: m, Suite: seal.SuiteAES256GCM, Size: ent.Size,
+				Peers: [][]byte{[]byte(honest.id), []byte(rogue.ID())}, Entries: []format.Entry{ent}}
+			key := keyring.GenerateKey()
+			raw, err := n.Encode(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			root, d := blockstore.NewBlock(raw)
+			if err := reader.store.Put(ctx, root); err != nil {
+				t.Fatal(err)
+			}
+			e := engine.New(reader.store, keyring.Secrets{}, engine.WithNetwork(reader.net))
+			errs := make(chan error, 3)
+			for range 3 {
+				go func() {
+					var out bytes.Buffer
+					err := e.Get(ctx, keyring.NewReadCap(d, key), &out)
+					if err == nil && !bytes.Equal(out.Bytes(), plain) {
+						err = errors.New("read back wrong")
+					}
+					errs <- err
+				}()
+			}
+			for range 3 {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// storeChunkOn seals plain under a fresh key, codes it k+m into shards
+// named by BLAKE3, stores them in st and returns the chunk's entry and each
+// shard's size by its CID's bytes.
+func storeChunkOn(t *testing.T, st *blockstore.Store, plain []byte, k, m int) (format.Entry, map[string]int) {
+	t.Helper()
+	coder, err := erasure.New(k, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck := keyring.GenerateKey()
+	sealed := seal.Seal(nil, ck, plain)
+	shards, err := coder.Encode(make([]byte, coder.EncodedLen(len(sealed))), sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ent := format.Entry{SealedLen: len(sealed), Key: ck, Size: uint64(len(plain))}
+	sizes := map[string]int{}
+	for _, sh := range shards {
+		b, d := blockstore.NewBlockHash(blockstore.BLAKE3, bytes.Clone(sh))
+		if err := st.Put(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		sizes[string(b.Cid().Bytes())] = len(sh)
+		ent.Shards = append(ent.Shards, d)
+		ent.Hints = append(ent.Hints, format.NoHint)
+	}
+	return ent, sizes
 }

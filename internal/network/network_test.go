@@ -120,6 +120,14 @@ func TestFetchOrder(t *testing.T) {
 // rogue replaces h's shard-protocol handler with answer, which gets each
 // request frame and returns the response frame to send.
 func rogue(h host.Host, answer func(f shard.Frame) (shard.Type, []byte)) {
+	rogueStream(h, func(st network.Stream, f shard.Frame) error {
+		t, payload := answer(f)
+		return shard.WriteFrame(st, t, payload)
+	})
+}
+
+// rogueStream is rogue with the stream's writing left to answer.
+func rogueStream(h host.Host, answer func(st network.Stream, f shard.Frame) error) {
 	h.SetStreamHandler(shard.Protocol, func(st network.Stream) {
 		defer st.Close()
 		r := bufio.NewReader(st)
@@ -128,8 +136,7 @@ func rogue(h host.Host, answer func(f shard.Frame) (shard.Type, []byte)) {
 			if err != nil {
 				return
 			}
-			t, payload := answer(f)
-			if err := shard.WriteFrame(st, t, payload); err != nil {
+			if err := answer(st, f); err != nil {
 				return
 			}
 		}

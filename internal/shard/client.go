@@ -163,6 +163,17 @@ func (c *Client) roundTripOnce(ctx context.Context, p peer.ID, limit int, into [
 		return Frame{}, reused, err
 	}
 	_ = cs.s.SetDeadline(time.Time{})
+	// The answer is whole. A caller cancelled from here on must not reset
+	// the stream once it is back in the pool (another request's by then):
+	// if the reset has run or is running, the stream is dropped instead.
+	keep := stop()
+	give := func() {
+		if keep {
+			c.give(p, cs)
+		} else {
+			_ = cs.s.Reset()
+		}
+	}
 	if f.Type == TypeError {
 		re, err := ParseError(f.Payload)
 		releaseExcept(f.Payload, into)
@@ -173,10 +184,10 @@ func (c *Client) roundTripOnce(ctx context.Context, p peer.ID, limit int, into [
 		if re.Code == CodeMalformed {
 			_ = cs.s.Reset() // the peer closes it after this answer
 		} else {
-			c.give(p, cs)
+			give()
 		}
 		return Frame{}, reused, re
 	}
-	c.give(p, cs)
+	give()
 	return f, reused, nil
 }
