@@ -10,9 +10,11 @@ import (
 	"net"
 	"testing"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 )
 
 // writeLog is a net.Conn that records each write.
@@ -98,9 +100,30 @@ func TestBatchConnCoalesces(t *testing.T) {
 }
 
 // TestCoalescedTLSBothWays moves data both ways at once over hosts with the
-// coalescing TLS transport, with writes of many sizes.
+// coalescing TLS transport and yamux frames of up to maxFrame, with writes
+// of many sizes; and between such a host and a stock libp2p host (yamux's
+// 64 KiB frames, TLS records one write each).
 func TestCoalescedTLSBothWays(t *testing.T) {
-	h1, h2 := twoHosts(t)
+	t.Run("umbra hosts", func(t *testing.T) {
+		h1, h2 := twoHosts(t)
+		echoBothWays(t, h1, h2)
+	})
+	t.Run("stock libp2p peer", func(t *testing.T) {
+		h1, _ := twoHosts(t)
+		h2, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h2.Close() })
+		echoBothWays(t, h1, h2)
+		if sc := h1.Network().ConnsToPeer(h2.ID()); len(sc) == 0 || sc[0].ConnState().StreamMultiplexer != yamux.ID {
+			t.Fatalf("connection not multiplexed by yamux: %+v", sc)
+		}
+	})
+}
+
+// echoBothWays has h2 echo 6 MiB that h1 sends while h1 reads the echo.
+func echoBothWays(t *testing.T, h1, h2 host.Host) {
 	payload := make([]byte, 6<<20)
 	rand.Read(payload)
 	send := func(s network.Stream) error {

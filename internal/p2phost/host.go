@@ -18,10 +18,12 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	goyamux "github.com/libp2p/go-yamux/v5"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/umbra-store/umbra/internal/config"
@@ -64,6 +66,7 @@ func New(o Options) (host.Host, error) {
 		// TLS 1.3 only (libp2p's default also offers Noise), with its
 		// records coalesced into fewer socket writes.
 		libp2p.Security(libp2ptls.ID, newCoalescingTLS),
+		libp2p.Muxer(yamux.ID, bigFrameYamux()),
 	}
 
 	if o.SwarmKey != "" {
@@ -150,4 +153,18 @@ func Connect(ctx context.Context, h host.Host, addrs []string) error {
 		}
 	}
 	return firstErr
+}
+
+// maxFrame is the largest yamux frame this host sends. yamux's default,
+// 64 KiB, made a shard of 350 KiB six frames, each its own write to TLS
+// and its own socket write; a receiver takes any frame its window holds
+// (256 KiB at least), so the wire stays yamux/1.0.0.
+const maxFrame = 256 << 10
+
+// bigFrameYamux is libp2p's yamux transport sending frames of up to
+// maxFrame.
+func bigFrameYamux() *yamux.Transport {
+	c := *(*goyamux.Config)(yamux.DefaultTransport)
+	c.MaxMessageSize = maxFrame
+	return (*yamux.Transport)(&c)
 }
