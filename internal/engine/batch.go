@@ -112,6 +112,12 @@ func (s *localSession) PlaceStripe(ctx context.Context, shards []blocks.Block) (
 	return make([][]byte, len(shards)), s.put(ctx, shards)
 }
 
+// Adopt stores the shards here under this put's lease, as PlaceStripe
+// does: a held block only takes the lease.
+func (s *localSession) Adopt(ctx context.Context, shards []blocks.Block, _ [][]byte) bool {
+	return s.put(ctx, shards) == nil
+}
+
 func (s *localSession) Replicate(ctx context.Context, b blocks.Block) error {
 	return s.put(ctx, []blocks.Block{b})
 }

@@ -93,6 +93,10 @@ type PutSession interface {
 	// PlaceStripe stores one stripe's shards, on distinct peers where it
 	// can, and returns the peer ID holding each.
 	PlaceStripe(ctx context.Context, shards []blocks.Block) ([][]byte, error)
+	// Adopt gives this put's lease to a stripe's shards where a manifest
+	// (a prior version's) says they are held, and reports whether every
+	// holder took it; if not, the stripe is placed with PlaceStripe.
+	Adopt(ctx context.Context, shards []blocks.Block, holders [][]byte) bool
 	// Replicate stores a manifest block on several peers.
 	Replicate(ctx context.Context, b blocks.Block) error
 	// Flush returns once every block placed in the session is durable.

@@ -142,6 +142,15 @@ type fakeSession struct{ bs Blocks }
 func (s fakeSession) PlaceStripe(ctx context.Context, shards []blocks.Block) ([][]byte, error) {
 	return make([][]byte, len(shards)), s.bs.PutMany(ctx, shards)
 }
+func (s fakeSession) Adopt(ctx context.Context, shards []blocks.Block, _ [][]byte) bool {
+	for _, b := range shards {
+		if ok, err := s.bs.Has(ctx, b.Cid()); !ok || err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 func (s fakeSession) Replicate(ctx context.Context, b blocks.Block) error {
 	return s.bs.PutMany(ctx, []blocks.Block{b})
 }

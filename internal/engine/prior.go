@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 
+	"github.com/umbra-store/umbra/erasure"
+
 	"github.com/umbra-store/umbra/internal/format"
 	"github.com/umbra-store/umbra/keyring"
 )
@@ -30,6 +32,31 @@ func reuse(prior map[[32]byte]placed, ent format.Entry) (placed, bool) {
 	}
 	p.ent.Hints = append([]uint16(nil), p.ent.Hints...) // each use hints afresh
 	return p, true
+}
+
+// adopt makes a reused chunk this put's own where the prior says it is:
+// each stripe's holders take this put's lease (PutSession.Adopt), so that
+// neither the prior's hints nor its writer's leases are relied on; offline,
+// the local store must hold every shard. False: place the chunk anew.
+func (e *Engine) adopt(ctx context.Context, coder *erasure.Coder, sc sealedChunk, p placed, sess PutSession) bool {
+	if sess == nil {
+		for _, b := range sc.bs {
+			if ok, err := e.bs.Has(ctx, b.Cid()); !ok || err != nil {
+				return false
+			}
+		}
+		return true
+	}
+	n := coder.N()
+	if len(p.holders) != len(sc.bs) {
+		return false
+	}
+	for s := 0; s < len(sc.bs); s += n {
+		if !sess.Adopt(ctx, sc.bs[s:s+n], p.holders[s:s+n]) {
+			return false
+		}
+	}
+	return true
 }
 
 // maxPriorChunks bounds the chunks of a prior version a put remembers.

@@ -185,7 +185,7 @@ func (e *Engine) put(ctx context.Context, r io.Reader, o PutOptions, sess PutSes
 			return placed{}, err
 		}
 		defer done()
-		if p, ok := reuse(prior, sc.ent); ok {
+		if p, ok := reuse(prior, sc.ent); ok && e.adopt(ctx, coder, sc, p, sess) {
 			return p, nil
 		}
 		return e.placeChunk(ctx, coder, sc, sess)

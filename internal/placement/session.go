@@ -34,6 +34,7 @@ const (
 // Remote stores blocks on peers: the shard protocol's client.
 type Remote interface {
 	Store(ctx context.Context, p peer.ID, b blocks.Block, lease shard.Lease) error
+	Renew(ctx context.Context, p peer.ID, c cid.Cid, secret [32]byte, expiry uint64) error
 	Sync(ctx context.Context, p peer.ID) error
 }
 
@@ -42,6 +43,7 @@ type Local interface {
 	PutManyDeferred(ctx context.Context, bs []blocks.Block) error
 	Sync(ctx context.Context) error
 	PutLeased(ctx context.Context, bs []blocks.Block, ls []blockstore.Lease, by blockstore.LeaseBy) error
+	AddLease(ctx context.Context, c cid.Cid, l blockstore.Lease, by blockstore.LeaseBy) error
 }
 
 // Announcer announces blocks this node holds: the DHT.
@@ -181,6 +183,62 @@ func (s *Session) storeOn(ctx context.Context, p peer.ID, b blocks.Block) error 
 // lease is this session's lease on block c at peer p.
 func (s *Session) lease(c cid.Cid, p peer.ID) shard.Lease {
 	return shard.Lease{Expiry: s.expiry, Hash: keyring.RenewHash(keyring.RenewSecret(s.leases, c.Hash(), []byte(p)))}
+}
+
+// Adopt gives this session's lease to a stripe's shards where a manifest
+// says they are held already (a prior version's chunk), as PlaceStripe's
+// STOREs would: a RENEW to each holder, which adds the lease to a block it
+// holds and answers not found otherwise. It reports whether every holder
+// took it; if not, the caller places the stripe anew. Holders are a
+// manifest's hints, so another writer's: they are not trusted to hold
+// anything, and what this put relies on carries its own lease.
+func (s *Session) Adopt(ctx context.Context, shards []blocks.Block, holders [][]byte) bool {
+	if len(holders) != len(shards) || s.expired() != nil {
+		return false
+	}
+	ok := make([]bool, len(shards))
+	var wg sync.WaitGroup
+	for i, b := range shards {
+		p, err := peer.IDFromBytes(holders[i])
+		if err != nil || s.isExcluded(p) {
+			return false
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok[i] = s.adoptOn(ctx, p, b.Cid())
+		}()
+	}
+	wg.Wait()
+	for _, o := range ok {
+		if !o {
+			return false
+		}
+	}
+	return true
+}
+
+// adoptOn gives this session's lease to block c held by p.
+func (s *Session) adoptOn(ctx context.Context, p peer.ID, c cid.Cid) bool {
+	if p == s.self {
+		by := blockstore.ByStore
+		if s.expiry == 0 {
+			by = blockstore.Forever
+		}
+		if s.local.AddLease(ctx, c, s.lease(c, p), by) != nil {
+			return false
+		}
+	} else {
+		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		defer cancel()
+		if s.remote.Renew(sctx, p, c, keyring.RenewSecret(s.leases, c.Hash(), []byte(p)), s.expiry) != nil {
+			return false
+		}
+	}
+	s.mu.Lock()
+	s.touched[p] = true // the lease is durable after its SYNC (Flush)
+	s.mu.Unlock()
+	return true
 }
 
 // storeHere stores b in this node's store under this node's lease: until
