@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -190,8 +191,10 @@ func (s *Session) lease(c cid.Cid, p peer.ID) shard.Lease {
 // STOREs would: a RENEW to each holder, which adds the lease to a block it
 // holds and answers not found otherwise. It reports whether every holder
 // took it; if not, the caller places the stripe anew. Holders are a
-// manifest's hints, so another writer's: they are not trusted to hold
-// anything, and what this put relies on carries its own lease.
+// manifest's hints, so maybe another writer's: only this session's own
+// candidates are asked (a peer the hints chose could answer OK and hold
+// nothing; a candidate's answer is trusted as its STORE's would be), and
+// what this put relies on carries its own lease.
 func (s *Session) Adopt(ctx context.Context, shards []blocks.Block, holders [][]byte) bool {
 	if len(holders) != len(shards) || s.expired() != nil {
 		return false
@@ -200,7 +203,7 @@ func (s *Session) Adopt(ctx context.Context, shards []blocks.Block, holders [][]
 	var wg sync.WaitGroup
 	for i, b := range shards {
 		p, err := peer.IDFromBytes(holders[i])
-		if err != nil || s.isExcluded(p) {
+		if err != nil || !slices.Contains(s.peers, p) || s.isExcluded(p) {
 			return false
 		}
 		wg.Add(1)
