@@ -199,17 +199,21 @@ func (s *Session) Adopt(ctx context.Context, shards []blocks.Block, holders [][]
 	if len(holders) != len(shards) || s.expired() != nil {
 		return false
 	}
-	ok := make([]bool, len(shards))
-	var wg sync.WaitGroup
-	for i, b := range shards {
+	ps := make([]peer.ID, len(shards))
+	for i := range shards {
 		p, err := peer.IDFromBytes(holders[i])
 		if err != nil || !slices.Contains(s.peers, p) || s.isExcluded(p) {
 			return false
 		}
+		ps[i] = p
+	}
+	ok := make([]bool, len(shards))
+	var wg sync.WaitGroup
+	for i, b := range shards {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ok[i] = s.adoptOn(ctx, p, b.Cid())
+			ok[i] = s.adoptOn(ctx, ps[i], b.Cid())
 		}()
 	}
 	wg.Wait()
