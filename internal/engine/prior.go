@@ -36,27 +36,23 @@ func reuse(prior map[[32]byte]placed, ent format.Entry) (placed, bool) {
 
 // adopt makes a reused chunk this put's own where the prior says it is:
 // each stripe's holders take this put's lease (PutSession.Adopt), so that
-// neither the prior's hints nor its writer's leases are relied on; offline,
-// the local store must hold every shard. False: place the chunk anew.
-func (e *Engine) adopt(ctx context.Context, coder *erasure.Coder, sc sealedChunk, p placed, sess PutSession) bool {
-	if sess == nil {
-		for _, b := range sc.bs {
-			if ok, err := e.bs.Has(ctx, b.Cid()); !ok || err != nil {
-				return false
-			}
-		}
-		return true
-	}
+// neither the prior's hints nor its writer's leases are relied on. An
+// offline put holds the chunk here: the prior's holders are dropped from
+// its hints. False: place the chunk anew.
+func (e *Engine) adopt(ctx context.Context, coder *erasure.Coder, sc sealedChunk, p placed, sess PutSession) (placed, bool) {
 	n := coder.N()
-	if len(p.holders) != len(sc.bs) {
-		return false
+	if sess == nil || len(p.holders) != len(sc.bs) {
+		return placed{}, false // no session: no lease to give, place it
 	}
 	for s := 0; s < len(sc.bs); s += n {
 		if !sess.Adopt(ctx, sc.bs[s:s+n], p.holders[s:s+n]) {
-			return false
+			return placed{}, false
 		}
 	}
-	return true
+	if _, local := sess.(*localSession); local {
+		p.holders = make([][]byte, len(sc.bs))
+	}
+	return p, true
 }
 
 // maxPriorChunks bounds the chunks of a prior version a put remembers.

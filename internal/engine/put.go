@@ -140,8 +140,9 @@ func (e *Engine) newSession(o PutOptions) (PutSession, error) {
 	return e.newLocalSession(o.Expiry), nil
 }
 
-// put stores r through sess (nil: offline) up to its last durability
-// point, which the caller runs.
+// put stores r through sess (a localSession offline; nil: the store
+// without leases or durability points) up to its last durability point,
+// which the caller runs.
 func (e *Engine) put(ctx context.Context, r io.Reader, o PutOptions, sess PutSession) (PutResult, error) {
 	k, m := o.shards()
 	coder, err := erasure.New(k, m)
@@ -185,8 +186,10 @@ func (e *Engine) put(ctx context.Context, r io.Reader, o PutOptions, sess PutSes
 			return placed{}, err
 		}
 		defer done()
-		if p, ok := reuse(prior, sc.ent); ok && e.adopt(ctx, coder, sc, p, sess) {
-			return p, nil
+		if p, ok := reuse(prior, sc.ent); ok {
+			if p, ok = e.adopt(ctx, coder, sc, p, sess); ok {
+				return p, nil
+			}
 		}
 		return e.placeChunk(ctx, coder, sc, sess)
 	}
@@ -274,8 +277,9 @@ func (e *Engine) sealChunk(ctx context.Context, coder *erasure.Coder, in chunkIn
 	return sc, done, nil
 }
 
-// placeChunk stores a sealed chunk's shards (on peers, through sess; nil:
-// the local store) and returns its manifest entry and holders.
+// placeChunk stores a sealed chunk's shards through sess (on peers, or in
+// the local store offline; nil: the store, without leases) and returns its
+// manifest entry and holders.
 func (e *Engine) placeChunk(ctx context.Context, coder *erasure.Coder, sc sealedChunk, sess PutSession) (placed, error) {
 	xc := xfer.From(ctx)
 	defer xc.Time(xfer.Place, time.Now())

@@ -199,10 +199,18 @@ func (s *Session) Adopt(ctx context.Context, shards []blocks.Block, holders [][]
 	if len(holders) != len(shards) || s.expired() != nil {
 		return false
 	}
+	// No peer may hold more of the stripe than PlaceStripe would give it
+	// (one where there are enough candidates): the hints may be a
+	// co-writer's, naming one peer for every shard.
+	most := (len(shards) + len(s.peers) - 1) / len(s.peers)
+	count := map[peer.ID]int{}
 	ps := make([]peer.ID, len(shards))
 	for i := range shards {
 		p, err := peer.IDFromBytes(holders[i])
 		if err != nil || !slices.Contains(s.peers, p) || s.isExcluded(p) {
+			return false
+		}
+		if count[p]++; count[p] > most {
 			return false
 		}
 		ps[i] = p
