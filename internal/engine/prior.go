@@ -5,7 +5,6 @@ import (
 	"slices"
 
 	"github.com/umbra-store/umbra/erasure"
-
 	"github.com/umbra-store/umbra/internal/format"
 	"github.com/umbra-store/umbra/keyring"
 )
