@@ -2,6 +2,7 @@ package placement
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"testing"
@@ -46,6 +47,21 @@ type nopAnn struct{}
 
 func (nopAnn) Announce(cid.Cid) {}
 
+// stripeFixture is this node, four candidate peers and a stripe of five
+// shards.
+func stripeFixture(t *testing.T) (peer.ID, []peer.ID, []blocks.Block) {
+	t.Helper()
+	var peers []peer.ID
+	for range 4 {
+		peers = append(peers, testPeer(t))
+	}
+	shards := make([]blocks.Block, 5)
+	for i := range shards {
+		shards[i] = blocks.NewBlock([]byte{byte(i), 's', 'h', 'a', 'r', 'd'})
+	}
+	return testPeer(t), peers, shards
+}
+
 func testPeer(t *testing.T) peer.ID {
 	t.Helper()
 	_, pub, err := crypto.GenerateEd25519Key(nil)
@@ -68,19 +84,11 @@ func testPeer(t *testing.T) peer.ID {
 // loses at most one shard to it.
 func TestAdoptSpreadsAsPlaceStripe(t *testing.T) {
 	ctx := context.Background()
-	self := testPeer(t)
-	var peers []peer.ID
-	for range 4 {
-		peers = append(peers, testPeer(t))
-	}
+	self, peers, shards := stripeFixture(t)
 	r := &okRemote{renews: map[peer.ID]int{}}
 	s, err := New(Deps{Self: self, Remote: r, Local: nopLocal{}, Ann: nopAnn{}, Log: slog.Default()}, peers, 3, 2, false, 0)
 	if err != nil {
 		t.Fatal(err)
-	}
-	shards := make([]blocks.Block, 5)
-	for i := range shards {
-		shards[i] = blocks.NewBlock([]byte{byte(i), 's', 'h', 'a', 'r', 'd'})
 	}
 	// Honest: five distinct candidates, as PlaceStripe places them.
 	spread := [][]byte{[]byte(peers[0]), []byte(peers[1]), []byte(peers[2]), []byte(peers[3]), []byte(self)}
@@ -108,5 +116,47 @@ func TestAdoptSpreadsAsPlaceStripe(t *testing.T) {
 	three := [][]byte{[]byte(peers[0]), []byte(peers[0]), []byte(peers[0]), []byte(peers[1]), []byte(self)}
 	if s3.Adopt(ctx, shards, three) {
 		t.Fatal("a stripe with 3 of 5 shards on one of 3 candidates was adopted")
+	}
+}
+
+// failRemote fails every RENEW with err.
+type failRemote struct {
+	okRemote
+	err error
+}
+
+func (r *failRemote) Renew(context.Context, peer.ID, cid.Cid, [32]byte, uint64) error { return r.err }
+
+// TestAdoptExcludesSilentPeers: a holder that does not answer a RENEW
+// (a transport error) is excluded from the put, as a failed STORE's peer
+// is, so that the stripes placed after it do not wait for it again; one
+// that answers "not found" is only a holder without that block.
+func TestAdoptExcludesSilentPeers(t *testing.T) {
+	ctx := context.Background()
+	self, peers, shards := stripeFixture(t)
+	holders := [][]byte{[]byte(peers[0]), []byte(peers[1]), []byte(peers[2]), []byte(peers[3]), []byte(self)}
+	for name, tc := range map[string]struct {
+		err      error
+		excluded bool
+	}{
+		"no answer": {errors.New("stream reset"), true},
+		"not found": {&shard.RemoteError{Code: shard.CodeNotFound}, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := &failRemote{okRemote: okRemote{renews: map[peer.ID]int{}}, err: tc.err}
+			s, err := New(Deps{Self: self, Remote: r, Local: nopLocal{}, Ann: nopAnn{}, Log: slog.Default()}, peers, 3, 2, false, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Adopt(ctx, shards, holders) {
+				t.Fatal("adopted with every RENEW failing")
+			}
+			if got := s.isExcluded(peers[0]); got != tc.excluded {
+				t.Fatalf("peer excluded: %v, want %v", got, tc.excluded)
+			}
+			if s.isExcluded(self) {
+				t.Fatal("this node excluded")
+			}
+		})
 	}
 }

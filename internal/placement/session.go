@@ -246,7 +246,14 @@ func (s *Session) adoptOn(ctx context.Context, p peer.ID, c cid.Cid) bool {
 	} else {
 		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 		defer cancel()
-		if s.remote.Renew(sctx, p, c, keyring.RenewSecret(s.leases, c.Hash(), []byte(p)), s.expiry) != nil {
+		if err := s.remote.Renew(sctx, p, c, keyring.RenewSecret(s.leases, c.Hash(), []byte(p)), s.expiry); err != nil {
+			// An answer (not found, full) is about this block; no answer
+			// (a dead or hung peer) would cost every chunk naming it a
+			// timeout, and then the STORE too.
+			var re *shard.RemoteError
+			if !errors.As(err, &re) && ctx.Err() == nil {
+				s.exclude(p, describeStoreErr(err))
+			}
 			return false
 		}
 	}
