@@ -269,6 +269,14 @@ func TestRePutRewritesLostPackBytes(t *testing.T) {
 	if got, err := s.Get(ctx, b.Cid()); err != nil || len(got.RawData()) != 300000 {
 		t.Fatalf("re-put did not rewrite: %v", err)
 	}
+	// The rewrite is not charged again (plan: charged when first stored).
+	used, err := s.Used(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.Stats(ctx); used != Charge(300000) || st.Charged() != used {
+		t.Fatalf("after the rewrite: used %d, stats %d, want %d", used, st.Charged(), Charge(300000))
+	}
 }
 
 // TestCloseDuringOperations closes the store while readers and writers run:

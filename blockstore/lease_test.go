@@ -40,6 +40,20 @@ func TestGCKeepsWhatOneLeaseHolds(t *testing.T) {
 	must(s.AddLease(ctx, b.Cid(), leaseOf("a", now.Add(time.Minute)), ByStore))
 	must(s.AddLease(ctx, b.Cid(), leaseOf("b", now.Add(time.Hour)), ByStore))
 	must(s.AddLease(ctx, b.Cid(), leaseOf("a", now.Add(time.Second)), ByStore)) // earlier: no change
+	ls, err := s.Leases(ctx, b.Cid())
+	must(err)
+	found := false
+	for _, l := range ls {
+		if l.Hash == leaseOf("a", now).Hash {
+			found = true
+			if l.Expiry != uint64(now.Add(time.Minute).Unix()) {
+				t.Fatalf("an earlier expiry shortened lease a: %d, want %d", l.Expiry, now.Add(time.Minute).Unix())
+			}
+		}
+	}
+	if len(ls) != 2 || !found {
+		t.Fatalf("leases: %+v", ls)
+	}
 	st, err := s.GC(ctx, now.Add(2*time.Minute), time.Second)
 	if err != nil || st.Leases != 1 || st.Blocks != 0 {
 		t.Fatalf("first lease expired: %+v %v", st, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	blocks "github.com/ipfs/go-block-format"
 
@@ -35,7 +36,13 @@ func TestQuotaCountsEveryWrite(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	want := Charge(100_000) + Charge(5)
+	// PutLeased (every put's and STORE's path) on a new block: it counts
+	// too. (A held block costs nothing; the map above runs in any order.)
+	leased := rawBlock([]byte("leased"))
+	if err := s.PutLeased(ctx, []blocks.Block{leased}, []Lease{leaseOf("q", time.Now().Add(time.Hour))}, ByStore); err != nil {
+		t.Fatalf("PutLeased: %v", err)
+	}
+	want := Charge(100_000) + Charge(5) + Charge(6)
 	if used, _ := s.Used(ctx); used != want {
 		t.Fatalf("used %d, want %d", used, want)
 	}
@@ -54,7 +61,7 @@ func TestQuotaCountsEveryWrite(t *testing.T) {
 	if err := s.DeleteBlock(ctx, big.Cid()); err != nil {
 		t.Fatal(err)
 	}
-	want = Charge(5) + Charge(100_001)
+	want = Charge(5) + Charge(6) + Charge(100_001)
 	if used, _ := s.Used(ctx); used != want {
 		t.Fatalf("after a delete: used %d, want %d", used, want)
 	}

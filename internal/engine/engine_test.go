@@ -224,14 +224,38 @@ func TestRangedReadTouchesOnlyItsStripes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The chunks the range [2 MiB, 2 MiB+10) overlaps, and the tree's
+	// nodes: the bound below is exact, so that fetching parity shards (or
+	// a neighbouring chunk) with every data shard present fails it.
+	const off, n = 2 << 20, 10
+	sizes, err := e.Chunks(ctx, res.Cap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := e.Stat(ctx, res.Cap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	touched, pos := 0, uint64(0)
+	for _, sz := range sizes {
+		if pos < off+n && pos+sz > off {
+			touched++
+		}
+		pos += sz
+	}
+	if touched == 0 {
+		t.Fatal("the range overlaps no chunk")
+	}
+	e = New(cb, testSecrets(6), withChunker(chunker.WithSizes(4<<10, 16<<10, 64<<10))) // no opened nodes cached
 	cb.n.Store(0)
 	var out bytes.Buffer
-	if err := e.ReadRange(ctx, res.Cap, 2<<20, 10, &out); err != nil || !bytes.Equal(out.Bytes(), data[2<<20:2<<20+10]) {
+	if err := e.ReadRange(ctx, res.Cap, off, n, &out); err != nil || !bytes.Equal(out.Bytes(), data[off:off+n]) {
 		t.Fatalf("range read: %v", err)
 	}
-	// Root (and interior nodes) plus k data shards of one or two chunks.
-	if got := cb.n.Load(); got > int64(2*3+format.MaxLevel) {
-		t.Fatalf("ranged read of 10 bytes fetched %d blocks", got)
+	// The root and interior nodes on the path (at most depth+1 per chunk
+	// touched) plus the k = 3 data shards of each chunk touched.
+	if got, most := cb.n.Load(), int64(touched*(3+info.Depth+1)); got == 0 || got > most {
+		t.Fatalf("ranged read of 10 bytes fetched %d blocks, want at most %d (%d chunks, depth %d)", got, most, touched, info.Depth)
 	}
 }
 
@@ -489,6 +513,7 @@ func TestRangeLengthDoesNotOverflow(t *testing.T) {
 // terminal does.
 type blockingReader struct {
 	gave    bool
+	blocked chan struct{} // closed once a read blocks
 	release chan struct{}
 }
 
@@ -497,6 +522,7 @@ func (b *blockingReader) Read(p []byte) (int, error) {
 		b.gave = true
 		return copy(p, make([]byte, 1000)), nil
 	}
+	close(b.blocked)
 	<-b.release
 	return 0, io.EOF
 }
@@ -505,7 +531,7 @@ func (b *blockingReader) Read(p []byte) (int, error) {
 // at once with the cancellation, without waiting for the reader.
 func TestCancelWhileReaderBlocks(t *testing.T) {
 	e := New(openStore(t), testSecrets(23))
-	r := &blockingReader{release: make(chan struct{})}
+	r := &blockingReader{blocked: make(chan struct{}), release: make(chan struct{})}
 	defer close(r.release)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -513,6 +539,14 @@ func TestCancelWhileReaderBlocks(t *testing.T) {
 		_, err := e.Put(ctx, r, PutOptions{})
 		done <- err
 	}()
+	// Cancel once the put is inside the blocked read: cancelled before,
+	// the put may stop without ever reading, and this test would pass
+	// whatever a blocked reader does to it.
+	select {
+	case <-r.blocked:
+	case err := <-done:
+		t.Fatalf("put returned before reading its input to the end: %v", err)
+	}
 	cancel()
 	select {
 	case err := <-done:

@@ -83,13 +83,19 @@ func (f *faultyBlocks) GetIntoUnchecked(ctx context.Context, c cid.Cid, get func
 	return d, nil
 }
 
+// PutMany clears the fault of the blocks it wrote, once the store took
+// them: a failed write (ErrFull at a quota) leaves them corrupt, so that
+// a test checking isCorrupt sees a repair that did not happen.
 func (f *faultyBlocks) PutMany(ctx context.Context, bs []blocks.Block) error {
+	if err := f.Blocks.PutMany(ctx, bs); err != nil {
+		return err
+	}
 	f.mu.Lock()
 	for _, b := range bs {
 		delete(f.bad, b.Cid())
 	}
 	f.mu.Unlock()
-	return f.Blocks.PutMany(ctx, bs)
+	return nil
 }
 
 // leafEntries returns every level-0 entry of a file, in order.

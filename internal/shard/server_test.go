@@ -244,14 +244,35 @@ func TestInflightBudget(t *testing.T) {
 	if _, err := s.Write(raw[:1000]); err != nil { // header and a little payload
 		t.Fatal(err)
 	}
-	second, _ := blockstore.NewBlock(bytes.Repeat([]byte{1}, 600<<10))
-	done := make(chan error, 1)
-	go func() { done <- c.Store(ctx, p, second, Lease{}) }()
 	// The stalled frame holds its payload: what is left cannot take the
-	// second store, which waits.
+	// second store, which waits. (Sent only now: sent earlier, it could be
+	// served before the stalled header is read, and wait for nothing.)
 	for srv.mem.all.TryAcquire(budget - int64(len(raw)) + 100) {
 		srv.mem.all.Release(budget - int64(len(raw)) + 100)
 		runtime.Gosched() // until the service has read the stalled header
+	}
+	second, _ := blockstore.NewBlock(bytes.Repeat([]byte{1}, 600<<10))
+	done := make(chan error, 1)
+	go func() { done <- c.Store(ctx, p, second, Lease{}) }()
+	// The second STORE reaches the budget (its peer's second user) and
+	// waits there: it is not answered while the stalled one holds its bytes.
+	users := func() int {
+		srv.mem.mu.Lock()
+		defer srv.mem.mu.Unlock()
+		if pb := srv.mem.peers[c.h.ID()]; pb != nil {
+			return pb.users
+		}
+		return 0
+	}
+	for deadline := time.Now().Add(10 * time.Second); users() < 2; runtime.Gosched() {
+		if time.Now().After(deadline) {
+			t.Fatal("the second STORE never asked the budget for room")
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the second STORE did not wait for the stalled one's bytes: %v", err)
+	case <-time.After(100 * time.Millisecond):
 	}
 	if _, err := s.Write(raw[1000:]); err != nil {
 		t.Fatal(err)
@@ -418,6 +439,12 @@ func TestIdleStreamsOfGonePeersDropped(t *testing.T) {
 			go func() { defer wg.Done(); c.Has(ctx, srv.ID(), b.Cid()) }()
 		}
 		wg.Wait()
+		c.mu.Lock()
+		pooled := len(c.idle[srv.ID()])
+		c.mu.Unlock()
+		if pooled == 0 { // the HAS errors are not checked: none may fail
+			t.Fatal("no idle stream kept for a connected peer: nothing to drop")
+		}
 		srv.Close() // the peer goes away
 		st.Close()
 	}
