@@ -252,8 +252,9 @@ func TestPlacementNamesTheShortage(t *testing.T) {
 }
 
 // TestEveryWriteCounted: the store's quota counter sees every write path a
-// put and a get take — this node's own shards, peers' STOREs, manifest
-// replicas, bitswap's fetches — and matches what each store holds.
+// put takes — this node's own shards, peers' STOREs, manifest replicas —
+// and matches what each store holds; a deep fetch through bitswap writes
+// nothing (boxo's bitswap client does not store what it fetches).
 func TestEveryWriteCounted(t *testing.T) {
 	ctx := context.Background()
 	ns := newNodes(t, 3, true, 1<<30)
@@ -272,13 +273,16 @@ func TestEveryWriteCounted(t *testing.T) {
 	if err := sess.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// A block only node 2 holds, fetched deep by node 1 (bitswap writes it).
+	// A block only node 2 holds, fetched deep by node 1 through bitswap.
 	only, _ := blockstore.NewBlock([]byte("bitswap brings this one"))
 	if err := ns[2].store.Put(ctx, only); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ns[1].net.Fetch(ctx, only.Cid(), 1<<20, nil, true, nil); err != nil {
 		t.Fatal(err)
+	}
+	if held, _ := ns[1].store.Has(ctx, only.Cid()); held {
+		t.Fatal("bitswap stored the block it fetched: its write must be counted too")
 	}
 	for i, n := range ns {
 		used, err := n.store.Used(ctx)
