@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"sync"
+	"time"
 )
 
 // chunkKey names a decrypted chunk: a file's ref and the chunk's index.
@@ -28,6 +29,11 @@ type chunkCache struct {
 	m        map[chunkKey]*list.Element
 	used     int64
 	inflight map[chunkKey]*chunkCall
+	// readOut notes when chunks read whole left the cache: read-ahead
+	// does not claim them again within recentRead (the kernel's page
+	// cache has them). Noted here, under mu, so that a read-ahead's claim
+	// cannot fall between a chunk's eviction and its note.
+	readOut map[chunkKey]time.Time
 }
 
 type chunkEntry struct {
@@ -70,7 +76,8 @@ func (c *Cache) Clear() {
 }
 
 func newChunkCache(max int64, release func([]byte)) *chunkCache {
-	return &chunkCache{max: max, release: release, lru: list.New(), m: map[chunkKey]*list.Element{}, inflight: map[chunkKey]*chunkCall{}}
+	return &chunkCache{max: max, release: release, lru: list.New(), m: map[chunkKey]*list.Element{},
+		inflight: map[chunkKey]*chunkCall{}, readOut: map[chunkKey]time.Time{}}
 }
 
 // get returns chunk k, fetching it with fetch on a miss (its bytes, and
@@ -195,6 +202,9 @@ func (c *chunkCache) evict(el *list.Element) {
 	delete(c.m, old.key)
 	c.used -= old.cost()
 	old.evicted = true
+	if old.read >= int64(len(old.data)) {
+		c.noteReadOut(old.key)
+	}
 	if old.refs == 0 {
 		// Not under c.mu would be better, but release only puts the
 		// buffer in a free list.
@@ -209,10 +219,11 @@ func (c *chunkCache) claim(ks []chunkKey) []*chunkCall {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var calls []*chunkCall
+	since := time.Now().Add(-recentRead)
 	for _, k := range ks {
 		_, cached := c.m[k]
 		_, busy := c.inflight[k]
-		if cached || busy {
+		if cached || busy || c.readOut[k].After(since) {
 			break
 		}
 		call := &chunkCall{done: make(chan struct{})}
@@ -236,4 +247,20 @@ func (c *chunkCache) finish(k chunkKey, call *chunkCall, data, lent []byte, err 
 	}
 	c.mu.Unlock()
 	close(call.done)
+}
+
+// maxReadOut bounds the chunks read whole that the cache remembers.
+const maxReadOut = 4096
+
+// noteReadOut notes that chunk k, read whole, left the cache. Under c.mu.
+func (c *chunkCache) noteReadOut(k chunkKey) {
+	if len(c.readOut) >= maxReadOut {
+		since := time.Now().Add(-recentRead)
+		for old, t := range c.readOut {
+			if !t.After(since) || len(c.readOut) >= maxReadOut {
+				delete(c.readOut, old)
+			}
+		}
+	}
+	c.readOut[k] = time.Now()
 }

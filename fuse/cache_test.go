@@ -41,3 +41,32 @@ func TestCacheHoldsLentBuffers(t *testing.T) {
 		t.Fatalf("a chunk in a buffer larger than the cache: %q, %d used", back, c.used)
 	}
 }
+
+// TestClaimSkipsChunksReadOut: a chunk read whole and then pushed out of
+// the cache is not claimed again by read-ahead (the kernel has it); one
+// pushed out before it was read whole is.
+func TestClaimSkipsChunksReadOut(t *testing.T) {
+	c := newChunkCache(8, nil)
+	put := func(i int, s string) {
+		k := chunkKey{"f", i}
+		calls := c.claim([]chunkKey{k})
+		if len(calls) != 1 {
+			t.Fatalf("chunk %d not claimed", i)
+		}
+		c.finish(k, calls[0], []byte(s), nil, nil)
+	}
+	put(0, "aaaa")
+	put(1, "bbbb")
+	if !c.served(chunkKey{"f", 0}, 4) {
+		t.Fatal("chunk 0 not read whole")
+	}
+	c.served(chunkKey{"f", 1}, 2) // half of chunk 1
+	put(2, "cccc")                // pushes chunk 0 out (read, at the back)
+	put(3, "dddd")                // then chunk 1 (half read)
+	if calls := c.claim([]chunkKey{{"f", 0}}); len(calls) != 0 {
+		t.Fatal("a chunk read whole and evicted was claimed again")
+	}
+	if calls := c.claim([]chunkKey{{"f", 1}}); len(calls) != 1 {
+		t.Fatal("a chunk evicted half read was not claimed")
+	}
+}
