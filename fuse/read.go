@@ -194,14 +194,15 @@ func (f *fileNode) recent(ref string, i, end int) []bool {
 }
 
 // readAhead fetches the chunks from i on, ReadAhead of them and no more
-// than half the chunk cache holds, in the background, groupChunks (and
-// about groupBytes) per request, at most ReadAhead requests at once for
-// the whole mount. Chunks read whole recently are skipped. (A window
-// larger than the cache pushed chunks fetched ahead out before the kernel
-// read them, and they were fetched again.)
+// than a third of what the chunk cache holds (its entries count the
+// buffers they lie in, up to twice their bytes), in the background,
+// groupChunks (and about groupBytes) per request, at most ReadAhead
+// requests at once for the whole mount. Chunks read whole recently are
+// skipped. (A window larger than the cache pushed chunks fetched ahead
+// out before the kernel read them, and they were fetched again.)
 func (f *fileNode) readAhead(ref string, starts []int64, i int) {
 	end := min(i+f.m.o.ReadAhead, len(starts)-1)
-	for end > i+1 && starts[end]-starts[i] > f.m.cache.max/2 {
+	for end > i+1 && starts[end]-starts[i] > f.m.cache.max/3 {
 		end--
 	}
 	if end <= i {
