@@ -236,11 +236,7 @@ func (s *Session) Adopt(ctx context.Context, shards []blocks.Block, holders [][]
 // adoptOn gives this session's lease to block c held by p.
 func (s *Session) adoptOn(ctx context.Context, p peer.ID, c cid.Cid) bool {
 	if p == s.self {
-		by := blockstore.ByStore
-		if s.expiry == 0 {
-			by = blockstore.Forever
-		}
-		if s.local.AddLease(ctx, c, s.lease(c, p), by) != nil {
+		if s.local.AddLease(ctx, c, s.lease(c, p), s.localBy()) != nil {
 			return false
 		}
 	} else {
@@ -266,11 +262,16 @@ func (s *Session) adoptOn(ctx context.Context, p peer.ID, c cid.Cid) bool {
 // storeHere stores b in this node's store under this node's lease: until
 // the put's expiry, or for ever (a lease only this node can end).
 func (s *Session) storeHere(ctx context.Context, b blocks.Block) error {
-	by := blockstore.ByStore
+	return s.local.PutLeased(ctx, []blocks.Block{b}, []blockstore.Lease{s.lease(b.Cid(), s.self)}, s.localBy())
+}
+
+// localBy is the rule this node's own leases are given under: until the
+// put's expiry, or for ever (a lease only this node can end).
+func (s *Session) localBy() blockstore.LeaseBy {
 	if s.expiry == 0 {
-		by = blockstore.Forever
+		return blockstore.Forever
 	}
-	return s.local.PutLeased(ctx, []blocks.Block{b}, []blockstore.Lease{s.lease(b.Cid(), s.self)}, by)
+	return blockstore.ByStore
 }
 
 // ErrExpiredDuringPut is a put whose own expiry passed before it stored

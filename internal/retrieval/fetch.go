@@ -112,7 +112,7 @@ func (f *Fetcher) Fetch(ctx context.Context, c cid.Cid, size int, hint []byte, d
 			xfer.From(ctx).Received(true)
 			return data, nil
 		}
-		f.release(data, into)
+		shard.ReleaseExcept(data, into)
 		f.log.Warn("local copy of a block is corrupt", "cid", blockstore.Short(c))
 	}
 	tried := map[peer.ID]bool{f.h.ID(): true}
@@ -203,7 +203,7 @@ func (f *Fetcher) fromPeer(ctx context.Context, p peer.ID, c cid.Cid, size int, 
 		return nil, false
 	}
 	if err := blockstore.Verify(c, data); err != nil {
-		f.release(data, into)
+		shard.ReleaseExcept(data, into)
 		f.health.markBad(p)
 		f.log.Warn("avoiding peer", "peer", p.ShortString(), "why", "served a block that does not match its CID")
 		return nil, false
@@ -235,13 +235,6 @@ func (f *Fetcher) fromBitswap(ctx context.Context, c cid.Cid, size int) ([]byte,
 // Release gives back the bytes of a fetched block once the caller is done
 // with them: they are reused for later transfers.
 func (f *Fetcher) Release(b []byte) { shard.Release(b) }
-
-// release gives back a block's bytes unless they lie in the caller's into.
-func (f *Fetcher) release(b, into []byte) {
-	if !shard.Aliases(b, into) {
-		shard.Release(b)
-	}
-}
 
 // connect reports whether p is connected, dialling it if not. A holder this
 // node is not connected to gets a short dial (dialTimeout), one per peer at

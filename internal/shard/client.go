@@ -155,7 +155,7 @@ func (c *Client) roundTripOnce(ctx context.Context, p peer.ID, limit int, into [
 		})
 	}
 	if err != nil {
-		releaseExcept(f.Payload, into)
+		ReleaseExcept(f.Payload, into)
 		_ = cs.s.Reset()
 		if ctx.Err() != nil {
 			return Frame{}, reused, ctx.Err()
@@ -176,7 +176,7 @@ func (c *Client) roundTripOnce(ctx context.Context, p peer.ID, limit int, into [
 	}
 	if f.Type == TypeError {
 		re, err := ParseError(f.Payload)
-		releaseExcept(f.Payload, into)
+		ReleaseExcept(f.Payload, into)
 		if err != nil {
 			_ = cs.s.Reset()
 			return Frame{}, reused, err

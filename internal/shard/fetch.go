@@ -101,7 +101,7 @@ func (c *Client) FetchInto(ctx context.Context, p peer.ID, id cid.Cid, size int,
 		return nil, err
 	}
 	if f.Type != TypeBlock {
-		releaseExcept(f.Payload, into)
+		ReleaseExcept(f.Payload, into)
 		return nil, fmt.Errorf("%w: fetch answered 0x%02x", ErrMalformed, byte(f.Type))
 	}
 	return f.Payload, nil

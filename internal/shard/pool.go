@@ -91,11 +91,11 @@ func Buffer(n int) []byte { return buffers.get(n) }
 // be used afterwards.
 func Release(b []byte) { buffers.put(b) }
 
-// releaseExcept gives b back unless it is the caller's buffer into
+// ReleaseExcept gives b back unless it is the caller's buffer into
 // (FetchInto), which the pool must never take: a buffer whose capacity
 // happened to be a class size would be handed out again while its owner
 // still uses it.
-func releaseExcept(b, into []byte) {
+func ReleaseExcept(b, into []byte) {
 	if Aliases(b, into) {
 		return
 	}
