@@ -12,11 +12,15 @@ import (
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/core/routing"
 )
 
 // ProtocolPrefix is the prefix of umbra's DHT protocol (/umbra/kad/1.0.0).
 const ProtocolPrefix = "/umbra"
+
+// kadProtocol is the DHT's protocol, as kad names it from the prefix.
+const kadProtocol = protocol.ID(ProtocolPrefix + "/kad/1.0.0")
 
 // Announcement timing defaults.
 const (
@@ -132,6 +136,7 @@ func New(ctx context.Context, h host.Host, store ds.Batching, opts ...Option) (*
 // Close stops the DHT.
 func (d *DHT) Close() error {
 	d.kad.Host().Network().StopNotify(d.prov.notifiee)
+	d.prov.sender.close()
 	return d.kad.Close()
 }
 

@@ -81,6 +81,7 @@ func (w *wholeNet) clear() {
 // providing is what provide needs besides kad itself.
 type providing struct {
 	msgr     *pb.ProtocolMessenger
+	sender   *providerSender
 	whole    wholeNet
 	lookups  atomic.Int64 // lookups run (tests)
 	notifiee network.Notifiee
@@ -88,7 +89,8 @@ type providing struct {
 
 // newProviding watches h's connections: a new peer may be closer.
 func (d *DHT) newProviding() error {
-	m, err := pb.NewProtocolMessenger(d.kad.MessageSender())
+	d.prov.sender = newProviderSender(d.kad.MessageSender(), d.kad.Host(), kadProtocol)
+	m, err := pb.NewProtocolMessenger(d.prov.sender)
 	if err != nil {
 		return err
 	}
