@@ -181,7 +181,11 @@ func TestCraftedManifestCannotMakeReaderHoldGiB(t *testing.T) {
 	if err == nil {
 		t.Fatal("a file of shards nobody has was read")
 	}
-	if grew := int64(<-peak) - int64(base); grew > 64<<20 {
+	// What may stay: a yamux receive window (256 KiB) of the rogue's bytes
+	// on each stream in flight until its reply is refused — about 50 MiB
+	// for these 256 shards, seen up to 57 and once 65 with garbage not yet
+	// collected. The attack held ~1 GiB.
+	if grew := int64(<-peak) - int64(base); grew > 96<<20 {
 		t.Fatalf("a crafted capability made the reader hold %d MiB for 1 KiB shards", grew>>20)
 	}
 }
