@@ -4,8 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"io"
+	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
@@ -41,31 +42,43 @@ type providerSender struct {
 
 	mu      sync.Mutex
 	streams map[peer.ID]*peerStream
-	live    map[network.Stream]struct{} // every stream open, for close
+	live    map[*sendStream]struct{} // every stream open, for close
 	closed  bool
 	readers sync.WaitGroup
 }
 
-// peerStream is the stream to one peer; mu serialises its writes.
+// peerStream is one peer's entry: lock (one slot, so that a wait for it
+// ends with the caller's context) is held while a message is written.
 type peerStream struct {
-	mu   sync.Mutex
-	s    network.Stream // nil: none open
-	last time.Time      // last message written
-	dead chan struct{}  // closed when s is found broken or closed by the peer
+	lock chan struct{}
+	s    *sendStream // nil: none open
 }
+
+// sendStream is a stream with its watcher's state.
+type sendStream struct {
+	network.Stream
+	last atomic.Int64  // unix ns of the last message written
+	dead chan struct{} // closed by the watcher once the stream is not to be used
+}
+
+func (ss *sendStream) idleSince() time.Time { return time.Unix(0, ss.last.Load()) }
+
+// errClosed is returned once the DHT is closed.
+var errClosed = errors.New("dht: sender closed")
 
 func newProviderSender(kad pb.MessageSender, h host.Host, proto protocol.ID) *providerSender {
 	return &providerSender{kad: kad, h: h, proto: proto, idle: streamIdle,
-		streams: map[peer.ID]*peerStream{}, live: map[network.Stream]struct{}{}}
+		streams: map[peer.ID]*peerStream{}, live: map[*sendStream]struct{}{}}
 }
 
 func (ps *providerSender) SendRequest(ctx context.Context, p peer.ID, m *pb.Message) (*pb.Message, error) {
 	return ps.kad.SendRequest(ctx, p, m)
 }
 
-// SendMessage writes m to p's stream, opening one if none is open, the
-// open one broke or has been idle for ps.idle. A write that fails is tried
-// once more on a new stream.
+// SendMessage writes m to p's stream, opening one if none is open, or the
+// open one ended or has been idle for ps.idle. A write that fails is tried
+// once more on a new stream; the failed one is closed, not reset, so that
+// the peer still reads the messages before it.
 func (ps *providerSender) SendMessage(ctx context.Context, p peer.ID, m *pb.Message) error {
 	body, err := proto.Marshal(m)
 	if err != nil {
@@ -73,14 +86,13 @@ func (ps *providerSender) SendMessage(ctx context.Context, p peer.ID, m *pb.Mess
 	}
 	msg := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(body)), uint64(len(body)))
 	msg = append(msg, body...)
-	st := ps.peer(p)
-	if st == nil {
-		return errors.New("dht: sender closed")
+	st, err := ps.acquire(ctx, p)
+	if err != nil {
+		return err
 	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
+	defer func() { <-st.lock }()
 	for attempt := 0; ; attempt++ {
-		s, err := ps.stream(ctx, p, st)
+		ss, err := ps.stream(ctx, p, st)
 		if err != nil {
 			ps.drop(p, st)
 			return err
@@ -89,14 +101,14 @@ func (ps *providerSender) SendMessage(ctx context.Context, p peer.ID, m *pb.Mess
 		if !ok {
 			deadline = time.Now().Add(putProviderLimit)
 		}
-		_ = s.SetWriteDeadline(deadline)
-		_, err = s.Write(msg)
-		_ = s.SetWriteDeadline(time.Time{})
+		_ = ss.SetWriteDeadline(deadline)
+		_, err = ss.Write(msg)
+		_ = ss.SetWriteDeadline(time.Time{})
 		if err == nil {
-			st.last = time.Now()
+			ss.last.Store(time.Now().UnixNano())
 			return nil
 		}
-		_ = s.Reset()
+		_ = ss.CloseWrite() // its watcher resets it once the peer is done
 		st.s = nil
 		if attempt > 0 || ctx.Err() != nil {
 			ps.drop(p, st)
@@ -105,7 +117,34 @@ func (ps *providerSender) SendMessage(ctx context.Context, p peer.ID, m *pb.Mess
 	}
 }
 
-// drop removes p's entry st, which holds no stream; st.mu is held.
+// acquire returns p's entry with its lock held, or ctx's error. An entry
+// dropped while the caller waited for it is not used: a stream opened on it
+// would be one nobody finds again.
+func (ps *providerSender) acquire(ctx context.Context, p peer.ID) (*peerStream, error) {
+	for {
+		st := ps.peer(p)
+		if st == nil {
+			return nil, errClosed
+		}
+		select {
+		case st.lock <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		ps.mu.Lock()
+		current := ps.streams[p] == st
+		ps.mu.Unlock()
+		if current && ctx.Err() == nil {
+			return st, nil
+		}
+		<-st.lock
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// drop removes p's entry st, which holds no stream; its lock is held.
 func (ps *providerSender) drop(p peer.ID, st *peerStream) {
 	ps.mu.Lock()
 	if ps.streams[p] == st {
@@ -114,24 +153,29 @@ func (ps *providerSender) drop(p peer.ID, st *peerStream) {
 	ps.mu.Unlock()
 }
 
-// forget drops p's entry when its stream s ended, if it still is st and
+// forget drops p's entry when its stream ss ended, if it still is st and
 // holds no other stream: the map holds only peers with a stream open, or
 // one being written to. It never waits for st: a writer busy with it keeps
 // it.
-func (ps *providerSender) forget(p peer.ID, st *peerStream, s network.Stream) {
+func (ps *providerSender) forget(p peer.ID, st *peerStream, ss *sendStream) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	delete(ps.live, s)
-	if ps.streams[p] != st || !st.mu.TryLock() {
+	delete(ps.live, ss)
+	if ps.streams[p] != st {
 		return
 	}
-	if st.s == s {
+	select {
+	case st.lock <- struct{}{}:
+	default:
+		return
+	}
+	if st.s == ss {
 		st.s = nil
 	}
 	if st.s == nil {
 		delete(ps.streams, p)
 	}
-	st.mu.Unlock()
+	<-st.lock
 }
 
 // peer returns p's entry, made on first use; nil once closed.
@@ -143,22 +187,21 @@ func (ps *providerSender) peer(p peer.ID) *peerStream {
 	}
 	st := ps.streams[p]
 	if st == nil {
-		st = &peerStream{}
+		st = &peerStream{lock: make(chan struct{}, 1)}
 		ps.streams[p] = st
 	}
 	return st
 }
 
-// stream returns st's open stream, or opens one. Called with st.mu held.
-func (ps *providerSender) stream(ctx context.Context, p peer.ID, st *peerStream) (network.Stream, error) {
-	if st.s != nil {
+// stream returns st's open stream, or opens one. Called with st's lock held.
+func (ps *providerSender) stream(ctx context.Context, p peer.ID, st *peerStream) (*sendStream, error) {
+	if ss := st.s; ss != nil {
 		select {
-		case <-st.dead:
-			_ = st.s.Reset()
+		case <-ss.dead:
 			st.s = nil
 		default:
-			if time.Since(st.last) >= ps.idle {
-				_ = st.s.Close()
+			if time.Since(ss.idleSince()) >= ps.idle {
+				_ = ss.CloseWrite()
 				st.s = nil
 			}
 		}
@@ -170,40 +213,65 @@ func (ps *providerSender) stream(ctx context.Context, p peer.ID, st *peerStream)
 	if err != nil {
 		return nil, err
 	}
-	dead := make(chan struct{})
+	ss := &sendStream{Stream: s, dead: make(chan struct{})}
+	ss.last.Store(time.Now().UnixNano())
 	ps.mu.Lock()
 	if ps.closed {
 		ps.mu.Unlock()
 		_ = s.Reset()
-		return nil, errors.New("dht: sender closed")
+		return nil, errClosed
 	}
 	ps.readers.Add(1)
-	ps.live[s] = struct{}{}
+	ps.live[ss] = struct{}{}
 	ps.mu.Unlock()
-	// The peer never writes on it: a read returns only when it closes or
-	// resets the stream (or the connection ends), and the next message
-	// then goes on a new one instead of into the void.
-	go func() {
-		defer ps.readers.Done()
-		_, _ = io.Copy(io.Discard, io.LimitReader(s, 1<<10))
-		_ = s.Reset()
-		close(dead)
-		ps.forget(p, st, s)
-	}()
-	st.s, st.dead, st.last = s, dead, time.Now()
-	return s, nil
+	go ps.watch(p, st, ss)
+	st.s = ss
+	return ss, nil
 }
 
-// close resets every stream and waits for their readers.
+// watch reads ss, on which the peer never writes, until the peer closes or
+// resets it (or the connection ends), until it sent 1 KiB of anything, or
+// until ss has been idle for ps.idle; then marks it dead, so that the next
+// message goes on a new stream instead of into the void. An idle stream is
+// closed first, and the peer given a moment to read what is on its way.
+func (ps *providerSender) watch(p peer.ID, st *peerStream, ss *sendStream) {
+	defer ps.readers.Done()
+	var buf [1 << 10]byte
+	read := 0
+	for read < len(buf) {
+		_ = ss.SetReadDeadline(ss.idleSince().Add(ps.idle))
+		n, err := ss.Read(buf[read:])
+		read += n
+		var ne net.Error
+		if err == nil || errors.As(err, &ne) && ne.Timeout() && time.Since(ss.idleSince()) < ps.idle {
+			continue // data (counted), or a message written since the deadline was set
+		}
+		if errors.As(err, &ne) && ne.Timeout() {
+			close(ss.dead)
+			_ = ss.CloseWrite()
+			_ = ss.SetReadDeadline(time.Now().Add(putProviderLimit))
+			_, _ = ss.Read(buf[:]) // the peer's EOF or reset, or the limit
+			_ = ss.Reset()
+			ps.forget(p, st, ss)
+			return
+		}
+		break
+	}
+	close(ss.dead)
+	_ = ss.Reset()
+	ps.forget(p, st, ss)
+}
+
+// close resets every stream and waits for their watchers.
 func (ps *providerSender) close() {
 	ps.mu.Lock()
 	ps.closed = true
 	clear(ps.streams)
 	live := ps.live
-	ps.live = map[network.Stream]struct{}{}
+	ps.live = map[*sendStream]struct{}{}
 	ps.mu.Unlock()
-	for s := range live {
-		_ = s.Reset()
+	for ss := range live {
+		_ = ss.Reset()
 	}
 	ps.readers.Wait()
 }

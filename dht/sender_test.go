@@ -2,6 +2,10 @@ package dht
 
 import (
 	"context"
+	"errors"
+	"io"
+	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +24,7 @@ import (
 type kadSink struct {
 	host.Host
 	streams, adds atomic.Int64
+	eofs          atomic.Int64 // streams the sender closed cleanly
 }
 
 func newKadSink(t *testing.T, perStream int, junk []byte) *kadSink {
@@ -30,6 +35,9 @@ func newKadSink(t *testing.T, perStream int, junk []byte) *kadSink {
 		for n := 0; perStream == 0 || n < perStream; n++ {
 			var m pb.Message
 			if err := r.ReadMsg(&m); err != nil {
+				if errors.Is(err, io.EOF) {
+					k.eofs.Add(1)
+				}
 				break
 			}
 			if m.GetType() == pb.Message_ADD_PROVIDER {
@@ -100,8 +108,8 @@ func TestProviderStreamSurvivesResets(t *testing.T) {
 }
 
 // TestProviderStreamIdleReplaced: a stream unused for the idle time is
-// closed and the next message opens a new one, before kad's idle reset
-// could meet a write in flight.
+// closed (cleanly: the peer reads all before it) and the next message
+// opens a new one, before kad's idle reset could meet a write in flight.
 func TestProviderStreamIdleReplaced(t *testing.T) {
 	k, ps := sinkAndSender(t, 0, nil)
 	ctx := context.Background()
@@ -118,12 +126,92 @@ func TestProviderStreamIdleReplaced(t *testing.T) {
 	ps.mu.Lock()
 	st := ps.streams[k.ID()]
 	ps.mu.Unlock()
-	st.mu.Lock()
-	st.last = time.Now().Add(-ps.idle)
-	st.mu.Unlock()
+	st.lock <- struct{}{}
+	st.s.last.Store(time.Now().Add(-ps.idle).UnixNano())
+	<-st.lock
 	send(2)
-	if !eventually(func() bool { return k.adds.Load() == 3 && k.streams.Load() == 2 }) {
-		t.Fatalf("after an idle stream: %d messages read on %d streams, want 3 on 2", k.adds.Load(), k.streams.Load())
+	if !eventually(func() bool { return k.adds.Load() == 3 && k.streams.Load() == 2 && k.eofs.Load() == 1 }) {
+		t.Fatalf("after an idle stream: %d messages read on %d streams, %d closed cleanly; want 3 on 2, 1",
+			k.adds.Load(), k.streams.Load(), k.eofs.Load())
+	}
+}
+
+// TestProviderStreamIdleClosed: a stream idle for the idle time is closed
+// cleanly by its watcher, with no message after it, and forgotten.
+func TestProviderStreamIdleClosed(t *testing.T) {
+	k, ps := sinkAndSender(t, 0, nil)
+	ps.idle = 50 * time.Millisecond
+	if err := ps.SendMessage(context.Background(), k.ID(), addProvider(0)); err != nil {
+		t.Fatal(err)
+	}
+	if !eventually(func() bool { return k.eofs.Load() == 1 && !ps.held(k.ID()) }) {
+		t.Fatalf("an idle stream was not closed: %d clean closes, entry held %v", k.eofs.Load(), ps.held(k.ID()))
+	}
+	if k.adds.Load() != 1 {
+		t.Fatalf("the sink read %d ADD_PROVIDERs, want 1", k.adds.Load())
+	}
+}
+
+// TestProviderWriteRetried: a write into a stream that broke before its
+// watcher noticed is tried again on a new stream.
+func TestProviderWriteRetried(t *testing.T) {
+	k, ps := sinkAndSender(t, 0, nil)
+	ctx := context.Background()
+	if err := ps.SendMessage(ctx, k.ID(), addProvider(0)); err != nil {
+		t.Fatal(err)
+	}
+	broken, err := ps.h.NewStream(ctx, k.ID(), kadProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken.Reset()
+	ps.mu.Lock()
+	st := ps.streams[k.ID()]
+	ps.mu.Unlock()
+	st.lock <- struct{}{}
+	ss := &sendStream{Stream: broken, dead: make(chan struct{})}
+	ss.last.Store(time.Now().UnixNano())
+	st.s = ss
+	<-st.lock
+	if err := ps.SendMessage(ctx, k.ID(), addProvider(1)); err != nil {
+		t.Fatalf("a message after a broken stream: %v", err)
+	}
+	if !eventually(func() bool { return k.adds.Load() == 2 }) {
+		t.Fatalf("the sink read %d ADD_PROVIDERs, want 2", k.adds.Load())
+	}
+}
+
+// waitingIn counts goroutines blocked in a select inside fn.
+func waitingIn(fn string) int {
+	buf := make([]byte, 1<<20)
+	n := 0
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "[select") && strings.Contains(g, fn) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestProviderDroppedEntryNotUsed: a message that waited for an entry
+// dropped meanwhile (its holder's write failed) goes on the peer's new
+// entry, not on the dropped one, where its stream would be kept by nobody.
+func TestProviderDroppedEntryNotUsed(t *testing.T) {
+	k, ps := sinkAndSender(t, 0, nil)
+	st := ps.peer(k.ID())
+	st.lock <- struct{}{}
+	sent := make(chan error, 1)
+	go func() { sent <- ps.SendMessage(context.Background(), k.ID(), addProvider(0)) }()
+	if !eventually(func() bool { return waitingIn("(*providerSender).acquire") == 1 }) {
+		t.Fatal("the message never waited for the entry")
+	}
+	ps.drop(k.ID(), st)
+	<-st.lock
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	if st.s != nil || !ps.held(k.ID()) {
+		t.Fatalf("the message went on the dropped entry (its stream %v; the peer has an entry: %v)", st.s != nil, ps.held(k.ID()))
 	}
 }
 
@@ -159,8 +247,8 @@ func TestProviderSenderClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	ps.close()
-	if ps.held(k.ID()) {
-		t.Fatal("an entry is left after close")
+	if ps.held(k.ID()) || len(ps.live) != 0 {
+		t.Fatalf("after close: entry held %v, %d streams open", ps.held(k.ID()), len(ps.live))
 	}
 	if err := ps.SendMessage(context.Background(), k.ID(), addProvider(1)); err == nil {
 		t.Fatal("a message after close was sent")
