@@ -112,6 +112,38 @@ func BenchmarkRawPageCacheWrite1GiB(b *testing.B) {
 	b.SetBytes(1 << 30)
 }
 
+// BenchmarkRawDiskWrite1GiB writes 1 GiB of random bytes into a new file
+// on the file system the stores use, 1 MiB at a time, and syncs it
+// (fdatasync): what the disk takes. A put until durable writes 5/3 of its
+// file at 3+2 (all of it on one node offline; over all five on the
+// loopback testnet, which shares this disk) and syncs it, so the disk alone
+// caps it at 3/5 of this figure.
+func BenchmarkRawDiskWrite1GiB(b *testing.B) {
+	buf := make([]byte, 1<<20)
+	if _, err := io.ReadFull(randstream.New(7, int64(len(buf))), buf); err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < b.N; i++ {
+		f, err := os.Create(filepath.Join(b.TempDir(), "w"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range 1024 {
+			if _, err := f.Write(buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		f.Close()
+		os.Remove(f.Name())
+		b.StartTimer()
+	}
+	b.SetBytes(1 << 30)
+}
+
 func BenchmarkRawRSEncode3x2x1M(b *testing.B) {
 	enc, _ := reedsolomon.New(3, 2)
 	shards := make([][]byte, 5)
