@@ -164,6 +164,10 @@ func BenchmarkNetwork5Nodes1GiB(b *testing.B) {
 			if err := json.Unmarshal(stderr, &gr); err != nil {
 				b.Fatalf("get --json: %v %q", err, stderr)
 			}
+			// The same get into /dev/null: umbra without a consumer, whose
+			// copies out of the pipe share the two cores with the get.
+			nullT := run(st.Nodes[2].UmbraPath, io.Discard, "get", capText, "-o", os.DevNull)
+			nullCPU := cpu
 			var rss int64
 			for _, n := range st.Nodes {
 				rss = max(rss, peakRSS(n.PID))
@@ -192,6 +196,8 @@ func BenchmarkNetwork5Nodes1GiB(b *testing.B) {
 			b.ReportMetric(announceT.Seconds(), "announce-s")
 			b.ReportMetric(getCPU, "get-cpu-s/GiB")
 			b.ReportMetric(get2CPU, "get2down-cpu-s/GiB")
+			b.ReportMetric(mbs(nullT), "get-devnull-MB/s")
+			b.ReportMetric(nullCPU, "get-devnull-cpu-s/GiB")
 			b.ReportMetric(gr.Stats.OverK, "get-shards/needed")
 			b.ReportMetric(smallPut, "small-put-ms")
 			b.ReportMetric(smallGet, "small-get-ms")

@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 )
@@ -80,9 +81,17 @@ func main() {
 	fmt.Printf("  %-28s %8.0f MB/s   goal ≥ 400 (until every shard is durable on its peer)\n", "put", np)
 	fmt.Printf("  %-28s %8.0f MB/s   goal ≥ get with two killed, and ≥ 1000 or ≥ 0.70 of raw\n", "get, all nodes up", ng)
 	fmt.Printf("  %-28s %8.0f MB/s   goal ≥ 1000 or ≥ 0.70 of raw\n", "get, two holders killed", ng2)
+	fmt.Printf("  %-28s %8.0f MB/s   (the same get into /dev/null: no consumer copying out of a pipe beside it)\n", "get, all up, to /dev/null", nm("get-devnull-MB/s"))
 	fmt.Printf("  %-28s %8.3f        goal ≤ 1.05 (shards received over the k each stripe needs)\n", "get, all up: shards / need", nm("get-shards/needed"))
 	fmt.Printf("  %-28s %8.1f / %.1f / %.1f CPU-s per GiB, every daemon and the command (goals: put ≤ 6, get ≤ 3)\n",
 		"put / get / get2down", nm("put-cpu-s/GiB"), nm("get-cpu-s/GiB"), nm("get2down-cpu-s/GiB"))
+	// Cores busy: CPU-s per GiB times GiB per second. Where it is near the
+	// machine's cores, only less CPU per GiB makes the figure faster.
+	busy := func(mbs, cpu float64) float64 { return mbs * 1e6 / (1 << 30) * cpu }
+	cores := float64(runtime.NumCPU())
+	fmt.Printf("  %-28s %8.1f / %.1f / %.1f of %.0f (at all %.0f, the same CPU per GiB would allow %.0f / %.0f / %.0f MB/s)\n",
+		"cores busy: put / get / null", busy(np, nm("put-cpu-s/GiB")), busy(ng, nm("get-cpu-s/GiB")), busy(nm("get-devnull-MB/s"), nm("get-devnull-cpu-s/GiB")), cores, cores,
+		np*cores/busy(np, nm("put-cpu-s/GiB")), ng*cores/busy(ng, nm("get-cpu-s/GiB")), nm("get-devnull-MB/s")*cores/busy(nm("get-devnull-MB/s"), nm("get-devnull-cpu-s/GiB")))
 	fmt.Printf("  %-28s %8.1f CPU-s per GiB over %.0f s after the put returned (put and announcing: %.1f)\n",
 		"announcing the put's blocks", nm("announce-cpu-s/GiB"), nm("announce-s"), nm("put-cpu-s/GiB")+nm("announce-cpu-s/GiB"))
 	fmt.Printf("  %-28s %8.0f MiB    goal ≤ 200\n", "daemon peak RSS (max of 5)", metric["Network5Nodes1GiB daemon-peak-RSS-MiB"])
