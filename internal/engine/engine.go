@@ -117,24 +117,12 @@ type Engine struct {
 	net     Network
 	lease   time.Duration // how long a put's leases run; 0: no expiry
 
-	// A put's chunks in flight (sealing, or waiting for their peers'
-	// acknowledgments) and its window: more than a get's over a network.
-	putWorkers, putWindow int
-
 	setWorkers bool
 	nodes      nodeCache // opened manifest nodes
 }
 
 // netWorkers is the default worker count with a network.
 const netWorkers = 4
-
-// netPutWorkers is a networked put's: a worker mostly waits for the four
-// peers' acknowledgments of its chunk's shards. On the 5-node loopback
-// testnet 8 put 1 GiB at 261, 284 MB/s against 251, 262 with 4 (runs
-// alternating); a window of 16 did no better than 10, which holds at most
-// 10 chunks' erasure scratch (~67 MiB at the largest chunk size) where 4
-// workers held 8.
-const netPutWorkers = 8
 
 // WithNetwork makes puts place shards on peers and gets fetch from them.
 func WithNetwork(n Network) Option { return func(e *Engine) { e.net = n } }
@@ -167,11 +155,6 @@ func New(bs Blocks, secrets keyring.Secrets, opts ...Option) *Engine {
 		e.workers = max(e.workers, netWorkers)
 	}
 	e.window = 2 * e.workers
-	e.putWorkers, e.putWindow = e.workers, e.window
-	if e.net != nil && !e.setWorkers {
-		e.putWorkers = max(e.workers, netPutWorkers)
-		e.putWindow = max(e.window, e.putWorkers+2)
-	}
 	return e
 }
 

@@ -207,7 +207,7 @@ func (e *Engine) put(ctx context.Context, r io.Reader, o PutOptions, sess PutSes
 		}
 		return b.add(ctx, 0, p.ent, p.holders)
 	}
-	if err := ordered(ctx, e.putWorkers, e.putWindow, next, store, sink); err != nil {
+	if err := ordered(ctx, e.workers, e.window, next, store, sink); err != nil {
 		_ = points.wait() // no durability point outlives the put
 		return PutResult{}, err
 	}
