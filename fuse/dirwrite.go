@@ -255,6 +255,12 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 	}
 	// Across folders: the destination is published before the source
 	// loses the name, so a crash between leaves it in both, never neither.
+	// An interrupt does not stop it between (the kernel sends one when the
+	// caller gets a signal, and Go's runtime signals its threads all the
+	// time): a rename stopped after its publish would leave the entry in
+	// both, and the caller's retry (os.Rename retries on EINTR) fail with
+	// ENOTEMPTY. Each step still ends on the store's own errors.
+	ctx = context.WithoutCancel(ctx)
 	if err := nd.flush(ctx, true); err != nil {
 		return errno(err, d.m.log)
 	}

@@ -107,12 +107,19 @@ func newLocal(t *testing.T) *local {
 // mountNew makes a new folder on l and mounts it read-write.
 func mountNew(t *testing.T, l *local) (string, string, *Mount) {
 	t.Helper()
+	return mountThrough(t, l, l)
+}
+
+// mountThrough makes a new folder on l and mounts it read-write through
+// st (l, or a wrapper of it).
+func mountThrough(t *testing.T, l *local, st Store) (string, string, *Mount) {
+	t.Helper()
 	c, err := l.dirs.Mkdir(context.Background(), "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	mt, err := New(dir, l, Root{Ref: c, IsFolder: true, Writable: true}, Options{StageDir: t.TempDir()})
+	mt, err := New(dir, st, Root{Ref: c, IsFolder: true, Writable: true}, Options{StageDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
