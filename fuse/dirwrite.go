@@ -70,7 +70,9 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	}
 	mt := time.Now().UnixNano()
 	d.pubMu.Lock()
-	made, err := d.m.w.Apply(ctx, d.ref, []dirs.Op{{Kind: "mkdir", Name: name, Mode: mode & 0o7777, MTime: mt}})
+	// Not stopped by an interrupt (see Rename): the folder may be made
+	// already, and the caller's retry would fail with EEXIST.
+	made, err := d.m.w.Apply(context.WithoutCancel(ctx), d.ref, []dirs.Op{{Kind: "mkdir", Name: name, Mode: mode & 0o7777, MTime: mt}})
 	if err != nil {
 		d.pubMu.Unlock()
 		return nil, errno(err, d.m.log)

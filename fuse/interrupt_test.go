@@ -16,7 +16,7 @@ import (
 	"github.com/umbra-store/umbra/internal/dirs"
 )
 
-// interrupting is a store whose Apply, once it has published an entry
+// interrupting is a store whose Apply, once it has made a change to an entry
 // named "moved", waits for its context to end (an interrupt) before it
 // answers, and then answers with that error: a reply lost to the interrupt
 // after the change was made, as over the daemon's API.
@@ -46,53 +46,68 @@ func (s *interrupting) Apply(ctx context.Context, folder string, ops []dirs.Op) 
 	}
 }
 
-// TestRenameAcrossFoldersIgnoresInterrupts: a rename into another folder
-// publishes the destination, then removes the source. A signal to the
-// renaming thread between the two (the kernel then sends FUSE an
-// INTERRUPT; Go's runtime signals its threads all the time) must not stop
-// it halfway: the caller's retry (os.Rename retries on EINTR) would find
-// the destination taken and fail with ENOTEMPTY, the folder in both places.
-func TestRenameAcrossFoldersIgnoresInterrupts(t *testing.T) {
+// TestInterruptsDoNotStopChanges: a rename into another folder publishes
+// the destination, then removes the source; a mkdir makes the folder. A
+// signal to the calling thread once the change is made (the kernel then
+// sends FUSE an INTERRUPT; Go's runtime signals its threads all the time)
+// must not make the call fail: its retry (os.Rename and os.Mkdir retry on
+// EINTR) would fail with ENOTEMPTY or EEXIST, a renamed folder in both
+// places.
+func TestInterruptsDoNotStopChanges(t *testing.T) {
 	needFUSE(t)
-	l := newLocal(t)
-	s := &interrupting{local: l, published: make(chan struct{})}
-	_, dir, _ := mountThrough(t, l, s)
-	for _, d := range []string{"a", "a/inside", "b"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	fsyncDir(t, dir)
-	tid := make(chan int, 1)
-	renamed := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // the thread the signal goes to
-		defer runtime.UnlockOSThread()
-		tid <- unix.Gettid()
-		renamed <- os.Rename(filepath.Join(dir, "a"), filepath.Join(dir, "b", "moved"))
-	}()
-	id := <-tid
-	select {
-	case <-s.published:
-	case err := <-renamed:
-		t.Fatalf("the rename returned before publishing its destination: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the rename never published its destination")
-	}
-	// SIGURG: Go's own preemption signal, handled and harmless here.
-	if err := unix.Tgkill(os.Getpid(), id, syscall.SIGURG); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-renamed; err != nil {
-		t.Fatalf("rename, interrupted between its two steps: %v", err)
-	}
-	if s.canceled.Load() {
-		t.Error("the interrupt reached the publish of the destination")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "b", "moved", "inside")); err != nil {
-		t.Errorf("the moved folder: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "a")); !os.IsNotExist(err) {
-		t.Errorf("the old name is still there: %v", err)
+	for _, c := range []struct {
+		name   string
+		change func(dir string) error
+		want   string // a path that must exist after it
+		gone   string // and one that must not
+	}{
+		{"rename across folders", func(dir string) error {
+			return os.Rename(filepath.Join(dir, "a"), filepath.Join(dir, "b", "moved"))
+		}, "b/moved/inside", "a"},
+		{"mkdir", func(dir string) error { return os.Mkdir(filepath.Join(dir, "moved"), 0o755) }, "moved", "nothing"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l := newLocal(t)
+			s := &interrupting{local: l, published: make(chan struct{})}
+			_, dir, _ := mountThrough(t, l, s)
+			for _, d := range []string{"a", "a/inside", "b"} {
+				if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fsyncDir(t, dir)
+			tid := make(chan int, 1)
+			done := make(chan error, 1)
+			go func() {
+				runtime.LockOSThread() // the thread the signal goes to
+				defer runtime.UnlockOSThread()
+				tid <- unix.Gettid()
+				done <- c.change(dir)
+			}()
+			id := <-tid
+			select {
+			case <-s.published:
+			case err := <-done:
+				t.Fatalf("returned before publishing: %v", err)
+			case <-time.After(30 * time.Second):
+				t.Fatal("never published")
+			}
+			// SIGURG: Go's own preemption signal, handled and harmless here.
+			if err := unix.Tgkill(os.Getpid(), id, syscall.SIGURG); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("interrupted once its change was made: %v", err)
+			}
+			if s.canceled.Load() {
+				t.Error("the interrupt reached the publish")
+			}
+			if _, err := os.Stat(filepath.Join(dir, c.want)); err != nil {
+				t.Error(err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, c.gone)); !os.IsNotExist(err) {
+				t.Errorf("%s: %v, want it gone", c.gone, err)
+			}
+		})
 	}
 }
