@@ -70,9 +70,11 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	}
 	mt := time.Now().UnixNano()
 	d.pubMu.Lock()
-	// Not stopped by an interrupt (see Rename): the folder may be made
+	// Not stopped by an interrupt (publishCtx): the folder may be made
 	// already, and the caller's retry would fail with EEXIST.
-	made, err := d.m.w.Apply(context.WithoutCancel(ctx), d.ref, []dirs.Op{{Kind: "mkdir", Name: name, Mode: mode & 0o7777, MTime: mt}})
+	pctx, cancel := d.m.publishCtx(ctx)
+	made, err := d.m.w.Apply(pctx, d.ref, []dirs.Op{{Kind: "mkdir", Name: name, Mode: mode & 0o7777, MTime: mt}})
+	cancel()
 	if err != nil {
 		d.pubMu.Unlock()
 		return nil, errno(err, d.m.log)
@@ -239,35 +241,98 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 	if d == nd && name == newName {
 		return 0
 	}
-	if ch := nd.GetChild(newName); ch != nil {
-		if over, ok := ch.Operations().(*fileNode); ok && over != f {
-			over.setPlace(nil, "") // replaced: still open, perhaps, but nameless
+	if d != nd {
+		// Across folders the destination is published at once, with the
+		// files it holds: their uploads are waited for first, while an
+		// interrupt still leaves everything as it was.
+		waits := nd.stagedFiles()
+		if f != nil {
+			waits = append(waits, f)
+		}
+		for _, sf := range waits {
+			if err := sf.waitUpload(ctx); err != nil {
+				return errno(err, d.m.log)
+			}
 		}
 	}
-	if f != nil {
-		f.setPlace(nd, newName)
-		nd.setPend(newName, &pend{file: f})
-	} else {
-		src.Name = newName
-		nd.setPend(newName, &pend{entry: src})
-	}
+	mine, undo := d.renameHere(name, src, f, nd, newName)
 	if d == nd {
 		d.setPend(name, &pend{removed: true})
 		return 0
 	}
-	// Across folders: the destination is published before the source
-	// loses the name, so a crash between leaves it in both, never neither.
-	// An interrupt does not stop it between (the kernel sends one when the
-	// caller gets a signal, and Go's runtime signals its threads all the
-	// time): a rename stopped after its publish would leave the entry in
-	// both, and the caller's retry (os.Rename retries on EINTR) fail with
-	// ENOTEMPTY. Each step still ends on the store's own errors.
-	ctx = context.WithoutCancel(ctx)
-	if err := nd.flush(ctx, true); err != nil {
+	return d.renameAcross(ctx, name, f, nd, newName, mine, undo)
+}
+
+// renameHere records the rename of name (entry src, file node f if the
+// kernel knows it) to newName in nd: it returns the change pending in nd,
+// and what undoes it.
+func (d *dirNode) renameHere(name string, src dirs.Entry, f *fileNode, nd *dirNode, newName string) (mine *pend, undo func()) {
+	var over *fileNode
+	if ch := nd.GetChild(newName); ch != nil {
+		if o, ok := ch.Operations().(*fileNode); ok && o != f {
+			over = o
+			over.setPlace(nil, "") // replaced: still open, perhaps, but nameless
+		}
+	}
+	nd.mu.Lock()
+	prev := nd.pend[newName]
+	nd.mu.Unlock()
+	p := &pend{file: f}
+	if f != nil {
+		f.setPlace(nd, newName)
+	} else {
+		src.Name = newName
+		p = &pend{entry: src}
+	}
+	nd.setPend(newName, p)
+	return p, func() {
+		nd.mu.Lock()
+		if nd.pend[newName] == p {
+			if prev != nil {
+				nd.pend[newName] = prev
+			} else {
+				delete(nd.pend, newName)
+			}
+		}
+		nd.mu.Unlock()
+		if f != nil {
+			f.setPlace(d, name)
+		}
+		if over != nil {
+			over.setPlace(nd, newName)
+		}
+	}
+}
+
+// renameAcross publishes a rename into another folder: the destination
+// first, so that a crash between leaves the entry in both, never neither.
+// Once begun it does not stop at an interrupt (publishCtx): stopped after
+// the destination's publish, the caller's retry (os.Rename retries on
+// EINTR) would find the destination taken and fail with ENOTEMPTY, the
+// entry in both places. A destination that cannot be published undoes
+// the rename; a source whose publish fails loses the name at the next
+// publish, and the rename has happened.
+func (d *dirNode) renameAcross(ctx context.Context, name string, f *fileNode, nd *dirNode, newName string, mine *pend, undo func()) syscall.Errno {
+	pctx, cancel := d.m.publishCtx(ctx)
+	defer cancel()
+	// A file written again since its upload was waited for is waited for
+	// again: published without it, the destination would not hold it.
+	if err := nd.flush(pctx, f != nil && f.staged()); err != nil {
+		undo()
 		return errno(err, d.m.log)
 	}
+	nd.mu.Lock()
+	published := nd.pend[newName] != mine
+	nd.mu.Unlock()
+	if !published {
+		undo()
+		return syscall.EAGAIN
+	}
 	d.setPend(name, &pend{removed: true})
-	return errno(d.flush(ctx, true), d.m.log)
+	if err := d.flush(pctx, false); err != nil {
+		d.m.log.Warn("fuse: a rename's old name goes at the next publish", "kind", kindOf(err))
+	}
+	return 0
 }
 
 // within reports whether d is the folder ref or inside it.

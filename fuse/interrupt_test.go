@@ -2,6 +2,7 @@ package fuse
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -14,29 +15,46 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/umbra-store/umbra/internal/dirs"
+	"github.com/umbra-store/umbra/internal/kind"
 )
 
-// interrupting is a store whose Apply, once it has made a change to an entry
-// named "moved", waits for its context to end (an interrupt) before it
-// answers, and then answers with that error: a reply lost to the interrupt
-// after the change was made, as over the daemon's API.
+// interrupting is a store whose Apply, once it has made a change to an
+// entry named "moved", waits until the test has signalled the calling
+// thread, then gives the interrupt a second to end its context, and
+// answers with that error if it did: a reply lost to the interrupt after
+// the change was made, as over the daemon's API. With fail set, it makes
+// no such change and answers busy instead.
 type interrupting struct {
 	*local
+	fail      bool
 	published chan struct{} // closed once "moved" is published
+	signalled chan struct{} // closed by the test once it sent the signal
 	once      sync.Once
 	canceled  atomic.Bool // the publish's context ended
 }
 
+func newInterrupting(l *local) *interrupting {
+	return &interrupting{local: l, published: make(chan struct{}), signalled: make(chan struct{})}
+}
+
 func (s *interrupting) Apply(ctx context.Context, folder string, ops []dirs.Op) (map[string]string, error) {
-	made, err := s.local.Apply(ctx, folder, ops)
-	if err != nil || len(ops) != 1 || ops[0].Name != "moved" {
-		return made, err
+	if len(ops) != 1 || ops[0].Name != "moved" {
+		return s.local.Apply(ctx, folder, ops)
 	}
 	first := false
-	s.once.Do(func() { first = true; close(s.published) })
+	s.once.Do(func() { first = true })
 	if !first {
-		return made, nil
+		return s.local.Apply(ctx, folder, ops)
 	}
+	if s.fail {
+		return nil, kind.New(kind.Busy, "test: busy")
+	}
+	made, err := s.local.Apply(ctx, folder, ops)
+	close(s.published)
+	if err != nil {
+		return made, err
+	}
+	<-s.signalled
 	select {
 	case <-ctx.Done():
 		s.canceled.Store(true)
@@ -44,6 +62,21 @@ func (s *interrupting) Apply(ctx context.Context, folder string, ops []dirs.Op) 
 	case <-time.After(time.Second):
 		return made, nil
 	}
+}
+
+// mountForInterrupts mounts a new folder through s, with folders
+// published only when asked (fsync, a rename across folders), and makes
+// a/inside and b in it.
+func mountForInterrupts(t *testing.T, l *local, s *interrupting) (string, string) {
+	t.Helper()
+	c, dir, _ := mountThrough(t, l, s, time.Hour)
+	for _, d := range []string{"a", "a/inside", "b"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fsyncDir(t, dir)
+	return c, dir
 }
 
 // TestInterruptsDoNotStopChanges: a rename into another folder publishes
@@ -59,23 +92,17 @@ func TestInterruptsDoNotStopChanges(t *testing.T) {
 		name   string
 		change func(dir string) error
 		want   string // a path that must exist after it
-		gone   string // and one that must not
+		gone   string // and one that must not, if any
 	}{
 		{"rename across folders", func(dir string) error {
 			return os.Rename(filepath.Join(dir, "a"), filepath.Join(dir, "b", "moved"))
 		}, "b/moved/inside", "a"},
-		{"mkdir", func(dir string) error { return os.Mkdir(filepath.Join(dir, "moved"), 0o755) }, "moved", "nothing"},
+		{"mkdir", func(dir string) error { return os.Mkdir(filepath.Join(dir, "b", "moved"), 0o755) }, "b/moved", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			l := newLocal(t)
-			s := &interrupting{local: l, published: make(chan struct{})}
-			_, dir, _ := mountThrough(t, l, s)
-			for _, d := range []string{"a", "a/inside", "b"} {
-				if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
-			fsyncDir(t, dir)
+			s := newInterrupting(l)
+			_, dir := mountForInterrupts(t, l, s)
 			tid := make(chan int, 1)
 			done := make(chan error, 1)
 			go func() {
@@ -93,7 +120,9 @@ func TestInterruptsDoNotStopChanges(t *testing.T) {
 				t.Fatal("never published")
 			}
 			// SIGURG: Go's own preemption signal, handled and harmless here.
-			if err := unix.Tgkill(os.Getpid(), id, syscall.SIGURG); err != nil {
+			err := unix.Tgkill(os.Getpid(), id, syscall.SIGURG)
+			close(s.signalled)
+			if err != nil {
 				t.Fatal(err)
 			}
 			if err := <-done; err != nil {
@@ -105,9 +134,40 @@ func TestInterruptsDoNotStopChanges(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(dir, c.want)); err != nil {
 				t.Error(err)
 			}
+			if c.gone == "" {
+				return
+			}
 			if _, err := os.Stat(filepath.Join(dir, c.gone)); !os.IsNotExist(err) {
 				t.Errorf("%s: %v, want it gone", c.gone, err)
 			}
 		})
+	}
+}
+
+// TestRenameAcrossFoldersUndoneOnFailure: when the destination cannot be
+// published, the rename fails and is undone: the entry stays where it was,
+// and is not published into the destination later.
+func TestRenameAcrossFoldersUndoneOnFailure(t *testing.T) {
+	needFUSE(t)
+	l := newLocal(t)
+	s := newInterrupting(l)
+	s.fail = true
+	c, dir := mountForInterrupts(t, l, s)
+	err := os.Rename(filepath.Join(dir, "a"), filepath.Join(dir, "b", "moved"))
+	if !errors.Is(err, syscall.EAGAIN) {
+		t.Fatalf("rename with the destination unpublishable: %v, want EAGAIN", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a", "inside")); err != nil {
+		t.Errorf("the source after a failed rename: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "b", "moved")); !os.IsNotExist(err) {
+		t.Errorf("the destination after a failed rename: %v", err)
+	}
+	fsyncDir(t, filepath.Join(dir, "b")) // what is pending in b is published
+	if _, err := l.dirs.ListRefs(context.Background(), c+"/b/moved"); err == nil {
+		t.Error("the failed rename's destination was published later")
+	}
+	if _, err := l.dirs.ListRefs(context.Background(), c+"/a/inside"); err != nil {
+		t.Errorf("the source in the store: %v", err)
 	}
 }

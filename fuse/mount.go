@@ -202,6 +202,21 @@ func (mt *Mount) publish() error {
 // Wait waits until the mount is unmounted (by Unmount, or from outside).
 func (mt *Mount) Wait() { mt.srv.Wait() }
 
+// publishLimit bounds a change that an interrupt does not stop
+// (publishCtx); the store's own steps end well before it.
+const publishLimit = 5 * time.Minute
+
+// publishCtx is the context of a change to the store that must not stop
+// at an interrupt once begun: the kernel sends one when the caller gets a
+// signal (Go's runtime signals its own threads all the time), and a caller
+// retries on EINTR a change that may have been made. It ends with the
+// mount, or after publishLimit.
+func (m *mount) publishCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	c, cancel := context.WithTimeout(context.WithoutCancel(ctx), publishLimit)
+	stop := context.AfterFunc(m.bg, cancel)
+	return c, func() { stop(); cancel() }
+}
+
 // node makes the node of entry e of folder d, and its file type.
 func (m *mount) node(d *dirNode, e dirs.Entry) (fs.InodeEmbedder, uint32) {
 	if e.Kind == "folder" {

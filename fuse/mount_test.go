@@ -107,19 +107,19 @@ func newLocal(t *testing.T) *local {
 // mountNew makes a new folder on l and mounts it read-write.
 func mountNew(t *testing.T, l *local) (string, string, *Mount) {
 	t.Helper()
-	return mountThrough(t, l, l)
+	return mountThrough(t, l, l, 0)
 }
 
 // mountThrough makes a new folder on l and mounts it read-write through
-// st (l, or a wrapper of it).
-func mountThrough(t *testing.T, l *local, st Store) (string, string, *Mount) {
+// st (l, or a wrapper of it), publishing every flush (0: the default).
+func mountThrough(t *testing.T, l *local, st Store, flush time.Duration) (string, string, *Mount) {
 	t.Helper()
 	c, err := l.dirs.Mkdir(context.Background(), "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	mt, err := New(dir, st, Root{Ref: c, IsFolder: true, Writable: true}, Options{StageDir: t.TempDir()})
+	mt, err := New(dir, st, Root{Ref: c, IsFolder: true, Writable: true}, Options{StageDir: t.TempDir(), FlushInterval: flush})
 	if err != nil {
 		t.Fatal(err)
 	}

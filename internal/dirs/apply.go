@@ -13,7 +13,8 @@ type Op struct {
 	// Kind: "set" puts an entry (a file by Ref, an inline file by Data, a
 	// folder by Ref: linked writable if a write capability), replacing a
 	// file of the same name; "remove" removes Name (a folder with all
-	// under it); "mkdir" makes a new folder named Name.
+	// under it); "mkdir" makes a new folder named Name (ErrExists if the
+	// name is taken).
 	Kind  string `json:"kind"`
 	Name  string `json:"name"`
 	Ref   string `json:"ref,omitempty"`
@@ -77,8 +78,14 @@ func (s *Service) Apply(ctx context.Context, path string, ops []Op) (map[string]
 				changed = snap.Remove(op.Name) || changed
 				continue
 			}
-			if j, ok := snap.Find(op.Name); ok && sameEntry(&snap.Entries[j], entries[i]) {
+			j, ok := snap.Find(op.Name)
+			if ok && sameEntry(&snap.Entries[j], entries[i]) {
 				continue
+			}
+			if ok && op.Kind == "mkdir" {
+				// Another writer made the name meanwhile: a new empty
+				// folder must not replace what it holds.
+				return fmt.Errorf("%w: %q", ErrExists, op.Name)
 			}
 			snap.Set(*entries[i])
 			changed = true

@@ -676,6 +676,14 @@ func TestApply(t *testing.T) {
 	if got := names(t, o, "h:sub"); got != "x" {
 		t.Fatalf("sub: %q", got)
 	}
+	// A mkdir of a name taken meanwhile (another writer, or a retry of a
+	// mkdir whose answer was lost) does not replace what it holds.
+	if _, err := o.svc.Apply(ctx, "h:", []Op{{Kind: "mkdir", Name: "sub", Mode: 0o755}}); !errors.Is(err, ErrExists) {
+		t.Fatalf("mkdir over a folder: %v, want ErrExists", err)
+	}
+	if got := names(t, o, "h:sub"); got != "x" {
+		t.Fatalf("sub after a refused mkdir: %q", got)
+	}
 }
 
 // minority keeps records itself but reports that only it, of three
