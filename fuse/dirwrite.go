@@ -70,10 +70,19 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	}
 	mt := time.Now().UnixNano()
 	d.pubMu.Lock()
+	ops := []dirs.Op{{Kind: "mkdir", Name: name, Mode: mode & 0o7777, MTime: mt}}
+	d.mu.Lock()
+	gone := d.pend[name]
+	d.mu.Unlock()
+	if gone != nil && gone.removed {
+		// The name's removal is pending (rmdir x; mkdir x): published
+		// with the mkdir, before it, or the store still holds the name.
+		ops = append([]dirs.Op{{Kind: "remove", Name: name}}, ops...)
+	}
 	// Not stopped by an interrupt (publishCtx): the folder may be made
 	// already, and the caller's retry would fail with EEXIST.
 	pctx, cancel := d.m.publishCtx(ctx)
-	made, err := d.m.w.Apply(pctx, d.ref, []dirs.Op{{Kind: "mkdir", Name: name, Mode: mode & 0o7777, MTime: mt}})
+	made, err := d.m.w.Apply(pctx, d.ref, ops)
 	cancel()
 	if err != nil {
 		d.pubMu.Unlock()
@@ -81,6 +90,9 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	}
 	e := dirs.Entry{Name: name, Kind: "folder", Mode: mode & 0o7777, MTime: mt, Ref: made[name], Writable: true}
 	d.mu.Lock()
+	if gone != nil && d.pend[name] == gone {
+		delete(d.pend, name) // published above
+	}
 	d.entries = insert(d.entries, e)
 	d.pubs++
 	d.mu.Unlock()
@@ -241,18 +253,12 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent fs.InodeEmb
 	if d == nd && name == newName {
 		return 0
 	}
-	if d != nd {
+	if d != nd && f != nil {
 		// Across folders the destination is published at once, with the
-		// files it holds: their uploads are waited for first, while an
-		// interrupt still leaves everything as it was.
-		waits := nd.stagedFiles()
-		if f != nil {
-			waits = append(waits, f)
-		}
-		for _, sf := range waits {
-			if err := sf.waitUpload(ctx); err != nil {
-				return errno(err, d.m.log)
-			}
+		// file: its upload is waited for first, while an interrupt still
+		// leaves everything as it was.
+		if err := f.waitUpload(ctx); err != nil {
+			return errno(err, d.m.log)
 		}
 	}
 	mine, undo := d.renameHere(name, src, f, nd, newName)
@@ -316,17 +322,26 @@ func (d *dirNode) renameAcross(ctx context.Context, name string, f *fileNode, nd
 	pctx, cancel := d.m.publishCtx(ctx)
 	defer cancel()
 	// A file written again since its upload was waited for is waited for
-	// again: published without it, the destination would not hold it.
-	if err := nd.flush(pctx, f != nil && f.staged()); err != nil {
-		undo()
+	// again: published without it, the destination would not hold it. The
+	// undo runs before the folder's next publish could take the change.
+	published, undone := false, false
+	err := nd.flushThen(pctx, f != nil && f.staged(), func(taken []took, _ error) {
+		for _, t := range taken {
+			published = published || t.name == newName && t.tick == mine.tick
+		}
+		if !published {
+			undo()
+			undone = true
+		}
+	})
+	if err != nil {
+		if !undone { // the wait for uploads failed: nothing was taken
+			undo()
+		}
 		return errno(err, d.m.log)
 	}
-	nd.mu.Lock()
-	published := nd.pend[newName] != mine
-	nd.mu.Unlock()
 	if !published {
-		undo()
-		return syscall.EAGAIN
+		return syscall.EAGAIN // the file was written again and not uploaded yet
 	}
 	d.setPend(name, &pend{removed: true})
 	if err := d.flush(pctx, false); err != nil {

@@ -179,6 +179,12 @@ func setOp(e dirs.Entry) dirs.Op {
 // for the uploads of the files written before it was called. Publishes of
 // one folder run one at a time.
 func (d *dirNode) flush(ctx context.Context, wait bool) error {
+	return d.flushThen(ctx, wait, nil)
+}
+
+// flushThen is flush, calling then (if set) before the next publish of
+// the folder can start, with the changes it published (none if err).
+func (d *dirNode) flushThen(ctx context.Context, wait bool, then func(published []took, err error)) (err error) {
 	if wait {
 		for _, f := range d.stagedFiles() {
 			if err := f.waitUpload(ctx); err != nil {
@@ -188,6 +194,15 @@ func (d *dirNode) flush(ctx context.Context, wait bool) error {
 	}
 	d.pubMu.Lock()
 	defer d.pubMu.Unlock()
+	var taken []took
+	if then != nil {
+		defer func() {
+			if err != nil {
+				taken = nil
+			}
+			then(taken, err)
+		}()
+	}
 	ops, taken, err := d.takeOps()
 	if err != nil || len(ops) == 0 {
 		return err

@@ -26,11 +26,12 @@ import (
 // no such change and answers busy instead.
 type interrupting struct {
 	*local
-	fail      bool
-	published chan struct{} // closed once "moved" is published
-	signalled chan struct{} // closed by the test once it sent the signal
-	once      sync.Once
-	canceled  atomic.Bool // the publish's context ended
+	fail       bool
+	failRemove atomic.Bool   // a publish that removes "a" fails, once
+	published  chan struct{} // closed once "moved" is published
+	signalled  chan struct{} // closed by the test once it sent the signal
+	once       sync.Once
+	canceled   atomic.Bool // the publish's context ended
 }
 
 func newInterrupting(l *local) *interrupting {
@@ -38,6 +39,10 @@ func newInterrupting(l *local) *interrupting {
 }
 
 func (s *interrupting) Apply(ctx context.Context, folder string, ops []dirs.Op) (map[string]string, error) {
+	if len(ops) == 1 && ops[0].Kind == "remove" && ops[0].Name == "a" && s.failRemove.Load() {
+		s.failRemove.Store(false)
+		return nil, kind.New(kind.Busy, "test: busy")
+	}
 	if len(ops) != 1 || ops[0].Name != "moved" {
 		return s.local.Apply(ctx, folder, ops)
 	}
@@ -164,10 +169,71 @@ func TestRenameAcrossFoldersUndoneOnFailure(t *testing.T) {
 		t.Errorf("the destination after a failed rename: %v", err)
 	}
 	fsyncDir(t, filepath.Join(dir, "b")) // what is pending in b is published
-	if _, err := l.dirs.ListRefs(context.Background(), c+"/b/moved"); err == nil {
-		t.Error("the failed rename's destination was published later")
+	checkStore(t, l, c, "a/inside", "b/moved")
+}
+
+// checkStore checks that the folder c (published) holds path have and
+// not path lack.
+func checkStore(t *testing.T, l *local, c, have, lack string) {
+	t.Helper()
+	if _, err := l.dirs.ListRefs(context.Background(), c+"/"+have); err != nil {
+		t.Errorf("%s in the store: %v", have, err)
 	}
-	if _, err := l.dirs.ListRefs(context.Background(), c+"/a/inside"); err != nil {
-		t.Errorf("the source in the store: %v", err)
+	if _, err := l.dirs.ListRefs(context.Background(), c+"/"+lack); err == nil {
+		t.Errorf("%s is in the store", lack)
+	}
+}
+
+// TestRenameAcrossFoldersDoneWhenSourceFails: once the destination is
+// published the rename has happened: a source that cannot be published
+// then does not fail it, and loses the name at the next publish.
+func TestRenameAcrossFoldersDoneWhenSourceFails(t *testing.T) {
+	needFUSE(t)
+	l := newLocal(t)
+	s := newInterrupting(l)
+	s.failRemove.Store(true)
+	c, dir := mountForInterrupts(t, l, s)
+	close(s.signalled) // no signal: the publish answers after its second
+	if err := os.Rename(filepath.Join(dir, "a"), filepath.Join(dir, "b", "moved")); err != nil {
+		t.Fatalf("rename whose source's publish failed: %v", err)
+	}
+	if s.failRemove.Load() {
+		t.Fatal("the source's publish was not tried")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a")); !os.IsNotExist(err) {
+		t.Errorf("the old name after the rename: %v", err)
+	}
+	fsyncDir(t, dir) // the next publish
+	checkStore(t, l, c, "b/moved/inside", "a")
+}
+
+// TestMkdirOverPendingRemoval: a name removed and made again before the
+// removal is published (rmdir x; mkdir x, or mv x x.old; mkdir x) is
+// made: the removal goes with the mkdir, and the new folder stays.
+func TestMkdirOverPendingRemoval(t *testing.T) {
+	needFUSE(t)
+	l := newLocal(t)
+	c, dir := mountForInterrupts(t, l, newInterrupting(l))
+	if err := os.Mkdir(filepath.Join(dir, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "x"), 0o755); err != nil {
+		t.Fatalf("mkdir after rmdir: %v", err)
+	}
+	if err := os.Rename(filepath.Join(dir, "a"), filepath.Join(dir, "a.old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "a"), 0o755); err != nil {
+		t.Fatalf("mkdir after mv: %v", err)
+	}
+	fsyncDir(t, dir)
+	for path, want := range map[string]int{"x": 0, "a": 0, "a.old": 1} {
+		es, err := l.dirs.ListRefs(context.Background(), c+"/"+path)
+		if err != nil || len(es) != want {
+			t.Errorf("%s in the store: %d entries (%v), want %d", path, len(es), err, want)
+		}
 	}
 }
