@@ -322,22 +322,24 @@ func (d *dirNode) renameAcross(ctx context.Context, name string, f *fileNode, nd
 	pctx, cancel := d.m.publishCtx(ctx)
 	defer cancel()
 	// A file written again since its upload was waited for is waited for
-	// again: published without it, the destination would not hold it. The
-	// undo runs before the folder's next publish could take the change.
-	published, undone := false, false
-	err := nd.flushThen(pctx, f != nil && f.staged(), func(taken []took, _ error) {
+	// again: published without it, the destination would not hold it.
+	if f != nil && f.staged() {
+		if err := f.waitUpload(pctx); err != nil {
+			undo()
+			return errno(err, d.m.log)
+		}
+	}
+	// The undo runs before the folder's next publish could take the change.
+	published := false
+	err := nd.flushThen(pctx, false, func(taken []took, _ error) {
 		for _, t := range taken {
 			published = published || t.name == newName && t.tick == mine.tick
 		}
 		if !published {
 			undo()
-			undone = true
 		}
 	})
 	if err != nil {
-		if !undone { // the wait for uploads failed: nothing was taken
-			undo()
-		}
 		return errno(err, d.m.log)
 	}
 	if !published {
