@@ -89,9 +89,11 @@ func main() {
 	// machine's cores, only less CPU per GiB makes the figure faster.
 	busy := func(mbs, cpu float64) float64 { return mbs * 1e6 / (1 << 30) * cpu }
 	cores := float64(runtime.NumCPU())
+	allow := func(cpu float64) float64 { return cores / cpu * (1 << 30) / 1e6 } // MB/s
+	nullMBs, putCPU, getCPU, nullCPU := nm("get-devnull-MB/s"), nm("put-cpu-s/GiB"), nm("get-cpu-s/GiB"), nm("get-devnull-cpu-s/GiB")
 	fmt.Printf("  %-28s %8.1f / %.1f / %.1f of %.0f (at all %.0f, the same CPU per GiB would allow %.0f / %.0f / %.0f MB/s)\n",
-		"cores busy: put / get / null", busy(np, nm("put-cpu-s/GiB")), busy(ng, nm("get-cpu-s/GiB")), busy(nm("get-devnull-MB/s"), nm("get-devnull-cpu-s/GiB")), cores, cores,
-		np*cores/busy(np, nm("put-cpu-s/GiB")), ng*cores/busy(ng, nm("get-cpu-s/GiB")), nm("get-devnull-MB/s")*cores/busy(nm("get-devnull-MB/s"), nm("get-devnull-cpu-s/GiB")))
+		"cores busy: put / get / null", busy(np, putCPU), busy(ng, getCPU), busy(nullMBs, nullCPU), cores, cores,
+		allow(putCPU), allow(getCPU), allow(nullCPU))
 	fmt.Printf("  %-28s %8.1f CPU-s per GiB over %.0f s after the put returned (put and announcing: %.1f)\n",
 		"announcing the put's blocks", nm("announce-cpu-s/GiB"), nm("announce-s"), nm("put-cpu-s/GiB")+nm("announce-cpu-s/GiB"))
 	fmt.Printf("  %-28s %8.0f MiB    goal ≤ 200\n", "daemon peak RSS (max of 5)", metric["Network5Nodes1GiB daemon-peak-RSS-MiB"])
