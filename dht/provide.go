@@ -120,7 +120,11 @@ func (d *DHT) provide(ctx context.Context, c cid.Cid) error {
 		wg.Go(func() {
 			pctx, cancel := context.WithTimeout(ctx, putProviderLimit)
 			defer cancel()
-			if err := d.prov.msgr.PutProviderAddrs(pctx, p, c.Hash(), self); err != nil {
+			err := d.prov.msgr.PutProviderAddrs(pctx, p, c.Hash(), self)
+			if errors.Is(err, errStalled) {
+				return // still there: the peers are as they were
+			}
+			if err != nil {
 				d.prov.whole.clear() // the next provide looks the peers up again
 				d.log.Debug("add provider failed", "peer", p.String(), "err", err)
 			}

@@ -24,6 +24,18 @@ import (
 // ADD_PROVIDER has no reply).
 const streamIdle = 30 * time.Second
 
+// A peer that lets a message wait stallWait or more and still not take it
+// (its stream's window full: it takes ADD_PROVIDERs and does not read
+// them) gets none for stallFor. Without that, every message to it would
+// wait out its limit, and with it the provides it is part of: one stall
+// of putProviderLimit per window of messages, for as long as it lasts.
+// Provider records are kept by every close peer; one that misses some
+// loses nothing the others do not hold.
+const (
+	stallWait = 2 * time.Second
+	stallFor  = 5 * time.Minute
+)
+
 // providerSender sends the ADD_PROVIDERs of provide: one stream per peer,
 // kept open across messages and announcing bursts, replaced when it breaks.
 //
@@ -39,10 +51,13 @@ type providerSender struct {
 	h     host.Host
 	proto protocol.ID
 	idle  time.Duration
+	// stallWait and stallFor are the constants' (tests shorten them).
+	stallWait, stallFor time.Duration
 
 	mu      sync.Mutex
 	streams map[peer.ID]*peerStream
 	live    map[*sendStream]struct{} // every stream open, for close
+	stalled map[peer.ID]time.Time    // peers sent nothing until then
 	closed  bool
 	readers sync.WaitGroup
 }
@@ -66,9 +81,12 @@ func (ss *sendStream) idleSince() time.Time { return time.Unix(0, ss.last.Load()
 // errClosed is returned once the DHT is closed.
 var errClosed = errors.New("dht: sender closed")
 
+// errStalled is a message not sent to a peer that stalled an earlier one.
+var errStalled = errors.New("dht: peer stalled an ADD_PROVIDER: none sent to it for a while")
+
 func newProviderSender(kad pb.MessageSender, h host.Host, proto protocol.ID) *providerSender {
-	return &providerSender{kad: kad, h: h, proto: proto, idle: streamIdle,
-		streams: map[peer.ID]*peerStream{}, live: map[*sendStream]struct{}{}}
+	return &providerSender{kad: kad, h: h, proto: proto, idle: streamIdle, stallWait: stallWait, stallFor: stallFor,
+		streams: map[peer.ID]*peerStream{}, live: map[*sendStream]struct{}{}, stalled: map[peer.ID]time.Time{}}
 }
 
 func (ps *providerSender) SendRequest(ctx context.Context, p peer.ID, m *pb.Message) (*pb.Message, error) {
@@ -78,8 +96,13 @@ func (ps *providerSender) SendRequest(ctx context.Context, p peer.ID, m *pb.Mess
 // SendMessage writes m to p's stream, opening one if none is open, or the
 // open one ended or has been idle for ps.idle. A write that fails is tried
 // once more on a new stream; the failed one is closed, not reset, so that
-// the peer still reads the messages before it.
+// the peer still reads the messages before it. A write that waited
+// ps.stallWait and timed out is not tried again: the peer gets no message
+// for ps.stallFor (errStalled), and the stream is reset.
 func (ps *providerSender) SendMessage(ctx context.Context, p peer.ID, m *pb.Message) error {
+	if ps.isStalled(p) {
+		return errStalled
+	}
 	body, err := proto.Marshal(m)
 	if err != nil {
 		return err
@@ -91,6 +114,12 @@ func (ps *providerSender) SendMessage(ctx context.Context, p peer.ID, m *pb.Mess
 		return err
 	}
 	defer func() { <-st.lock }()
+	if ps.isStalled(p) { // while this message waited for the stream
+		if st.s == nil {
+			ps.drop(p, st)
+		}
+		return errStalled
+	}
 	for attempt := 0; ; attempt++ {
 		ss, err := ps.stream(ctx, p, st)
 		if err != nil {
@@ -102,19 +131,53 @@ func (ps *providerSender) SendMessage(ctx context.Context, p peer.ID, m *pb.Mess
 			deadline = time.Now().Add(putProviderLimit)
 		}
 		_ = ss.SetWriteDeadline(deadline)
+		start := time.Now()
 		_, err = ss.Write(msg)
 		_ = ss.SetWriteDeadline(time.Time{})
 		if err == nil {
 			ss.last.Store(time.Now().UnixNano())
 			return nil
 		}
-		_ = ss.CloseWrite() // its watcher resets it once the peer is done
 		st.s = nil
+		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() && time.Since(start) >= ps.stallWait {
+			_ = ss.Reset() // what it holds unread is lost either way
+			ps.stall(p)
+			ps.drop(p, st)
+			return errStalled
+		}
+		_ = ss.CloseWrite() // its watcher resets it once the peer is done
 		if attempt > 0 || ctx.Err() != nil {
 			ps.drop(p, st)
 			return err
 		}
 	}
+}
+
+// isStalled reports whether p stalled a message less than ps.stallFor ago.
+func (ps *providerSender) isStalled(p peer.ID) bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	until, ok := ps.stalled[p]
+	if ok && !time.Now().Before(until) {
+		delete(ps.stalled, p)
+		return false
+	}
+	return ok
+}
+
+// stall sends p nothing for ps.stallFor. Each entry cost a message that
+// waited ps.stallWait; those whose time is out go here, so the map holds
+// no more peers than stalled us within ps.stallFor.
+func (ps *providerSender) stall(p peer.ID) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	now := time.Now()
+	for q, until := range ps.stalled {
+		if !now.Before(until) {
+			delete(ps.stalled, q)
+		}
+	}
+	ps.stalled[p] = now.Add(ps.stallFor)
 }
 
 // acquire returns p's entry with its lock held, or ctx's error. An entry

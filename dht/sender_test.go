@@ -254,3 +254,63 @@ func TestProviderSenderClose(t *testing.T) {
 		t.Fatal("a message after close was sent")
 	}
 }
+
+// TestProviderStalledPeerSkipped performs the attack of a peer that takes
+// ADD_PROVIDERs and never reads them: once its stream's window is full, a
+// write waits out its limit. That write marks the peer stalled; the next
+// messages to it fail at once instead of each waiting its own limit (and
+// holding up its provide), until the time out ends, when a new stream is
+// tried.
+func TestProviderStalledPeerSkipped(t *testing.T) {
+	rogue := bareHost(t)
+	var streams atomic.Int64
+	hold := make(chan struct{})
+	rogue.SetStreamHandler(kadProtocol, func(s network.Stream) {
+		streams.Add(1)
+		<-hold // reads nothing
+		s.Reset()
+	})
+	t.Cleanup(func() { close(hold) })
+	h := bareHost(t)
+	if err := h.Connect(context.Background(), peer.AddrInfo{ID: rogue.ID(), Addrs: rogue.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	ps := newProviderSender(nil, h, kadProtocol)
+	t.Cleanup(ps.close)
+	ps.stallWait = 100 * time.Millisecond
+	send := func(i int) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		return ps.SendMessage(ctx, rogue.ID(), addProvider(i))
+	}
+	// Fill the window: a yamux stream takes 16 MiB at most unread.
+	var err error
+	sent := 0
+	for ; sent < 1<<20 && err == nil; sent++ {
+		err = send(sent)
+	}
+	if !errors.Is(err, errStalled) {
+		t.Fatalf("after %d messages into a stream never read: %v, want errStalled", sent, err)
+	}
+	if !ps.isStalled(rogue.ID()) || ps.held(rogue.ID()) {
+		t.Fatalf("the stalling peer is not timed out (%v) or keeps an entry (%v)", ps.isStalled(rogue.ID()), ps.held(rogue.ID()))
+	}
+	for i := range 100 {
+		if err := ps.SendMessage(context.Background(), rogue.ID(), addProvider(i)); !errors.Is(err, errStalled) {
+			t.Fatalf("message %d to a stalled peer: %v, want errStalled", i, err)
+		}
+	}
+	if got := streams.Load(); got != 1 || ps.held(rogue.ID()) {
+		t.Fatalf("a stalled peer was given %d streams (want 1), entry held %v", got, ps.held(rogue.ID()))
+	}
+	// Its time out over, the peer is tried again, on a new stream.
+	ps.mu.Lock()
+	ps.stalled[rogue.ID()] = time.Now()
+	ps.mu.Unlock()
+	if err := send(0); err != nil {
+		t.Fatalf("after the time out: %v", err)
+	}
+	if !eventually(func() bool { return streams.Load() == 2 }) {
+		t.Fatalf("after the time out: %d streams, want 2", streams.Load())
+	}
+}
