@@ -150,10 +150,7 @@ func (s *Store) compactVictims(ctx context.Context, minLive float64) ([]victim, 
 	var out []victim
 	// The active pack too, once it is mostly dead: a new one is started
 	// (the barrier in Compact lets the writes reserved in it finish).
-	if u := use[p.active]; p.size-packHeader >= minRotate && mostlyDead(u, inUse(p.files[p.active], p.size, p.alloc-p.size)-packHeader, minLive) {
-		if err := p.files[p.active].Truncate(p.size); err != nil {
-			return nil, fmt.Errorf("blockstore: trim pack: %w", err)
-		}
+	if u := use[p.active]; p.size-packHeader >= minRotate && mostlyDead(u, inUse(p.files[p.active], p.size)-packHeader, minLive) {
 		if err := p.startPack(p.active + 1); err != nil {
 			return nil, err
 		}
@@ -173,7 +170,7 @@ func (s *Store) compactVictims(ctx context.Context, minLive float64) ([]victim, 
 		if u == nil {
 			u = &packUse{}
 		}
-		if mostlyDead(u, inUse(f, fi.Size(), 0)-packHeader, minLive) {
+		if mostlyDead(u, inUse(f, fi.Size())-packHeader, minLive) {
 			out = append(out, victim{id, u})
 		}
 	}
@@ -181,17 +178,16 @@ func (s *Store) compactVictims(ctx context.Context, minLive float64) ([]victim, 
 	return out, nil
 }
 
-// inUse is the disk space a pack of size bytes takes, less a preallocated
-// tail of tail bytes: what GC punched out of it (punch.go) is not dead
-// bytes left to reclaim, only what a deletion left (repair on read, a
-// crash before the punch). Rewriting a pack GC already freed would copy
-// its live records for nothing.
-func inUse(f *os.File, size, tail int64) int64 {
+// inUse is the disk space a pack of size bytes takes: what GC punched out
+// of it (punch.go) is not dead bytes left to reclaim, only what a deletion
+// left (repair on read, a crash before the punch). Rewriting a pack GC
+// already freed would copy its live records for nothing.
+func inUse(f *os.File, size int64) int64 {
 	var st syscall.Stat_t
 	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
 		return size
 	}
-	return max(packHeader, min(size, st.Blocks*512-tail))
+	return max(packHeader, min(size, st.Blocks*512))
 }
 
 // movePack copies the live records of pack id to the active pack and

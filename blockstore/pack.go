@@ -31,8 +31,6 @@ const (
 	packExt     = ".pack"
 	// packMaxSize is where a pack is closed and a new one started.
 	packMaxSize = 1 << 30 // bytes
-	// preallocStep is how far ahead pack space is reserved with fallocate.
-	preallocStep = 64 << 20 // bytes
 	// writebackStep is how often write-back is started ahead of a sync.
 	writebackStep = 16 << 20 // bytes
 )
@@ -47,7 +45,6 @@ type packs struct {
 	files    map[uint32]*os.File
 	active   uint32
 	size     int64 // bytes reserved in the active pack
-	alloc    int64 // bytes preallocated in the active pack
 	unsynced map[uint32]bool
 	dirDirty bool // a pack was created since the last sync
 	// Compaction's barriers: reservations made in a pack whose index entry
@@ -123,7 +120,7 @@ func (p *packs) startPack(id uint32) error {
 	p.dirDirty = true
 	p.unsynced[id] = true
 	p.files[id] = f
-	p.active, p.size, p.alloc = id, packHeader, packHeader
+	p.active, p.size = id, packHeader
 	return nil
 }
 
@@ -153,12 +150,6 @@ func (p *packs) append(mh []byte, data []byte) (location, error) {
 	recLen := int64(4 + 1 + len(mh) + len(data))
 	p.mu.Lock()
 	if p.size+recLen > packMaxSize && p.size > packHeader {
-		// Give back the old pack's reserved tail; writes in flight lie below
-		// p.size and are unaffected.
-		if err := p.files[p.active].Truncate(p.size); err != nil {
-			p.mu.Unlock()
-			return location{}, fmt.Errorf("blockstore: trim pack: %w", err)
-		}
 		if err := p.startPack(p.active + 1); err != nil {
 			p.mu.Unlock()
 			return location{}, err
@@ -167,16 +158,6 @@ func (p *packs) append(mh []byte, data []byte) (location, error) {
 	id, off := p.active, p.size
 	p.size += recLen
 	f := p.files[id]
-	if p.size > p.alloc {
-		// Reserve space ahead: writes into allocated extents are cheaper and
-		// the file system cannot run out halfway through a record.
-		step := max(preallocStep, p.size-p.alloc)
-		if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, p.alloc, step); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
-			p.mu.Unlock()
-			return location{}, fmt.Errorf("blockstore: reserve pack space: %w", err)
-		}
-		p.alloc += step
-	}
 	p.pending[id]++ // until the writer's index commit (committed)
 	p.mu.Unlock()
 
