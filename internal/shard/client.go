@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -29,10 +30,17 @@ type Client struct {
 }
 
 type clientStream struct {
-	s network.Stream
-	r *bufio.Reader
-	w *bufio.Writer
+	s    network.Stream
+	r    *bufio.Reader
+	w    *bufio.Writer
+	idle time.Time // when it went back to the pool
 }
+
+// maxIdleAge is how long a stream may wait in the pool to be reused: the
+// server ends one that brings no request for idleTimeout, and a request
+// written as it does would wait out its deadline (a payload larger than
+// the muxer's window is never taken).
+const maxIdleAge = time.Minute
 
 // maxIdleTotal bounds the idle streams kept for all peers.
 const maxIdleTotal = 512
@@ -62,24 +70,19 @@ func (c *Client) drop(p peer.ID) {
 	}
 }
 
-// take returns an idle stream to p (reused reports which) or a new one.
-func (c *Client) take(ctx context.Context, p peer.ID) (cs *clientStream, reused bool, err error) {
-	c.mu.Lock()
-	for l := c.idle[p]; len(l) > 0; l = c.idle[p] {
-		cs := l[len(l)-1]
-		c.idle[p] = l[:len(l)-1]
-		c.total--
-		if cs.s.Conn().IsClosed() {
-			_ = cs.s.Reset()
-			continue
+// take returns an idle stream to p (reused reports which) or, if there is
+// none that is still open or fresh is set, a new one.
+func (c *Client) take(ctx context.Context, p peer.ID, fresh bool) (cs *clientStream, reused bool, err error) {
+	for !fresh {
+		cs := c.pop(p)
+		if cs == nil {
+			break
 		}
-		c.mu.Unlock()
-		return cs, true, nil
+		if !cs.s.Conn().IsClosed() && time.Since(cs.idle) < maxIdleAge && !ended(cs) {
+			return cs, true, nil
+		}
+		_ = cs.s.Reset()
 	}
-	if len(c.idle[p]) == 0 {
-		delete(c.idle, p)
-	}
-	c.mu.Unlock()
 	s, err := c.h.NewStream(network.WithAllowLimitedConn(ctx, "shard"), p, Protocol)
 	if err != nil {
 		return nil, false, err
@@ -89,7 +92,37 @@ func (c *Client) take(ctx context.Context, p peer.ID) (cs *clientStream, reused 
 	return &clientStream{s: s, r: bufio.NewReaderSize(s, streamBuf), w: bufio.NewWriterSize(s, streamBuf)}, false, nil
 }
 
+// pop takes p's most recently used idle stream from the pool, or nil.
+func (c *Client) pop(p peer.ID) *clientStream {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.idle[p]
+	if len(l) == 0 {
+		delete(c.idle, p)
+		return nil
+	}
+	cs := l[len(l)-1]
+	c.idle[p] = l[:len(l)-1]
+	c.total--
+	return cs
+}
+
+// ended reports whether the server ended idle stream cs (its close or
+// reset has arrived), or sent on it unasked: a request written into it
+// would get no answer. It does not wait: the read's deadline has passed.
+func ended(cs *clientStream) bool {
+	if cs.r.Buffered() > 0 {
+		return true
+	}
+	_ = cs.s.SetReadDeadline(time.Now())
+	_, err := cs.r.Peek(1)
+	_ = cs.s.SetReadDeadline(time.Time{})
+	var ne net.Error
+	return !errors.As(err, &ne) || !ne.Timeout()
+}
+
 func (c *Client) give(p peer.ID, cs *clientStream) {
+	cs.idle = time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.idle[p]) < maxIdle && c.total < maxIdleTotal && !cs.s.Conn().IsClosed() {
@@ -107,7 +140,7 @@ const maxAnswer = 2 + maxErrorMsg
 // limit bytes of payload (ErrTooLarge otherwise, unread: a peer cannot make
 // this node hold more than the caller expects). A reused stream that turns
 // out dead (the peer restarted, or ended an idle stream) is retried once on
-// a fresh one.
+// a new one.
 func (c *Client) roundTrip(ctx context.Context, p peer.ID, limit int, t Type, parts ...[]byte) (Frame, error) {
 	return c.roundTripInto(ctx, p, limit, nil, t, parts...)
 }
@@ -116,7 +149,7 @@ func (c *Client) roundTrip(ctx context.Context, p peer.ID, limit int, t Type, pa
 // into into instead of a pool buffer (FetchInto).
 func (c *Client) roundTripInto(ctx context.Context, p peer.ID, limit int, into []byte, t Type, parts ...[]byte) (Frame, error) {
 	for attempt := 0; ; attempt++ {
-		f, reused, err := c.roundTripOnce(ctx, p, limit, into, t, parts...)
+		f, reused, err := c.roundTripOnce(ctx, p, limit, into, attempt > 0, t, parts...)
 		var re *RemoteError
 		if err != nil && reused && attempt == 0 && ctx.Err() == nil && !errors.As(err, &re) {
 			continue
@@ -125,8 +158,8 @@ func (c *Client) roundTripInto(ctx context.Context, p peer.ID, limit int, into [
 	}
 }
 
-func (c *Client) roundTripOnce(ctx context.Context, p peer.ID, limit int, into []byte, t Type, parts ...[]byte) (Frame, bool, error) {
-	cs, reused, err := c.take(ctx, p)
+func (c *Client) roundTripOnce(ctx context.Context, p peer.ID, limit int, into []byte, fresh bool, t Type, parts ...[]byte) (Frame, bool, error) {
+	cs, reused, err := c.take(ctx, p, fresh)
 	if err != nil {
 		return Frame{}, false, err
 	}

@@ -79,13 +79,14 @@ type Server struct {
 	// mem caps the request and reply payload bytes held by all streams at
 	// once, and per peer: peers that open many streams and send or read
 	// slowly make requests wait, not the node run out of memory.
-	mem *budget
+	mem  *budget
+	idle time.Duration // idleTimeout (tests shorten it)
 }
 
 // NewServer registers the shard protocol's handler on h.
 func NewServer(h host.Host, store Store, o ServerOptions) *Server {
 	s := &Server{store: store, log: o.Log, accept: o.Accept, stored: o.Stored, records: o.Records,
-		mem: newBudget(maxInflight, maxPeerInflight)}
+		mem: newBudget(maxInflight, maxPeerInflight), idle: idleTimeout}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -103,7 +104,7 @@ func (s *Server) handle(st network.Stream) {
 	remote := st.Conn().RemotePeer()
 	var w *bufio.Writer
 	for {
-		_ = st.SetReadDeadline(time.Now().Add(idleTimeout))
+		_ = st.SetReadDeadline(time.Now().Add(s.idle))
 		release := func() {}
 		get := func(n int) ([]byte, error) {
 			// The header is in: its payload must follow promptly, and

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"testing"
@@ -461,4 +462,81 @@ func TestIdleStreamsOfGonePeersDropped(t *testing.T) {
 		}
 		runtime.Gosched()
 	}
+}
+
+// TestPooledStreamsEndedByServer: the server ends streams idle for its
+// idle time; the client's pool still holds them. The next requests must go
+// on streams that are open: before, a STORE took a pooled stream the
+// server had ended (EOF), retried on another (EOF again) and failed, and
+// the put placed its shards elsewhere; a STORE larger than the muxer's
+// window waited out its deadline in a stream nobody read.
+func TestPooledStreamsEndedByServer(t *testing.T) {
+	ctx := context.Background()
+	h2 := testHost(t)
+	st, err := blockstore.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv := NewServer(h2, st, ServerOptions{})
+	srv.idle = 100 * time.Millisecond
+	c, _ := pairWith(t, h2.ID(), h2.Addrs())
+	p := h2.ID()
+	// Four STOREs at once leave four streams in the pool.
+	errs := make(chan error, 4)
+	for i := range 4 {
+		go func() {
+			b, _ := blockstore.NewBlock([]byte(fmt.Sprintf("block %d", i)))
+			errs <- c.Store(ctx, p, b, Lease{})
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.mu.Lock()
+	n := len(c.idle[p])
+	c.mu.Unlock()
+	if n < 2 {
+		t.Fatalf("%d pooled streams, want at least 2", n)
+	}
+	shardStreams := func() int {
+		n := 0
+		for _, conn := range h2.Network().ConnsToPeer(c.h.ID()) {
+			for _, s := range conn.GetStreams() {
+				if s.Protocol() == Protocol {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	if !eventually(func() bool { return shardStreams() == 0 }) {
+		t.Fatalf("the server kept %d idle streams", shardStreams())
+	}
+	small, _ := blockstore.NewBlock([]byte("after the idle time"))
+	if err := c.Store(ctx, p, small, Lease{}); err != nil {
+		t.Fatalf("a STORE after the server ended the pooled streams: %v", err)
+	}
+	// The pool again, ended again; now a block larger than the window.
+	if !eventually(func() bool { return shardStreams() == 0 }) {
+		t.Fatalf("the server kept %d idle streams", shardStreams())
+	}
+	big, _ := blockstore.NewBlock(bytes.Repeat([]byte("x"), 1<<20))
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := c.Store(sctx, p, big, Lease{}); err != nil {
+		t.Fatalf("a 1 MiB STORE after the server ended the pooled stream: %v", err)
+	}
+}
+
+// eventually polls f until it holds, for at most 10 s.
+func eventually(f func() bool) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); runtime.Gosched() {
+		if f() {
+			return true
+		}
+	}
+	return f()
 }
