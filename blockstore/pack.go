@@ -295,8 +295,8 @@ func (p *packs) close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var first error
-	// Give back the space reserved past the active pack's end; drop it if it
-	// holds nothing.
+	// The active pack ends at its used length (a record reserved but not
+	// written leaves no tail); drop it if it holds nothing.
 	if f := p.files[p.active]; f != nil {
 		if p.size == packHeader {
 			f.Close()

@@ -176,3 +176,29 @@ func TestProvideReuseCoversRoutingTable(t *testing.T) {
 		t.Fatalf("%s is in node 0's routing table, so a lookup would name it, but the provide skipped it (reused set %v)", x.ID(), peers)
 	}
 }
+
+// TestProvideStalledPeerKeepsReuse: an ADD_PROVIDER refused because its
+// peer is timed out (it stalled an earlier one) says nothing about who is
+// in the network: the provide keeps the whole-network set for the next
+// ones instead of making each look the peers up again (through the
+// stalling peer too).
+func TestProvideStalledPeerKeepsReuse(t *testing.T) {
+	timing := WithAnnounceTiming(time.Millisecond, 10*time.Millisecond, time.Millisecond)
+	hs, dd := testDHTs(t, 3, timing)
+	waitInRT(t, dd[0], hs[1].ID(), hs[2].ID())
+	ctx := context.Background()
+	if err := dd[0].provide(ctx, blockCID("stalled: before")); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := dd[0].prov.whole.get(time.Now(), nil); !ok {
+		t.Fatal("no whole-network answer kept after a lookup on 3 nodes")
+	}
+	dd[0].prov.sender.stall(hs[1].ID())
+	lookups := dd[0].prov.lookups.Load()
+	if err := dd[0].provide(ctx, blockCID("stalled: after")); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := dd[0].prov.whole.get(time.Now(), nil); !ok || dd[0].prov.lookups.Load() != lookups {
+		t.Fatalf("after a provide that skipped a timed-out peer: set kept %v, lookups %d → %d", ok, lookups, dd[0].prov.lookups.Load())
+	}
+}

@@ -24,16 +24,21 @@ import (
 // ADD_PROVIDER has no reply).
 const streamIdle = 30 * time.Second
 
-// A peer that lets a message wait stallWait or more and still not take it
-// (its stream's window full: it takes ADD_PROVIDERs and does not read
-// them) gets none for stallFor. Without that, every message to it would
-// wait out its limit, and with it the provides it is part of: one stall
-// of putProviderLimit per window of messages, for as long as it lasts.
+// A peer that lets a message wait stallWait or more and still not take it,
+// on a stream that has carried at least a muxer window (stallWindow, what
+// a peer that never reads takes before writes block), gets none for
+// stallFor: it takes ADD_PROVIDERs and does not read them. Without that,
+// every message to it would wait out its limit, and with it the provides
+// it is part of: one stall of putProviderLimit per window of messages, for
+// as long as it lasts. A write also waits behind the connection's other
+// streams (a put's shards on a slow uplink): on a stream that carried less
+// than a window that cannot be the peer's doing, and the penalty is short.
 // Provider records are kept by every close peer; one that misses some
 // loses nothing the others do not hold.
 const (
-	stallWait = 2 * time.Second
-	stallFor  = 5 * time.Minute
+	stallWait   = 2 * time.Second
+	stallFor    = time.Minute
+	stallWindow = 255 << 10 // yamux's initial stream window, less the protocol's name
 )
 
 // providerSender sends the ADD_PROVIDERs of provide: one stream per peer,
@@ -51,8 +56,10 @@ type providerSender struct {
 	h     host.Host
 	proto protocol.ID
 	idle  time.Duration
-	// stallWait and stallFor are the constants' (tests shorten them).
+	// stallWait, stallFor and stallWindow are the constants' (tests
+	// change them).
 	stallWait, stallFor time.Duration
+	stallWindow         int64
 
 	mu      sync.Mutex
 	streams map[peer.ID]*peerStream
@@ -73,6 +80,7 @@ type peerStream struct {
 type sendStream struct {
 	network.Stream
 	last atomic.Int64  // unix ns of the last message written
+	sent int64         // bytes written (with the entry's lock held)
 	dead chan struct{} // closed by the watcher once the stream is not to be used
 }
 
@@ -85,7 +93,8 @@ var errClosed = errors.New("dht: sender closed")
 var errStalled = errors.New("dht: peer stalled an ADD_PROVIDER: none sent to it for a while")
 
 func newProviderSender(kad pb.MessageSender, h host.Host, proto protocol.ID) *providerSender {
-	return &providerSender{kad: kad, h: h, proto: proto, idle: streamIdle, stallWait: stallWait, stallFor: stallFor,
+	return &providerSender{kad: kad, h: h, proto: proto, idle: streamIdle,
+		stallWait: stallWait, stallFor: stallFor, stallWindow: stallWindow,
 		streams: map[peer.ID]*peerStream{}, live: map[*sendStream]struct{}{}, stalled: map[peer.ID]time.Time{}}
 }
 
@@ -97,8 +106,9 @@ func (ps *providerSender) SendRequest(ctx context.Context, p peer.ID, m *pb.Mess
 // open one ended or has been idle for ps.idle. A write that fails is tried
 // once more on a new stream; the failed one is closed, not reset, so that
 // the peer still reads the messages before it. A write that waited
-// ps.stallWait and timed out is not tried again: the peer gets no message
-// for ps.stallFor (errStalled), and the stream is reset.
+// ps.stallWait and timed out on a stream that carried a window is not
+// tried again: the peer gets no message for ps.stallFor (errStalled, also
+// to the messages that waited behind it), and the stream is reset.
 func (ps *providerSender) SendMessage(ctx context.Context, p peer.ID, m *pb.Message) error {
 	if ps.isStalled(p) {
 		return errStalled
@@ -111,6 +121,9 @@ func (ps *providerSender) SendMessage(ctx context.Context, p peer.ID, m *pb.Mess
 	msg = append(msg, body...)
 	st, err := ps.acquire(ctx, p)
 	if err != nil {
+		if ps.isStalled(p) { // found out while this message waited
+			return errStalled
+		}
 		return err
 	}
 	defer func() { <-st.lock }()
@@ -132,14 +145,15 @@ func (ps *providerSender) SendMessage(ctx context.Context, p peer.ID, m *pb.Mess
 		}
 		_ = ss.SetWriteDeadline(deadline)
 		start := time.Now()
-		_, err = ss.Write(msg)
+		n, err := ss.Write(msg)
+		ss.sent += int64(n)
 		_ = ss.SetWriteDeadline(time.Time{})
 		if err == nil {
 			ss.last.Store(time.Now().UnixNano())
 			return nil
 		}
 		st.s = nil
-		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() && time.Since(start) >= ps.stallWait {
+		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() && time.Since(start) >= ps.stallWait && ss.sent >= ps.stallWindow {
 			_ = ss.Reset() // what it holds unread is lost either way
 			ps.stall(p)
 			ps.drop(p, st)

@@ -262,28 +262,8 @@ func TestProviderSenderClose(t *testing.T) {
 // holding up its provide), until the time out ends, when a new stream is
 // tried.
 func TestProviderStalledPeerSkipped(t *testing.T) {
-	rogue := bareHost(t)
-	var streams atomic.Int64
-	hold := make(chan struct{})
-	rogue.SetStreamHandler(kadProtocol, func(s network.Stream) {
-		streams.Add(1)
-		<-hold // reads nothing
-		s.Reset()
-	})
-	t.Cleanup(func() { close(hold) })
-	h := bareHost(t)
-	if err := h.Connect(context.Background(), peer.AddrInfo{ID: rogue.ID(), Addrs: rogue.Addrs()}); err != nil {
-		t.Fatal(err)
-	}
-	ps := newProviderSender(nil, h, kadProtocol)
-	t.Cleanup(ps.close)
-	ps.stallWait = 100 * time.Millisecond
-	send := func(i int) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		defer cancel()
-		return ps.SendMessage(ctx, rogue.ID(), addProvider(i))
-	}
-	// Fill the window: a yamux stream takes 16 MiB at most unread.
+	rogue, ps, send := stallingPeer(t)
+	// Fill the window: a stream never read takes 256 KiB.
 	var err error
 	sent := 0
 	for ; sent < 1<<20 && err == nil; sent++ {
@@ -300,7 +280,7 @@ func TestProviderStalledPeerSkipped(t *testing.T) {
 			t.Fatalf("message %d to a stalled peer: %v, want errStalled", i, err)
 		}
 	}
-	if got := streams.Load(); got != 1 || ps.held(rogue.ID()) {
+	if got := rogue.streams.Load(); got != 1 || ps.held(rogue.ID()) {
 		t.Fatalf("a stalled peer was given %d streams (want 1), entry held %v", got, ps.held(rogue.ID()))
 	}
 	// Its time out over, the peer is tried again, on a new stream.
@@ -310,7 +290,55 @@ func TestProviderStalledPeerSkipped(t *testing.T) {
 	if err := send(0); err != nil {
 		t.Fatalf("after the time out: %v", err)
 	}
-	if !eventually(func() bool { return streams.Load() == 2 }) {
-		t.Fatalf("after the time out: %d streams, want 2", streams.Load())
+	if !eventually(func() bool { return rogue.streams.Load() == 2 }) {
+		t.Fatalf("after the time out: %d streams, want 2", rogue.streams.Load())
 	}
+}
+
+// TestProviderSlowWriteNotStall: a write that waits out its limit on a
+// stream that has not carried a window cannot be the peer's doing (the
+// connection is busy with other streams): the message fails, the peer is
+// not timed out. The window is made larger than the peer ever lets through.
+func TestProviderSlowWriteNotStall(t *testing.T) {
+	rogue, ps, send := stallingPeer(t)
+	ps.stallWindow = 1 << 30
+	var err error
+	for i := 0; i < 1<<20 && err == nil; i++ {
+		err = send(i)
+	}
+	if err == nil || errors.Is(err, errStalled) || ps.isStalled(rogue.ID()) {
+		t.Fatalf("a write timed out below the window: %v, peer timed out %v; want a timeout and no time out", err, ps.isStalled(rogue.ID()))
+	}
+}
+
+// rogueKad is a DHT peer that takes streams and never reads them.
+type rogueKad struct {
+	host.Host
+	streams atomic.Int64
+}
+
+// stallingPeer returns a peer that never reads its ADD_PROVIDER streams, a
+// sender connected to it (stallWait 100 ms), and a send with a 300 ms limit.
+func stallingPeer(t *testing.T) (*rogueKad, *providerSender, func(i int) error) {
+	rogue := &rogueKad{Host: bareHost(t)}
+	hold := make(chan struct{})
+	rogue.SetStreamHandler(kadProtocol, func(s network.Stream) {
+		rogue.streams.Add(1)
+		<-hold // reads nothing
+		s.Reset()
+	})
+	t.Cleanup(func() { close(hold) })
+	h := bareHost(t)
+	if err := h.Connect(context.Background(), peer.AddrInfo{ID: rogue.ID(), Addrs: rogue.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	ps := newProviderSender(nil, h, kadProtocol)
+	t.Cleanup(ps.close)
+	ps.stallWait = 100 * time.Millisecond
+	send := func(i int) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		return ps.SendMessage(ctx, rogue.ID(), addProvider(i))
+	}
+	return rogue, ps, send
 }

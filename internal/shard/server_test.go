@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -539,4 +540,63 @@ func eventually(f func() bool) bool {
 		}
 	}
 	return f()
+}
+
+// pooledTwo stores two blocks at once, so that two streams to p are pooled,
+// and returns them.
+func pooledTwo(t *testing.T, c *Client, p peer.ID) []*clientStream {
+	t.Helper()
+	errs := make(chan error, 2)
+	for i := range 2 {
+		go func() {
+			b, _ := blockstore.NewBlock([]byte(fmt.Sprintf("pooled %d", i)))
+			errs <- c.Store(context.Background(), p, b, Lease{})
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.idle[p]) < 2 {
+		t.Fatalf("%d pooled streams, want 2", len(c.idle[p]))
+	}
+	return append([]*clientStream(nil), c.idle[p]...)
+}
+
+// TestFailedReusedStreamRetriedOnNew: a request that fails on a pooled
+// stream the check let through (here: closed for writing on this side) is
+// tried again on a new stream, not on the next pooled one, which may be
+// as dead.
+func TestFailedReusedStreamRetriedOnNew(t *testing.T) {
+	c, p, _ := pair(t, serverOpts{})
+	for _, cs := range pooledTwo(t, c, p) {
+		_ = cs.s.CloseWrite()
+	}
+	b, _ := blockstore.NewBlock([]byte("after two broken pooled streams"))
+	if err := c.Store(context.Background(), p, b, Lease{}); err != nil {
+		t.Fatalf("a STORE with two broken streams pooled: %v", err)
+	}
+}
+
+// TestOldPooledStreamNotReused: a stream idle in the pool for maxIdleAge
+// is reset, not reused: the server may end it as the request is written.
+func TestOldPooledStreamNotReused(t *testing.T) {
+	c, p, _ := pair(t, serverOpts{})
+	old := pooledTwo(t, c, p)
+	c.mu.Lock()
+	for _, cs := range old {
+		cs.idle = time.Now().Add(-maxIdleAge)
+	}
+	c.mu.Unlock()
+	cs, reused, err := c.take(context.Background(), p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.s.Reset()
+	if reused || slices.Contains(old, cs) {
+		t.Fatal("a stream idle for maxIdleAge was reused")
+	}
 }
