@@ -513,16 +513,28 @@ func TestPooledStreamsEndedByServer(t *testing.T) {
 		}
 		return n
 	}
-	if !eventually(func() bool { return shardStreams() == 0 }) {
-		t.Fatalf("the server kept %d idle streams", shardStreams())
+	// Ended when the server dropped them and their close reached this
+	// side (as it has, long since, when a put comes ten minutes later).
+	closed := func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, cs := range c.idle[p] {
+			if !ended(cs) {
+				return false
+			}
+		}
+		return shardStreams() == 0
+	}
+	if !eventually(closed) {
+		t.Fatalf("the server kept %d idle streams, or their close never arrived", shardStreams())
 	}
 	small, _ := blockstore.NewBlock([]byte("after the idle time"))
 	if err := c.Store(ctx, p, small, Lease{}); err != nil {
 		t.Fatalf("a STORE after the server ended the pooled streams: %v", err)
 	}
 	// The pool again, ended again; now a block larger than the window.
-	if !eventually(func() bool { return shardStreams() == 0 }) {
-		t.Fatalf("the server kept %d idle streams", shardStreams())
+	if !eventually(closed) {
+		t.Fatalf("the server kept %d idle streams, or their close never arrived", shardStreams())
 	}
 	big, _ := blockstore.NewBlock(bytes.Repeat([]byte("x"), 1<<20))
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
