@@ -179,9 +179,14 @@ func (ps *providerSender) isStalled(p peer.ID) bool {
 	return ok
 }
 
-// stall sends p nothing for ps.stallFor. Each entry cost a message that
-// waited ps.stallWait; those whose time is out go here, so the map holds
-// no more peers than stalled us within ps.stallFor.
+// maxStalled bounds the peers timed out at once (each cost a window of
+// messages and stallWait; peer IDs are free). Past it a stalling peer is
+// not timed out: its messages wait out their limits, as before the map.
+const maxStalled = 4096
+
+// stall sends p nothing for ps.stallFor. Those whose time is out go here,
+// so the map holds no more peers than stalled us within ps.stallFor, and
+// at most maxStalled.
 func (ps *providerSender) stall(p peer.ID) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -191,7 +196,9 @@ func (ps *providerSender) stall(p peer.ID) {
 			delete(ps.stalled, q)
 		}
 	}
-	ps.stalled[p] = now.Add(ps.stallFor)
+	if len(ps.stalled) < maxStalled {
+		ps.stalled[p] = now.Add(ps.stallFor)
+	}
 }
 
 // acquire returns p's entry with its lock held, or ctx's error. An entry

@@ -3,6 +3,7 @@ package dht
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"runtime"
 	"strings"
@@ -341,4 +342,16 @@ func stallingPeer(t *testing.T) (*rogueKad, *providerSender, func(i int) error) 
 		return ps.SendMessage(ctx, rogue.ID(), addProvider(i))
 	}
 	return rogue, ps, send
+}
+
+// TestProviderStalledBounded: peer IDs are free, so the peers timed out at
+// once are at most maxStalled.
+func TestProviderStalledBounded(t *testing.T) {
+	ps := newProviderSender(nil, nil, kadProtocol)
+	for i := range maxStalled + 10 {
+		ps.stall(peer.ID(fmt.Sprintf("peer %d", i)))
+	}
+	if n := len(ps.stalled); n != maxStalled {
+		t.Fatalf("%d peers timed out, want at most %d", n, maxStalled)
+	}
 }
