@@ -81,7 +81,8 @@ func main() {
 	fmt.Printf("  %-28s %8.0f MB/s   goal ≥ 400 (until every shard is durable on its peer)\n", "put", np)
 	fmt.Printf("  %-28s %8.0f MB/s   goal ≥ get with two killed, and ≥ 1000 or ≥ 0.70 of raw\n", "get, all nodes up", ng)
 	fmt.Printf("  %-28s %8.0f MB/s   goal ≥ 1000 or ≥ 0.70 of raw\n", "get, two holders killed", ng2)
-	fmt.Printf("  %-28s %8.0f MB/s   (the same get into /dev/null: no consumer copying out of a pipe beside it)\n", "get, all up, to /dev/null", nm("get-devnull-MB/s"))
+	nullMBs := nm("get-devnull-MB/s")
+	fmt.Printf("  %-28s %8.0f MB/s   (the same get into /dev/null: no consumer copying out of a pipe beside it)\n", "get, all up, to /dev/null", nullMBs)
 	fmt.Printf("  %-28s %8.3f        goal ≤ 1.05 (shards received over the k each stripe needs)\n", "get, all up: shards / need", nm("get-shards/needed"))
 	fmt.Printf("  %-28s %8.1f / %.1f / %.1f CPU-s per GiB, every daemon and the command (goals: put ≤ 6, get ≤ 3)\n",
 		"put / get / get2down", nm("put-cpu-s/GiB"), nm("get-cpu-s/GiB"), nm("get2down-cpu-s/GiB"))
@@ -90,7 +91,7 @@ func main() {
 	busy := func(mbs, cpu float64) float64 { return mbs * 1e6 / (1 << 30) * cpu }
 	cores := float64(runtime.NumCPU())
 	allow := func(cpu float64) float64 { return cores / cpu * (1 << 30) / 1e6 } // MB/s
-	nullMBs, putCPU, getCPU, nullCPU := nm("get-devnull-MB/s"), nm("put-cpu-s/GiB"), nm("get-cpu-s/GiB"), nm("get-devnull-cpu-s/GiB")
+	putCPU, getCPU, nullCPU := nm("put-cpu-s/GiB"), nm("get-cpu-s/GiB"), nm("get-devnull-cpu-s/GiB")
 	fmt.Printf("  %-28s %8.1f / %.1f / %.1f of %.0f (at all %.0f, the same CPU per GiB would allow %.0f / %.0f / %.0f MB/s)\n",
 		"cores busy: put / get / null", busy(np, putCPU), busy(ng, getCPU), busy(nullMBs, nullCPU), cores, cores,
 		allow(putCPU), allow(getCPU), allow(nullCPU))
