@@ -41,32 +41,20 @@ func (s *Store) PutLeased(ctx context.Context, bs []blocks.Block, ls []Lease, by
 			return err
 		}
 	}
-	leases := func(b *pebble.Batch, written []bool) error {
+	leases := func(b *pebble.Batch) error {
 		for i, blk := range bs {
-			if !written[i] {
-				// Held already: GC may have deleted it since it was found.
-				v, closer, err := s.db.Get(key(blk.Cid().Hash()))
-				if err != nil {
-					return errGone
-				}
-				_ = v
-				closer.Close()
-			}
 			if _, err := s.leaseOps(b, blk.Cid(), ls[i], by, now); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	err := s.putManyWith(ctx, bs, pebble.NoSync, leases)
-	if errors.Is(err, errGone) {
-		err = s.putManyWith(ctx, bs, pebble.NoSync, leases) // it is written this time
-	}
-	return err
+	return s.putManyWith(ctx, bs, pebble.NoSync, leases)
 }
 
-// errGone: a block found held was deleted before its lease was written.
-var errGone = errors.New("blockstore: block deleted meanwhile")
+// planned, set by tests only, is called when a put has planned its writes:
+// a test deletes a block there that the put found held.
+var planned = func() {}
 
 // Sync makes every write before it durable. Concurrent calls share one
 // disk sync, and a call with nothing new to sync returns at once: a flood of
@@ -105,8 +93,8 @@ func (s *Store) putMany(ctx context.Context, bs []blocks.Block, wo *pebble.Write
 }
 
 // putManyWith is putMany; leases, if set, adds its writes to the index
-// batch (with leaseMu held), given which blocks the batch writes.
-func (s *Store) putManyWith(ctx context.Context, bs []blocks.Block, wo *pebble.WriteOptions, leases func(*pebble.Batch, []bool) error) error {
+// batch, with leaseMu held and every block of bs in the batch or the index.
+func (s *Store) putManyWith(ctx context.Context, bs []blocks.Block, wo *pebble.WriteOptions, leases func(*pebble.Batch) error) error {
 	if err := s.acquire(); err != nil {
 		return err
 	}
@@ -129,6 +117,7 @@ func (s *Store) putManyWith(ctx context.Context, bs []blocks.Block, wo *pebble.W
 		return err
 	}
 	write, charge := s.plan(bs)
+	planned()
 	if !s.claim(charge) {
 		return fmt.Errorf("%w (%d bytes more would pass %d)", ErrFull, charge, s.quota.max)
 	}
@@ -169,7 +158,7 @@ func (s *Store) plan(bs []blocks.Block) (write []bool, charge int64) {
 
 // write stores the blocks marked in write: packed values first, then one
 // index batch (synced with wo.Sync, after the packs).
-func (s *Store) write(bs []blocks.Block, write []bool, wo *pebble.WriteOptions, leases func(*pebble.Batch, []bool) error) error {
+func (s *Store) write(bs []blocks.Block, write []bool, wo *pebble.WriteOptions, leases func(*pebble.Batch) error) error {
 	vals := make([][]byte, len(bs))
 	size := 0
 	var locs []location
@@ -178,26 +167,15 @@ func (s *Store) write(bs []blocks.Block, write []bool, wo *pebble.WriteOptions, 
 		if !write[i] {
 			continue
 		}
-		data := b.RawData()
-		if len(data) < packThreshold {
-			vals[i] = append([]byte{tagInline}, data...)
-		} else {
-			loc, err := s.packs.append(b.Cid().Hash(), data)
-			if err != nil {
-				return err
-			}
-			locs = append(locs, loc)
-			vals[i] = encodeLocation(loc)
+		v, err := s.encode(b, &locs)
+		if err != nil {
+			return err
 		}
-		size += len(vals[i]) + len(b.Cid().Hash()) + 16
+		vals[i] = v
+		size += len(v) + len(b.Cid().Hash()) + 16
 	}
 	if size == 0 && leases == nil {
 		return nil // every block was held already
-	}
-	if wo.Sync {
-		if err := s.packs.sync(); err != nil {
-			return err
-		}
 	}
 	batch := s.db.NewBatchWithSize(size)
 	defer batch.Close()
@@ -212,7 +190,29 @@ func (s *Store) write(bs []blocks.Block, write []bool, wo *pebble.WriteOptions, 
 	if leases != nil {
 		s.leaseMu.Lock()
 		defer s.leaseMu.Unlock()
-		if err := leases(batch, write); err != nil {
+		late, err := s.writeGone(bs, write, batch, &locs)
+		defer func() {
+			if err != nil {
+				s.release(late)
+			}
+		}()
+		if err != nil {
+			return err
+		}
+		if err = leases(batch); err != nil {
+			return err
+		}
+		err = s.commit(batch, wo)
+		return err
+	}
+	return s.commit(batch, wo)
+}
+
+// commit commits an index batch whose pack values are written: with
+// wo.Sync, the packs are synced first.
+func (s *Store) commit(batch *pebble.Batch, wo *pebble.WriteOptions) error {
+	if wo.Sync {
+		if err := s.packs.sync(); err != nil {
 			return err
 		}
 	}
@@ -223,6 +223,65 @@ func (s *Store) write(bs []blocks.Block, write []bool, wo *pebble.WriteOptions, 
 		s.wrote()
 	}
 	return nil
+}
+
+// encode is block b's index value: inline, or its bytes appended to a pack
+// (the location added to locs).
+func (s *Store) encode(b blocks.Block, locs *[]location) ([]byte, error) {
+	data := b.RawData()
+	if len(data) < packThreshold {
+		return append([]byte{tagInline}, data...), nil
+	}
+	loc, err := s.packs.append(b.Cid().Hash(), data)
+	if err != nil {
+		return nil, err
+	}
+	*locs = append(*locs, loc)
+	return encodeLocation(loc), nil
+}
+
+// writeGone adds to batch the blocks plan found held that are gone now (GC
+// deleted them meanwhile), so that a lease is never written for a block
+// the index lacks. Called with leaseMu held: GC deletes with it held, so
+// what is found here stays until the batch commits. It returns what the
+// blocks written charge the quota (claimed; the caller releases it if the
+// batch fails).
+func (s *Store) writeGone(bs []blocks.Block, write []bool, batch *pebble.Batch, locs *[]location) (int64, error) {
+	var charge int64
+	inBatch := make(map[string]bool, len(bs))
+	for i, b := range bs {
+		if write[i] {
+			inBatch[string(b.Cid().Hash())] = true
+		}
+	}
+	for _, b := range bs {
+		k := key(b.Cid().Hash())
+		if inBatch[string(k[1:])] {
+			continue
+		}
+		_, closer, err := s.db.Get(k)
+		if err == nil {
+			closer.Close()
+			continue
+		}
+		if !errors.Is(err, pebble.ErrNotFound) {
+			return charge, fmt.Errorf("blockstore: %w", err)
+		}
+		n := Charge(len(b.RawData()))
+		if !s.claim(n) {
+			return charge, fmt.Errorf("%w (%d bytes more would pass %d)", ErrFull, n, s.quota.max)
+		}
+		charge += n
+		v, err := s.encode(b, locs)
+		if err != nil {
+			return charge, err
+		}
+		if err := batch.Set(k, v, nil); err != nil {
+			return charge, fmt.Errorf("blockstore: %w", err)
+		}
+		inBatch[string(k[1:])] = true
+	}
+	return charge, nil
 }
 
 // DeleteBlock removes a block durably. Deleting a missing block is not an
