@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -282,11 +283,33 @@ func TestReadsUnderEviction(t *testing.T) {
 type counting struct {
 	*local
 	fetched atomic.Int64
+	mu      sync.Mutex
+	ranges  [][2]int64 // each fetch's offset and length, in order
 }
 
 func (c *counting) GetRange(ctx context.Context, file string, off, length int64, w io.Writer) error {
 	c.fetched.Add(length)
+	c.mu.Lock()
+	c.ranges = append(c.ranges, [2]int64{off, length})
+	c.mu.Unlock()
 	return c.local.GetRange(ctx, file, off, length, w)
+}
+
+// again lists the fetches that overlap an earlier one (for a failure's
+// message): "#n off+len" each.
+func (c *counting) again() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for i, r := range c.ranges {
+		for _, e := range c.ranges[:i] {
+			if r[0] < e[0]+e[1] && e[0] < r[0]+r[1] {
+				out = append(out, fmt.Sprintf("#%d %d+%d (of %d fetches)", i, r[0], r[1], len(c.ranges)))
+				break
+			}
+		}
+	}
+	return out
 }
 
 // TestSequentialReadFetchesOnce: a file read through once, the kernel's
@@ -307,6 +330,6 @@ func TestSequentialReadFetchesOnce(t *testing.T) {
 		t.Fatalf("read back: %v", err)
 	}
 	if n := l.fetched.Load(); n != int64(len(src)) {
-		t.Fatalf("fetched %d bytes for a file of %d", n, len(src))
+		t.Fatalf("fetched %d bytes for a file of %d; fetched again: %v", n, len(src), l.again())
 	}
 }
