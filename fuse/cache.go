@@ -29,6 +29,12 @@ type chunkCache struct {
 	m        map[chunkKey]*list.Element
 	used     int64
 	inflight map[chunkKey]*chunkCall
+	// unread is what the cached chunks not read whole cost, and ahead the
+	// bytes of the read-ahead fetches in flight: read-ahead stops while
+	// the two pass half of max, so that the chunks the kernel is reading
+	// (it sends many reads at once, each a chunk's part) and those fetched
+	// ahead never push each other out before they are read.
+	unread, ahead int64
 	// readOut notes when chunks read whole left the cache: read-ahead
 	// does not claim them again within recentRead (the kernel's page
 	// cache has them). Noted here, under mu, so that a read-ahead's claim
@@ -48,6 +54,7 @@ type chunkEntry struct {
 type chunkCall struct {
 	done chan struct{}
 	err  error
+	size int64 // a read-ahead claim's bytes (counted in ahead); 0: none
 }
 
 // Cache is a cache of decrypted chunks that mounts of one store may share,
@@ -145,7 +152,10 @@ func (c *chunkCache) served(k chunkKey, n int64) (whole bool) {
 	before := e.read
 	if e.read += n; e.read >= int64(len(e.data)) {
 		c.lru.MoveToBack(el)
-		return before < int64(len(e.data))
+		if before < int64(len(e.data)) {
+			c.unread -= e.cost()
+			return true
+		}
 	}
 	return false
 }
@@ -189,6 +199,9 @@ func (c *chunkCache) add(k chunkKey, data, lent []byte) *chunkEntry {
 	}
 	c.m[k] = c.lru.PushFront(e)
 	c.used += e.cost()
+	if len(data) > 0 {
+		c.unread += e.cost()
+	}
 	for c.used > c.max {
 		c.evict(c.lru.Back())
 	}
@@ -204,6 +217,8 @@ func (c *chunkCache) evict(el *list.Element) {
 	old.evicted = true
 	if old.read >= int64(len(old.data)) {
 		c.noteReadOut(old.key)
+	} else {
+		c.unread -= old.cost()
 	}
 	if old.refs == 0 {
 		// Not under c.mu would be better, but release only puts the
@@ -214,23 +229,32 @@ func (c *chunkCache) evict(el *list.Element) {
 
 // claim marks as in flight the keys from the start of ks that are neither
 // cached nor in flight, stopping at the first that is, and returns their
-// calls: a fetch of several chunks at once then finishes each.
-func (c *chunkCache) claim(ks []chunkKey) []*chunkCall {
+// calls: a fetch of several chunks at once then finishes each. sizes (nil:
+// none) are the chunks' lengths: claim stops too where the chunks claimed
+// would take unread and ahead past half of max (full, then).
+func (c *chunkCache) claim(ks []chunkKey, sizes []int64) (calls []*chunkCall, full bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var calls []*chunkCall
 	since := time.Now().Add(-recentRead)
-	for _, k := range ks {
+	for i, k := range ks {
 		_, cached := c.m[k]
 		_, busy := c.inflight[k]
 		if cached || busy || c.readOut[k].After(since) {
 			break
 		}
-		call := &chunkCall{done: make(chan struct{})}
+		var size int64
+		if sizes != nil {
+			size = sizes[i]
+		}
+		if size > 0 && c.unread+c.ahead+size > c.max/2 {
+			return calls, true
+		}
+		c.ahead += size
+		call := &chunkCall{done: make(chan struct{}), size: size}
 		c.inflight[k] = call
 		calls = append(calls, call)
 	}
-	return calls
+	return calls, false
 }
 
 // finish ends a claimed fetch of k: data (in the store's buffer lent, if
@@ -239,6 +263,7 @@ func (c *chunkCache) finish(k chunkKey, call *chunkCall, data, lent []byte, err 
 	call.err = err
 	c.mu.Lock()
 	delete(c.inflight, k)
+	c.ahead -= call.size
 	if err == nil {
 		e := c.add(k, data, lent)
 		if e.evicted && e.refs == 0 {

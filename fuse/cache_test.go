@@ -16,13 +16,13 @@ func TestCacheHoldsLentBuffers(t *testing.T) {
 	ctx := context.Background()
 	noFetch := func(context.Context) ([]byte, []byte, error) { t.Fatal("fetched"); return nil, nil, nil }
 
-	c.finish(chunkKey{"f", 0}, c.claim([]chunkKey{{"f", 0}})[0], a, a, nil)
+	c.finish(chunkKey{"f", 0}, claim1(c, []chunkKey{{"f", 0}}), a, a, nil)
 	got, unhold, err := c.get(ctx, chunkKey{"f", 0}, noFetch)
 	if err != nil || string(got) != "aaaa" {
 		t.Fatalf("get: %q %v", got, err)
 	}
-	c.finish(chunkKey{"f", 1}, c.claim([]chunkKey{{"f", 1}})[0], b, b, nil)
-	c.finish(chunkKey{"f", 2}, c.claim([]chunkKey{{"f", 2}})[0], d, d, nil) // evicts chunk 0, held
+	c.finish(chunkKey{"f", 1}, claim1(c, []chunkKey{{"f", 1}}), b, b, nil)
+	c.finish(chunkKey{"f", 2}, claim1(c, []chunkKey{{"f", 2}}), d, d, nil) // evicts chunk 0, held
 	if len(back) != 0 {
 		t.Fatalf("a held chunk was given back: %q", back)
 	}
@@ -30,13 +30,13 @@ func TestCacheHoldsLentBuffers(t *testing.T) {
 	if len(back) != 1 || &back[0][0] != &a[0] {
 		t.Fatalf("after the hold ended: %q", back)
 	}
-	c.finish(chunkKey{"f", 3}, c.claim([]chunkKey{{"f", 3}})[0], lent("eeee"), lent("eeee"), nil) // evicts chunk 1, unheld
+	c.finish(chunkKey{"f", 3}, claim1(c, []chunkKey{{"f", 3}}), lent("eeee"), lent("eeee"), nil) // evicts chunk 1, unheld
 	if len(back) != 2 || &back[1][0] != &b[0] {
 		t.Fatalf("an unheld evicted chunk: %q", back)
 	}
 	// A lent buffer counts by its capacity: 4 bytes in 16 exceed the 8.
 	f := make([]byte, 4, 16)
-	c.finish(chunkKey{"f", 4}, c.claim([]chunkKey{{"f", 4}})[0], f, f, nil)
+	c.finish(chunkKey{"f", 4}, claim1(c, []chunkKey{{"f", 4}}), f, f, nil)
 	if len(back) != 3 || &back[2][0] != &f[0] || c.used != 8 {
 		t.Fatalf("a chunk in a buffer larger than the cache: %q, %d used", back, c.used)
 	}
@@ -49,7 +49,7 @@ func TestClaimSkipsChunksReadOut(t *testing.T) {
 	c := newChunkCache(8, nil)
 	put := func(i int, s string) {
 		k := chunkKey{"f", i}
-		calls := c.claim([]chunkKey{k})
+		calls, _ := c.claim([]chunkKey{k}, nil)
 		if len(calls) != 1 {
 			t.Fatalf("chunk %d not claimed", i)
 		}
@@ -63,10 +63,54 @@ func TestClaimSkipsChunksReadOut(t *testing.T) {
 	c.served(chunkKey{"f", 1}, 2) // half of chunk 1
 	put(2, "cccc")                // pushes chunk 0 out (read, at the back)
 	put(3, "dddd")                // then chunk 1 (half read)
-	if calls := c.claim([]chunkKey{{"f", 0}}); len(calls) != 0 {
+	if calls, _ := c.claim([]chunkKey{{"f", 0}}, nil); len(calls) != 0 {
 		t.Fatal("a chunk read whole and evicted was claimed again")
 	}
-	if calls := c.claim([]chunkKey{{"f", 1}}); len(calls) != 1 {
+	if calls, _ := c.claim([]chunkKey{{"f", 1}}, nil); len(calls) != 1 {
 		t.Fatal("a chunk evicted half read was not claimed")
 	}
+}
+
+// TestClaimLeavesRoomForUnread: read-ahead claims stop where the chunks
+// cached and not read whole, with the fetches ahead in flight, would pass
+// half the cache (the kernel's own reads, many at once, need the rest: a
+// read-ahead that filled it pushed out chunks the kernel was half way
+// through, and they were fetched again); chunks read whole and chunks
+// evicted unread make room again.
+func TestClaimLeavesRoomForUnread(t *testing.T) {
+	c := newChunkCache(16, nil)
+	k := func(i int) chunkKey { return chunkKey{"f", i} }
+	calls, full := c.claim([]chunkKey{k(0), k(1), k(2)}, []int64{3, 3, 3})
+	if len(calls) != 2 || !full { // 3+3 in flight; 3 more would pass 8
+		t.Fatalf("claimed %d (full %v), want 2 and full", len(calls), full)
+	}
+	c.finish(k(0), calls[0], []byte("aaa"), nil, nil)
+	c.finish(k(1), calls[1], []byte("bbb"), nil, nil)
+	if c.unread != 6 || c.ahead != 0 {
+		t.Fatalf("unread %d, ahead %d after the fetches; want 6, 0", c.unread, c.ahead)
+	}
+	if calls, full := c.claim([]chunkKey{k(2)}, []int64{3}); len(calls) != 0 || !full {
+		t.Fatal("claimed past half the cache while the chunks fetched are unread")
+	}
+	c.served(k(0), 3) // read whole
+	if calls, _ := c.claim([]chunkKey{k(2)}, []int64{3}); len(calls) != 1 {
+		t.Fatal("a chunk read whole left no room")
+	} else {
+		c.finish(k(2), calls[0], []byte("ccc"), nil, nil)
+	}
+	// A direct read's fetch (no size) is never held back, and pushes the
+	// least recently used out: chunk 0 (read), then 1 and 2 (unread).
+	c.finish(k(3), claim1(c, []chunkKey{k(3)}), []byte("dddddddd"), nil, nil)
+	c.finish(k(4), claim1(c, []chunkKey{k(4)}), []byte("eeeeeeee"), nil, nil)
+	_, ok1 := c.m[k(1)]
+	_, ok2 := c.m[k(2)]
+	if ok1 || ok2 || c.unread != 16 || c.used != 16 {
+		t.Fatalf("after evictions: chunks 1, 2 cached %v %v, unread %d, used %d", ok1, ok2, c.unread, c.used)
+	}
+}
+
+// claim1 claims one chunk of no counted size.
+func claim1(c *chunkCache, ks []chunkKey) *chunkCall {
+	calls, _ := c.claim(ks, nil)
+	return calls[0]
 }

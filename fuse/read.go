@@ -215,19 +215,24 @@ func (f *fileNode) readAhead(ref string, starts []int64, i int) {
 			continue
 		}
 		var ks []chunkKey
+		var sizes []int64
 		// At most groupChunks chunks, and groupBytes but for one chunk: a
 		// crafted manifest's 16 MiB chunks do not make a group of 128 MiB.
 		for g := j; g < min(j+groupChunks, end) && !read[g-i] && (g == j || starts[g]-starts[j] < groupBytes); g++ {
 			ks = append(ks, chunkKey{ref, g})
+			sizes = append(sizes, starts[g+1]-starts[g])
 		}
 		select {
 		case f.m.ahead <- struct{}{}:
 		default:
 			return // enough in flight
 		}
-		calls := f.m.cache.claim(ks)
+		calls, full := f.m.cache.claim(ks, sizes)
 		if len(calls) == 0 {
 			<-f.m.ahead
+			if full {
+				return // what is fetched already is not read yet
+			}
 			j++
 			continue
 		}
