@@ -29,11 +29,12 @@ type chunkCache struct {
 	m        map[chunkKey]*list.Element
 	used     int64
 	inflight map[chunkKey]*chunkCall
-	// unread is what the cached chunks not read whole cost, and ahead the
-	// bytes of the read-ahead fetches in flight: read-ahead stops while
-	// the two pass half of max, so that the chunks the kernel is reading
-	// (it sends many reads at once, each a chunk's part) and those fetched
-	// ahead never push each other out before they are read.
+	// unread is what the cached chunks not read whole cost (those cached
+	// within staleUnread), and ahead the bytes of the read-ahead fetches
+	// in flight: read-ahead stops while the two pass half of max, so that
+	// the chunks the kernel is reading (it sends many reads at once, each
+	// a chunk's part) and those fetched ahead never push each other out
+	// before they are read.
 	unread, ahead int64
 	// readOut notes when chunks read whole left the cache: read-ahead
 	// does not claim them again within recentRead (the kernel's page
@@ -49,7 +50,14 @@ type chunkEntry struct {
 	read    int64  // bytes of it read so far (served)
 	refs    int    // readers holding data
 	evicted bool
+	unread  bool      // counted in the cache's unread
+	added   time.Time // when it was cached
 }
+
+// staleUnread is how long a chunk not read whole counts as about to be
+// read: one a reader left half read (a file's first bytes looked at, a
+// random read) must not hold read-ahead off for ever.
+const staleUnread = 5 * time.Second
 
 type chunkCall struct {
 	done chan struct{}
@@ -153,7 +161,7 @@ func (c *chunkCache) served(k chunkKey, n int64) (whole bool) {
 	if e.read += n; e.read >= int64(len(e.data)) {
 		c.lru.MoveToBack(el)
 		if before < int64(len(e.data)) {
-			c.unread -= e.cost()
+			c.uncount(e)
 			return true
 		}
 	}
@@ -200,6 +208,7 @@ func (c *chunkCache) add(k chunkKey, data, lent []byte) *chunkEntry {
 	c.m[k] = c.lru.PushFront(e)
 	c.used += e.cost()
 	if len(data) > 0 {
+		e.unread, e.added = true, time.Now()
 		c.unread += e.cost()
 	}
 	for c.used > c.max {
@@ -217,9 +226,8 @@ func (c *chunkCache) evict(el *list.Element) {
 	old.evicted = true
 	if old.read >= int64(len(old.data)) {
 		c.noteReadOut(old.key)
-	} else {
-		c.unread -= old.cost()
 	}
+	c.uncount(old)
 	if old.refs == 0 {
 		// Not under c.mu would be better, but release only puts the
 		// buffer in a free list.
@@ -247,7 +255,9 @@ func (c *chunkCache) claim(ks []chunkKey, sizes []int64) (calls []*chunkCall, fu
 			size = sizes[i]
 		}
 		if size > 0 && c.unread+c.ahead+size > c.max/2 {
-			return calls, true
+			if c.uncountStale(); c.unread+c.ahead+size > c.max/2 {
+				return calls, true
+			}
 		}
 		c.ahead += size
 		call := &chunkCall{done: make(chan struct{}), size: size}
@@ -255,6 +265,25 @@ func (c *chunkCache) claim(ks []chunkKey, sizes []int64) (calls []*chunkCall, fu
 		calls = append(calls, call)
 	}
 	return calls, false
+}
+
+// uncount takes e out of unread. Under c.mu.
+func (c *chunkCache) uncount(e *chunkEntry) {
+	if e.unread {
+		e.unread = false
+		c.unread -= e.cost()
+	}
+}
+
+// uncountStale takes the chunks cached more than staleUnread ago out of
+// unread. Under c.mu.
+func (c *chunkCache) uncountStale() {
+	old := time.Now().Add(-staleUnread)
+	for el := c.lru.Back(); el != nil; el = el.Prev() {
+		if e := el.Value.(*chunkEntry); e.unread && e.added.Before(old) {
+			c.uncount(e)
+		}
+	}
 }
 
 // finish ends a claimed fetch of k: data (in the store's buffer lent, if

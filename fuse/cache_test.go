@@ -3,6 +3,7 @@ package fuse
 import (
 	"context"
 	"testing"
+	"time"
 )
 
 // TestCacheHoldsLentBuffers: a lent chunk evicted while a reader holds it
@@ -106,6 +107,23 @@ func TestClaimLeavesRoomForUnread(t *testing.T) {
 	_, ok2 := c.m[k(2)]
 	if ok1 || ok2 || c.unread != 16 || c.used != 16 {
 		t.Fatalf("after evictions: chunks 1, 2 cached %v %v, unread %d, used %d", ok1, ok2, c.unread, c.used)
+	}
+	// Chunks left half read (a file's first bytes looked at) stop holding
+	// read-ahead off once they are staleUnread old.
+	c.served(k(3), 1)
+	c.served(k(4), 1)
+	if calls, full := c.claim([]chunkKey{k(5)}, []int64{1}); len(calls) != 0 || !full {
+		t.Fatal("claimed past half the cache")
+	}
+	for _, el := range c.m {
+		el.Value.(*chunkEntry).added = time.Now().Add(-staleUnread - time.Second)
+	}
+	if calls, _ := c.claim([]chunkKey{k(5)}, []int64{1}); len(calls) != 1 || c.unread != 0 || c.ahead != 1 {
+		t.Fatalf("stale half-read chunks held read-ahead off: unread %d, ahead %d", c.unread, c.ahead)
+	}
+	(&Cache{c}).Clear()
+	if c.used != 0 || c.unread != 0 {
+		t.Fatalf("cleared: used %d, unread %d", c.used, c.unread)
 	}
 }
 
