@@ -71,6 +71,10 @@ type Store struct {
 	// leaseMu orders lease changes with GC's check that a block is left
 	// without a lease.
 	leaseMu sync.Mutex
+	// putLocks serialise the puts of one block (by a byte of its hash)
+	// from plan to commit: two puts of one absent block at once both
+	// charged the quota for it and wrote it twice.
+	putLocks [256]sync.Mutex
 }
 
 // Index value encodings (first byte). Values are part of the on-disk format;

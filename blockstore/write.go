@@ -116,6 +116,7 @@ func (s *Store) putManyWith(ctx context.Context, bs []blocks.Block, wo *pebble.W
 	if err := s.countBase(ctx); err != nil {
 		return err
 	}
+	defer s.lockPuts(bs)()
 	write, charge := s.plan(bs)
 	planned()
 	if !s.claim(charge) {
@@ -126,6 +127,28 @@ func (s *Store) putManyWith(ctx context.Context, bs []blocks.Block, wo *pebble.W
 		return err
 	}
 	return nil
+}
+
+// lockPuts takes the put locks of bs's blocks (in order: batches sharing
+// blocks do not deadlock) and returns the func that gives them back.
+func (s *Store) lockPuts(bs []blocks.Block) func() {
+	var set [256]bool
+	for _, b := range bs {
+		h := b.Cid().Hash()
+		set[h[len(h)-1]] = true
+	}
+	for i := range set {
+		if set[i] {
+			s.putLocks[i].Lock()
+		}
+	}
+	return func() {
+		for i := range set {
+			if set[i] {
+				s.putLocks[i].Unlock()
+			}
+		}
+	}
 }
 
 // plan says which blocks of a batch to write, and what the batch charges
