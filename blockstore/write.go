@@ -3,8 +3,10 @@ package blockstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -132,21 +134,19 @@ func (s *Store) putManyWith(ctx context.Context, bs []blocks.Block, wo *pebble.W
 // lockPuts takes the put locks of bs's blocks (in order: batches sharing
 // blocks do not deadlock) and returns the func that gives them back.
 func (s *Store) lockPuts(bs []blocks.Block) func() {
-	var set [256]bool
+	ids := make([]uint16, 0, len(bs))
 	for _, b := range bs {
 		h := b.Cid().Hash()
-		set[h[len(h)-1]] = true
+		ids = append(ids, binary.LittleEndian.Uint16(h[len(h)-2:])%uint16(len(s.putLocks)))
 	}
-	for i := range set {
-		if set[i] {
-			s.putLocks[i].Lock()
-		}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	for _, i := range ids {
+		s.putLocks[i].Lock()
 	}
 	return func() {
-		for i := range set {
-			if set[i] {
-				s.putLocks[i].Unlock()
-			}
+		for _, i := range ids {
+			s.putLocks[i].Unlock()
 		}
 	}
 }
