@@ -554,25 +554,22 @@ func eventually(f func() bool) bool {
 	return f()
 }
 
-// pooledTwo stores two blocks at once, so that two streams to p are pooled,
-// and returns them.
+// pooledTwo asks p two HAS, each on a new stream, so that two streams to p
+// are pooled, and returns them. (Two STOREs at once did not always pool
+// two: under load the first was back in the pool before the second took
+// one.)
 func pooledTwo(t *testing.T, c *Client, p peer.ID) []*clientStream {
 	t.Helper()
-	errs := make(chan error, 2)
 	for i := range 2 {
-		go func() {
-			b, _ := blockstore.NewBlock([]byte(fmt.Sprintf("pooled %d", i)))
-			errs <- c.Store(context.Background(), p, b, Lease{})
-		}()
-	}
-	for range 2 {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
+		b, _ := blockstore.NewBlock([]byte(fmt.Sprintf("pooled %d", i)))
+		f, _, err := c.roundTripOnce(context.Background(), p, 0, nil, true, TypeHas, CIDParts(b.Cid().Bytes())...)
+		if err != nil || f.Type != TypeHave {
+			t.Fatalf("HAS on a new stream: 0x%02x %v", byte(f.Type), err)
 		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.idle[p]) < 2 {
+	if len(c.idle[p]) != 2 {
 		t.Fatalf("%d pooled streams, want 2", len(c.idle[p]))
 	}
 	return append([]*clientStream(nil), c.idle[p]...)
