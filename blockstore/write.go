@@ -214,18 +214,15 @@ func (s *Store) write(bs []blocks.Block, write []bool, wo *pebble.WriteOptions, 
 		s.leaseMu.Lock()
 		defer s.leaseMu.Unlock()
 		late, err := s.writeGone(bs, write, batch, &locs)
-		defer func() {
-			if err != nil {
-				s.release(late)
-			}
-		}()
+		if err == nil {
+			err = leases(batch)
+		}
+		if err == nil {
+			err = s.commit(batch, wo)
+		}
 		if err != nil {
-			return err
+			s.release(late) // the caller gives back what plan charged
 		}
-		if err = leases(batch); err != nil {
-			return err
-		}
-		err = s.commit(batch, wo)
 		return err
 	}
 	return s.commit(batch, wo)
