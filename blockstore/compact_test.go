@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -275,5 +277,64 @@ func TestDropPackWaitsForLookups(t *testing.T) {
 	}
 	if cerr != nil {
 		t.Fatal(cerr)
+	}
+}
+
+// TestSyncHoldsPackAgainstDrop: a compaction drops a pack while a sync of
+// it runs (two GCs at once in TestGCStress; under the race detector the
+// close met the sync's fsync). The drop waits for the sync: the sync
+// succeeds, then the pack goes.
+func TestSyncHoldsPackAgainstDrop(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, t.TempDir())
+	if err := s.PutManyDeferred(ctx, []blocks.Block{rawBlock(bytes.Repeat([]byte{3}, 200<<10))}); err != nil {
+		t.Fatal(err)
+	}
+	p := s.packs
+	p.mu.Lock()
+	err := p.startPack(2) // pack 1, with its unsynced record, is no longer the active one
+	p.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syncing = func() {} })
+	dropped := make(chan error, 1)
+	met := false
+	syncing = func() {
+		syncing = func() {}
+		go func() {
+			_, err := s.dropPack(1)
+			dropped <- err
+		}()
+		// Wait until the drop has taken the pack out of use and waits for
+		// the sync's hold, or (without the hold) has closed it.
+		for {
+			p.mu.Lock()
+			waiting := p.files[1] == nil && p.reading[1] > 0
+			p.mu.Unlock()
+			if waiting {
+				met = true
+				return
+			}
+			select {
+			case err := <-dropped:
+				dropped <- err
+				return
+			default:
+				runtime.Gosched()
+			}
+		}
+	}
+	if err := s.Sync(ctx); err != nil {
+		t.Fatalf("a sync whose pack a compaction dropped meanwhile: %v", err)
+	}
+	if !met {
+		t.Fatal("the drop did not wait for the sync")
+	}
+	if err := <-dropped; err != nil {
+		t.Fatalf("drop: %v", err)
+	}
+	if _, err := os.Stat(p.path(1)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the dropped pack is still there: %v", err)
 	}
 }

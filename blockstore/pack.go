@@ -189,19 +189,28 @@ func (p *packs) append(mh []byte, data []byte) (location, error) {
 	return location{pack: id, offset: dataOff, length: uint32(len(data)), crc: crc32.Checksum(data, castagnoli)}, nil
 }
 
+// syncing, set by tests only, is called by a sync between taking the
+// packs it syncs and syncing them.
+var syncing = func() {}
+
 // sync makes every appended record durable.
 func (p *packs) sync() error {
 	p.mu.Lock()
 	var ids []uint32
 	var fs []*os.File
 	for id := range p.unsynced {
-		ids = append(ids, id)
-		fs = append(fs, p.files[id])
+		if f := p.files[id]; f != nil {
+			ids = append(ids, id)
+			fs = append(fs, f)
+		}
 	}
+	p.hold(ids) // a compaction must not close a pack under the sync
 	clear(p.unsynced)
 	dirDirty := p.dirDirty
 	p.dirDirty = false
 	p.mu.Unlock()
+	defer p.unhold(ids)
+	syncing()
 	for i, f := range fs {
 		if err := unix.Fdatasync(int(f.Fd())); err != nil {
 			p.mu.Lock()
@@ -238,6 +247,26 @@ func (p *packs) committed(locs []location) {
 			p.idle.Broadcast()
 		}
 	}
+}
+
+// hold counts the packs ids as read (called with p.mu held) until unhold:
+// dropPack waits for them before it closes one.
+func (p *packs) hold(ids []uint32) {
+	for _, id := range ids {
+		p.reading[id]++
+	}
+}
+
+// unhold ends a hold.
+func (p *packs) unhold(ids []uint32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, id := range ids {
+		if p.reading[id]--; p.reading[id] <= 0 {
+			delete(p.reading, id)
+		}
+	}
+	p.idle.Broadcast()
 }
 
 // waitIdle waits until pack id has no reservation pending and, with

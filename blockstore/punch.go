@@ -112,24 +112,17 @@ var zeros = make([]byte, 256<<10)
 // cut short by ctx leaves the rest of the bytes to compaction.
 func (p *packs) punch(ctx context.Context, holes []hole, pace *pacer) error {
 	files := map[uint32]*os.File{}
+	var ids []uint32
 	p.mu.Lock()
 	for _, h := range holes {
 		if f := p.files[h.loc.pack]; f != nil && files[h.loc.pack] == nil {
 			files[h.loc.pack] = f
-			p.reading[h.loc.pack]++
+			ids = append(ids, h.loc.pack)
 		}
 	}
+	p.hold(ids)
 	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		for id := range files {
-			if p.reading[id]--; p.reading[id] <= 0 {
-				delete(p.reading, id)
-			}
-		}
-		p.idle.Broadcast()
-		p.mu.Unlock()
-	}()
+	defer p.unhold(ids)
 	var spans []span
 	for _, h := range holes {
 		f := files[h.loc.pack]
