@@ -5,6 +5,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -210,5 +213,73 @@ func TestPutLeasedBlockDeletedMeanwhile(t *testing.T) {
 	st, err := s.Stats(ctx)
 	if err != nil || st.Blocks != 2 || s.quota.base+s.quota.delta.Load() != st.Charged() {
 		t.Fatalf("counts: %+v %v, quota %d", st, err, s.quota.base+s.quota.delta.Load())
+	}
+}
+
+// TestRewriteOfBrokenBlockDeletedMeanwhile: a put finds a block's stored
+// copy broken (its pack bytes damaged) and rewrites it without charging
+// the quota again; GC deletes the block, giving its charge back, between
+// the put's check and its batch. The rewrite is then a new block and is
+// charged: the quota's count stays what the index holds.
+func TestRewriteOfBrokenBlockDeletedMeanwhile(t *testing.T) {
+	for _, leased := range []bool{true, false} {
+		t.Run(fmt.Sprintf("leased=%v", leased), func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			now := time.Now()
+			big := rawBlock(bytes.Repeat([]byte{9}, 200<<10)) // packed
+			s := openT(t, dir)
+			a := leaseOf("a", now.Add(time.Minute)) // expired an hour on
+			if err := s.PutLeased(ctx, []blocks.Block{big}, []Lease{a}, ByStore); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, "packs", "00000001.pack")
+			raw, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw[len(raw)-100] ^= 1
+			if err := os.WriteFile(p, raw, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s = openT(t, dir)
+			if got := s.heldIntact(big.Cid()); got != broken {
+				t.Fatalf("the damaged block is held %v, want broken", got)
+			}
+			t.Cleanup(func() { planned = func() {} })
+			rounds := 0
+			planned = func() {
+				if rounds++; rounds > 1 {
+					return
+				}
+				st, err := s.Collect(ctx, now.Add(time.Hour), 0, AllDead)
+				if err != nil || st.Blocks != 1 {
+					t.Errorf("GC meanwhile: %+v %v", st, err)
+				}
+			}
+			if leased {
+				l := leaseOf("b", now.Add(2*time.Hour))
+				err = s.PutLeased(ctx, []blocks.Block{big}, []Lease{l}, ByStore)
+			} else {
+				err = s.PutMany(ctx, []blocks.Block{big})
+			}
+			if err != nil {
+				t.Fatalf("rewrite of a broken block GC deleted meanwhile: %v", err)
+			}
+			if rounds != 1 {
+				t.Fatalf("GC ran %d times, want once", rounds)
+			}
+			got, err := s.Get(ctx, big.Cid())
+			if err != nil || !bytes.Equal(got.RawData(), big.RawData()) {
+				t.Fatalf("the block after the put: %v", err)
+			}
+			st, err := s.Stats(ctx)
+			if err != nil || st.Blocks != 1 || s.quota.base+s.quota.delta.Load() != st.Charged() {
+				t.Fatalf("counts: %+v %v, quota %d", st, err, s.quota.base+s.quota.delta.Load())
+			}
+		})
 	}
 }

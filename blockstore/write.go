@@ -119,12 +119,12 @@ func (s *Store) putManyWith(ctx context.Context, bs []blocks.Block, wo *pebble.W
 		return err
 	}
 	defer s.lockPuts(bs)()
-	write, charge := s.plan(bs)
+	acts, charge := s.plan(bs)
 	planned()
 	if !s.claim(charge) {
 		return fmt.Errorf("%w (%d bytes more would pass %d)", ErrFull, charge, s.quota.max)
 	}
-	if err := s.write(bs, write, wo, leases); err != nil {
+	if err := s.write(bs, acts, wo, leases); err != nil {
 		s.release(charge)
 		return err
 	}
@@ -151,16 +151,25 @@ func (s *Store) lockPuts(bs []blocks.Block) func() {
 	}
 }
 
-// plan says which blocks of a batch to write, and what the batch charges
-// the quota: the blocks not held at all.
+// action is what a put does with one block of its batch.
+type action uint8
+
+const (
+	skip    action = iota // held intact (or earlier in the batch): not written
+	store                 // not held: written and charged
+	rewrite               // held broken: written, charged when first stored
+)
+
+// plan says what to do with each block of a batch, and what the batch
+// charges the quota: the blocks not held at all.
 // INVARIANT: a held block whose stored copy is intact is never written
 // again (convergent puts of the same data write nothing). The stored copy is
 // read back and checked first: an index entry can reach disk before its pack
 // bytes (a crash between a deferred put and its Sync), and such an entry is
 // rewritten with these verified bytes, never trusted, and not charged again.
 // Repair deletes before it puts.
-func (s *Store) plan(bs []blocks.Block) (write []bool, charge int64) {
-	write = make([]bool, len(bs))
+func (s *Store) plan(bs []blocks.Block) (acts []action, charge int64) {
+	acts = make([]action, len(bs))
 	seen := make(map[string]bool, len(bs))
 	for i, b := range bs {
 		k := string(b.Cid().Hash())
@@ -171,23 +180,23 @@ func (s *Store) plan(bs []blocks.Block) (write []bool, charge int64) {
 		switch s.heldIntact(b.Cid()) {
 		case absent:
 			charge += Charge(len(b.RawData()))
-			write[i] = true
+			acts[i] = store
 		case broken:
-			write[i] = true // charged when it was first stored
+			acts[i] = rewrite
 		}
 	}
-	return write, charge
+	return acts, charge
 }
 
-// write stores the blocks marked in write: packed values first, then one
-// index batch (synced with wo.Sync, after the packs).
-func (s *Store) write(bs []blocks.Block, write []bool, wo *pebble.WriteOptions, leases func(*pebble.Batch) error) error {
+// write stores the blocks acts marks: packed values first, then one index
+// batch (synced with wo.Sync, after the packs).
+func (s *Store) write(bs []blocks.Block, acts []action, wo *pebble.WriteOptions, leases func(*pebble.Batch) error) error {
 	vals := make([][]byte, len(bs))
 	size := 0
 	var locs []location
 	defer func() { s.packs.committed(locs) }() // in the index, or given up
 	for i, b := range bs {
-		if !write[i] {
+		if acts[i] == skip {
 			continue
 		}
 		v, err := s.encode(b, &locs)
@@ -210,11 +219,11 @@ func (s *Store) write(bs []blocks.Block, write []bool, wo *pebble.WriteOptions, 
 			return fmt.Errorf("blockstore: %w", err)
 		}
 	}
-	if leases != nil {
+	if leases != nil || slices.Contains(acts, rewrite) {
 		s.leaseMu.Lock()
 		defer s.leaseMu.Unlock()
-		late, err := s.writeGone(bs, write, batch, &locs)
-		if err == nil {
+		late, err := s.writeGone(bs, acts, batch, &locs)
+		if err == nil && leases != nil {
 			err = leases(batch)
 		}
 		if err == nil {
@@ -262,36 +271,32 @@ func (s *Store) encode(b blocks.Block, locs *[]location) ([]byte, error) {
 
 // writeGone adds to batch the blocks plan found held that are gone now (GC
 // deleted them meanwhile), so that a lease is never written for a block
-// the index lacks. Called with leaseMu held: GC deletes with it held, so
-// what is found here stays until the batch commits. It returns what the
-// blocks written charge the quota (claimed; the caller releases it if the
-// batch fails).
-func (s *Store) writeGone(bs []blocks.Block, write []bool, batch *pebble.Batch, locs *[]location) (int64, error) {
+// the index lacks, and charges the broken blocks the batch rewrites that
+// are gone too (GC gave back their charge when it deleted them). Called
+// with leaseMu held: GC deletes with it held, so what is found here stays
+// until the batch commits. It returns what it charged the quota (claimed;
+// the caller releases it if the batch fails).
+func (s *Store) writeGone(bs []blocks.Block, acts []action, batch *pebble.Batch, locs *[]location) (int64, error) {
 	var charge int64
 	inBatch := make(map[string]bool, len(bs))
 	for i, b := range bs {
-		if write[i] {
+		if acts[i] != skip {
 			inBatch[string(b.Cid().Hash())] = true
 		}
 	}
-	for _, b := range bs {
+	for i, b := range bs {
 		k := key(b.Cid().Hash())
-		if inBatch[string(k[1:])] {
+		if acts[i] == store || acts[i] == skip && inBatch[string(k[1:])] {
 			continue
 		}
-		_, closer, err := s.db.Get(k)
-		if err == nil {
-			closer.Close()
-			continue
-		}
-		if !errors.Is(err, pebble.ErrNotFound) {
-			return charge, fmt.Errorf("blockstore: %w", err)
-		}
-		n := Charge(len(b.RawData()))
-		if !s.claim(n) {
-			return charge, fmt.Errorf("%w (%d bytes more would pass %d)", ErrFull, n, s.quota.max)
-		}
+		n, err := s.chargeGone(k, len(b.RawData()))
 		charge += n
+		if err != nil {
+			return charge, err
+		}
+		if n == 0 || acts[i] == rewrite {
+			continue // still held, or a rewrite: its value is in the batch
+		}
 		v, err := s.encode(b, locs)
 		if err != nil {
 			return charge, err
@@ -302,6 +307,25 @@ func (s *Store) writeGone(bs []blocks.Block, write []bool, batch *pebble.Batch, 
 		inBatch[string(k[1:])] = true
 	}
 	return charge, nil
+}
+
+// chargeGone claims the quota for a block of size bytes if its index entry
+// k is gone now (GC deleted it since plan), and returns what it claimed
+// (0: the entry is there).
+func (s *Store) chargeGone(k []byte, size int) (int64, error) {
+	_, closer, err := s.db.Get(k)
+	if err == nil {
+		closer.Close()
+		return 0, nil
+	}
+	if !errors.Is(err, pebble.ErrNotFound) {
+		return 0, fmt.Errorf("blockstore: %w", err)
+	}
+	n := Charge(size)
+	if !s.claim(n) {
+		return 0, fmt.Errorf("%w (%d bytes more would pass %d)", ErrFull, n, s.quota.max)
+	}
+	return n, nil
 }
 
 // DeleteBlock removes a block durably. Deleting a missing block is not an
