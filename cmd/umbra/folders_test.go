@@ -251,7 +251,11 @@ func TestFolderCapabilityIsolation(t *testing.T) {
 	small := phrase[:40]
 	mustRunArgs(t, owner.UmbraPath, "mkdir", "--alias", "root")
 	mustRunArgs(t, owner.UmbraPath, "mkdir", "-p", "root:docs/inner-SECRETNAME-dir")
+	mustRunArgs(t, owner.UmbraPath, "mkdir", "-p", "root:docs/inner-SECRETNAME-dir") // there already: no error, as mkdir -p
 	mustRunArgs(t, owner.UmbraPath, "mkdir", "root:private-SECRETNAME-dir")
+	if r := runArgs(t, owner.UmbraPath, nil, "mkdir", "root:private-SECRETNAME-dir"); r.code == 0 || !strings.Contains(r.stderr, "exists") {
+		t.Fatalf("mkdir of a folder there already: exit %d, %q", r.code, r.stderr)
+	}
 	mustRunArgs(t, owner.UmbraPath, "put", writeFile(t, data), "root:docs/inner-SECRETNAME-dir/big-SECRETNAME.txt")
 	mustRunArgs(t, owner.UmbraPath, "put", writeFile(t, small), "root:private-SECRETNAME-dir/small-SECRETNAME.txt")
 

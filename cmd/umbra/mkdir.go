@@ -16,9 +16,10 @@ func mkdirCommand() *cli.Command {
 		ArgsUsage: "[ALIAS:path]",
 		Description: "Without a path, makes a new folder and prints its write capability\n" +
 			"(umbra:dw:...), or keeps it as an alias with --alias NAME and prints nothing.\n" +
-			"With ALIAS:path, makes a folder there (its parents too with -p).",
+			"With ALIAS:path, makes a folder there; with -p its missing parents too, and a\n" +
+			"folder already there is no error.",
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "parents", Aliases: []string{"p"}, Usage: "make missing parent folders"},
+			&cli.BoolFlag{Name: "parents", Aliases: []string{"p"}, Usage: "make missing parent folders; no error if the folder exists"},
 			&cli.StringFlag{Name: "alias", Usage: "keep the new folder's write capability as alias `NAME` instead of printing it"},
 		},
 		Action: func(c *cli.Context) error {

@@ -76,6 +76,8 @@ func (s *Service) Mkdir(ctx context.Context, path string, parents bool) (string,
 		last := i == len(t.names)-1
 		next, err := s.walkFrom(ctx, cur, []string{name}, t.text)
 		switch {
+		case err == nil && last && parents && next.isDir():
+			return "", nil // as mkdir -p: a folder there already is no error
 		case err == nil && last:
 			return "", fmt.Errorf("%w: %s", ErrExists, prefix(t.text, t.names))
 		case err == nil && !next.isDir():
@@ -89,17 +91,35 @@ func (s *Service) Mkdir(ctx context.Context, path string, parents bool) (string,
 		if cur.write == nil {
 			return "", fmt.Errorf("%w: %s", ErrReadOnly, prefix(t.text, t.names[:i]))
 		}
-		w := keyring.GenerateDirWriteCap()
-		if err := s.create(ctx, w); err != nil {
-			return "", err
-		}
-		if err := s.setEntry(ctx, *cur.write, s.dirEntry(*cur.write, name, w, 0o755), false); err != nil {
+		made, err := s.mkdirIn(ctx, cur, name, last && !parents, t.text)
+		if err != nil {
 			return "", fmt.Errorf("%s: %w", prefix(t.text, t.names[:i+1]), err)
 		}
-		r := w.Read()
-		cur = &node{dir: &r, write: &w}
+		cur = made
 	}
 	return "", nil
+}
+
+// mkdirIn makes folder name in the folder cur (writable) and returns it.
+// A folder another writer made there meanwhile is returned instead, unless
+// exclusive (ErrExists); the one made here is then left unreferenced (its
+// records expire with their leases).
+func (s *Service) mkdirIn(ctx context.Context, cur *node, name string, exclusive bool, path string) (*node, error) {
+	w := keyring.GenerateDirWriteCap()
+	if err := s.create(ctx, w); err != nil {
+		return nil, err
+	}
+	err := s.setEntry(ctx, *cur.write, s.dirEntry(*cur.write, name, w, 0o755), false)
+	if errors.Is(err, ErrExists) && !exclusive {
+		if next, werr := s.walkFrom(ctx, cur, []string{name}, path); werr == nil && next.isDir() {
+			return next, nil
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	r := w.Read()
+	return &node{dir: &r, write: &w}, nil
 }
 
 func (s *Service) dirEntry(parent keyring.DirWriteCap, name string, w keyring.DirWriteCap, mode uint32) format.DirEntry {
