@@ -52,6 +52,11 @@ type packs struct {
 	pending map[uint32]int
 	reading map[uint32]int
 	idle    *sync.Cond // signalled when a count above drops to zero
+
+	// syncMu runs one sync at a time: a sync takes the unsynced marks
+	// before its fdatasync, and one that came meanwhile must not find
+	// them gone and return before the bytes they stand for are durable.
+	syncMu sync.Mutex
 }
 
 func openPacks(dir string) (*packs, error) {
@@ -190,11 +195,20 @@ func (p *packs) append(mh []byte, data []byte) (location, error) {
 }
 
 // syncing, set by tests only, is called by a sync between taking the
-// packs it syncs and syncing them.
-var syncing = func() {}
+// packs it syncs and syncing them; syncWaits by a sync that waits for
+// another to finish.
+var (
+	syncing   = func() {}
+	syncWaits = func() {}
+)
 
-// sync makes every appended record durable.
+// sync makes every record appended before it durable.
 func (p *packs) sync() error {
+	if !p.syncMu.TryLock() {
+		syncWaits()
+		p.syncMu.Lock()
+	}
+	defer p.syncMu.Unlock()
 	p.mu.Lock()
 	var ids []uint32
 	var fs []*os.File
