@@ -25,9 +25,9 @@ type quota struct {
 	max   int64        // 0: no cap
 	delta atomic.Int64 // charges since Open
 
-	baseOnce sync.Once
-	base     int64
-	baseErr  error
+	baseMu  sync.Mutex  // one count at a time; writes wait for it
+	counted atomic.Bool // base is set
+	base    int64
 }
 
 // Used returns what the store's blocks count against its quota: their
@@ -44,15 +44,27 @@ func (s *Store) Used(ctx context.Context) (int64, error) {
 }
 
 // countBase counts what the store holds, once, before any write or delete
-// is counted.
+// is counted. A count that fails (its caller's ctx ended during the scan)
+// is not kept: the next caller counts again.
 // INVARIANT: every write and delete calls it before it claims or releases
 // a charge, so the scan never counts a block that delta counts too.
 func (s *Store) countBase(ctx context.Context) error {
-	s.quota.baseOnce.Do(func() {
-		st, err := s.stats(ctx)
-		s.quota.base, s.quota.baseErr = st.Charged(), err
-	})
-	return s.quota.baseErr
+	q := &s.quota
+	if q.counted.Load() {
+		return nil
+	}
+	q.baseMu.Lock()
+	defer q.baseMu.Unlock()
+	if q.counted.Load() {
+		return nil
+	}
+	st, err := s.stats(ctx)
+	if err != nil {
+		return err
+	}
+	q.base = st.Charged()
+	q.counted.Store(true)
+	return nil
 }
 
 // claim takes n bytes of the quota, or reports false when they do not fit.

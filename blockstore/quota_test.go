@@ -2,6 +2,7 @@ package blockstore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -108,5 +109,47 @@ func TestQuotaConcurrentWriters(t *testing.T) {
 	used, _ := s.Used(ctx)
 	if want := int(quota / Charge(size)); taken != want || st.Charged() != used || used > quota {
 		t.Fatalf("%d taken (want %d); used %d, stats %d, quota %d", taken, want, used, st.Charged(), quota)
+	}
+}
+
+// TestCancelledFirstCountIsNotKept: without a quota the store counts what
+// it holds on the first write, delete or Used. That first caller's ctx
+// ends during the scan (a store of 4096 blocks or more: the scan looks at
+// ctx every 4096): it fails, and the next caller counts again. Before, the
+// failure was kept (a sync.Once): every put, delete, GC and Used of the
+// session failed with "context canceled" (a client that gave up on the
+// daemon's first put broke the daemon's store until a restart).
+func TestCancelledFirstCountIsNotKept(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs := make([]blocks.Block, 4096)
+	for i := range bs {
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], uint64(i))
+		bs[i] = rawBlock(b[:])
+	}
+	if err := s.PutMany(ctx, bs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir) // no quota: the count waits for the first write or Used
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.Used(cancelled); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the count with a cancelled ctx: %v (the attack was not made)", err)
+	}
+	if err := s.Put(ctx, rawBlock([]byte("a put after a cancelled Used"))); err != nil {
+		t.Fatalf("a put (own ctx live) after another caller's cancelled first count: %v", err)
+	}
+	used, err := s.Used(ctx)
+	st, serr := s.Stats(ctx)
+	if err != nil || serr != nil || used != st.Charged() || st.Blocks != 4097 {
+		t.Fatalf("Used (ctx live) after a cancelled first count: %d %v; the index: %+v %v", used, err, st, serr)
 	}
 }
