@@ -153,3 +153,42 @@ func TestCancelledFirstCountIsNotKept(t *testing.T) {
 		t.Fatalf("Used (ctx live) after a cancelled first count: %d %v; the index: %+v %v", used, err, st, serr)
 	}
 }
+
+// TestDeleteRacingPutKeepsQuota: DeleteBlock looks the block's size up
+// (absent: no charge to give back), and a put of the block (another
+// repair of the same shard: each deletes, then puts) comes before the
+// delete. The put waits for the delete and then stores the block, charged.
+// Before, the put committed in between and the delete took its block away
+// while its charge stayed counted until a restart.
+func TestDeleteRacingPutKeepsQuota(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, t.TempDir())
+	b := rawBlock([]byte("a block two repairs rewrite at once"))
+	waiting := make(chan struct{})
+	put := make(chan error, 1)
+	t.Cleanup(func() { deleteLooked, putLockWaits = func() {}, func() {} })
+	putLockWaits = func() { putLockWaits = func() {}; close(waiting) }
+	deleteLooked = func() {
+		deleteLooked = func() {}
+		go func() { put <- s.PutMany(ctx, []blocks.Block{b}) }()
+		select {
+		case <-waiting: // the put waits for the delete
+		case err := <-put: // it committed in between
+			put <- err
+		}
+	}
+	if err := s.DeleteBlock(ctx, b.Cid()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-put; err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Stats(ctx)
+	used, uerr := s.Used(ctx)
+	if err != nil || uerr != nil || used != st.Charged() {
+		t.Fatalf("after a delete that raced a put: the index holds %+v (charged %d), the quota says %d (%v %v)", st, st.Charged(), used, err, uerr)
+	}
+	if ok, _ := s.Has(ctx, b.Cid()); !ok {
+		t.Fatal("the put that came after the delete's lookup left no block")
+	}
+}

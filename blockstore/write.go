@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
 )
 
 // Put stores one block durably.
@@ -134,15 +135,30 @@ func (s *Store) putManyWith(ctx context.Context, bs []blocks.Block, wo *pebble.W
 // lockPuts takes the put locks of bs's blocks (in order: batches sharing
 // blocks do not deadlock) and returns the func that gives them back.
 func (s *Store) lockPuts(bs []blocks.Block) func() {
-	ids := make([]uint16, 0, len(bs))
-	for _, b := range bs {
-		h := b.Cid().Hash()
-		ids = append(ids, binary.LittleEndian.Uint16(h[len(h)-2:])%uint16(len(s.putLocks)))
+	hs := make([]mh.Multihash, len(bs))
+	for i, b := range bs {
+		hs[i] = b.Cid().Hash()
+	}
+	return s.lockHashes(hs...)
+}
+
+// lockHashes takes the put locks of the blocks of hashes hs.
+func (s *Store) lockHashes(hs ...mh.Multihash) func() {
+	ids := make([]uint16, 0, len(hs))
+	for _, h := range hs {
+		var id uint16
+		if len(h) >= 2 {
+			id = binary.LittleEndian.Uint16(h[len(h)-2:]) % uint16(len(s.putLocks))
+		}
+		ids = append(ids, id)
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	for _, i := range ids {
-		s.putLocks[i].Lock()
+		if !s.putLocks[i].TryLock() {
+			putLockWaits()
+			s.putLocks[i].Lock()
+		}
 	}
 	return func() {
 		for _, i := range ids {
@@ -343,6 +359,10 @@ func (s *Store) DeleteBlock(ctx context.Context, c cid.Cid) error {
 	if err := s.countBase(ctx); err != nil {
 		return err
 	}
+	// With the block's put lock: a put of it must not commit between the
+	// lookup of its size and the delete (the delete would take away a
+	// block whose charge stays counted).
+	defer s.lockHashes(c.Hash())()
 	// With GC's and compaction's lock: a compaction moving this block
 	// must not point the index at it again.
 	s.leaseMu.Lock()
@@ -353,6 +373,7 @@ func (s *Store) DeleteBlock(ctx context.Context, c cid.Cid) error {
 		size = valueSize(v)
 		closer.Close()
 	}
+	deleteLooked()
 	if err := s.db.Delete(k, pebble.Sync); err != nil {
 		return fmt.Errorf("blockstore: delete %s: %w", Short(c), err)
 	}
@@ -361,6 +382,14 @@ func (s *Store) DeleteBlock(ctx context.Context, c cid.Cid) error {
 	}
 	return nil
 }
+
+// deleteLooked, set by tests only, is called by DeleteBlock between its
+// lookup of the block's size and its delete; putLockWaits when a put lock
+// is found taken.
+var (
+	deleteLooked = func() {}
+	putLockWaits = func() {}
+)
 
 // held says what the store has of a block.
 type held int
