@@ -117,7 +117,7 @@ func (s *Store) AddLease(ctx context.Context, c cid.Cid, l Lease, by LeaseBy) er
 	} else {
 		closer.Close()
 	}
-	b := s.db.NewBatch()
+	b := s.db.NewIndexedBatch()
 	defer b.Close()
 	changed, err := s.leaseOps(b, c, l, by, time.Now())
 	if err != nil || !changed {
@@ -144,7 +144,10 @@ func checkLease(l Lease, by LeaseBy, now time.Time) (Lease, error) {
 }
 
 // leaseOps adds to b the writes that give c the lease l (AddLease's
-// rules), and reports whether there are any. Called with leaseMu held.
+// rules), and reports whether there are any. It reads through b (an
+// indexed batch): a batch that gives one block several leases, or one
+// lease twice, counts and extends what it has written itself. Called with
+// leaseMu held.
 func (s *Store) leaseOps(b *pebble.Batch, c cid.Cid, l Lease, by LeaseBy, now time.Time) (bool, error) {
 	l, err := checkLease(l, by, now)
 	if err != nil {
@@ -152,7 +155,7 @@ func (s *Store) leaseOps(b *pebble.Batch, c cid.Cid, l Lease, by LeaseBy, now ti
 	}
 	h := c.Hash()
 	lk := leaseKey(h, l.Hash)
-	if v, closer, err := s.db.Get(lk); err == nil {
+	if v, closer, err := b.Get(lk); err == nil {
 		old := binary.BigEndian.Uint64(v)
 		closer.Close()
 		if !later(l.Expiry, old) {
@@ -162,7 +165,7 @@ func (s *Store) leaseOps(b *pebble.Batch, c cid.Cid, l Lease, by LeaseBy, now ti
 			_ = b.Delete(expiryKey(old, h, l.Hash), nil)
 		}
 	} else {
-		n, err := s.countLeases(h)
+		n, err := countLeases(b, h)
 		if err != nil {
 			return false, err
 		}
@@ -223,14 +226,14 @@ func (s *Store) Leases(ctx context.Context, c cid.Cid) ([]Lease, error) {
 	}
 	defer s.mu.RUnlock()
 	var out []Lease
-	err := s.eachLease(c.Hash(), func(l Lease) bool { out = append(out, l); return true })
+	err := eachLease(s.db, c.Hash(), func(l Lease) bool { out = append(out, l); return true })
 	return out, err
 }
 
-// eachLease calls f with each lease of h until f returns false.
-func (s *Store) eachLease(h mh.Multihash, f func(Lease) bool) error {
+// eachLease calls f with each lease of h in r until f returns false.
+func eachLease(r pebble.Reader, h mh.Multihash, f func(Lease) bool) error {
 	lo := append([]byte{leasePrefix}, h...)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
 	if err != nil {
 		return fmt.Errorf("blockstore: %w", err)
 	}
@@ -262,9 +265,9 @@ func prefixEnd(p []byte) []byte {
 	return nil
 }
 
-func (s *Store) countLeases(h mh.Multihash) (int, error) {
+func countLeases(r pebble.Reader, h mh.Multihash) (int, error) {
 	n := 0
-	err := s.eachLease(h, func(Lease) bool { n++; return true })
+	err := eachLease(r, h, func(Lease) bool { n++; return true })
 	return n, err
 }
 
@@ -399,7 +402,7 @@ func (s *Store) deleteBare(b *pebble.Batch, touched, gone map[string]bool, st *G
 	var freed int64
 	for h := range touched {
 		left := 0
-		err := s.eachLease(mh.Multihash(h), func(l Lease) bool {
+		err := eachLease(s.db, mh.Multihash(h), func(l Lease) bool {
 			if !gone[string(leaseKey(mh.Multihash(h), l.Hash))] {
 				left++
 			}

@@ -283,3 +283,59 @@ func TestRewriteOfBrokenBlockDeletedMeanwhile(t *testing.T) {
 		})
 	}
 }
+
+// TestPutLeasedSameBlockTwiceKeepsLongerLease: a PutLeased batch holds
+// one block twice with one lease hash and two expiries (convergent shards
+// of one put). The second extends the lease the first wrote in the batch.
+// Before, both were checked against the index alone: both wrote an expiry
+// key, the earlier one was left stale, and GC at the earlier expiry
+// deleted the lease through it, and the block with it, an hour early.
+func TestPutLeasedSameBlockTwiceKeepsLongerLease(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, t.TempDir())
+	now := time.Now()
+	b := rawBlock(bytes.Repeat([]byte{4}, 100<<10))
+	short, long := leaseOf("a", now.Add(time.Hour)), leaseOf("a", now.Add(3*time.Hour))
+	if err := s.PutLeased(ctx, []blocks.Block{b, b}, []Lease{short, long}, ByStore); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := s.Leases(ctx, b.Cid())
+	if err != nil || len(ls) != 1 || ls[0].Expiry != long.Expiry {
+		t.Fatalf("leases after the put: %+v %v", ls, err)
+	}
+	st, err := s.GC(ctx, now.Add(2*time.Hour), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.Has(ctx, b.Cid()); !ok {
+		t.Fatalf("GC an hour before the block's only lease (%d) expires deleted it: %+v", long.Expiry, st)
+	}
+}
+
+// TestPutLeasedBatchRespectsMaxLeases: one PutLeased holding a block
+// MaxLeases+1 times under distinct lease hashes is refused (before, the
+// count looked at the index alone: one batch gave a block any number of
+// leases, and lease entries are not charged).
+func TestPutLeasedBatchRespectsMaxLeases(t *testing.T) {
+	ctx := context.Background()
+	s := openT(t, t.TempDir())
+	now := time.Now()
+	b := rawBlock([]byte("one block, many storers"))
+	var bs []blocks.Block
+	var ls []Lease
+	for i := range MaxLeases + 1 {
+		bs = append(bs, b)
+		ls = append(ls, leaseOf(fmt.Sprint(i), now.Add(time.Hour)))
+	}
+	err := s.PutLeased(ctx, bs, ls, ByStore)
+	got, lerr := s.Leases(ctx, b.Cid())
+	if !errors.Is(err, ErrTooManyLeases) || lerr != nil || len(got) != 0 {
+		t.Fatalf("one batch gave a block %d leases (max %d), put error %v", len(got), MaxLeases, err)
+	}
+	if err := s.PutLeased(ctx, bs[:MaxLeases], ls[:MaxLeases], ByStore); err != nil {
+		t.Fatalf("a batch of %d leases: %v", MaxLeases, err)
+	}
+	if got, err := s.Leases(ctx, b.Cid()); err != nil || len(got) != MaxLeases {
+		t.Fatalf("leases after a batch of %d: %d %v", MaxLeases, len(got), err)
+	}
+}

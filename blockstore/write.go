@@ -225,7 +225,12 @@ func (s *Store) write(bs []blocks.Block, acts []action, wo *pebble.WriteOptions,
 	if size == 0 && leases == nil {
 		return nil // every block was held already
 	}
-	batch := s.db.NewBatchWithSize(size)
+	var batch *pebble.Batch
+	if leases != nil {
+		batch = s.db.NewIndexedBatchWithSize(size) // leaseOps reads through it
+	} else {
+		batch = s.db.NewBatchWithSize(size)
+	}
 	defer batch.Close()
 	for i, b := range bs {
 		if vals[i] == nil {
