@@ -53,6 +53,7 @@ type Store struct {
 	mu      sync.RWMutex
 	closed  bool
 	closing chan struct{} // closed when Close starts: ends key listings
+	closeIt sync.Once     // closes closing
 
 	// Sync coalescing: writes counts unsynced writes once they complete;
 	// a Sync that finds every write up to its start already covered by an
@@ -179,11 +180,7 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 
 // Close flushes nothing it has not already acknowledged and closes Pebble.
 func (s *Store) Close() error {
-	select {
-	case <-s.closing:
-	default:
-		close(s.closing)
-	}
+	s.closeIt.Do(func() { close(s.closing) })
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
