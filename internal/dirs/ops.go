@@ -129,6 +129,8 @@ func (s *Service) dirEntry(parent keyring.DirWriteCap, name string, w keyring.Di
 
 // setEntry sets e in folder w; unless replace, a name taken by another
 // entry is ErrExists (the same entry, from an earlier try, is not).
+// An inline e that would take the folder's inline files past inlineBudget
+// is errInlineBudget.
 func (s *Service) setEntry(ctx context.Context, w keyring.DirWriteCap, e format.DirEntry, replace bool) error {
 	return s.update(ctx, w, func(snap *format.Snapshot) error {
 		if i, ok := snap.Find(e.Name); ok {
@@ -140,8 +142,41 @@ func (s *Service) setEntry(ctx context.Context, w keyring.DirWriteCap, e format.
 			}
 		}
 		snap.Set(e)
+		if e.Kind == format.EntryInline && inlineBytes(snap) > inlineBudget {
+			return errInlineBudget
+		}
 		return nil
 	})
+}
+
+// errInlineBudget: a change would take a folder's inline files past
+// inlineBudget; its small files are then stored as files of their own.
+var errInlineBudget = errors.New("dirs: the folder's inline budget is spent")
+
+// inlineBytes is what a folder's inline files hold.
+func inlineBytes(snap *format.Snapshot) int64 {
+	var n int64
+	for i := range snap.Entries {
+		if snap.Entries[i].Kind == format.EntryInline {
+			n += int64(len(snap.Entries[i].Data))
+		}
+	}
+	return n
+}
+
+// spill stores the inline entries of es as files of their own.
+func (s *Service) spill(ctx context.Context, es []format.DirEntry, o engine.PutOptions) error {
+	for i := range es {
+		if es[i].Kind != format.EntryInline {
+			continue
+		}
+		e, err := s.storeFile(ctx, bytes.NewReader(es[i].Data), es[i].Name, FileMeta{Mode: es[i].Mode, MTime: es[i].MTime}, o, false)
+		if err != nil {
+			return err
+		}
+		es[i] = e
+	}
+	return nil
 }
 
 func isNotFound(err error) bool { return err != nil && errors.Is(err, ErrNotFound) }
@@ -240,115 +275,6 @@ func (s *Service) writableParent(ctx context.Context, path string) (target, *nod
 	return t, parent, name, nil
 }
 
-// removeName is the change that removes name (none if it is gone).
-func removeName(name string) func(*format.Snapshot) error {
-	return func(snap *format.Snapshot) error {
-		if !snap.Remove(name) {
-			return errUnchanged
-		}
-		return nil
-	}
-}
-
-// Remove removes path's entry from its folder; a folder only with
-// recursive. Nothing is deleted from the store (its blocks are collected
-// once no lease holds them).
-func (s *Service) Remove(ctx context.Context, path string, recursive bool) error {
-	t, parent, name, err := s.writableParent(ctx, path)
-	if err != nil {
-		return err
-	}
-	n, err := s.walkFrom(ctx, parent, []string{name}, t.text)
-	if err != nil {
-		return err
-	}
-	if n.isDir() && !recursive {
-		return fmt.Errorf("%w: %s (rm -r removes a folder)", ErrIsDir, prefix(t.text, t.names))
-	}
-	return s.update(ctx, *parent.write, removeName(name))
-}
-
-// Move moves from's entry to to (into it, if to is a folder). Within one
-// folder it is one change; across two, the entry is added to the
-// destination first and removed from the source after, so that a failure
-// between leaves it in both places, never in none.
-func (s *Service) Move(ctx context.Context, from, to string) error {
-	ft, err := s.parse(from)
-	if err != nil {
-		return err
-	}
-	src, name, err := s.walkParent(ctx, ft)
-	if err != nil {
-		return err
-	}
-	n, err := s.walkFrom(ctx, src, []string{name}, ft.text)
-	if err != nil {
-		return err
-	}
-	dst, dname, err := s.destination(ctx, to, name)
-	if err != nil {
-		return err
-	}
-	if src.write == nil || dst.write == nil {
-		return ErrReadOnly
-	}
-	if n.isDir() && dst.inside(n.dir.ID()) {
-		return fmt.Errorf("%w: a folder cannot move into itself", ErrBadPath)
-	}
-	e := *n.entry
-	e.Name = dname
-	if e.Kind == format.EntryDir && e.HasSeed {
-		// Reseal the child's seed for its new parent.
-		if w, ok := src.write.OpenChild(e.Dir.PublicKey(), e.Seed); ok {
-			e.Seed = dst.write.SealChild(w)
-		} else {
-			e.HasSeed = false
-		}
-	}
-	if src.write.ID() == dst.write.ID() {
-		if name == dname {
-			return nil
-		}
-		return s.update(ctx, *dst.write, func(snap *format.Snapshot) error {
-			if _, ok := snap.Find(dname); ok {
-				if _, still := snap.Find(name); !still {
-					return errUnchanged // done by an earlier try
-				}
-				return fmt.Errorf("%w: %q", ErrExists, dname)
-			}
-			if !snap.Remove(name) {
-				return fmt.Errorf("%w: %q", ErrNotFound, name)
-			}
-			snap.Set(e)
-			return nil
-		})
-	}
-	if err := s.setEntry(ctx, *dst.write, e, false); err != nil {
-		return err
-	}
-	return s.update(ctx, *src.write, removeName(name))
-}
-
-// destination resolves where a new entry goes: into path if it is a
-// folder (named name), else at path.
-func (s *Service) destination(ctx context.Context, path, name string) (*node, string, error) {
-	t, err := s.parse(path)
-	if err != nil {
-		return nil, "", err
-	}
-	n, err := s.walk(ctx, t)
-	if err == nil && n.isDir() {
-		return n, name, nil
-	}
-	if err != nil && !isNotFound(err) {
-		return nil, "", err
-	}
-	if err == nil {
-		return nil, "", fmt.Errorf("%w: %s", ErrExists, prefix(t.text, t.names))
-	}
-	return s.walkParent(ctx, t)
-}
-
 // Link puts an existing file or folder (its capability) at path. A
 // folder's write capability links it writable.
 func (s *Service) Link(ctx context.Context, capText, path string) error {
@@ -435,7 +361,15 @@ func (s *Service) PutFile(ctx context.Context, r io.Reader, path, name string, m
 	if err != nil {
 		return Entry{}, err
 	}
-	if err := s.setEntry(ctx, *dst.write, e, true); err != nil {
+	err = s.setEntry(ctx, *dst.write, e, true)
+	if errors.Is(err, errInlineBudget) {
+		es := []format.DirEntry{e}
+		if err = s.spill(ctx, es, o); err == nil {
+			e = es[0]
+			err = s.setEntry(ctx, *dst.write, e, true)
+		}
+	}
+	if err != nil {
 		return Entry{}, err
 	}
 	return listing(dst, &e), nil

@@ -2,6 +2,7 @@ package dirs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -192,7 +193,7 @@ func (s *Service) PutTree(ctx context.Context, src *os.Root, dest string, o engi
 	var w keyring.DirWriteCap
 	if into != nil {
 		w = *into.write
-		err = s.mergeDir(ctx, top, w, &res)
+		err = s.mergeDir(ctx, top, w, o, &res)
 	} else {
 		w = keyring.GenerateDirWriteCap()
 		err = s.newDir(ctx, top, w, &res)
@@ -302,8 +303,10 @@ func (s *Service) newDir(ctx context.Context, d *localDir, w keyring.DirWriteCap
 	return err
 }
 
-// mergeDir merges d into the existing folder w: one change to w.
-func (s *Service) mergeDir(ctx context.Context, d *localDir, w keyring.DirWriteCap, res *TreeResult) error {
+// mergeDir merges d into the existing folder w: one change to w. If its
+// inline files would take w's past inlineBudget, they are stored as files
+// of their own (with o) and the change is made again.
+func (s *Service) mergeDir(ctx context.Context, d *localDir, w keyring.DirWriteCap, o engine.PutOptions, res *TreeResult) error {
 	v, err := s.resolve(ctx, w.Read())
 	if err != nil {
 		return err
@@ -315,7 +318,7 @@ func (s *Service) mergeDir(ctx context.Context, d *localDir, w keyring.DirWriteC
 		if i, ok := v.snap.Find(sub.name); ok && v.snap.Entries[i].Kind == format.EntryDir && v.snap.Entries[i].HasSeed {
 			e := v.snap.Entries[i]
 			if cw, ok := w.OpenChild(e.Dir.PublicKey(), e.Seed); ok {
-				g.Go(func() error { return s.mergeDir(gctx, sub, cw, res) })
+				g.Go(func() error { return s.mergeDir(gctx, sub, cw, o, res) })
 				continue
 			}
 		}
@@ -331,22 +334,43 @@ func (s *Service) mergeDir(ctx context.Context, d *localDir, w keyring.DirWriteC
 	if len(set) == 0 {
 		return nil
 	}
-	err = s.update(ctx, w, func(snap *format.Snapshot) error {
-		changed := false
-		for i := range set {
-			if j, ok := snap.Find(set[i].Name); ok && sameEntry(&snap.Entries[j], &set[i]) {
-				continue
-			}
-			snap.Set(set[i])
-			changed = true
+	err = s.update(ctx, w, mergeInto(set))
+	if errors.Is(err, errInlineBudget) {
+		if err = s.spill(ctx, set, o); err == nil {
+			err = s.update(ctx, w, mergeInto(set))
 		}
-		if !changed {
-			return errUnchanged
-		}
-		return nil
-	})
+	}
 	if err == nil {
 		atomic.AddInt64(&res.Folders, 1)
 	}
 	return err
+}
+
+// mergeInto is the change that sets the entries of set in a folder.
+func mergeInto(set []format.DirEntry) func(*format.Snapshot) error {
+	return func(snap *format.Snapshot) error {
+		changed, inline := false, false
+		for i := range set {
+			j, ok := snap.Find(set[i].Name)
+			if ok && sameEntry(&snap.Entries[j], &set[i]) {
+				continue
+			}
+			if ok && snap.Entries[j].Kind == format.EntryDir {
+				// A folder is never replaced: one there from the start
+				// (by a file), or made by another writer meanwhile (by
+				// the new one made here: run again to merge into it).
+				return fmt.Errorf("%w: %q is a folder", ErrExists, set[i].Name)
+			}
+			snap.Set(set[i])
+			changed = true
+			inline = inline || set[i].Kind == format.EntryInline
+		}
+		if !changed {
+			return errUnchanged
+		}
+		if inline && inlineBytes(snap) > inlineBudget {
+			return errInlineBudget
+		}
+		return nil
+	}
 }

@@ -1,0 +1,297 @@
+package dirs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/umbra-store/umbra/internal/engine"
+	"github.com/umbra-store/umbra/internal/format"
+)
+
+// resolveHook runs hook (once) before the n-th Resolve it passes on.
+type resolveHook struct {
+	Records
+	n    int
+	hook func()
+}
+
+func (r *resolveHook) Resolve(ctx context.Context, id [32]byte) ([]*format.Record, error) {
+	r.n--
+	if r.n == 0 && r.hook != nil {
+		h := r.hook
+		r.hook = nil
+		h()
+	}
+	return r.Records.Resolve(ctx, id)
+}
+
+// racer returns a service over o's folders whose n-th Resolve first runs
+// steps, another writer's, and the hook (nil once it ran).
+func racer(o *offline, n int, steps func(other *Service)) (*Service, *resolveHook) {
+	other := New(o.svc.eng, o.svc.recs, o.aliases, Options{})
+	hooked := &resolveHook{Records: o.svc.recs, n: n, hook: func() { steps(other) }}
+	return New(o.svc.eng, hooked, o.aliases, Options{}), hooked
+}
+
+// otherPut is another writer's put of data at path.
+func otherPut(t *testing.T, other *Service, data, path string) {
+	if _, err := other.PutFile(context.Background(), strings.NewReader(data), path, "", FileMeta{}, engine.PutOptions{}); err != nil {
+		t.Errorf("the other writer's put: %v", err)
+	}
+}
+
+// TestMoveTakesRacingPut: another writer puts a new a between mv a b's
+// look and its change: the move takes the entry there when it is made, b
+// holds the new bytes. Before, it set the entry it had looked at: the new
+// bytes were nowhere.
+func TestMoveTakesRacingPut(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	o.newFolder(t, "h")
+	o.put(t, []byte("v1"), "h:a")
+	// Move resolves h to find a (1), h to find b (2), then h to change it
+	// (3): the other writer's put lands just before the change.
+	s, hooked := racer(o, 3, func(other *Service) {
+		otherPut(t, other, "v2", "h:a")
+	})
+	err := s.Move(ctx, "h:a", "h:b")
+	if hooked.hook != nil {
+		t.Fatal("the other writer did not run")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(o.read(t, "h:b")); got != "v2" || names(t, o, "h:") != "b" {
+		t.Fatalf("mv after a racing put: h:b holds %q, h: holds %q: the put's v2 is lost", got, names(t, o, "h:"))
+	}
+}
+
+// TestMoveAcrossKeepsRacingPut: the same across two folders: the entry
+// is added to the destination as it was; the source, changed meanwhile,
+// keeps its new version and the move fails (ErrConflict). Before, the
+// source's name was removed whatever it held by then.
+func TestMoveAcrossKeepsRacingPut(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	o.newFolder(t, "h")
+	if _, err := o.svc.Mkdir(ctx, "h:d", false); err != nil {
+		t.Fatal(err)
+	}
+	o.put(t, []byte("v1"), "h:a")
+	// Move resolves h (to find a), h (to find d), then d (set), then h
+	// (remove): the other writer's put lands before the removal.
+	s, hooked := racer(o, 4, func(other *Service) {
+		otherPut(t, other, "v2", "h:a")
+	})
+	err := s.Move(ctx, "h:a", "h:d")
+	if hooked.hook != nil {
+		t.Fatal("the other writer did not run")
+	}
+	if !errors.Is(err, ErrConflict) {
+		t.Fatalf("mv across folders after a racing put: %v, want ErrConflict", err)
+	}
+	h, d := string(o.read(t, "h:a")), string(o.read(t, "h:d/a"))
+	if h != "v2" || d != "v1" {
+		t.Fatalf("mv across folders after a racing put: h: holds %q, h:d/a holds %q: the put's v2 is lost", h, d)
+	}
+}
+
+// TestPutTreeKeepsRacingFolder: put -r into an existing folder decides,
+// when it looks, which of its folders are new; another writer makes a
+// folder of the same name meanwhile. The put fails (ErrExists: run again
+// to merge into it) and their folder stays. Before, it was replaced by the
+// new one, with everything in it.
+func TestPutTreeKeepsRacingFolder(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	o.newFolder(t, "h")
+	src := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(src, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "sub", "mine"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	other := New(o.svc.eng, o.svc.recs, o.aliases, Options{})
+	hooked := &publishHook{Records: o.svc.recs}
+	hooked.hook = func() { // after put -r published its new folder sub
+		if _, err := other.Mkdir(ctx, "h:sub", false); err != nil {
+			t.Errorf("the other writer's mkdir: %v", err)
+		}
+		otherPut(t, other, "theirs", "h:sub/theirs")
+	}
+	s := New(o.svc.eng, hooked, o.aliases, Options{})
+	root, err := os.OpenRoot(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	_, err = s.PutTree(ctx, root, "h:", engine.PutOptions{}, nil)
+	if hooked.hook != nil {
+		t.Fatal("the other writer did not run")
+	}
+	if !errors.Is(err, ErrExists) {
+		t.Fatalf("put -r against a racing mkdir: %v, want ErrExists", err)
+	}
+	if got := names(t, o, "h:sub"); !strings.Contains(got, "theirs") {
+		t.Fatalf("put -r replaced a folder another writer made meanwhile: h:sub holds %q", got)
+	}
+}
+
+// TestRemoveWithoutRecursiveKeepsRacingFolder: another writer replaces
+// the file rm (without -r) looked at by a folder, with a file in it,
+// before rm's change: rm fails (ErrIsDir) and the folder stays. Before,
+// it removed the folder and its file.
+func TestRemoveWithoutRecursiveKeepsRacingFolder(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	o.newFolder(t, "h")
+	o.put(t, []byte("file"), "h:f")
+	// Remove resolves h to look at f (1), then h to change it (2).
+	s, hooked := racer(o, 2, func(other *Service) {
+		if err := other.Remove(ctx, "h:f", false); err != nil {
+			t.Errorf("the other writer's rm: %v", err)
+		}
+		if _, err := other.Mkdir(ctx, "h:f", false); err != nil {
+			t.Errorf("the other writer's mkdir: %v", err)
+		}
+		otherPut(t, other, "theirs", "h:f/theirs")
+	})
+	err := s.Remove(ctx, "h:f", false)
+	if hooked.hook != nil {
+		t.Fatal("the other writer did not run")
+	}
+	if !errors.Is(err, ErrIsDir) || names(t, o, "h:f") != "theirs" {
+		t.Fatalf("rm without -r of a file another writer made a folder meanwhile: %v; h: holds %q", err, names(t, o, "h:"))
+	}
+}
+
+// TestMoveNotDoneWhenSourceGone: another writer removes a and puts an
+// unrelated b between mv a b's look and its change: the move fails
+// (ErrNotFound). Before, its "done by an earlier try" test took their b
+// for its own and reported success.
+func TestMoveNotDoneWhenSourceGone(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	o.newFolder(t, "h")
+	o.put(t, []byte("mine"), "h:a")
+	s, hooked := racer(o, 3, func(other *Service) {
+		if err := other.Remove(ctx, "h:a", false); err != nil {
+			t.Errorf("the other writer's rm: %v", err)
+		}
+		otherPut(t, other, "theirs", "h:b")
+	})
+	err := s.Move(ctx, "h:a", "h:b")
+	if hooked.hook != nil {
+		t.Fatal("the other writer did not run")
+	}
+	if !errors.Is(err, ErrNotFound) || string(o.read(t, "h:b")) != "theirs" {
+		t.Fatalf("mv a b with a gone and their b there: %v; h:b holds %q", err, o.read(t, "h:b"))
+	}
+}
+
+// TestPutFileInlineBudget: docs/format.md: "Past 48 MiB of inline data in
+// one folder, further small files are stored as files". A small file put
+// into a folder holding nearly 64 MiB of inline files is stored as a file
+// of its own. Before, it was inlined all the same, the snapshot passed
+// format.MaxSnapshot and the folder took no more small files.
+func TestPutFileInlineBudget(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	o.newFolder(t, "h")
+	data := make([]byte, format.MaxInline)
+	const entry = 1 + 6 + 1 + 2 + 8 + 2 + format.MaxInline // name of 6 bytes
+	n := (format.MaxSnapshot - 70 - 200) / entry
+	ops := make([]Op, 0, n)
+	for i := range n {
+		ops = append(ops, Op{Kind: "set", Name: fmt.Sprintf("f%05d", i), Data: data, Mode: 0o644, MTime: 1})
+	}
+	if _, err := o.svc.Apply(ctx, "h:", ops); err != nil {
+		t.Fatal(err)
+	}
+	e, err := o.svc.PutFile(ctx, bytes.NewReader(data), "h:one-more", "", FileMeta{}, engine.PutOptions{})
+	if err != nil || e.Inline {
+		t.Fatalf("a small file into a folder past its inline budget: %+v %v", e, err)
+	}
+	if !bytes.Equal(o.read(t, "h:one-more"), data) {
+		t.Fatal("the file read back differs")
+	}
+}
+
+// TestPutTreeFileDoesNotReplaceFolder: put -r of a tree with a file x
+// into a folder holding a folder x fails (ErrExists), as a put of the file
+// does, and the folder stays. Before, it was replaced with everything
+// under it.
+func TestPutTreeFileDoesNotReplaceFolder(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	o.newFolder(t, "h")
+	if _, err := o.svc.Mkdir(ctx, "h:x", false); err != nil {
+		t.Fatal(err)
+	}
+	o.put(t, []byte("keep me"), "h:x/precious")
+	if _, err := o.svc.PutFile(ctx, strings.NewReader("file"), "h:x", "", FileMeta{}, engine.PutOptions{}); err == nil && names(t, o, "h:") != "x/" {
+		t.Fatal("put replaced a folder")
+	}
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "x"), []byte("a file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	_, err = o.svc.PutTree(ctx, root, "h:", engine.PutOptions{}, nil)
+	if got := names(t, o, "h:x"); !errors.Is(err, ErrExists) || got != "precious" {
+		t.Fatalf("put -r of a file x over the folder x: %v; h:x holds %q", err, got)
+	}
+}
+
+// TestPutTreeInlineBudget: put -r of small files into a folder whose
+// inline files are near the budget stores them as files of their own.
+// Before, they were inlined and the snapshot passed format.MaxSnapshot.
+func TestPutTreeInlineBudget(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	o.newFolder(t, "h")
+	data := make([]byte, format.MaxInline)
+	const entry = 1 + 6 + 1 + 2 + 8 + 2 + format.MaxInline // name of 6 bytes
+	n := (format.MaxSnapshot - 70 - 200) / entry
+	ops := make([]Op, 0, n)
+	for i := range n {
+		ops = append(ops, Op{Kind: "set", Name: fmt.Sprintf("f%05d", i), Data: data, Mode: 0o644, MTime: 1})
+	}
+	if _, err := o.svc.Apply(ctx, "h:", ops); err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	for _, name := range []string{"s1", "s2", "s3"} {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := os.OpenRoot(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	if _, err := o.svc.PutTree(ctx, root, "h:", engine.PutOptions{}, nil); err != nil {
+		t.Fatalf("put -r of small files into a folder past its inline budget: %v", err)
+	}
+	es, err := o.svc.List(ctx, "h:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if e.Name[0] == 's' && (e.Inline || string(o.read(t, "h:"+e.Name)) != e.Name) {
+			t.Fatalf("%s after the put: %+v", e.Name, e)
+		}
+	}
+}
