@@ -38,6 +38,7 @@ type dirNode struct {
 // pend is a change to one name of a folder, not yet published.
 type pend struct {
 	removed bool
+	rmdir   bool       // removed by rmdir: only if still an empty folder
 	entry   dirs.Entry // an entry to set (a file by Ref or Data, a folder by Ref)
 	file    *fileNode  // a file written here: its entry once uploaded
 	tick    uint64     // the change's number: a publish clears only what it carried
@@ -172,7 +173,10 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	return d.NewInode(ctx, node, fs.StableAttr{Mode: mode, Ino: ino(d.ref, e)}), 0
 }
 
-// sameNode reports whether the inode ch already stands for entry e.
+// sameNode reports whether the inode ch already stands for entry e. A
+// file node with a stage (open, or its upload not done) stands for its
+// name whatever was published: its bytes are this mount's newest (a second
+// node would split one file's writes between two stages).
 func sameNode(ch *fs.Inode, e dirs.Entry) bool {
 	switch n := ch.Operations().(type) {
 	case *dirNode:
@@ -180,7 +184,7 @@ func sameNode(ch *fs.Inode, e dirs.Entry) bool {
 	case *fileNode:
 		n.mu.Lock()
 		defer n.mu.Unlock()
-		return e.Kind == "file" && n.stage == nil && n.e.Ref == e.Ref && string(n.e.Data) == string(e.Data)
+		return e.Kind == "file" && (n.stage != nil || n.e.Ref == e.Ref && string(n.e.Data) == string(e.Data))
 	}
 	return false
 }

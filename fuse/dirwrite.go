@@ -50,11 +50,45 @@ func (d *dirNode) Create(ctx context.Context, name string, flags, mode uint32, o
 	if ok && e.Kind == "folder" {
 		return nil, nil, 0, syscall.EISDIR
 	}
+	if ok || d.pendingFile(name) {
+		// There already (the kernel's negative entry was older than
+		// another writer's file): O_CREAT opens it as it is.
+		return d.createExisting(ctx, name, flags, out)
+	}
 	f := &fileNode{m: d.m, dir: d, name: name, stage: newStage(d.m.stageDir), gen: 1, opens: 1,
 		e: dirs.Entry{Name: name, Kind: "file", Mode: mode & 0o7777, MTime: time.Now().UnixNano()}}
 	d.setPend(name, &pend{file: f})
 	d.m.fill(f.entry(name), &out.Attr)
 	return d.NewInode(ctx, f, fs.StableAttr{Mode: fuse.S_IFREG}), nil, 0, 0
+}
+
+// pendingFile reports whether name is a file this mount is writing.
+func (d *dirNode) pendingFile(name string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p, ok := d.pend[name]
+	return ok && p.file != nil
+}
+
+// createExisting is Create of a name a file holds: EEXIST with O_EXCL,
+// else the file opened with flags (emptied with O_TRUNC only).
+func (d *dirNode) createExisting(ctx context.Context, name string, flags uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	if flags&syscall.O_EXCL != 0 {
+		return nil, nil, 0, syscall.EEXIST
+	}
+	ch, eno := d.Lookup(ctx, name, out)
+	if eno != 0 {
+		return nil, nil, 0, eno
+	}
+	f, isFile := ch.Operations().(*fileNode)
+	if !isFile {
+		return nil, nil, 0, syscall.EISDIR
+	}
+	_, fl, eno := f.Open(ctx, flags)
+	if eno != 0 {
+		return nil, nil, 0, eno
+	}
+	return ch, nil, fl, 0
 }
 
 // Mkdir makes the folder at once (its parent is published with it): the
@@ -77,7 +111,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	if gone != nil && gone.removed {
 		// The name's removal is pending (rmdir x; mkdir x): published
 		// with the mkdir, before it, or the store still holds the name.
-		ops = append([]dirs.Op{{Kind: "remove", Name: name}}, ops...)
+		ops = append([]dirs.Op{removeOp(name, gone)}, ops...)
 	}
 	// Not stopped by an interrupt (publishCtx): the folder may be made
 	// already, and the caller's retry would fail with EEXIST.
@@ -192,7 +226,7 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 		}
 		return syscall.ENOTEMPTY
 	}
-	d.setPend(name, &pend{removed: true})
+	d.setPend(name, &pend{removed: true, rmdir: true})
 	return 0
 }
 

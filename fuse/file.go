@@ -122,18 +122,28 @@ const writeFlags = syscall.O_WRONLY | syscall.O_RDWR | syscall.O_TRUNC | syscall
 // Open: a published file never changes, so the kernel keeps its pages; one
 // opened for writing is staged.
 func (f *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
-	if flags&writeFlags != 0 {
-		if err := f.toStage(ctx, flags&syscall.O_TRUNC != 0); err != 0 {
-			return nil, 0, err
+	write := flags&writeFlags != 0
+	for {
+		if write {
+			if err := f.toStage(ctx, flags&syscall.O_TRUNC != 0); err != 0 {
+				return nil, 0, err
+			}
 		}
+		f.mu.Lock()
+		if write && f.stage == nil {
+			// Let go meanwhile (an upload ended on a closed file): again.
+			// Counted open, the stage stays.
+			f.mu.Unlock()
+			continue
+		}
+		f.opens++
+		staged := f.stage != nil
+		f.mu.Unlock()
+		if staged {
+			return nil, 0, 0
+		}
+		return nil, fuse.FOPEN_KEEP_CACHE, 0
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.opens++
-	if f.stage != nil {
-		return nil, 0, 0
-	}
-	return nil, fuse.FOPEN_KEEP_CACHE, 0
 }
 
 // Release (the last close of an open file description) uploads what was
@@ -155,7 +165,9 @@ func (f *fileNode) Release(ctx context.Context, _ fs.FileHandle) syscall.Errno {
 func (f *fileNode) toStage(ctx context.Context, trunc bool) syscall.Errno {
 	f.mu.Lock()
 	d := f.dir
-	if d == nil || !d.writable {
+	// An unlinked file (nil folder) still open keeps its stage: it can be
+	// written and truncated, never published.
+	if d != nil && !d.writable || d == nil && f.stage == nil {
 		f.mu.Unlock()
 		return syscall.EROFS
 	}
@@ -266,7 +278,7 @@ func (f *fileNode) Setattr(ctx context.Context, _ fs.FileHandle, in *fuse.SetAtt
 	if modeOK || mtimeOK {
 		f.mu.Lock()
 		d, name, staged := f.dir, f.name, f.stagedLocked()
-		if d == nil || !d.writable {
+		if d != nil && !d.writable || d == nil && f.stage == nil {
 			f.mu.Unlock()
 			return syscall.EROFS
 		}
@@ -278,6 +290,9 @@ func (f *fileNode) Setattr(ctx context.Context, _ fs.FileHandle, in *fuse.SetAtt
 		}
 		e := f.e
 		f.mu.Unlock()
+		if d == nil { // unlinked: nothing to publish
+			return f.Getattr(ctx, nil, out)
+		}
 		// Always a change of its own: the file's last one may be
 		// published already.
 		if staged {

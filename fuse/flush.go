@@ -255,6 +255,16 @@ func (d *dirNode) stagedFiles() []*fileNode {
 	return fs
 }
 
+// removeOp is the op of removal p of name: a folder removed by rmdir goes
+// only if it is still empty when published (another writer may have put
+// something into it since rmdir looked).
+func removeOp(name string, p *pend) dirs.Op {
+	if p.rmdir {
+		return dirs.Op{Kind: "rmdir", Name: name}
+	}
+	return dirs.Op{Kind: "remove", Name: name}
+}
+
 // takeOps returns the folder's changes as ops, sorted by name, leaving out
 // files still staged (their uploads are started again if closed: an upload
 // that failed is retried each flush).
@@ -266,7 +276,7 @@ func (d *dirNode) takeOps() ([]dirs.Op, []took, error) {
 	for name, p := range d.pend {
 		switch {
 		case p.removed:
-			ops = append(ops, dirs.Op{Kind: "remove", Name: name})
+			ops = append(ops, removeOp(name, p))
 		case p.file != nil:
 			if p.file.staged() {
 				retry = append(retry, p.file)

@@ -115,21 +115,7 @@ func mountNew(t *testing.T, l *local) (string, string, *Mount) {
 // st (l, or a wrapper of it), publishing every flush (0: the default).
 func mountThrough(t *testing.T, l *local, st Store, flush time.Duration) (string, string, *Mount) {
 	t.Helper()
-	c, err := l.dirs.Mkdir(context.Background(), "", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	mt, err := New(dir, st, Root{Ref: c, IsFolder: true, Writable: true}, Options{StageDir: t.TempDir(), FlushInterval: flush})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := mt.Unmount(); err != nil {
-			t.Errorf("unmount: %v", err)
-		}
-	})
-	return c, dir, mt
+	return mountOpts(t, l, st, Options{FlushInterval: flush})
 }
 
 // TestWritesPublished: what is written through a mount is in the folder

@@ -13,8 +13,9 @@ type Op struct {
 	// Kind: "set" puts an entry (a file by Ref, an inline file by Data, a
 	// folder by Ref: linked writable if a write capability), replacing a
 	// file of the same name; "remove" removes Name (a folder with all
-	// under it); "mkdir" makes a new folder named Name (ErrExists if the
-	// name is taken).
+	// under it); "rmdir" removes Name if it is a folder that is empty (one
+	// another writer has put something into meanwhile stays); "mkdir"
+	// makes a new folder named Name (ErrExists if the name is taken).
 	Kind  string `json:"kind"`
 	Name  string `json:"name"`
 	Ref   string `json:"ref,omitempty"`
@@ -45,12 +46,16 @@ func (s *Service) Apply(ctx context.Context, path string, ops []Op) (map[string]
 	w := *n.write
 	made := map[string]string{}
 	entries := make([]*format.DirEntry, len(ops))
+	empty, err := s.emptyFolders(ctx, n, ops)
+	if err != nil {
+		return nil, err
+	}
 	for i, op := range ops {
 		if err := format.CheckName(op.Name); err != nil {
 			return nil, err
 		}
 		switch op.Kind {
-		case "remove":
+		case "remove", "rmdir":
 		case "mkdir":
 			child := keyring.GenerateDirWriteCap()
 			if err := s.create(ctx, child); err != nil {
@@ -78,6 +83,12 @@ func (s *Service) Apply(ctx context.Context, path string, ops []Op) (map[string]
 				changed = snap.Remove(op.Name) || changed
 				continue
 			}
+			if op.Kind == "rmdir" {
+				if j, ok := snap.Find(op.Name); ok && snap.Entries[j].Kind == format.EntryDir && empty[snap.Entries[j].Dir.ID()] {
+					changed = snap.Remove(op.Name) || changed
+				}
+				continue
+			}
 			j, ok := snap.Find(op.Name)
 			if ok && sameEntry(&snap.Entries[j], entries[i]) {
 				continue
@@ -96,6 +107,32 @@ func (s *Service) Apply(ctx context.Context, path string, ops []Op) (map[string]
 		return nil
 	})
 	return made, err
+}
+
+// emptyFolders finds, for the rmdir ops of ops, which of the folders
+// their names hold in folder n are empty now, by folder ID.
+func (s *Service) emptyFolders(ctx context.Context, n *node, ops []Op) (map[[32]byte]bool, error) {
+	empty := map[[32]byte]bool{}
+	for _, op := range ops {
+		if op.Kind != "rmdir" {
+			continue
+		}
+		ch, err := s.walkFrom(ctx, n, []string{op.Name}, op.Name)
+		if isNotFound(err) || err == nil && !ch.isDir() {
+			continue // gone, or not a folder: the op does nothing
+		}
+		if err != nil {
+			return nil, err
+		}
+		v, err := s.resolve(ctx, *ch.dir)
+		if err != nil {
+			return nil, err
+		}
+		if len(v.snap.Entries) == 0 {
+			empty[ch.dir.ID()] = true
+		}
+	}
+	return empty, nil
 }
 
 // opEntry is the entry a set op puts.

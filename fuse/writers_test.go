@@ -1,0 +1,257 @@
+package fuse
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/umbra-store/umbra/internal/dirs"
+)
+
+// mountOpts makes a new folder on l and mounts it read-write through st
+// with options o (StageDir filled in).
+func mountOpts(t *testing.T, l *local, st Store, o Options) (string, string, *Mount) {
+	t.Helper()
+	c, err := l.dirs.Mkdir(context.Background(), "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if o.StageDir == "" {
+		o.StageDir = t.TempDir()
+	}
+	mt, err := New(dir, st, Root{Ref: c, IsFolder: true, Writable: true}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := mt.Unmount(); err != nil {
+			t.Errorf("unmount: %v", err)
+		}
+	})
+	return c, dir, mt
+}
+
+// TestSecondHandleAfterFsync: a file kept open after an fsync (its stage
+// kept, its change published) is looked up again by path and opened a
+// second time: both handles are the one node, their writes one file.
+// Before, Lookup made a second node (sameNode refused a node with a
+// stage): the two handles wrote two stages, and only one was published.
+func TestSecondHandleAfterFsync(t *testing.T) {
+	needFUSE(t)
+	l := newLocal(t)
+	// A tiny entry timeout: the kernel looks the name up again at each
+	// open by path (as it does after the default 1 s).
+	c, dir, mt := mountOpts(t, l, l, Options{EntryTimeout: time.Nanosecond, FlushInterval: time.Hour})
+	p := filepath.Join(dir, "a")
+	f1, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f1.WriteAt([]byte("1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f1.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f2, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f1.WriteAt([]byte("2"), 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f2.WriteAt([]byte("3"), 2); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 8)
+	n, _ := f1.ReadAt(buf, 0)
+	seen := string(buf[:n])
+	f1.Close()
+	f2.Close()
+	if err := mt.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := published(t, l, c, "a")
+	if err != nil || got != "123" || seen != "123" {
+		t.Fatalf("two handles wrote 1,2,3 at 0,1,2: handle 1 reads %q, published %q (%v)", seen, got, err)
+	}
+}
+
+// unitMount is a mount's shared state with no kernel and no store: enough
+// for a file node's own methods (inline uploads need no store).
+func unitMount(t *testing.T) *mount {
+	m := &mount{log: slog.New(slog.DiscardHandler), stageDir: t.TempDir(), dirty: map[*dirNode]bool{},
+		batch: newBatcher(), uploads: make(chan struct{}, uploadWorkers), ahead: make(chan struct{}, 16),
+		cache: newChunkCache(32<<20, nil)}
+	m.bg, m.stop = context.WithCancel(context.Background())
+	t.Cleanup(m.stop)
+	return m
+}
+
+// waitBlockedIn waits until some goroutine's stack holds fn (the test
+// holds the lock it waits for: it cannot go on until released).
+func waitBlockedIn(t *testing.T, fn string) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			if strings.Contains(g, fn) && strings.Contains(g, "sync.(*Mutex).Lock") {
+				return
+			}
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestOpenForWriteRacesUpload: a file closed with its upload in flight
+// (as after "echo hi > f", then "echo >> f") is opened for writing; the
+// upload completes between Open's staging and its count of the open, and,
+// the file being closed, drops the stage. Open stages it again. Before,
+// it counted the open with no stage and every write through that handle
+// failed with EBADF.
+func TestOpenForWriteRacesUpload(t *testing.T) {
+	m := unitMount(t)
+	d := &dirNode{m: m, writable: true}
+	f := &fileNode{m: m, dir: d, name: "f", e: dirs.Entry{Name: "f", Kind: "file", Mode: 0o644}}
+	f.stage = newStage(m.stageDir)
+	if err := f.stage.WriteAt([]byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.gen = 1 // written, closed (opens 0), not uploaded yet
+
+	d.mu.Lock() // holds Open in its pendHere, after toStage found the stage
+	type res struct {
+		flags uint32
+		errno syscall.Errno
+	}
+	opened := make(chan res, 1)
+	go func() {
+		_, flags, errno := f.Open(context.Background(), syscall.O_WRONLY)
+		opened <- res{flags, errno}
+	}()
+	waitBlockedIn(t, "(*fileNode).pendHere")
+	// The upload (started at the last close) completes meanwhile.
+	f.startUpload()
+	f.mu.Lock()
+	done := f.uploading
+	f.mu.Unlock()
+	<-done
+	d.mu.Unlock()
+	r := <-opened
+	if r.errno != 0 {
+		t.Fatalf("open: %v", r.errno)
+	}
+	n, errno := f.Write(context.Background(), nil, []byte("hi"), 0)
+	if errno != 0 || n != 2 {
+		t.Fatalf("a write through a handle opened for writing: %d, %v (open flags %#x)", n, errno, r.flags)
+	}
+}
+
+// TestCreateOverExistingFile: open(O_CREAT|O_APPEND) of a name the kernel
+// holds a negative entry for (looked up before another writer made it)
+// reaches Create, which finds the file: it opens it as it is (and
+// O_CREAT|O_EXCL is EEXIST). Before, it replaced it with an empty file.
+func TestCreateOverExistingFile(t *testing.T) {
+	needFUSE(t)
+	l := newLocal(t)
+	c, dir, mt := mountOpts(t, l, l, Options{EntryTimeout: time.Minute, ListTTL: time.Nanosecond, FlushInterval: time.Hour})
+	p := filepath.Join(dir, "log")
+	if _, err := os.Stat(p); !os.IsNotExist(err) {
+		t.Fatalf("stat before: %v", err)
+	}
+	// Another writer (the CLI, another mount) makes the file.
+	if _, err := l.Apply(context.Background(), c, []dirs.Op{{Kind: "set", Name: "log", Data: []byte("kept;"), Mode: 0o644}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "other")); !os.IsNotExist(err) {
+		t.Fatalf("stat before: %v", err)
+	}
+	if _, err := l.Apply(context.Background(), c, []dirs.Op{{Kind: "set", Name: "other", Data: []byte("x"), Mode: 0o644}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.OpenFile(filepath.Join(dir, "other"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); !errors.Is(err, os.ErrExist) {
+		t.Fatalf("O_CREAT|O_EXCL of a file another writer made: %v, want EEXIST", err)
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("added")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mt.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := published(t, l, c, "log"); err != nil || got != "kept;added" {
+		t.Fatalf("appended to an existing file with O_CREAT|O_APPEND: published %q (%v)", got, err)
+	}
+}
+
+// TestTruncateUnlinkedOpenFile: a file unlinked while open (a temporary
+// file's usual life) can be written, truncated and chmod-ed. Before,
+// ftruncate and fchmod answered EROFS (no folder).
+func TestTruncateUnlinkedOpenFile(t *testing.T) {
+	needFUSE(t)
+	l := newLocal(t)
+	_, dir, _ := mountOpts(t, l, l, Options{FlushInterval: time.Hour})
+	p := filepath.Join(dir, "tmp")
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte("scratch")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("S"), 0); err != nil {
+		t.Fatalf("write after unlink: %v", err)
+	}
+	errT := f.Truncate(2)
+	errC := f.Chmod(0o400)
+	if errT != nil || errC != nil {
+		t.Fatalf("on an open unlinked file: ftruncate: %v; fchmod: %v", errT, errC)
+	}
+}
+
+// TestRmdirKeepsFilesItNeverSaw: rmdir finds the folder empty by the
+// mount's view (a listing up to ListTTL old; the removal is published up
+// to FlushInterval later); another writer puts a file into it meanwhile.
+// The removal, published as "rmdir", leaves a folder that is not empty:
+// their file stays. Before, an unconditional "remove" deleted it.
+func TestRmdirKeepsFilesItNeverSaw(t *testing.T) {
+	needFUSE(t)
+	l := newLocal(t)
+	c, dir, mt := mountOpts(t, l, l, Options{ListTTL: time.Hour, FlushInterval: time.Hour})
+	if err := os.Mkdir(filepath.Join(dir, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if es, err := os.ReadDir(filepath.Join(dir, "d")); err != nil || len(es) != 0 {
+		t.Fatalf("d: %v %v", es, err)
+	}
+	// Another writer puts a file in d.
+	if _, err := l.Apply(context.Background(), c+"/d", []dirs.Op{{Kind: "set", Name: "theirs", Data: []byte("keep me"), Mode: 0o644}}); err != nil {
+		t.Fatal(err)
+	}
+	rmErr := os.Remove(filepath.Join(dir, "d"))
+	if err := mt.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := published(t, l, c, "d/theirs"); err != nil || got != "keep me" {
+		t.Fatalf("rmdir answered %v; d/theirs, written by another writer, is now %q (%v)", rmErr, got, err)
+	}
+}
