@@ -140,11 +140,14 @@ func TestOpenForWriteRacesUpload(t *testing.T) {
 	}()
 	waitBlockedIn(t, "(*fileNode).pendHere")
 	// The upload (started at the last close) completes meanwhile.
+	// It drops the stage (the file is closed) before it waits for the
+	// folder (held here) to record the change: wait for that.
 	f.startUpload()
-	f.mu.Lock()
-	done := f.uploading
-	f.mu.Unlock()
-	<-done
+	for dropped := false; !dropped; runtime.Gosched() {
+		f.mu.Lock()
+		dropped = f.stage == nil
+		f.mu.Unlock()
+	}
 	d.mu.Unlock()
 	r := <-opened
 	if r.errno != 0 {
