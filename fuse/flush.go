@@ -40,11 +40,18 @@ func (f *fileNode) startUpload() {
 	}
 	ch := make(chan struct{})
 	f.uploading = ch
-	go f.upload(ch, f.gen, f.stage.size)
+	size := f.stage.size
+	if size <= stageMem { // in memory until uploaded
+		f.m.backlog.add(size)
+	}
+	go f.upload(ch, f.gen, size)
 }
 
 func (f *fileNode) upload(done chan struct{}, gen uint64, size int64) {
 	m := f.m
+	if size <= stageMem {
+		defer m.backlog.done(size)
+	}
 	ref, data, err := "", []byte(nil), error(nil)
 	switch {
 	case size <= format.MaxInline:

@@ -72,6 +72,7 @@ type mount struct {
 	w        Writer // nil: read-only
 	stageDir string
 	uploads  chan struct{} // files over BatchFile uploading
+	backlog  backlog       // closed files in memory, uploading
 	batch    *batcher
 	mu       sync.Mutex
 	dirty    map[*dirNode]bool

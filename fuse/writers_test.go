@@ -3,6 +3,8 @@ package fuse
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/umbra-store/umbra/internal/dirs"
+	"github.com/umbra-store/umbra/internal/randstream"
 )
 
 // mountOpts makes a new folder on l and mounts it read-write through st
@@ -257,4 +260,87 @@ func TestRmdirKeepsFilesItNeverSaw(t *testing.T) {
 	if got, err := published(t, l, c, "d/theirs"); err != nil || got != "keep me" {
 		t.Fatalf("rmdir answered %v; d/theirs, written by another writer, is now %q (%v)", rmErr, got, err)
 	}
+}
+
+// gated is a store whose batch puts wait until gate is closed: a store
+// slower than the writer (a remote daemon, a busy network).
+type gated struct {
+	*local
+	gate chan struct{}
+}
+
+func (g *gated) PutFiles(ctx context.Context, files []*io.SectionReader) ([]string, error) {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return g.local.PutFiles(ctx, files)
+}
+
+// TestClosedFilesBacklogBounded: files written and closed faster than the
+// store takes them (a cp -r of 1 MiB files into a slow store) are held in
+// memory until uploaded; past maxBacklog a close waits for the uploads,
+// and every file is published once the store takes them. Before, nothing
+// made a writer wait: memory and goroutines grew by a file per file.
+func TestClosedFilesBacklogBounded(t *testing.T) {
+	needFUSE(t)
+	l := newLocal(t)
+	g := &gated{local: l, gate: make(chan struct{})}
+	c, dir, mt := mountOpts(t, l, g, Options{FlushInterval: time.Hour})
+	opened := false
+	t.Cleanup(func() {
+		if !opened {
+			close(g.gate) // before the unmount
+		}
+	})
+	const files = maxBacklog/BatchFile + 16
+	data := randstream.Bytes(3, BatchFile)
+	var before, held runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	wrote := make(chan error, 1)
+	go func() {
+		for i := range files {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d", i)), data, 0o644); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
+	// The writer gets to the bound and waits in a close.
+	for !blockedIn("(*backlog).wait") {
+		select {
+		case err := <-wrote:
+			t.Fatalf("%d files of 1 MiB written and closed into a store that takes none: %v", files, err)
+		default:
+			runtime.Gosched()
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&held)
+	if grew := int64(held.HeapAlloc) - int64(before.HeapAlloc); grew > maxBacklog+24<<20 {
+		t.Errorf("closed files waiting for the store: %d MiB more heap", grew>>20)
+	}
+	opened = true
+	close(g.gate)
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if err := mt.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, files - 1} {
+		if got, err := published(t, l, c, fmt.Sprintf("f%03d", i)); err != nil || got != string(data) {
+			t.Fatalf("f%03d after the store took the files: %d bytes, %v", i, len(got), err)
+		}
+	}
+}
+
+// blockedIn reports whether some goroutine's stack holds fn.
+func blockedIn(fn string) bool {
+	buf := make([]byte, 4<<20)
+	n := runtime.Stack(buf, true)
+	return strings.Contains(string(buf[:n]), fn)
 }
