@@ -266,7 +266,10 @@ func (f *fileNode) Fsync(ctx context.Context, _ fs.FileHandle, _ uint32) syscall
 	d := f.dir
 	f.mu.Unlock()
 	if d != nil {
-		return errno(d.flush(ctx, true), f.m.log)
+		// This file's change, and whatever else is ready: the uploads of
+		// other files (one may be written all the while) are not waited
+		// for (an fsync of the folder waits for them).
+		return errno(d.flush(ctx, false), f.m.log)
 	}
 	return 0
 }

@@ -227,7 +227,7 @@ func (d *dirNode) flushThen(ctx context.Context, wait bool, then func(published 
 	es := d.entries // the published listing, as it now is (a new slice: readers may hold the old)
 	for _, op := range ops {
 		switch op.Kind {
-		case "remove":
+		case "remove", "rmdir": // an rmdir kept by the store shows again at the next listing
 			es = without(es, op.Name)
 		case "set":
 			e := dirs.Entry{Name: op.Name, Kind: "file", Ref: op.Ref, Data: op.Data, Size: op.Size, Mode: op.Mode, MTime: op.MTime}

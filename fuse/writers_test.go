@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -343,4 +344,62 @@ func blockedIn(fn string) bool {
 	buf := make([]byte, 4<<20)
 	n := runtime.Stack(buf, true)
 	return strings.Contains(string(buf[:n]), fn)
+}
+
+// rewriting is a store whose batch puts, the first rounds times, write to
+// the open file w before answering: another process writing its file
+// while each upload of it is in flight.
+type rewriting struct {
+	*local
+	w      *os.File
+	rounds int64
+	puts   atomic.Int64
+	done   atomic.Bool // no more writes (w is closing)
+}
+
+func (r *rewriting) PutFiles(ctx context.Context, files []*io.SectionReader) ([]string, error) {
+	n := r.puts.Add(1) // one batch at a time here: g is the only file
+	if n <= r.rounds && !r.done.Load() {
+		if _, err := r.w.WriteAt([]byte{byte(n)}, 0); err != nil && !r.done.Load() {
+			return nil, err
+		}
+	}
+	return r.local.PutFiles(ctx, files)
+}
+
+// TestFsyncDoesNotWaitForOtherWriters: fsync of f uploads f and publishes
+// its folder with what else is ready, without waiting for the upload of g,
+// a file another process keeps writing (each upload of it finds it written
+// again). Before, fsync waited for every staged file of the folder: it
+// returned only once g's writer stopped, after 10 uploads of g.
+func TestFsyncDoesNotWaitForOtherWriters(t *testing.T) {
+	needFUSE(t)
+	l := newLocal(t)
+	r := &rewriting{local: l, rounds: 10}
+	_, dir, _ := mountOpts(t, l, r, Options{FlushInterval: time.Hour})
+	g, err := os.OpenFile(filepath.Join(dir, "g"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if _, err := g.Write(randstream.Bytes(5, 5000)); err != nil { // a batch upload
+		t.Fatal(err)
+	}
+	r.w = g
+	f, err := os.OpenFile(filepath.Join(dir, "f"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte("mine")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	n := r.puts.Load()
+	r.done.Store(true) // before g closes
+	if n > 2 {
+		t.Fatalf("fsync of f waited for %d uploads of g, a file another process was writing", n)
+	}
 }
