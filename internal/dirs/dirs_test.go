@@ -468,6 +468,28 @@ func (t twoSides) Publish(ctx context.Context, rec *format.Record) (network.Publ
 	return res, nil
 }
 
+// partition splits folder c's holders in two (o's keeper, and another
+// given its record now) and returns a writer on each side, the other
+// keeper, and the switch that heals the partition.
+func partition(t *testing.T, o *offline, c string) (a, b *Service, other *dht.Keeper, healed *bool) {
+	t.Helper()
+	ctx := context.Background()
+	other = dht.NewKeeper(dssync.MutexWrap(ds.NewMapDatastore()))
+	w, _ := keyring.ParseCap(c)
+	rec, err := o.keeper.Get(ctx, w.(keyring.DirWriteCap).ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Offer(ctx, rec.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	healed = new(bool)
+	side := func(i int) *Service {
+		return New(o.svc.eng, twoSides{keepers: [2]*dht.Keeper{o.keeper, other}, side: i, healed: healed}, o.aliases, Options{})
+	}
+	return side(0), side(1), other, healed
+}
+
 // TestPartitionedWritersMerge: two writers apart each win with the holders
 // they see; once healed, the next write keeps both sides' changes (and a
 // removal made on one side stays removed).
@@ -477,15 +499,7 @@ func TestPartitionedWritersMerge(t *testing.T) {
 	c := o.newFolder(t, "f")
 	o.put(t, []byte("base"), "f:base")
 	o.put(t, []byte("gone"), "f:gone")
-	other := dht.NewKeeper(dssync.MutexWrap(ds.NewMapDatastore()))
-	w, _ := keyring.ParseCap(c)
-	rec, _ := o.keeper.Get(ctx, w.(keyring.DirWriteCap).ID())
-	other.Offer(ctx, rec.Bytes())
-	healed := false
-	side := func(i int) *Service {
-		return New(o.svc.eng, twoSides{keepers: [2]*dht.Keeper{o.keeper, other}, side: i, healed: &healed}, o.aliases, Options{})
-	}
-	a, b := side(0), side(1)
+	a, b, _, healed := partition(t, o, c)
 	put := func(s *Service, name string) {
 		if _, err := s.PutFile(ctx, strings.NewReader(name), "f:"+name, "", FileMeta{}, engine.PutOptions{}); err != nil {
 			t.Fatal(err)
@@ -497,7 +511,7 @@ func TestPartitionedWritersMerge(t *testing.T) {
 	}
 	put(b, "two")
 	put(b, "three")
-	healed = true
+	*healed = true
 	put(a, "later")
 	es, err := a.List(ctx, "f:")
 	if err != nil {

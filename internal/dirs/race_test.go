@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/umbra-store/umbra/dht"
 	"github.com/umbra-store/umbra/internal/engine"
 	"github.com/umbra-store/umbra/internal/format"
+	"github.com/umbra-store/umbra/keyring"
 )
 
 // resolveHook runs hook (once) before the n-th Resolve it passes on.
@@ -293,5 +296,71 @@ func TestPutTreeInlineBudget(t *testing.T) {
 		if e.Name[0] == 's' && (e.Inline || string(o.read(t, "h:"+e.Name)) != e.Name) {
 			t.Fatalf("%s after the put: %+v", e.Name, e)
 		}
+	}
+}
+
+// replaying is a holder set plus holders that answer with old, genuine
+// records of the folder (a replay, or holders away since).
+type replaying struct {
+	Records
+	old []*format.Record
+}
+
+func (r replaying) Resolve(ctx context.Context, id [32]byte) ([]*format.Record, error) {
+	recs, err := r.Records.Resolve(ctx, id)
+	if err != nil {
+		return recs, err
+	}
+	for _, o := range r.old {
+		if o.ID() == id && !slices.ContainsFunc(recs, o.Equal) {
+			recs = append(recs, o)
+		}
+	}
+	return recs, nil
+}
+
+// TestReplayedMergedBranchUndoesNothing: two writers apart publish a seq
+// each; once healed, the next write merges both (its snapshot names one
+// parent, the other branch stays off the line). The names both branches
+// added are then removed. Holders that answer with the two old records
+// (one of them the branch merged) do not make the next writer merge the
+// branch again: the removed name stays removed. Before, it came back.
+func TestReplayedMergedBranchUndoesNothing(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	c := o.newFolder(t, "f")
+	o.put(t, []byte("base"), "f:base")
+	a, b, other, healed := partition(t, o, c)
+	w, _ := keyring.ParseCap(c)
+	id := w.(keyring.DirWriteCap).ID()
+	put := func(s *Service, name string) {
+		t.Helper()
+		if _, err := s.PutFile(ctx, strings.NewReader(name), "f:"+name, "", FileMeta{}, engine.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(a, "secretA")
+	put(b, "secretB")
+	recA, _ := o.keeper.Get(ctx, id)
+	recB, _ := other.Get(ctx, id)
+	if recA.Seq() != recB.Seq() || recA.Equal(recB) {
+		t.Fatalf("two branches at one seq: %d and %d", recA.Seq(), recB.Seq())
+	}
+	*healed = true
+	put(a, "later") // merges both
+	if got := names(t, o, "f:"); got != "base later secretA secretB" {
+		t.Fatalf("after the merge: %q", got)
+	}
+	// Whichever branch the merge took in (the other is its parent), a
+	// name it added is removed now.
+	for _, n := range []string{"f:secretA", "f:secretB"} {
+		if err := a.Remove(ctx, n, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := New(o.svc.eng, replaying{Records: twoSides{keepers: [2]*dht.Keeper{o.keeper, other}, healed: healed}, old: []*format.Record{recA, recB}}, o.aliases, Options{})
+	put(r, "z")
+	if got := names(t, o, "f:"); got != "base later z" {
+		t.Fatalf("a replayed branch, merged before, undid a removal: f: holds %q", got)
 	}
 }

@@ -2,6 +2,7 @@ package dirs
 
 import (
 	"context"
+	"slices"
 
 	"github.com/umbra-store/umbra/internal/format"
 	"github.com/umbra-store/umbra/keyring"
@@ -58,11 +59,18 @@ func (s *Service) resolveAs(ctx context.Context, c keyring.DirReadCap, w *keyrin
 		}
 		var base *format.Snapshot
 		if line != nil {
-			base = line.common(ctx, s, *w, p.Snapshot.Root(), other)
+			var baseRoot [32]byte
+			base, baseRoot = line.common(ctx, s, *w, other)
 			if base == nil && r.Seq() != best.Seq() {
 				// No common past within reach: an old version, not a
 				// branch; taking its names back would undo removals.
 				continue
+			}
+			if base != nil {
+				var left bool
+				if other, left = line.unseen(ptr.Snapshot.Root(), baseRoot, base, other); !left {
+					continue // every change of it is in the line: merged before
+				}
 			}
 		}
 		v.snap, v.merged = merge3(base, v.snap, other), true
@@ -138,20 +146,82 @@ func (a *ancestry) snapshot(root [32]byte) *format.Snapshot {
 }
 
 // common returns the newest snapshot of the line that other's line (other
-// and its parents, at most maxAncestry) passes through: the base of a
-// three-way merge. Nil if none is found.
-func (a *ancestry) common(ctx context.Context, s *Service, w keyring.DirWriteCap, _ [32]byte, other *format.Snapshot) *format.Snapshot {
+// and its parents, at most maxAncestry) passes through, and its root: the
+// base of a three-way merge. Nil if none is found.
+func (a *ancestry) common(ctx context.Context, s *Service, w keyring.DirWriteCap, other *format.Snapshot) (*format.Snapshot, [32]byte) {
 	cur := other
 	for i := 0; cur != nil && cur.Parent != nil && i < maxAncestry; i++ {
 		pr := cur.Parent.Root
 		if a.has(pr) {
-			return a.snapshot(pr)
+			return a.snapshot(pr), pr
 		}
 		next, err := s.readSnapshot(ctx, w.OpenParent(pr, cur.Parent.SealedKey))
 		if err != nil {
-			return nil
+			return nil, [32]byte{}
 		}
 		cur = next
 	}
-	return nil
+	return nil, [32]byte{}
+}
+
+// unseen returns base with the changes other made to it that no version
+// of the line since base (from head) holds, and whether there are any. A
+// change the line held was merged before (a merge names one parent: the
+// branch it took in stays off the line) or made there too; if the head
+// lacks it now, the line undid it since, and merging it again would bring
+// back what was removed.
+func (a *ancestry) unseen(head, baseRoot [32]byte, base, other *format.Snapshot) (*format.Snapshot, bool) {
+	var line []*format.Snapshot
+	for root := head; root != baseRoot; {
+		snap := a.roots[root]
+		if snap == nil {
+			break
+		}
+		line = append(line, snap)
+		if snap.Parent == nil {
+			break
+		}
+		root = snap.Parent.Root
+	}
+	out := &format.Snapshot{Entries: slices.Clone(base.Entries)}
+	left := false
+	for name, e := range changes(base, other) {
+		if slices.ContainsFunc(line, func(v *format.Snapshot) bool { return holds(v, name, e) }) {
+			continue
+		}
+		if e == nil {
+			out.Remove(name)
+		} else {
+			out.Set(*e)
+		}
+		left = true
+	}
+	return out, left
+}
+
+// changes maps each name other changed from base to its entry there (nil:
+// removed).
+func changes(base, other *format.Snapshot) map[string]*format.DirEntry {
+	ch := map[string]*format.DirEntry{}
+	for i := range other.Entries {
+		e := &other.Entries[i]
+		if j, ok := base.Find(e.Name); !ok || !sameEntry(&base.Entries[j], e) {
+			ch[e.Name] = e
+		}
+	}
+	for i := range base.Entries {
+		if _, ok := other.Find(base.Entries[i].Name); !ok {
+			ch[base.Entries[i].Name] = nil
+		}
+	}
+	return ch
+}
+
+// holds reports whether snap has entry e at name (e nil: no entry).
+func holds(snap *format.Snapshot, name string, e *format.DirEntry) bool {
+	i, ok := snap.Find(name)
+	if e == nil {
+		return !ok
+	}
+	return ok && sameEntry(&snap.Entries[i], e)
 }
