@@ -66,6 +66,7 @@ func (s *Service) Apply(ctx context.Context, path string, ops []Op) (map[string]
 				e.MTime = op.MTime
 			}
 			entries[i], made[op.Name] = &e, child.Encode()
+			empty[child.ID()] = true // new: a later rmdir op of it removes it
 		case "set":
 			e, err := s.opEntry(ctx, w, op)
 			if err != nil {
@@ -76,7 +77,14 @@ func (s *Service) Apply(ctx context.Context, path string, ops []Op) (map[string]
 			return nil, fmt.Errorf("%w: op %q", ErrBadPath, op.Kind)
 		}
 	}
-	err = s.update(ctx, w, func(snap *format.Snapshot) error {
+	err = s.update(ctx, w, applyOps(ops, entries, empty))
+	return made, err
+}
+
+// applyOps is the change Apply makes: ops in order, with the entries the
+// set and mkdir ops put, and the folders (by ID) empty for rmdir ops.
+func applyOps(ops []Op, entries []*format.DirEntry, empty map[[32]byte]bool) func(*format.Snapshot) error {
+	return func(snap *format.Snapshot) error {
 		changed := false
 		for i, op := range ops {
 			if op.Kind == "remove" {
@@ -105,8 +113,7 @@ func (s *Service) Apply(ctx context.Context, path string, ops []Op) (map[string]
 			return errUnchanged
 		}
 		return nil
-	})
-	return made, err
+	}
 }
 
 // emptyFolders finds, for the rmdir ops of ops, which of the folders

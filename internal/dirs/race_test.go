@@ -364,3 +364,50 @@ func TestReplayedMergedBranchUndoesNothing(t *testing.T) {
 		t.Fatalf("a replayed branch, merged before, undid a removal: f: holds %q", got)
 	}
 }
+
+// TestApplyMkdirThenRmdir: Apply makes its ops in order: a folder a mkdir
+// op made is empty for a later rmdir op of the same Apply, which removes
+// it.
+func TestApplyMkdirThenRmdir(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	o.newFolder(t, "h")
+	if _, err := o.svc.Apply(ctx, "h:", []Op{
+		{Kind: "mkdir", Name: "d", Mode: 0o755},
+		{Kind: "rmdir", Name: "d"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, o, "h:"); got != "" {
+		t.Fatalf("after mkdir d; rmdir d in one Apply: %q, want no d", got)
+	}
+}
+
+// TestPartitionRemoveAgainstRenameRoundTrip: writers apart; one renames
+// x to y and back (its line passes through a version without x, then
+// holds x as the base had it), the other removes x. The line did not
+// change x overall, so the merge keeps the removal: a version without x is
+// no sign that the line saw the other side's removal.
+func TestPartitionRemoveAgainstRenameRoundTrip(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	c := o.newFolder(t, "f")
+	o.put(t, []byte("xx"), "f:x")
+	a, b, _, healed := partition(t, o, c)
+	if err := a.Move(ctx, "f:x", "f:y"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Move(ctx, "f:y", "f:x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Remove(ctx, "f:x", false); err != nil {
+		t.Fatal(err)
+	}
+	*healed = true
+	if _, err := a.PutFile(ctx, strings.NewReader("later"), "f:later", "", FileMeta{}, engine.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, o, "f:"); got != "later" {
+		t.Fatalf("after healing: %q, want %q (the other side's rm x lost)", got, "later")
+	}
+}

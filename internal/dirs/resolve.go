@@ -164,12 +164,15 @@ func (a *ancestry) common(ctx context.Context, s *Service, w keyring.DirWriteCap
 	return nil, [32]byte{}
 }
 
-// unseen returns base with the changes other made to it that no version
-// of the line since base (from head) holds, and whether there are any. A
-// change the line held was merged before (a merge names one parent: the
-// branch it took in stays off the line) or made there too; if the head
-// lacks it now, the line undid it since, and merging it again would bring
-// back what was removed.
+// unseen returns base with the changes other made to it that the line
+// since base (from head) has not seen, and whether there are any. A change
+// the line holds was merged before (a merge names one parent: the branch
+// it took in stays off the line) or made there too; if the head lacks it
+// now, the line undid it since, and merging it again would bring back what
+// was removed. An entry other set is seen where a version of the line has
+// it exactly; a removal only where a version holds every entry other set
+// (the merge that took it in): a version without the name says nothing
+// (the line may have renamed it away and back).
 func (a *ancestry) unseen(head, baseRoot [32]byte, base, other *format.Snapshot) (*format.Snapshot, bool) {
 	var line []*format.Snapshot
 	for root := head; root != baseRoot; {
@@ -183,10 +186,28 @@ func (a *ancestry) unseen(head, baseRoot [32]byte, base, other *format.Snapshot)
 		}
 		root = snap.Parent.Root
 	}
+	ch := changes(base, other)
+	var merges []*format.Snapshot // versions that hold every entry other set
+	for _, v := range line {
+		all, any := true, false
+		for name, e := range ch {
+			if e != nil {
+				any = true
+				all = all && holds(v, name, e)
+			}
+		}
+		if any && all {
+			merges = append(merges, v)
+		}
+	}
 	out := &format.Snapshot{Entries: slices.Clone(base.Entries)}
 	left := false
-	for name, e := range changes(base, other) {
-		if slices.ContainsFunc(line, func(v *format.Snapshot) bool { return holds(v, name, e) }) {
+	for name, e := range ch {
+		in := line
+		if e == nil {
+			in = merges
+		}
+		if slices.ContainsFunc(in, func(v *format.Snapshot) bool { return holds(v, name, e) }) {
 			continue
 		}
 		if e == nil {
