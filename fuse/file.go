@@ -246,12 +246,12 @@ func (f *fileNode) Write(ctx context.Context, _ fs.FileHandle, data []byte, off 
 	return uint32(len(data)), 0
 }
 
-// Flush (each close) starts the upload of what was written, and waits
-// while the closed files held in memory for their uploads pass
-// maxBacklog.
+// Flush (each close) starts the upload of what was written, and, if it
+// holds that in memory, waits while the closed files held in memory for
+// their uploads pass maxBacklog (a close with nothing to upload never
+// waits).
 func (f *fileNode) Flush(ctx context.Context, _ fs.FileHandle) syscall.Errno {
-	f.startUpload()
-	if f.m.backlog.wait(ctx) != nil {
+	if f.startUpload() && f.m.backlog.wait(ctx) != nil {
 		return syscall.EINTR
 	}
 	return 0

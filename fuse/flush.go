@@ -31,20 +31,23 @@ func (r lockedReader) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // startUpload uploads the staged content in the background, unless an
-// upload of it is in flight already.
-func (f *fileNode) startUpload() {
+// upload of it is in flight already. It reports whether it started one of
+// content held in memory (counted in the mount's backlog).
+func (f *fileNode) startUpload() (inMemory bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.stagedLocked() || f.uploading != nil {
-		return
+		return false
 	}
 	ch := make(chan struct{})
 	f.uploading = ch
 	size := f.stage.size
 	if size <= stageMem { // in memory until uploaded
 		f.m.backlog.add(size)
+		inMemory = true
 	}
 	go f.upload(ch, f.gen, size)
+	return inMemory
 }
 
 func (f *fileNode) upload(done chan struct{}, gen uint64, size int64) {

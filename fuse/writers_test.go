@@ -295,30 +295,10 @@ func TestClosedFilesBacklogBounded(t *testing.T) {
 			close(g.gate) // before the unmount
 		}
 	})
-	const files = maxBacklog/BatchFile + 16
-	data := randstream.Bytes(3, BatchFile)
 	var before, held runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	wrote := make(chan error, 1)
-	go func() {
-		for i := range files {
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d", i)), data, 0o644); err != nil {
-				wrote <- err
-				return
-			}
-		}
-		wrote <- nil
-	}()
-	// The writer gets to the bound and waits in a close.
-	for !blockedIn("(*backlog).wait") {
-		select {
-		case err := <-wrote:
-			t.Fatalf("%d files of 1 MiB written and closed into a store that takes none: %v", files, err)
-		default:
-			runtime.Gosched()
-		}
-	}
+	wrote := flood(t, dir)
 	runtime.GC()
 	runtime.ReadMemStats(&held)
 	if grew := int64(held.HeapAlloc) - int64(before.HeapAlloc); grew > maxBacklog+24<<20 {
@@ -332,18 +312,87 @@ func TestClosedFilesBacklogBounded(t *testing.T) {
 	if err := mt.Unmount(); err != nil {
 		t.Fatal(err)
 	}
-	for _, i := range []int{0, files - 1} {
-		if got, err := published(t, l, c, fmt.Sprintf("f%03d", i)); err != nil || got != string(data) {
+	for _, i := range []int{0, floodFiles - 1} {
+		if got, err := published(t, l, c, fmt.Sprintf("f%03d", i)); err != nil || got != string(floodData) {
 			t.Fatalf("f%03d after the store took the files: %d bytes, %v", i, len(got), err)
 		}
 	}
 }
 
+// floodFiles of floodData: closed faster than a gated store takes them,
+// they pass maxBacklog.
+const floodFiles = maxBacklog/BatchFile + 16
+
+var floodData = randstream.Bytes(3, BatchFile)
+
+// flood writes floodFiles into dir on a goroutine, and returns once a
+// close waits for the backlog; the channel gets the writer's end.
+func flood(t *testing.T, dir string) chan error {
+	t.Helper()
+	wrote := make(chan error, 1)
+	go func() {
+		for i := range floodFiles {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%03d", i)), floodData, 0o644); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
+	for !blockedIn("(*backlog).wait") {
+		select {
+		case err := <-wrote:
+			t.Fatalf("%d files of 1 MiB written and closed into a store that takes none: %v", floodFiles, err)
+		default:
+			runtime.Gosched()
+		}
+	}
+	return wrote
+}
+
+// TestReadOnlyCloseDoesNotWaitForBacklog: while closes of written files
+// wait for the backlog, a close of a file only read (nothing to upload)
+// does not.
+func TestReadOnlyCloseDoesNotWaitForBacklog(t *testing.T) {
+	needFUSE(t)
+	l := newLocal(t)
+	g := &gated{local: l, gate: make(chan struct{})}
+	_, dir, _ := mountOpts(t, l, g, Options{FlushInterval: time.Hour})
+	if err := os.WriteFile(filepath.Join(dir, "r"), []byte("read me"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wrote := flood(t, dir)
+	defer func() { // the writer ends before the unmount
+		close(g.gate)
+		if err := <-wrote; err != nil {
+			t.Error(err)
+		}
+	}()
+	read := make(chan error, 1)
+	go func() { _, err := os.ReadFile(filepath.Join(dir, "r")); read <- err }()
+	for {
+		select {
+		case err := <-read:
+			if err != nil {
+				t.Fatal(err)
+			}
+			return
+		default:
+		}
+		if waiting := strings.Count(stacks(), "(*backlog).wait"); waiting >= 2 {
+			t.Fatal("a close of a file only read waits for other files' uploads")
+		}
+		runtime.Gosched()
+	}
+}
+
 // blockedIn reports whether some goroutine's stack holds fn.
-func blockedIn(fn string) bool {
+func blockedIn(fn string) bool { return strings.Contains(stacks(), fn) }
+
+// stacks is every goroutine's stack.
+func stacks() string {
 	buf := make([]byte, 4<<20)
-	n := runtime.Stack(buf, true)
-	return strings.Contains(string(buf[:n]), fn)
+	return string(buf[:runtime.Stack(buf, true)])
 }
 
 // rewriting is a store whose batch puts, the first rounds times, write to
