@@ -59,7 +59,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags, mode uint32, o
 		e: dirs.Entry{Name: name, Kind: "file", Mode: mode & 0o7777, MTime: time.Now().UnixNano()}}
 	d.setPend(name, &pend{file: f})
 	d.m.fill(f.entry(name), &out.Attr)
-	return d.NewInode(ctx, f, fs.StableAttr{Mode: fuse.S_IFREG}), nil, 0, 0
+	return d.NewInode(ctx, f, fs.StableAttr{Mode: fuse.S_IFREG}), &handle{write: true}, 0, 0
 }
 
 // pendingFile reports whether name is a file this mount is writing.
@@ -84,11 +84,11 @@ func (d *dirNode) createExisting(ctx context.Context, name string, flags uint32,
 	if !isFile {
 		return nil, nil, 0, syscall.EISDIR
 	}
-	_, fl, eno := f.Open(ctx, flags)
+	fh, fl, eno := f.Open(ctx, flags)
 	if eno != 0 {
 		return nil, nil, 0, eno
 	}
-	return ch, nil, fl, 0
+	return ch, fh, fl, 0
 }
 
 // Mkdir makes the folder at once (its parent is published with it): the

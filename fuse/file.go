@@ -34,6 +34,7 @@ type fileNode struct {
 	opens     int    // open file descriptions: the stage stays while any is open
 	uploading chan struct{}
 	upErr     error
+	held      int64 // bytes of its in-memory stage counted in the mount's backlog (closed)
 }
 
 var (
@@ -137,12 +138,13 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 			continue
 		}
 		f.opens++
+		f.unholdLocked() // open again: its memory is an open file's
 		staged := f.stage != nil
 		f.mu.Unlock()
 		if staged {
-			return nil, 0, 0
+			return &handle{write: write}, 0, 0
 		}
-		return nil, fuse.FOPEN_KEEP_CACHE, 0
+		return &handle{write: write}, fuse.FOPEN_KEEP_CACHE, 0
 	}
 }
 
@@ -154,6 +156,7 @@ func (f *fileNode) Release(ctx context.Context, _ fs.FileHandle) syscall.Errno {
 	if f.opens <= 0 && f.stage != nil && !f.stagedLocked() && f.uploading == nil {
 		f.stage.Close()
 		f.stage, f.starts = nil, nil
+		f.unholdLocked()
 	}
 	f.mu.Unlock()
 	f.startUpload()
@@ -246,15 +249,47 @@ func (f *fileNode) Write(ctx context.Context, _ fs.FileHandle, data []byte, off 
 	return uint32(len(data)), 0
 }
 
-// Flush (each close) starts the upload of what was written, and, if it
-// holds that in memory, waits while the closed files held in memory for
-// their uploads pass maxBacklog (a close with nothing to upload never
-// waits).
-func (f *fileNode) Flush(ctx context.Context, _ fs.FileHandle) syscall.Errno {
-	if f.startUpload() && f.m.backlog.wait(ctx) != nil {
+// handle is an open file description: whether it was opened for writing.
+type handle struct{ write bool }
+
+// Flush (each close of a description opened for writing) starts the
+// upload of what was written, counts the file's stage in the mount's
+// backlog if it is in memory, and waits while the closed files held in
+// memory for their uploads pass maxBacklog. A close of a description
+// opened for reading does neither (another process may be writing the
+// file).
+func (f *fileNode) Flush(ctx context.Context, fh fs.FileHandle) syscall.Errno {
+	if h, ok := fh.(*handle); ok && !h.write {
+		return 0
+	}
+	f.startUpload()
+	if f.holdClosed() && f.m.backlog.wait(ctx) != nil {
 		return syscall.EINTR
 	}
 	return 0
+}
+
+// holdClosed counts the file's in-memory stage in the mount's backlog
+// until its upload ends, and reports whether it did.
+func (f *fileNode) holdClosed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stage == nil || f.stage.size > stageMem || !f.stagedLocked() && f.uploading == nil {
+		return false
+	}
+	f.unholdLocked()
+	f.held = f.stage.size
+	f.m.backlog.add(f.held)
+	return true
+}
+
+// unholdLocked takes the file's stage out of the backlog (dropped, or open
+// again). Called with f.mu held.
+func (f *fileNode) unholdLocked() {
+	if f.held != 0 {
+		f.m.backlog.done(f.held)
+		f.held = 0
+	}
 }
 
 // Fsync uploads the file and publishes its folder before it returns.

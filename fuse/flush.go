@@ -31,30 +31,20 @@ func (r lockedReader) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // startUpload uploads the staged content in the background, unless an
-// upload of it is in flight already. It reports whether it started one of
-// content held in memory (counted in the mount's backlog).
-func (f *fileNode) startUpload() (inMemory bool) {
+// upload of it is in flight already.
+func (f *fileNode) startUpload() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.stagedLocked() || f.uploading != nil {
-		return false
+		return
 	}
 	ch := make(chan struct{})
 	f.uploading = ch
-	size := f.stage.size
-	if size <= stageMem { // in memory until uploaded
-		f.m.backlog.add(size)
-		inMemory = true
-	}
-	go f.upload(ch, f.gen, size)
-	return inMemory
+	go f.upload(ch, f.gen, f.stage.size)
 }
 
 func (f *fileNode) upload(done chan struct{}, gen uint64, size int64) {
 	m := f.m
-	if size <= stageMem {
-		defer m.backlog.done(size)
-	}
 	ref, data, err := "", []byte(nil), error(nil)
 	switch {
 	case size <= format.MaxInline:
@@ -78,6 +68,9 @@ func (f *fileNode) upload(done chan struct{}, gen uint64, size int64) {
 	}
 	f.mu.Lock()
 	f.uploading = nil
+	// Uploaded (or failed: a store that fails must not hold closes for
+	// ever): no longer in the backlog, though still in memory while open.
+	f.unholdLocked()
 	again := false
 	switch {
 	case err != nil:

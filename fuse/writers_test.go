@@ -452,3 +452,108 @@ func TestFsyncDoesNotWaitForOtherWriters(t *testing.T) {
 		t.Fatalf("fsync of f waited for %d uploads of g, a file another process was writing", n)
 	}
 }
+
+// TestReadCloseOfFileWrittenElsewhereDoesNotWait: a process keeps a log
+// open and has written to it; while closes of written files wait for the
+// backlog (a store slower than the writers), another process reads the log
+// and closes it: that close neither waits nor uploads the other's
+// half-written content. Before, it did both.
+func TestReadCloseOfFileWrittenElsewhereDoesNotWait(t *testing.T) {
+	needFUSE(t)
+	l := newLocal(t)
+	g := &gated{local: l, gate: make(chan struct{})}
+	_, dir, _ := mountOpts(t, l, g, Options{FlushInterval: time.Hour})
+	log, err := os.OpenFile(filepath.Join(dir, "log"), os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := log.Write([]byte("a line\n")); err != nil {
+		t.Fatal(err)
+	}
+	wrote := flood(t, dir)
+	read := make(chan error, 1)
+	defer func() { // the writers end before the unmount
+		close(g.gate)
+		if err := <-wrote; err != nil {
+			t.Error(err)
+		}
+		<-read
+		log.Close()
+	}()
+	go func() { _, err := os.ReadFile(filepath.Join(dir, "log")); read <- err }()
+	for {
+		select {
+		case err := <-read:
+			read <- err
+			if err != nil {
+				t.Fatal(err)
+			}
+			return
+		default:
+		}
+		if waiting := strings.Count(stacks(), "(*backlog).wait"); waiting >= 2 {
+			t.Fatal("a close of a file only read (another process writing it) waits for other files' uploads")
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestReopenedFilesBacklogBounded: a writer writes each file in two
+// opens (write 5000 bytes, close; open again, append to 1 MiB, close: as
+// "echo header > f; cat body >> f") into a store that takes nothing. The
+// second close counts the file's 1 MiB though the first upload is still
+// in flight: past maxBacklog a close waits. Before, the backlog counted
+// the size an upload started with, and 80 such files went through.
+func TestReopenedFilesBacklogBounded(t *testing.T) {
+	needFUSE(t)
+	l := newLocal(t)
+	g := &gated{local: l, gate: make(chan struct{})}
+	_, dir, _ := mountOpts(t, l, g, Options{FlushInterval: time.Hour})
+	const files = 80
+	head := randstream.Bytes(7, 5000)
+	body := randstream.Bytes(8, BatchFile-5000)
+	var before, held runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	wrote := make(chan error, 1)
+	go func() {
+		for i := range files {
+			p := filepath.Join(dir, fmt.Sprintf("r%03d", i))
+			if err := os.WriteFile(p, head, 0o644); err != nil {
+				wrote <- err
+				return
+			}
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				wrote <- err
+				return
+			}
+			if _, err := f.Write(body); err != nil {
+				f.Close()
+				wrote <- err
+				return
+			}
+			if err := f.Close(); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
+	defer func() { // the writer ends before the unmount
+		close(g.gate)
+		<-wrote
+	}()
+	for !blockedIn("(*backlog).wait") {
+		select {
+		case err := <-wrote:
+			wrote <- err
+			runtime.GC()
+			runtime.ReadMemStats(&held)
+			t.Fatalf("%d files of 1 MiB written (each closed, reopened, appended to, closed) into a store that takes none, no close waited (%v); heap grew %d MiB (maxBacklog %d MiB)",
+				files, err, (int64(held.HeapAlloc)-int64(before.HeapAlloc))>>20, maxBacklog>>20)
+		default:
+			runtime.Gosched()
+		}
+	}
+}
