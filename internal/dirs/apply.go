@@ -46,10 +46,6 @@ func (s *Service) Apply(ctx context.Context, path string, ops []Op) (map[string]
 	w := *n.write
 	made := map[string]string{}
 	entries := make([]*format.DirEntry, len(ops))
-	empty, err := s.emptyFolders(ctx, n, ops)
-	if err != nil {
-		return nil, err
-	}
 	for i, op := range ops {
 		if err := format.CheckName(op.Name); err != nil {
 			return nil, err
@@ -66,7 +62,6 @@ func (s *Service) Apply(ctx context.Context, path string, ops []Op) (map[string]
 				e.MTime = op.MTime
 			}
 			entries[i], made[op.Name] = &e, child.Encode()
-			empty[child.ID()] = true // new: a later rmdir op of it removes it
 		case "set":
 			e, err := s.opEntry(ctx, w, op)
 			if err != nil {
@@ -76,6 +71,10 @@ func (s *Service) Apply(ctx context.Context, path string, ops []Op) (map[string]
 		default:
 			return nil, fmt.Errorf("%w: op %q", ErrBadPath, op.Kind)
 		}
+	}
+	empty, err := s.emptyFolders(ctx, n, ops, entries)
+	if err != nil {
+		return nil, err
 	}
 	err = s.update(ctx, w, applyOps(ops, entries, empty))
 	return made, err
@@ -117,26 +116,40 @@ func applyOps(ops []Op, entries []*format.DirEntry, empty map[[32]byte]bool) fun
 }
 
 // emptyFolders finds, for the rmdir ops of ops, which of the folders
-// their names hold in folder n are empty now, by folder ID.
-func (s *Service) emptyFolders(ctx context.Context, n *node, ops []Op) (map[[32]byte]bool, error) {
+// their names may hold when the op applies are empty now, by folder ID:
+// the one the name holds in folder n, and any an earlier op of ops puts
+// there (entries: each op's; a mkdir's is new, so empty).
+func (s *Service) emptyFolders(ctx context.Context, n *node, ops []Op, entries []*format.DirEntry) (map[[32]byte]bool, error) {
 	empty := map[[32]byte]bool{}
-	for _, op := range ops {
+	check := func(c keyring.DirReadCap) error {
+		v, err := s.resolve(ctx, c)
+		if err == nil && len(v.snap.Entries) == 0 {
+			empty[c.ID()] = true
+		}
+		return err
+	}
+	for k, op := range ops {
 		if op.Kind != "rmdir" {
 			continue
 		}
 		ch, err := s.walkFrom(ctx, n, []string{op.Name}, op.Name)
-		if isNotFound(err) || err == nil && !ch.isDir() {
-			continue // gone, or not a folder: the op does nothing
-		}
-		if err != nil {
+		switch {
+		case err == nil && ch.isDir():
+			if err := check(*ch.dir); err != nil {
+				return nil, err
+			}
+		case err != nil && !isNotFound(err):
 			return nil, err
 		}
-		v, err := s.resolve(ctx, *ch.dir)
-		if err != nil {
-			return nil, err
-		}
-		if len(v.snap.Entries) == 0 {
-			empty[ch.dir.ID()] = true
+		for i, e := range entries[:k] {
+			if e == nil || e.Name != op.Name || e.Kind != format.EntryDir {
+				continue
+			}
+			if ops[i].Kind == "mkdir" {
+				empty[e.Dir.ID()] = true
+			} else if err := check(e.Dir); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return empty, nil

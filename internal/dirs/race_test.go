@@ -411,3 +411,52 @@ func TestPartitionRemoveAgainstRenameRoundTrip(t *testing.T) {
 		t.Fatalf("after healing: %q, want %q (the other side's rm x lost)", got, "later")
 	}
 }
+
+// TestApplySetFolderThenRmdir: Apply makes its ops in order: a set op
+// links an empty folder as d, a later rmdir op of d finds d an empty
+// folder and removes it. (Before, emptiness was judged by the names the
+// folder held before the ops: d stayed.)
+func TestApplySetFolderThenRmdir(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	o.newFolder(t, "h")
+	empty := keyring.GenerateDirWriteCap()
+	if err := o.svc.create(ctx, empty); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.svc.Apply(ctx, "h:", []Op{
+		{Kind: "set", Name: "d", Ref: empty.Encode(), Mode: 0o755},
+		{Kind: "rmdir", Name: "d"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, o, "h:"); got != "" {
+		t.Fatalf("after set d (an empty folder); rmdir d in one Apply: h: holds %q, want no d", got)
+	}
+}
+
+// TestApplyRenameFolderThenRmdir: the same through a rename: set b to
+// the empty folder a holds, remove a, rmdir b: b goes.
+func TestApplyRenameFolderThenRmdir(t *testing.T) {
+	o := newOffline(t)
+	ctx := context.Background()
+	o.newFolder(t, "h")
+	made, err := o.svc.Apply(ctx, "h:", []Op{{Kind: "mkdir", Name: "a", Mode: 0o755}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := made["a"]
+	if got := names(t, o, "h:"); ref == "" || got != "a/" {
+		t.Fatalf("after mkdir a: %q, ref %q", got, ref)
+	}
+	if _, err := o.svc.Apply(ctx, "h:", []Op{
+		{Kind: "set", Name: "b", Ref: ref, Mode: 0o755},
+		{Kind: "remove", Name: "a"},
+		{Kind: "rmdir", Name: "b"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, o, "h:"); got != "" {
+		t.Fatalf("after set b (a's empty folder); remove a; rmdir b in one Apply: h: holds %q, want nothing", got)
+	}
+}
