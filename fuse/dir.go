@@ -39,6 +39,7 @@ type dirNode struct {
 type pend struct {
 	removed bool
 	rmdir   bool       // removed by rmdir: only if still an empty folder
+	child   *dirNode   // rmdir's folder: its own removals are published first
 	entry   dirs.Entry // an entry to set (a file by Ref or Data, a folder by Ref)
 	file    *fileNode  // a file written here: its entry once uploaded
 	tick    uint64     // the change's number: a publish clears only what it carried

@@ -226,7 +226,11 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 		}
 		return syscall.ENOTEMPTY
 	}
-	d.setPend(name, &pend{removed: true, rmdir: true})
+	p := &pend{removed: true, rmdir: true}
+	if ch := d.GetChild(name); ch != nil {
+		p.child, _ = ch.Operations().(*dirNode)
+	}
+	d.setPend(name, p)
 	return 0
 }
 

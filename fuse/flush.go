@@ -195,6 +195,7 @@ func (d *dirNode) flushThen(ctx context.Context, wait bool, then func(published 
 			}
 		}
 	}
+	d.flushRemovedChildren(ctx)
 	d.pubMu.Lock()
 	defer d.pubMu.Unlock()
 	var taken []took
@@ -256,6 +257,26 @@ func (d *dirNode) stagedFiles() []*fileNode {
 		}
 	}
 	return fs
+}
+
+// flushRemovedChildren publishes the changes made here in the folders
+// this one's pending rmdirs remove (an rm -r empties a folder, then
+// removes it): the store must see them empty when the rmdir is published.
+// Not under d.pubMu: a folder's publish never waits for another's.
+func (d *dirNode) flushRemovedChildren(ctx context.Context) {
+	d.mu.Lock()
+	var children []*dirNode
+	for _, p := range d.pend {
+		if p.rmdir && p.child != nil {
+			children = append(children, p.child)
+		}
+	}
+	d.mu.Unlock()
+	for _, c := range children {
+		if err := c.flush(ctx, false); err != nil {
+			d.m.log.Warn("fuse: publish a removed folder's changes", "err", err)
+		}
+	}
 }
 
 // removeOp is the op of removal p of name: a folder removed by rmdir goes
