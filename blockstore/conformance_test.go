@@ -193,6 +193,21 @@ func TestSecondOpenIsRefused(t *testing.T) {
 	}
 }
 
+// damageFirstPack flips a byte near the end of the store's first pack
+// (the store closed): the last record's value no longer matches its CID.
+func damageFirstPack(t *testing.T, dir string) {
+	t.Helper()
+	p := filepath.Join(dir, "packs", "00000001.pack")
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)-100] ^= 1
+	if err := os.WriteFile(p, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestCorruptPackIsRefused flips a byte of a stored value on disk: Get fails
 // with ErrHashMismatch instead of returning the bytes.
 func TestCorruptPackIsRefused(t *testing.T) {
@@ -207,15 +222,7 @@ func TestCorruptPackIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	p := filepath.Join(dir, "packs", "00000001.pack")
-	raw, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw[len(raw)-100] ^= 1
-	if err := os.WriteFile(p, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	damageFirstPack(t, dir)
 	s, err = Open(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -6,8 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -236,15 +234,7 @@ func TestRewriteOfBrokenBlockDeletedMeanwhile(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			p := filepath.Join(dir, "packs", "00000001.pack")
-			raw, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw[len(raw)-100] ^= 1
-			if err := os.WriteFile(p, raw, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			damageFirstPack(t, dir)
 			s = openT(t, dir)
 			if got := s.heldIntact(big.Cid()); got != broken {
 				t.Fatalf("the damaged block is held %v, want broken", got)
@@ -260,6 +250,7 @@ func TestRewriteOfBrokenBlockDeletedMeanwhile(t *testing.T) {
 					t.Errorf("GC meanwhile: %+v %v", st, err)
 				}
 			}
+			var err error
 			if leased {
 				l := leaseOf("b", now.Add(2*time.Hour))
 				err = s.PutLeased(ctx, []blocks.Block{big}, []Lease{l}, ByStore)

@@ -365,24 +365,6 @@ func TestReplayedMergedBranchUndoesNothing(t *testing.T) {
 	}
 }
 
-// TestApplyMkdirThenRmdir: Apply makes its ops in order: a folder a mkdir
-// op made is empty for a later rmdir op of the same Apply, which removes
-// it.
-func TestApplyMkdirThenRmdir(t *testing.T) {
-	o := newOffline(t)
-	ctx := context.Background()
-	o.newFolder(t, "h")
-	if _, err := o.svc.Apply(ctx, "h:", []Op{
-		{Kind: "mkdir", Name: "d", Mode: 0o755},
-		{Kind: "rmdir", Name: "d"},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if got := names(t, o, "h:"); got != "" {
-		t.Fatalf("after mkdir d; rmdir d in one Apply: %q, want no d", got)
-	}
-}
-
 // TestPartitionRemoveAgainstRenameRoundTrip: writers apart; one renames
 // x to y and back (its line passes through a version without x, then
 // holds x as the base had it), the other removes x. The line did not
@@ -412,51 +394,44 @@ func TestPartitionRemoveAgainstRenameRoundTrip(t *testing.T) {
 	}
 }
 
-// TestApplySetFolderThenRmdir: Apply makes its ops in order: a set op
-// links an empty folder as d, a later rmdir op of d finds d an empty
-// folder and removes it. (Before, emptiness was judged by the names the
-// folder held before the ops: d stayed.)
-func TestApplySetFolderThenRmdir(t *testing.T) {
-	o := newOffline(t)
-	ctx := context.Background()
-	o.newFolder(t, "h")
-	empty := keyring.GenerateDirWriteCap()
-	if err := o.svc.create(ctx, empty); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := o.svc.Apply(ctx, "h:", []Op{
-		{Kind: "set", Name: "d", Ref: empty.Encode(), Mode: 0o755},
-		{Kind: "rmdir", Name: "d"},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if got := names(t, o, "h:"); got != "" {
-		t.Fatalf("after set d (an empty folder); rmdir d in one Apply: h: holds %q, want no d", got)
-	}
-}
-
-// TestApplyRenameFolderThenRmdir: the same through a rename: set b to
-// the empty folder a holds, remove a, rmdir b: b goes.
-func TestApplyRenameFolderThenRmdir(t *testing.T) {
-	o := newOffline(t)
-	ctx := context.Background()
-	o.newFolder(t, "h")
-	made, err := o.svc.Apply(ctx, "h:", []Op{{Kind: "mkdir", Name: "a", Mode: 0o755}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := made["a"]
-	if got := names(t, o, "h:"); ref == "" || got != "a/" {
-		t.Fatalf("after mkdir a: %q, ref %q", got, ref)
-	}
-	if _, err := o.svc.Apply(ctx, "h:", []Op{
-		{Kind: "set", Name: "b", Ref: ref, Mode: 0o755},
-		{Kind: "remove", Name: "a"},
-		{Kind: "rmdir", Name: "b"},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if got := names(t, o, "h:"); got != "" {
-		t.Fatalf("after set b (a's empty folder); remove a; rmdir b in one Apply: h: holds %q, want nothing", got)
+// TestApplyRmdirInOrder: Apply makes its ops in order: an rmdir op finds
+// the folder an earlier op of the same Apply put at its name (made by
+// mkdir, linked by set, or moved there by a rename's set) empty, and
+// removes it. (Before, emptiness was judged by the names the folder held
+// before the ops: the folder stayed.)
+func TestApplyRmdirInOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ops  func(t *testing.T, o *offline) []Op
+	}{
+		{"mkdir", func(*testing.T, *offline) []Op {
+			return []Op{{Kind: "mkdir", Name: "d", Mode: 0o755}, {Kind: "rmdir", Name: "d"}}
+		}},
+		{"set", func(t *testing.T, o *offline) []Op {
+			empty := keyring.GenerateDirWriteCap()
+			if err := o.svc.create(context.Background(), empty); err != nil {
+				t.Fatal(err)
+			}
+			return []Op{{Kind: "set", Name: "d", Ref: empty.Encode(), Mode: 0o755}, {Kind: "rmdir", Name: "d"}}
+		}},
+		{"rename", func(t *testing.T, o *offline) []Op {
+			made, err := o.svc.Apply(context.Background(), "h:", []Op{{Kind: "mkdir", Name: "a", Mode: 0o755}})
+			if err != nil || made["a"] == "" || names(t, o, "h:") != "a/" {
+				t.Fatalf("mkdir a: %v %v", made, err)
+			}
+			return []Op{{Kind: "set", Name: "b", Ref: made["a"], Mode: 0o755}, {Kind: "remove", Name: "a"}, {Kind: "rmdir", Name: "b"}}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOffline(t)
+			o.newFolder(t, "h")
+			ops := tc.ops(t, o)
+			if _, err := o.svc.Apply(context.Background(), "h:", ops); err != nil {
+				t.Fatal(err)
+			}
+			if got := names(t, o, "h:"); got != "" {
+				t.Fatalf("after %+v in one Apply: h: holds %q, want nothing", ops, got)
+			}
+		})
 	}
 }
